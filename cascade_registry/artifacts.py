@@ -1,0 +1,466 @@
+"""The bundle schema: what training writes, safety judges, the registry records and serving loads.
+
+A bundle is a directory ``<name>-<version>/`` holding
+
+- ``model.onnx``    one graph: preprocessing + model + calibrator. Input ``input`` float32 ``[N, F]``;
+                    outputs ``label`` int64 ``[N]`` (index into ``card.classes``) and
+                    ``probabilities`` float32 ``[N, C]`` (calibrated; rows sum to 1).
+- ``card.json``     the :class:`ModelCard` (everything needed to reproduce and to consume the model).
+- ``reference.npz`` inputs with the native model's probabilities (parity) and the held-out test split
+                    (quality is recomputed by the gate, never copied from the card). Keys:
+                    ``inputs`` float32 [n, F], ``probabilities`` float64 [n, C],
+                    ``holdout_inputs`` float32 [m, F], ``holdout_labels`` int64 [m],
+                    optional ``holdout_segments`` str [m].
+- ``reliability.png`` reliability diagram(s), before vs after calibration.
+- ``gate.json``     written by ``lockgate check``: the :class:`GateReport`, bound to model.onnx's sha256.
+
+This module is stdlib + pydantic only; it is the bottom of the import graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "CARD_FILE",
+    "GATE_FILE",
+    "MODEL_FILE",
+    "NAME_PATTERN",
+    "REFERENCE_FILE",
+    "RELIABILITY_FILE",
+    "SCHEMA_VERSION",
+    "BundleError",
+    "CalibrationInfo",
+    "CalibrationMetrics",
+    "CheckResult",
+    "CostInfo",
+    "DatasetInfo",
+    "ExportInfo",
+    "FeatureSpec",
+    "GateReport",
+    "InfrastructureInfo",
+    "InputPolicy",
+    "InvalidBundleError",
+    "ModelBundle",
+    "ModelCard",
+    "ModelRef",
+    "RuntimeInfo",
+    "SearchInfo",
+    "SplitInfo",
+    "TestMetrics",
+    "TrialRecord",
+    "UpstreamRef",
+    "atomic_directory",
+    "sha256_file",
+    "write_json_atomic",
+]
+
+SCHEMA_VERSION = "1"
+MODEL_FILE = "model.onnx"
+CARD_FILE = "card.json"
+REFERENCE_FILE = "reference.npz"
+RELIABILITY_FILE = "reliability.png"
+GATE_FILE = "gate.json"
+#: model and consumer names: lowercase letters, digits, '-' and '_', starting with a letter.
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------------------- identity
+class ModelRef(_Frozen):
+    """``name:version`` — the identity of one trained model."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="model name, e.g. 'churn'")
+    version: int = Field(ge=1, description="positive integer version, chosen at training time")
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """Parse ``'name:version'``; raises ``ValueError`` with a readable message."""
+        name, sep, version = text.partition(":")
+        if not sep or not version.isdigit():
+            raise ValueError(f"expected NAME:VERSION such as 'churn:3', got {text!r}")
+        return cls(name=name, version=int(version))
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.name}-{self.version}"
+
+
+class UpstreamRef(_Frozen):
+    """A model whose output this model consumes as a feature (a cascade edge)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1, description="the upstream version this model was trained against")
+    feature: str | None = Field(None, description="the input feature fed by the upstream output")
+
+
+# --------------------------------------------------------------------------------------- data
+class FeatureSpec(_Frozen):
+    name: str
+    dtype: str = "float32"
+    min: float
+    max: float
+    mean: float
+    std: float
+
+
+class SplitInfo(_Frozen):
+    rows: int = Field(ge=0)
+    sha256: str = Field(description="sha256 over the split's rows (features + target)")
+    class_counts: dict[str, int] = Field(default_factory=dict)
+
+
+class DatasetInfo(_Frozen):
+    name: str
+    description: str
+    source: str = Field(description="'sklearn:<loader>', 'synthetic:<generator>' or a CSV path")
+    rows: int
+    n_features: int
+    sha256: str
+    target: str | None = None
+    segment: str | None = None
+    splits: dict[str, SplitInfo] = Field(
+        description="train / validation / calibration / test, disjoint by row hash"
+    )
+    splits_disjoint: bool
+    missing_values: str = Field("reject", description="how NaN/inf in features were handled")
+
+
+class InputPolicy(_Frozen):
+    """What the serving edge rejects before the model sees it (the gate checks the model for the rest)."""
+
+    reject_nonfinite: bool = Field(True, description="NaN and ±inf are refused with a 4xx")
+    max_abs_value: float = Field(
+        3.0e38, description="values with |x| above this are refused (float32 overflow)"
+    )
+    max_batch_rows: int = Field(1024, ge=1, description="largest batch one request may carry")
+    out_of_range_sigmas: float = Field(
+        6.0, description="warn when a value lies this many std beyond the observed training range"
+    )
+    accepts_float64: bool = Field(True, description="float64 input is cast to float32 at the edge")
+    accepts_integers: bool = Field(True, description="integer input is cast to float32 at the edge")
+
+
+# --------------------------------------------------------------------------------------- training
+class TrialRecord(_Frozen):
+    params: dict[str, Any]
+    score: float
+    fit_seconds: float
+
+
+class SearchInfo(_Frozen):
+    method: str = Field(description="e.g. 'random search, seeded'")
+    metric: str = Field(description="selection metric, e.g. 'f1_macro'")
+    metric_definition: str
+    selection: str = Field(description="how the winner was chosen")
+    trials: int
+    ranges: dict[str, Any] = Field(description="every hyperparameter's range or choices considered")
+    defaults: dict[str, Any]
+    best_params: dict[str, Any]
+    best_value: float
+    candidates: list[TrialRecord]
+
+
+class CalibrationMetrics(_Frozen):
+    ece: float
+    mce: float
+    brier: float
+    log_loss: float
+    bins: int
+
+
+class CalibrationInfo(_Frozen):
+    method: Literal["none", "sigmoid", "isotonic", "temperature"]
+    requested: str = Field(description="what was asked for ('auto' included)")
+    reason: str
+    holdout_rows: int
+    before: CalibrationMetrics
+    after: CalibrationMetrics
+
+
+class TestMetrics(_Frozen):
+    rows: int
+    accuracy: float
+    f1_macro: float
+    precision_macro: float
+    recall_macro: float
+    cohen_kappa: float
+    log_loss: float
+    brier: float
+    ece: float
+    mce: float
+    bins: int
+    per_class: dict[str, dict[str, float]] = Field(
+        description="class -> precision, recall, f1, accuracy (one-vs-rest), support"
+    )
+    confusion_matrix: list[list[int]]
+    slices: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="segment value -> metrics on that slice"
+    )
+
+
+class ExportInfo(_Frozen):
+    onnx_sha256: str
+    opset: dict[str, int]
+    parity_max_abs_diff: float
+    parity_rows: int
+    parity_limit: float = 1e-4
+    precision: str = Field(description="float32, or float64 inside the graph and why")
+    converter: str
+
+
+class InfrastructureInfo(_Frozen):
+    cpu_model: str
+    cores: int
+    ram_gb: float
+    os: str
+    python: str
+    libraries: dict[str, str]
+    device: str = "cpu"
+
+
+class RuntimeInfo(_Frozen):
+    total_seconds: float
+    search_seconds: float
+    per_candidate_seconds: list[float]
+    calibration_seconds: float
+    export_seconds: float
+
+
+class CostInfo(_Frozen):
+    price_per_core_hour: float
+    core_hours: float
+    estimated_cost: float
+    currency: str = "USD"
+
+
+class ModelCard(_Frozen):
+    """Everything needed to reproduce, judge and consume one model. Written as ``card.json``."""
+
+    schema_version: str = SCHEMA_VERSION
+    ref: ModelRef
+    task: Literal["binary", "multiclass"]
+    family: str
+    classes: list[str] = Field(min_length=2)
+    features: list[FeatureSpec] = Field(min_length=1)
+    input_policy: InputPolicy = InputPolicy()
+    dataset: DatasetInfo
+    hyperparameters: dict[str, Any]
+    search: SearchInfo
+    calibration: CalibrationInfo
+    metrics: TestMetrics
+    recommended_threshold: float | None = Field(
+        None, description="binary: the probability of the positive class above which to say yes"
+    )
+    export: ExportInfo
+    infrastructure: InfrastructureInfo
+    runtime: RuntimeInfo
+    cost: CostInfo
+    seed: int
+    upstream: list[UpstreamRef] = Field(default_factory=list)
+    how_to_consume: str
+    created_at: datetime
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="family-specific extras (learning curves, stacking report, shift report, ...)",
+    )
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, v: str) -> str:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"card schema_version {v!r} is not supported (expected {SCHEMA_VERSION!r})")
+        return v
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+# --------------------------------------------------------------------------------------- gate
+class CheckResult(_Frozen):
+    name: str
+    status: Literal["pass", "fail", "error", "skip"]
+    value: Any = None
+    limit: Any = None
+    message: str = ""
+    seconds: float = 0.0
+
+
+class GateReport(_Frozen):
+    """The safety gate's verdict on one bundle, bound to the sha256 of its ``model.onnx``."""
+
+    schema_version: str = SCHEMA_VERSION
+    ref: ModelRef | None = Field(None, description="None when the card itself could not be read")
+    onnx_sha256: str
+    passed: bool
+    checks: list[CheckResult]
+    policy: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    tool: str = "lockgate check"
+
+    def binds(self, onnx_sha256: str) -> bool:
+        """True when this report passed *and* was made for exactly this model file."""
+        return self.passed and self.onnx_sha256 == onnx_sha256
+
+
+# --------------------------------------------------------------------------------------- errors
+class BundleError(Exception):
+    """Base of bundle problems."""
+
+
+class InvalidBundleError(BundleError):
+    """A directory that is not a loadable bundle. ``str()`` says what is wrong and how to fix it."""
+
+    def __init__(self, path: Path | str, problem: str, fix: str = "") -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.fix = fix
+        msg = f"{self.path}: {problem}"
+        if fix:
+            msg += f" ({fix})"
+        super().__init__(msg)
+
+
+# --------------------------------------------------------------------------------------- files
+def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: Path | str, model: BaseModel | dict[str, Any]) -> None:
+    """Write JSON to a temp file beside ``path`` and rename it into place."""
+    path = Path(path)
+    text = (
+        model.model_dump_json(indent=2)
+        if isinstance(model, BaseModel)
+        else json.dumps(model, indent=2, sort_keys=True, default=str)
+    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_directory(target: Path | str, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp directory beside ``target``; on success it becomes ``target``, on error it vanishes.
+
+    Raises ``FileExistsError`` up front when ``target`` exists and ``overwrite`` is False.
+    """
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise FileExistsError(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --------------------------------------------------------------------------------------- bundle
+class ModelBundle:
+    """A validated bundle on disk. Build with :meth:`load`."""
+
+    def __init__(self, path: Path, card: ModelCard, onnx_sha256: str) -> None:
+        self.path = path
+        self.card = card
+        self.onnx_sha256 = onnx_sha256
+
+    @property
+    def ref(self) -> ModelRef:
+        return self.card.ref
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def reference_path(self) -> Path:
+        return self.path / REFERENCE_FILE
+
+    @property
+    def gate_path(self) -> Path:
+        return self.path / GATE_FILE
+
+    @classmethod
+    def read_card(cls, path: Path | str) -> ModelCard:
+        """Parse ``card.json`` of the bundle at ``path`` without touching the model file."""
+        path = Path(path)
+        card_path = path / CARD_FILE
+        if not path.is_dir():
+            raise InvalidBundleError(path, "is not a directory", "pass the bundle directory")
+        if not card_path.is_file():
+            raise InvalidBundleError(path, f"has no {CARD_FILE}", "train it with 'lockgate train'")
+        try:
+            raw = json.loads(card_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InvalidBundleError(path, f"{CARD_FILE} is not readable JSON: {e}") from None
+        try:
+            return ModelCard.model_validate(raw)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+                for err in e.errors()[:5]
+            )
+            raise InvalidBundleError(
+                path, f"{CARD_FILE} does not match the card schema: {problems}"
+            ) from None
+
+    @classmethod
+    def load(cls, path: Path | str) -> ModelBundle:
+        """Validate the card's schema and the model file's sha256; raise :class:`InvalidBundleError`."""
+        path = Path(path)
+        card = cls.read_card(path)
+        model = path / MODEL_FILE
+        if not model.is_file() or model.is_symlink():
+            raise InvalidBundleError(path, f"has no regular file {MODEL_FILE}")
+        digest = sha256_file(model)
+        if digest != card.export.onnx_sha256:
+            raise InvalidBundleError(
+                path,
+                f"{MODEL_FILE} sha256 {digest[:12]}… does not match the card's "
+                f"{card.export.onnx_sha256[:12]}…",
+                "the model file was changed after export; re-export the bundle",
+            )
+        return cls(path, card, digest)
+
+    def gate_report(self) -> GateReport | None:
+        """The gate report in the bundle, or None when there is none or it cannot be parsed."""
+        try:
+            return GateReport.model_validate_json(self.gate_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
