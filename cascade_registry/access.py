@@ -1,0 +1,155 @@
+"""The serving hot path: who may call which model, answered from an in-process cache.
+
+The cache is dropped whenever this process writes, and whenever the database's generation counter (bumped
+by every write transaction, in any process or replica) differs from the one it was built at; the counter
+is re-read at most every ``poll_seconds``. Keys are cached by a digest, never in plain text.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from cascade_registry.entities import AccessDecision
+from cascade_registry.keys import digest_for_cache, parse_key, verify_secret
+from cascade_registry.store import RegistryStore
+from cascade_registry.version_range import VersionRange
+
+__all__ = ["AccessCache"]
+
+_MAX_ENTRIES = 100_000
+
+
+class AccessCache:
+    def __init__(
+        self, store: RegistryStore, poll_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._poll = poll_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._next_poll = 0.0
+        self._decisions: dict[tuple[bytes, str, int | None], AccessDecision] = {}
+        self._keys: dict[bytes, tuple[str | None, str]] = {}
+        self._rules: dict[str, dict[str, list[VersionRange]]] = {}
+        self._released: dict[str, int] | None = None
+
+    def invalidate(self) -> None:
+        """Forget everything (called after every write made through this process)."""
+        self._decisions = {}
+        self._keys = {}
+        self._rules = {}
+        self._released = None
+        self._next_poll = 0.0
+
+    def _refresh(self, now: float) -> None:
+        with self._lock:
+            if now < self._next_poll:
+                return
+            generation = self._store.generation()
+            if generation != self._generation:
+                self.invalidate()
+                self._generation = generation
+            self._next_poll = now + self._poll
+
+    def check(self, api_key: str | None, model_name: str, version: int | None = None) -> AccessDecision:
+        now = self._clock()
+        if now >= self._next_poll:
+            self._refresh(now)
+        if not api_key:
+            return _decision(
+                False,
+                None,
+                "missing_key",
+                "no API key was sent; send the key issued to your consumer as a Bearer token",
+            )
+        digest = digest_for_cache(api_key)
+        cache_key = (digest, model_name, version)
+        found = self._decisions.get(cache_key)
+        if found is not None:
+            return found
+        decision = self._decide(api_key, digest, model_name, version)
+        if len(self._decisions) >= _MAX_ENTRIES:
+            self._decisions = {}
+        self._decisions[cache_key] = decision
+        return decision
+
+    def check_consumer(self, consumer: str, model_name: str, version: int | None = None) -> AccessDecision:
+        """The same rules for a consumer known by name (a model calling its upstream in-process)."""
+        now = self._clock()
+        if now >= self._next_poll:
+            self._refresh(now)
+        return self._declared(consumer, model_name, version)
+
+    # ------------------------------------------------------------------------------ uncached paths
+    def _identify(self, api_key: str, digest: bytes) -> tuple[str | None, str]:
+        known = self._keys.get(digest)
+        if known is not None:
+            return known
+        parsed = parse_key(api_key.strip())
+        result: tuple[str | None, str] = (None, "unknown_key")
+        if parsed is not None:
+            record = self._store.lookup_key(parsed[0])
+            if record is not None and verify_secret(parsed[1], record.salt, record.key_hash):
+                revoked = record.revoked or record.consumer_revoked
+                result = (record.consumer, "revoked_key" if revoked else "ok")
+        if len(self._keys) >= _MAX_ENTRIES:
+            self._keys = {}
+        self._keys[digest] = result
+        return result
+
+    def _decide(self, api_key: str, digest: bytes, model: str, version: int | None) -> AccessDecision:
+        consumer, status = self._identify(api_key, digest)
+        if status == "unknown_key":
+            return _decision(
+                False,
+                None,
+                "unknown_key",
+                "the API key is not one this registry issued; check it or ask for a new one",
+            )
+        if status == "revoked_key":
+            return _decision(
+                False,
+                consumer,
+                "revoked_key",
+                f"the API key of consumer {consumer!r} was revoked; ask its owner for a new one",
+            )
+        assert consumer is not None
+        return self._declared(consumer, model, version)
+
+    def _declared(self, consumer: str, model: str, version: int | None) -> AccessDecision:
+        rules = self._rules.get(consumer)
+        if rules is None:
+            rules = {}
+            for d in self._store.list_declarations(consumer=consumer):
+                rules.setdefault(d.model, []).append(VersionRange.parse(d.versions))
+            self._rules[consumer] = rules
+        ranges = rules.get(model)
+        if not ranges:
+            return _decision(
+                False,
+                consumer,
+                "undeclared",
+                f"consumer {consumer!r} has not declared model {model!r}; declare it with "
+                f"'lockgate registry declare {consumer} {model}'",
+            )
+        if version is None:
+            if self._released is None:
+                self._released = self._store.released_map()
+            version = self._released.get(model)
+        if version is None or any(r.contains(version) for r in ranges):
+            return _decision(True, consumer, "ok", f"consumer {consumer!r} declared model {model!r}")
+        allowed = " or ".join(str(r) for r in ranges)
+        return _decision(
+            False,
+            consumer,
+            "undeclared",
+            f"consumer {consumer!r} declared {model!r} for versions {allowed} only, not version "
+            f"{version}; widen the declaration with 'lockgate registry declare'",
+        )
+
+
+def _decision(allowed: bool, consumer: str | None, reason: str, message: str) -> AccessDecision:
+    return AccessDecision(allowed=allowed, consumer=consumer, reason=reason, message=message)  # type: ignore[arg-type]

@@ -1,0 +1,166 @@
+"""What the registry returns: frozen pydantic entities that know nothing of storage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascade_registry.artifacts import ModelCard, ModelRef
+
+__all__ = [
+    "LIVE_STATUSES",
+    "STATUSES",
+    "AccessDecision",
+    "AccessReason",
+    "ApiKeyInfo",
+    "AuditEntry",
+    "ConsumerInfo",
+    "ConsumerKind",
+    "DeclarationInfo",
+    "ImpactEntry",
+    "ImpactReport",
+    "ModelVersionInfo",
+    "Pin",
+    "Status",
+    "TransitionInfo",
+    "WaiverInfo",
+]
+
+Status = Literal["registered", "gated_passed", "gated_failed", "released", "superseded", "stale", "retired"]
+STATUSES: tuple[str, ...] = (
+    "registered",
+    "gated_passed",
+    "gated_failed",
+    "released",
+    "superseded",
+    "stale",
+    "retired",
+)
+#: statuses of a version that is still part of the cascade (not superseded or retired)
+LIVE_STATUSES: tuple[str, ...] = ("registered", "gated_passed", "gated_failed", "released", "stale")
+ConsumerKind = Literal["service", "model"]
+AccessReason = Literal["ok", "missing_key", "unknown_key", "revoked_key", "undeclared"]
+
+
+class _Entity(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelVersionInfo(_Entity):
+    """One registered ``name:version``."""
+
+    ref: ModelRef
+    status: Status
+    bundle_path: str
+    onnx_sha256: str
+    released_at: datetime | None
+    card: ModelCard
+    registered_at: datetime | None = None
+    registered_by: str | None = None
+    released_by: str | None = None
+    stale: bool = Field(False, description="trained on an upstream version older than the released one")
+    stale_reason: str | None = None
+
+
+class TransitionInfo(_Entity):
+    """One status change of a version: who, when, from what to what, and why."""
+
+    ref: ModelRef
+    from_status: str | None
+    to_status: str
+    actor: str
+    at: datetime
+    reason: str = ""
+
+
+class ConsumerInfo(_Entity):
+    name: str
+    kind: ConsumerKind
+    owner: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+    active_keys: int = 0
+
+
+class ApiKeyInfo(_Entity):
+    """An API key's public half: never the secret."""
+
+    key_id: str
+    consumer: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+
+
+class DeclarationInfo(_Entity):
+    """Consumer ``consumer`` may call model ``model`` (``versions`` None = any version).
+
+    ``source`` is ``manual`` (declared by a person) or ``card`` (from model ``consumer:consumer_version``'s
+    card ``upstream`` list, pinned to ``pinned_version``).
+    """
+
+    consumer: str
+    consumer_kind: ConsumerKind
+    model: str
+    versions: str | None
+    source: Literal["manual", "card"]
+    consumer_version: int | None = None
+    pinned_version: int | None = None
+    created_at: datetime
+    created_by: str
+
+
+class AccessDecision(_Entity):
+    allowed: bool
+    consumer: str | None
+    reason: AccessReason
+    message: str
+
+
+class Pin(_Entity):
+    """Consumer version ``consumer_version`` was trained against ``upstream:upstream_version``."""
+
+    upstream: str
+    upstream_version: int | None = Field(None, description="None for a manual declaration")
+    versions: str | None = Field(None, description="the declared range, for manual declarations")
+    consumer_version: int | None = None
+    source: Literal["manual", "card"]
+
+
+class ImpactEntry(_Entity):
+    consumer: str
+    kind: ConsumerKind
+    depth: int = Field(description="1 = consumes the model directly")
+    action: Literal["retrain", "revalidate"]
+    pins: list[Pin] = Field(description="its edges to upstream models inside the impacted cascade")
+    released_version: int | None = None
+    stale_versions: list[int] = Field(default_factory=list)
+
+
+class WaiverInfo(_Entity):
+    ref: ModelRef
+    reason: str
+    actor: str
+    at: datetime
+    affected: list[str]
+
+
+class ImpactReport(_Entity):
+    """Everything downstream of ``model``, in topological order (a consumer after all its upstreams)."""
+
+    model: str
+    released_version: int | None
+    entries: list[ImpactEntry]
+    waivers: list[WaiverInfo]
+
+
+class AuditEntry(_Entity):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any] = Field(default_factory=dict)

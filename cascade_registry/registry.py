@@ -1,0 +1,288 @@
+"""The registry's Python API: :class:`Registry`, a small façade that validates input, talks to a
+:class:`~cascade_registry.store.RegistryStore` and keeps the access cache honest.
+
+    reg = Registry.open(None)                       # .lockgate/registry.db, or a postgresql+psycopg:// URL
+    reg.register("out/churn-3")
+    reg.add_consumer("web", kind="service", owner="team-web"); key = reg.issue_key("web")
+    reg.declare("web", "churn"); reg.release("churn:3")
+    reg.check_access(key, "churn").allowed          # True
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from cascade_registry.access import AccessCache
+from cascade_registry.artifacts import NAME_PATTERN, InvalidBundleError, ModelBundle, ModelRef
+from cascade_registry.entities import (
+    AccessDecision,
+    ApiKeyInfo,
+    AuditEntry,
+    ConsumerInfo,
+    DeclarationInfo,
+    ImpactReport,
+    ModelVersionInfo,
+    TransitionInfo,
+    WaiverInfo,
+)
+from cascade_registry.errors import BundleRejectedError, GateError, InvalidInputError
+from cascade_registry.keys import generate_key
+from cascade_registry.sql_graph import CascadeRows
+from cascade_registry.sql_store import SqlRegistryStore
+from cascade_registry.store import RegistryStore
+from cascade_registry.version_range import VersionRange
+
+__all__ = ["Registry"]
+
+_NAME = re.compile(NAME_PATTERN)
+_KINDS = ("service", "model")
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InvalidInputError(
+            f"{what} name {value!r} is malformed",
+            "use lowercase letters, digits, '-' and '_', starting with a letter (at most 63 characters)",
+        )
+    return value
+
+
+def _ref(value: str | ModelRef) -> ModelRef:
+    if isinstance(value, ModelRef):
+        return value
+    try:
+        return ModelRef.parse(str(value))
+    except ValueError as e:
+        first = str(e).splitlines()[0] if "\n" in str(e) else str(e)
+        raise InvalidInputError(f"{value!r} is not a valid NAME:VERSION ({first})", "e.g. churn:3") from None
+
+
+def _text(value: Any, what: str, limit: int = 128) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{what} must be a non-empty text", f"give a {what}")
+    value = value.strip()
+    if len(value) > limit or any(ord(ch) < 32 for ch in value):
+        raise InvalidInputError(f"{what} must be one line of at most {limit} characters")
+    return value
+
+
+class Registry:
+    """Versions, consumers, keys, declarations and cascade rules. Build with :meth:`open`."""
+
+    def __init__(self, store: RegistryStore, poll_seconds: float = 1.0) -> None:
+        self.store = store
+        self._access = AccessCache(store, poll_seconds=poll_seconds)
+
+    @classmethod
+    def open(cls, url: str | None = None, poll_seconds: float = 1.0) -> Registry:
+        """Open (creating and migrating as needed) the registry at ``url``.
+
+        ``None`` -> the SQLite file ``.lockgate/registry.db``; a path or ``sqlite:///PATH``; or
+        ``postgresql+psycopg://USER@HOST:PORT/DB``. Raises :class:`RegistryUnavailableError`.
+        """
+        return cls(SqlRegistryStore.open(url), poll_seconds=poll_seconds)
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self.store.display_url
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _changed(self, result: Any) -> Any:
+        self._access.invalidate()
+        return result
+
+    # ------------------------------------------------------------------------------ versions
+    def register(self, bundle_dir: str | Path, actor: str = "cli") -> ModelVersionInfo:
+        """Validate the bundle with :meth:`ModelBundle.load` and record it (status registered or gated_*)."""
+        actor = _text(actor, "actor")
+        try:
+            bundle = ModelBundle.load(Path(bundle_dir).resolve())
+        except InvalidBundleError as e:
+            raise BundleRejectedError(f"cannot register {bundle_dir}: {e.problem}", e.fix) from None
+        return self._changed(self.store.register_version(bundle, actor))
+
+    def get(self, ref: str | ModelRef) -> ModelVersionInfo:
+        return self.store.get_version(_ref(ref))
+
+    def versions(self, name: str | None = None) -> list[ModelVersionInfo]:
+        """Every version of ``name`` (every registered version when None), oldest first."""
+        return self.store.list_versions(None if name is None else _name(name, "model"))
+
+    def released(self) -> list[ModelVersionInfo]:
+        """The currently released version of each model."""
+        return self.store.released_versions()
+
+    def transitions(self, ref: str | ModelRef) -> list[TransitionInfo]:
+        return self.store.transitions(_ref(ref))
+
+    def _gated_bundle(self, info: ModelVersionInfo) -> tuple[ModelBundle, Any]:
+        try:
+            bundle = ModelBundle.load(info.bundle_path)
+        except InvalidBundleError as e:
+            raise GateError(f"{info.ref}'s bundle is no longer loadable: {e.problem}", e.fix) from None
+        if bundle.onnx_sha256 != info.onnx_sha256:
+            raise GateError(
+                f"{info.ref}'s model.onnx changed since it was registered",
+                "register the new file as a new version",
+            )
+        report = bundle.gate_report()
+        if report is None:
+            raise GateError(
+                f"{info.ref} has no readable gate report ({bundle.gate_path})",
+                f"run 'lockgate check {bundle.path}' first",
+            )
+        if report.ref is not None and report.ref != info.ref:
+            raise GateError(
+                f"the gate report in {bundle.path} is for {report.ref}, not {info.ref}",
+                f"run 'lockgate check {bundle.path}' again",
+            )
+        if report.onnx_sha256 != info.onnx_sha256:
+            raise GateError(
+                f"the gate report in {bundle.path} was made for another model file "
+                f"(sha256 {report.onnx_sha256[:12]}…)",
+                f"run 'lockgate check {bundle.path}' again",
+            )
+        return bundle, report
+
+    def record_gate(self, ref: str | ModelRef, actor: str = "cli") -> ModelVersionInfo:
+        """Read ``gate.json`` of the bundle and move the version to gated_passed or gated_failed."""
+        actor = _text(actor, "actor")
+        info = self.get(ref)
+        _, report = self._gated_bundle(info)
+        return self._changed(self.store.record_gate(info.ref, report.passed, report.onnx_sha256, actor))
+
+    def release(self, ref: str | ModelRef, waiver: str | None = None, actor: str = "cli") -> ModelVersionInfo:
+        """Release a version: refused without a passing gate report bound to its sha256, and while a released
+        downstream model would consume it untested (unless ``waiver`` gives the reason, which is recorded).
+        Downstream versions trained on an older version become stale; the previous release is superseded."""
+        actor = _text(actor, "actor")
+        if waiver is not None:
+            waiver = _text(waiver, "waiver reason", limit=500)
+        info = self.get(ref)
+        _, report = self._gated_bundle(info)
+        if not report.passed:
+            failed = [c.name for c in report.checks if c.status in ("fail", "error")]
+            raise GateError(
+                f"refused: {info.ref} failed the safety gate ({', '.join(failed) or 'no checks'})",
+                "fix the model, re-export and re-run 'lockgate check'",
+            )
+        return self._changed(self.store.release_version(info.ref, report.onnx_sha256, waiver, actor))
+
+    def retire(self, ref: str | ModelRef, reason: str, actor: str = "cli") -> ModelVersionInfo:
+        return self._changed(
+            self.store.retire_version(_ref(ref), _text(actor, "actor"), _text(reason, "reason", 500))
+        )
+
+    # ------------------------------------------------------------------------------ consumers and keys
+    def add_consumer(
+        self, name: str, kind: str = "service", owner: str | None = None, actor: str = "cli"
+    ) -> ConsumerInfo:
+        """A service (an API caller) or a model; ``owner`` defaults to ``actor``."""
+        if kind not in _KINDS:
+            raise InvalidInputError(f"consumer kind {kind!r} is unknown", "use 'service' or 'model'")
+        actor = _text(actor, "actor")
+        owner = _text(owner if owner is not None else actor, "owner")
+        return self._changed(self.store.add_consumer(_name(name, "consumer"), kind, owner, actor))
+
+    def consumers(self) -> list[ConsumerInfo]:
+        return self.store.list_consumers()
+
+    def consumer(self, name: str) -> ConsumerInfo:
+        return self.store.get_consumer(_name(name, "consumer"))
+
+    def revoke_consumer(self, name: str, actor: str = "cli") -> ConsumerInfo:
+        return self._changed(self.store.revoke_consumer(_name(name, "consumer"), _text(actor, "actor")))
+
+    def issue_key(self, consumer: str, actor: str = "cli") -> str:
+        """A new API key for ``consumer``; the plain text is returned once and never stored."""
+        key = generate_key()
+        self._changed(
+            self.store.add_key(_name(consumer, "consumer"), key, _text(actor, "actor"), rotate=False)
+        )
+        return key.plaintext
+
+    def rotate_key(self, consumer: str, actor: str = "cli") -> str:
+        """Revoke the consumer's active keys and issue a new one (one transaction)."""
+        key = generate_key()
+        self._changed(
+            self.store.add_key(_name(consumer, "consumer"), key, _text(actor, "actor"), rotate=True)
+        )
+        return key.plaintext
+
+    def revoke_key(self, consumer: str, key_id: str | None = None, actor: str = "cli") -> list[str]:
+        """Revoke one key (by its id) or all active keys of ``consumer``; returns the revoked key ids."""
+        return self._changed(
+            self.store.revoke_keys(_name(consumer, "consumer"), _text(actor, "actor"), key_id)
+        )
+
+    def keys(self, consumer: str) -> list[ApiKeyInfo]:
+        return self.store.list_keys(_name(consumer, "consumer"))
+
+    # ------------------------------------------------------------------------------ declarations
+    def declare(
+        self, consumer: str, model_name: str, versions: str | None = None, actor: str = "cli"
+    ) -> DeclarationInfo:
+        """Consumer may call ``model_name`` (``versions`` e.g. '>=2,<5'; None = any). Refuses cycles."""
+        normalized = VersionRange.normalize(versions)
+        return self._changed(
+            self.store.declare(
+                _name(consumer, "consumer"), _name(model_name, "model"), normalized, _text(actor, "actor")
+            )
+        )
+
+    def undeclare(self, consumer: str, model_name: str, actor: str = "cli") -> None:
+        self._changed(
+            self.store.undeclare(
+                _name(consumer, "consumer"), _name(model_name, "model"), _text(actor, "actor")
+            )
+        )
+
+    def declarations(
+        self, consumer: str | None = None, model_name: str | None = None
+    ) -> list[DeclarationInfo]:
+        return self.store.list_declarations(
+            None if consumer is None else _name(consumer, "consumer"),
+            None if model_name is None else _name(model_name, "model"),
+        )
+
+    # ------------------------------------------------------------------------------ hot path
+    def check_access(
+        self, api_key: str | None, model_name: str, version: int | None = None
+    ) -> AccessDecision:
+        """May the holder of ``api_key`` call ``model_name`` (``version``; None = the released one)?
+
+        Answered from an in-process cache, refreshed within ``poll_seconds`` of any change anywhere."""
+        return self._access.check(api_key, model_name, version)
+
+    def check_consumer(self, consumer: str, model_name: str, version: int | None = None) -> AccessDecision:
+        return self._access.check_consumer(consumer, model_name, version)
+
+    def generation(self) -> int:
+        """A counter bumped by every write (in any process); cheap to poll for cache refreshes."""
+        return self.store.generation()
+
+    # ------------------------------------------------------------------------------ cascade and log
+    def impact(self, name: str) -> ImpactReport:
+        return self.store.impact(_name(name, "model"))
+
+    def waivers(self, name: str | None = None) -> list[WaiverInfo]:
+        return self.store.waivers(None if name is None else _name(name, "model"))
+
+    def cascade(self) -> CascadeRows:
+        return self.store.cascade()
+
+    def audit(self, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]:
+        if limit is not None and limit < 1:
+            raise InvalidInputError(f"limit must be positive, got {limit}")
+        return self.store.audit(subject, limit)

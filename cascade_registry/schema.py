@@ -1,0 +1,144 @@
+"""The registry's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create and evolve them;
+this module is the code's view of the current revision."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "api_keys",
+    "audit_log",
+    "consumers",
+    "declarations",
+    "metadata",
+    "model_versions",
+    "registry_state",
+    "transitions",
+    "waivers",
+]
+
+metadata = MetaData()
+
+
+def _ts(name: str, nullable: bool = False) -> Column:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+#: one row (id=1); ``generation`` is bumped first thing in every write transaction, which also
+#: serializes writers and lets readers in other processes notice changes cheaply.
+registry_state = Table(
+    "registry_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("bundle_path", Text, nullable=False),
+    Column("onnx_sha256", String(64), nullable=False, unique=True),
+    Column("card_json", Text, nullable=False),
+    _ts("registered_at"),
+    Column("registered_by", String(128), nullable=False),
+    _ts("released_at", nullable=True),
+    Column("released_by", String(128), nullable=True),
+    _ts("status_at"),
+    Column("status_by", String(128), nullable=False),
+    Column("stale", Boolean, nullable=False, default=False),
+    Column("stale_reason", Text, nullable=True),
+    UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
+)
+
+transitions = Table(
+    "transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("actor", String(128), nullable=False),
+    _ts("at"),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+consumers = Table(
+    "consumers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("owner", String(128), nullable=False),
+    _ts("created_at"),
+    Column("created_by", String(128), nullable=False),
+    _ts("revoked_at", nullable=True),
+    Column("revoked_by", String(128), nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("consumer_id", Integer, ForeignKey("consumers.id"), nullable=False, index=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("salt", String(64), nullable=False),
+    Column("key_hash", String(128), nullable=False),
+    _ts("created_at"),
+    Column("created_by", String(128), nullable=False),
+    _ts("revoked_at", nullable=True),
+    Column("revoked_by", String(128), nullable=True),
+)
+
+declarations = Table(
+    "declarations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("consumer_id", Integer, ForeignKey("consumers.id"), nullable=False, index=True),
+    Column("model_name", String(64), nullable=False, index=True),
+    Column("versions", String(128), nullable=True),
+    Column("source", String(8), nullable=False),
+    Column("consumer_version", Integer, nullable=False, default=0),
+    Column("pinned_version", Integer, nullable=True),
+    _ts("created_at"),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("consumer_id", "model_name", "consumer_version", name="uq_declarations"),
+)
+
+waivers = Table(
+    "waivers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    _ts("at"),
+    Column("affected", Text, nullable=False),
+)
+
+#: append-only: the migration installs triggers refusing UPDATE and DELETE.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _ts("at"),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("subject", String(160), nullable=False),
+    Column("details", Text, nullable=False),
+)

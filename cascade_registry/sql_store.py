@@ -1,0 +1,143 @@
+"""The SQLAlchemy implementation of :class:`~cascade_registry.store.RegistryStore` (SQLite or PostgreSQL).
+
+Each public method is one transaction (see :class:`~cascade_registry.engine.Database`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from cascade_registry.artifacts import ModelRef
+from cascade_registry.cascade import downstream_layers
+from cascade_registry.engine import Database
+from cascade_registry.entities import (
+    AuditEntry,
+    ImpactEntry,
+    ImpactReport,
+    Pin,
+    WaiverInfo,
+)
+from cascade_registry.errors import NotFoundError
+from cascade_registry.records import as_utc, audit_from_row
+from cascade_registry.schema import audit_log, model_versions, waivers
+from cascade_registry.sql_consumers import ConsumerOps
+from cascade_registry.sql_graph import CascadeRows, load_cascade
+from cascade_registry.sql_versions import VersionOps
+
+__all__ = ["SqlRegistryStore"]
+
+
+class SqlRegistryStore(VersionOps, ConsumerOps):
+    """Registry storage on one SQLAlchemy engine."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, url: str | None) -> SqlRegistryStore:
+        return cls(Database.connect(url))
+
+    @property
+    def display_url(self) -> str:
+        return self.db.display_url
+
+    def close(self) -> None:
+        self.db.close()
+
+    def generation(self) -> int:
+        return self.db.generation()
+
+    def released_map(self) -> dict[str, int]:
+        q = select(model_versions.c.name, model_versions.c.version).where(
+            model_versions.c.status == "released"
+        )
+        return dict(self.db.read(lambda c: c.execute(q).all()))
+
+    def cascade(self) -> CascadeRows:
+        return self.db.read(load_cascade)
+
+    # ------------------------------------------------------------------------------ impact
+    def impact(self, name: str) -> ImpactReport:
+        def op(conn: Connection) -> ImpactReport:
+            cascade = load_cascade(conn)
+            if not any(n == name for n, _ in cascade.status):
+                raise NotFoundError(f"no model named {name!r} is registered", "see 'lockgate registry list'")
+            return _impact_report(name, cascade, _waivers(conn, name))
+
+        return self.db.read(op)
+
+    def waivers(self, name: str | None = None) -> list[WaiverInfo]:
+        return self.db.read(lambda c: _waivers(c, name))
+
+    # ------------------------------------------------------------------------------ audit
+    def audit(self, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]:
+        q = select(audit_log).order_by(audit_log.c.id)
+        if subject is not None:
+            q = q.where(
+                (audit_log.c.subject == subject)
+                | audit_log.c.subject.like(f"{subject}:%")
+                | audit_log.c.subject.like(f"{subject}->%")
+                | audit_log.c.subject.like(f"%->{subject}")
+            )
+        if limit is not None:
+            q = q.order_by(None).order_by(audit_log.c.id.desc()).limit(limit)
+        rows = self.db.read(lambda c: list(c.execute(q)))
+        entries = [audit_from_row(r) for r in rows]
+        return sorted(entries, key=lambda e: e.id)
+
+
+def _waivers(conn: Connection, name: str | None) -> list[WaiverInfo]:
+    q = (
+        select(model_versions.c.name, model_versions.c.version, waivers)
+        .join(model_versions, model_versions.c.id == waivers.c.version_id)
+        .order_by(waivers.c.id)
+    )
+    if name is not None:
+        q = q.where(model_versions.c.name == name)
+    return [
+        WaiverInfo(
+            ref=ModelRef(name=r.name, version=r.version),
+            reason=r.reason,
+            actor=r.actor,
+            at=as_utc(r.at),
+            affected=[a for a in r.affected.split(",") if a],
+        )
+        for r in conn.execute(q)
+    ]
+
+
+def _impact_report(name: str, cascade: CascadeRows, waived: list[WaiverInfo]) -> ImpactReport:
+    layers = downstream_layers(cascade.edges, name)
+    inside = {name, *(n for n, _ in layers)}
+    pins: dict[str, list[Pin]] = {}
+    for consumer, cver, upstream, uver in cascade.pins:
+        if upstream in inside and consumer in inside:
+            pins.setdefault(consumer, []).append(
+                Pin(upstream=upstream, upstream_version=uver, consumer_version=cver, source="card")
+            )
+    for consumer, model, versions in cascade.declared:
+        if model in inside and consumer in inside:
+            pins.setdefault(consumer, []).append(Pin(upstream=model, versions=versions, source="manual"))
+    released: dict[str, int] = {}
+    stale: dict[str, list[int]] = {}
+    for (n, v), (status, is_stale) in cascade.status.items():
+        if status == "released":
+            released[n] = v
+        if is_stale and status in ("registered", "gated_passed", "gated_failed", "released", "stale"):
+            stale.setdefault(n, []).append(v)
+    entries = []
+    for consumer, depth in layers:
+        mine = sorted(pins.get(consumer, []), key=lambda p: (p.upstream, p.consumer_version or 0, p.source))
+        kind = cascade.kinds.get(consumer, "model")
+        trained = kind == "model" and any(p.source == "card" for p in mine)
+        entries.append(
+            ImpactEntry(
+                consumer=consumer,
+                kind=kind,
+                depth=depth,
+                action="retrain" if trained else "revalidate",
+                pins=mine,
+                released_version=released.get(consumer),
+                stale_versions=sorted(stale.get(consumer, [])),
+            )
+        )
+    return ImpactReport(model=name, released_version=released.get(name), entries=entries, waivers=waived)

@@ -1,0 +1,343 @@
+"""Model versions in SQL: register, gate, release (with the cascade rules), retire, read."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from cascade_registry.artifacts import ModelBundle, ModelRef
+from cascade_registry.cascade import find_cycle, stale_closure
+from cascade_registry.engine import Database
+from cascade_registry.entities import ModelVersionInfo, TransitionInfo
+from cascade_registry.errors import (
+    CascadeBlockedError,
+    ConflictError,
+    CycleError,
+    GateError,
+    NotFoundError,
+)
+from cascade_registry.records import append_audit, as_utc, now, set_status, version_from_row
+from cascade_registry.schema import consumers, declarations, model_versions, transitions, waivers
+from cascade_registry.sql_graph import load_cascade
+
+__all__ = ["VersionOps"]
+
+mv = model_versions
+_GATEABLE = ("registered", "gated_passed", "gated_failed", "stale")
+
+
+def _version_row(conn: Connection, ref: ModelRef) -> Row:
+    row = conn.execute(select(mv).where(mv.c.name == ref.name, mv.c.version == ref.version)).first()
+    if row is not None:
+        return row
+    known = conn.execute(select(mv.c.version).where(mv.c.name == ref.name).order_by(mv.c.version)).scalars()
+    versions = ", ".join(str(v) for v in known)
+    if versions:
+        raise NotFoundError(f"model {ref.name} has no version {ref.version}", f"known versions: {versions}")
+    raise NotFoundError(f"no model named {ref.name!r} is registered", "see 'lockgate registry list'")
+
+
+class VersionOps:
+    """Mixed into :class:`~cascade_registry.sql_store.SqlRegistryStore`."""
+
+    db: Database
+
+    # ------------------------------------------------------------------------------ reads
+    def get_version(self, ref: ModelRef) -> ModelVersionInfo:
+        return self.db.read(lambda c: version_from_row(_version_row(c, ref)))
+
+    def list_versions(self, name: str | None = None) -> list[ModelVersionInfo]:
+        query = select(mv).order_by(mv.c.name, mv.c.version)
+        if name is not None:
+            query = query.where(mv.c.name == name)
+        rows = self.db.read(lambda c: list(c.execute(query)))
+        if name is not None and not rows:
+            raise NotFoundError(f"no model named {name!r} is registered", "see 'lockgate registry list'")
+        return [version_from_row(r) for r in rows]
+
+    def released_versions(self) -> list[ModelVersionInfo]:
+        query = select(mv).where(mv.c.status == "released").order_by(mv.c.name)
+        return [version_from_row(r) for r in self.db.read(lambda c: list(c.execute(query)))]
+
+    def transitions(self, ref: ModelRef) -> list[TransitionInfo]:
+        def op(conn: Connection) -> list[TransitionInfo]:
+            vid = _version_row(conn, ref).id
+            q = select(transitions).where(transitions.c.version_id == vid).order_by(transitions.c.id)
+            return [
+                TransitionInfo(
+                    ref=ref,
+                    from_status=r.from_status,
+                    to_status=r.to_status,
+                    actor=r.actor,
+                    at=as_utc(r.at),
+                    reason=r.reason,
+                )
+                for r in conn.execute(q)
+            ]
+
+        return self.db.read(op)
+
+    # ------------------------------------------------------------------------------ register
+    def register_version(self, bundle: ModelBundle, actor: str) -> ModelVersionInfo:
+        card, sha, ref = bundle.card, bundle.onnx_sha256, bundle.ref
+        report = bundle.gate_report()
+        gate_status = None
+        if report is not None and report.ref == ref and report.onnx_sha256 == sha:
+            gate_status = "gated_passed" if report.passed else "gated_failed"
+
+        def op(conn: Connection) -> ModelVersionInfo:
+            clash = conn.execute(select(mv.c.name, mv.c.version).where(mv.c.onnx_sha256 == sha)).first()
+            if clash is not None:
+                raise ConflictError(
+                    f"model.onnx sha256 {sha[:12]}… is already registered as {clash.name}:{clash.version}",
+                    "a bundle is registered once; train a new version to register a new model",
+                )
+            if conn.execute(
+                select(mv.c.id).where(mv.c.name == ref.name, mv.c.version == ref.version)
+            ).first():
+                raise ConflictError(
+                    f"{ref} is already registered", "train it again with a new version number"
+                )
+            service = conn.execute(
+                select(consumers.c.kind).where(consumers.c.name == ref.name, consumers.c.kind == "service")
+            ).first()
+            if service is not None:
+                raise ConflictError(
+                    f"{ref.name!r} is already the name of a service consumer",
+                    "model names and service names share one namespace; rename the model",
+                )
+            stale_reason = self._check_upstreams(conn, bundle)
+            at = now()
+            vid = conn.execute(
+                insert(mv).values(
+                    name=ref.name,
+                    version=ref.version,
+                    status="registered",
+                    bundle_path=str(bundle.path),
+                    onnx_sha256=sha,
+                    card_json=card.model_dump_json(),
+                    registered_at=at,
+                    registered_by=actor,
+                    status_at=at,
+                    status_by=actor,
+                    stale=stale_reason is not None,
+                    stale_reason=stale_reason,
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                insert(transitions).values(
+                    version_id=vid,
+                    from_status=None,
+                    to_status="registered",
+                    actor=actor,
+                    at=at,
+                    reason=f"bundle {bundle.path}",
+                )
+            )
+            if stale_reason is not None:
+                set_status(conn, vid, "registered", "stale", actor, stale_reason)
+            elif gate_status is not None:
+                set_status(conn, vid, "registered", gate_status, actor, "gate.json in the bundle")
+            if card.upstream:
+                cid = self._model_consumer(conn, ref.name, actor)
+                for up in card.upstream:
+                    conn.execute(
+                        insert(declarations).values(
+                            consumer_id=cid,
+                            model_name=up.name,
+                            versions=f"=={up.version}",
+                            source="card",
+                            consumer_version=ref.version,
+                            pinned_version=up.version,
+                            created_at=at,
+                            created_by=actor,
+                        )
+                    )
+            append_audit(
+                conn,
+                actor,
+                "register",
+                str(ref),
+                {
+                    "sha256": sha,
+                    "bundle": str(bundle.path),
+                    "gate": gate_status,
+                    "upstream": [f"{u.name}:{u.version}" for u in card.upstream],
+                    "stale": stale_reason,
+                },
+            )
+            return version_from_row(conn.execute(select(mv).where(mv.c.id == vid)).one())
+
+        return self.db.write(op)
+
+    @staticmethod
+    def _check_upstreams(conn: Connection, bundle: ModelBundle) -> str | None:
+        """Refuse unknown upstreams and cycles; return why the new version is stale on arrival, if it is."""
+        ref, stale = bundle.ref, None
+        if not bundle.card.upstream:
+            return None
+        cascade = load_cascade(conn)
+        for up in bundle.card.upstream:
+            state = cascade.status.get((up.name, up.version))
+            if state is None:
+                raise NotFoundError(
+                    f"{ref}'s card names upstream {up.name}:{up.version}, which is not registered",
+                    "register the upstream bundle first",
+                )
+            cycle = find_cycle(cascade.edges, up.name, ref.name)
+            if cycle is not None:
+                raise CycleError(cycle)
+            cascade.edges[up.name].add(ref.name)
+            released = [v for (n, v), (s, _) in cascade.status.items() if n == up.name and s == "released"]
+            if state[1]:
+                stale = f"trained on {up.name}:{up.version}, which is stale"
+            elif released and released[0] > up.version:
+                stale = f"trained on {up.name}:{up.version}; {up.name}:{released[0]} is released"
+        return stale
+
+    @staticmethod
+    def _model_consumer(conn: Connection, name: str, actor: str) -> int:
+        row = conn.execute(select(consumers).where(consumers.c.name == name)).first()
+        if row is None:
+            append_audit(conn, actor, "consumer.add", name, {"kind": "model", "owner": actor, "auto": True})
+            return conn.execute(
+                insert(consumers).values(
+                    name=name, kind="model", owner=actor, created_at=now(), created_by=actor
+                )
+            ).inserted_primary_key[0]
+        if row.revoked_at is not None:
+            raise ConflictError(f"consumer {name!r} was revoked", "register the model under a new name")
+        return row.id
+
+    # ------------------------------------------------------------------------------ gate, retire
+    def record_gate(self, ref: ModelRef, passed: bool, gate_sha256: str, actor: str) -> ModelVersionInfo:
+        def op(conn: Connection) -> ModelVersionInfo:
+            row = _version_row(conn, ref)
+            if row.onnx_sha256 != gate_sha256:
+                raise GateError(
+                    f"the gate report is for sha256 {gate_sha256[:12]}…, not {ref}'s {row.onnx_sha256[:12]}…",
+                    f"run 'lockgate check {row.bundle_path}'",
+                )
+            if row.status not in _GATEABLE:
+                raise ConflictError(f"{ref} is {row.status}; only versions not yet released can be gated")
+            target = "gated_passed" if passed else "gated_failed"
+            if row.status != target and not (row.status == "stale" and passed):
+                set_status(conn, row.id, row.status, target, actor, "gate report recorded")
+            append_audit(conn, actor, "gate", str(ref), {"passed": passed, "sha256": gate_sha256})
+            return version_from_row(conn.execute(select(mv).where(mv.c.id == row.id)).one())
+
+        return self.db.write(op)
+
+    def retire_version(self, ref: ModelRef, actor: str, reason: str) -> ModelVersionInfo:
+        def op(conn: Connection) -> ModelVersionInfo:
+            row = _version_row(conn, ref)
+            if row.status == "retired":
+                raise ConflictError(f"{ref} is already retired")
+            set_status(conn, row.id, row.status, "retired", actor, reason)
+            append_audit(conn, actor, "retire", str(ref), {"from": row.status, "reason": reason})
+            return version_from_row(conn.execute(select(mv).where(mv.c.id == row.id)).one())
+
+        return self.db.write(op)
+
+    # ------------------------------------------------------------------------------ release
+    def release_version(
+        self, ref: ModelRef, gate_sha256: str, waiver: str | None, actor: str
+    ) -> ModelVersionInfo:
+        def op(conn: Connection) -> ModelVersionInfo:
+            row = _version_row(conn, ref)
+            if row.onnx_sha256 != gate_sha256:
+                raise GateError(
+                    f"the passing gate report is for sha256 {gate_sha256[:12]}…, but {ref} was registered "
+                    f"with {row.onnx_sha256[:12]}…",
+                    f"run 'lockgate check {row.bundle_path}' again",
+                )
+            if row.status in ("released", "retired"):
+                raise ConflictError(f"{ref} is already {row.status}")
+            cascade = load_cascade(conn)
+            blocking = sorted(
+                f"{c}:{cv} (trained on {ref.name}:{u})"
+                for c, cv, up, u in cascade.pins
+                if up == ref.name and u != ref.version and cascade.status[(c, cv)][0] == "released"
+            )
+            if row.stale and not waiver:
+                raise CascadeBlockedError(
+                    f"refused: {ref} is stale ({row.stale_reason})",
+                    "retrain it against the released upstream, or pass --waive REASON",
+                    [str(ref)],
+                )
+            if blocking and not waiver:
+                ready = sorted(
+                    {
+                        f"{c}:{cv}"
+                        for c, cv, up, u in cascade.pins
+                        if up == ref.name and u == ref.version and cascade.status[(c, cv)][0] != "released"
+                    }
+                )
+                fix = (
+                    f"release {', '.join(ready)} (trained on {ref}) first"
+                    if ready
+                    else f"retrain them against {ref} and release those first"
+                )
+                raise CascadeBlockedError(
+                    f"refused: releasing {ref} would leave released {', '.join(blocking)} consuming its "
+                    "outputs untested",
+                    f"{fix}, or pass --waive REASON",
+                    blocking,
+                )
+            stale = stale_closure(cascade.pins, ref.name, ref.version)
+            for (name, version), reason in stale.items():
+                self._mark_stale(conn, ModelRef(name=name, version=version), reason, actor)
+            for prev in conn.execute(
+                select(mv.c.id, mv.c.version).where(mv.c.name == ref.name, mv.c.status == "released")
+            ).all():
+                set_status(conn, prev.id, "released", "superseded", actor, f"{ref} released")
+                append_audit(conn, actor, "supersede", f"{ref.name}:{prev.version}", {"by": str(ref)})
+            status = row.status
+            if status in ("registered", "gated_failed"):
+                set_status(conn, row.id, status, "gated_passed", actor, "passing gate report bound to sha256")
+                status = "gated_passed"
+            set_status(
+                conn,
+                row.id,
+                status,
+                "released",
+                actor,
+                f"waiver: {waiver}" if waiver else "",
+                released_at=now(),
+                released_by=actor,
+            )
+            affected = blocking + sorted(f"{n}:{v}" for n, v in stale if f"{n}:{v}" not in blocking)
+            if waiver:
+                conn.execute(
+                    insert(waivers).values(
+                        version_id=row.id,
+                        reason=waiver,
+                        actor=actor,
+                        at=now(),
+                        affected=",".join(affected) if affected else "",
+                    )
+                )
+            append_audit(
+                conn,
+                actor,
+                "release",
+                str(ref),
+                {
+                    "sha256": row.onnx_sha256,
+                    "waiver": waiver,
+                    "blocking": blocking,
+                    "stale": sorted(f"{n}:{v}" for n, v in stale),
+                },
+            )
+            return version_from_row(conn.execute(select(mv).where(mv.c.id == row.id)).one())
+
+        return self.db.write(op)
+
+    @staticmethod
+    def _mark_stale(conn: Connection, ref: ModelRef, reason: str, actor: str) -> None:
+        row = conn.execute(select(mv).where(mv.c.name == ref.name, mv.c.version == ref.version)).one()
+        if row.stale:
+            return
+        conn.execute(update(mv).where(mv.c.id == row.id).values(stale=True, stale_reason=reason))
+        if row.status in ("registered", "gated_passed", "gated_failed"):
+            set_status(conn, row.id, row.status, "stale", actor, reason)
+        append_audit(conn, actor, "stale", str(ref), {"reason": reason, "status": row.status})
