@@ -1,0 +1,170 @@
+"""``lockgate train``: train, calibrate and export a model as an ONNX bundle.
+
+Exit codes: 0 bundle written; 2 bad input (one line on stderr, nothing written); 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["TrainSettings", "main"]
+
+EPILOG = """\
+examples:
+  lockgate train                       # the demo: breast_cancer, logistic regression -> out/demo-1
+  lockgate train --data wine --model svm --calibration isotonic --name wine
+  lockgate train --data data.csv --target churned --segment region --model random_forest --trials 20
+  lockgate train --config train.toml --seed 7      # flags override the file
+
+exit codes: 0 bundle written, 2 bad input (nothing written), 1 unexpected failure.
+docs: docs/training.md
+"""
+
+
+class TrainSettings(BaseSettings):
+    """Environment defaults for ``lockgate train`` (LOCKGATE_TRAIN_<FIELD>); flags win."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCKGATE_TRAIN_", extra="ignore")
+
+    out: Path | None = None
+    price_per_core_hour: float | None = None
+    progress: bool = True
+
+
+def _parser() -> argparse.ArgumentParser:
+    from training.families import family_names
+
+    p = argparse.ArgumentParser(
+        prog="lockgate train",
+        description="Train a classifier, calibrate it on a held-out split, evaluate it on a test split and "
+        "export ONE ONNX graph (model + calibrator) with its card into OUT/NAME-VERSION/.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument("--config", metavar="FILE", help="TOML or YAML file of options (flags override it)")
+    p.add_argument(
+        "--data", metavar="DATA", help="breast_cancer (default) | wine | digits | imbalanced | PATH.csv"
+    )
+    p.add_argument("--target", metavar="COL", help="CSV: label column")
+    p.add_argument("--segment", metavar="COL", help="CSV: column to slice test metrics by")
+    p.add_argument(
+        "--model", metavar="FAMILY", help=f"{' | '.join(family_names())} (default logistic_regression)"
+    )
+    p.add_argument("--calibration", metavar="METHOD", help="none | sigmoid | isotonic | auto (default auto)")
+    p.add_argument("--trials", metavar="N", type=int, help="random-search candidates (default 8)")
+    p.add_argument("--seed", metavar="N", type=int, help="seed of splits, search and models (default 0)")
+    p.add_argument(
+        "--metric",
+        metavar="M",
+        help="selection metric: f1_macro (default) | cohen_kappa | accuracy | log_loss",
+    )
+    p.add_argument("--missing", metavar="HOW", help="NaN/inf in features: reject (default) | impute_median")
+    p.add_argument("--name", metavar="NAME", help="model name (default demo)")
+    p.add_argument("--version", metavar="N", type=int, help="model version (default 1)")
+    p.add_argument("--out", metavar="DIR", help="parent directory of the bundle (default ./out)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle directory")
+    p.add_argument(
+        "--price-per-core-hour",
+        dest="price_per_core_hour",
+        metavar="X",
+        type=float,
+        help="USD per core-hour for the card's cost estimate (default 0.05)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+class _Usage(Exception):
+    pass
+
+
+def _values(ns: argparse.Namespace, settings: TrainSettings) -> dict[str, Any]:
+    from training.config import load_config
+
+    given = vars(ns)
+    values: dict[str, Any] = {}
+    if settings.out is not None:
+        values["out"] = settings.out
+    if settings.price_per_core_hour is not None:
+        values["price_per_core_hour"] = settings.price_per_core_hour
+    values["progress"] = settings.progress
+    if "config" in given:
+        values.update(load_config(given.pop("config")))
+    if given.pop("quiet", False):
+        values["progress"] = False
+    values.update(given)
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.errors import TrainingError
+
+    parser = _parser()
+    parser.exit = _exit  # type: ignore[method-assign]
+    parser.error = _error  # type: ignore[method-assign]
+    try:
+        ns = parser.parse_args(argv)
+    except _Usage as e:
+        print(f"lockgate train: {e}", file=sys.stderr)
+        return 2
+    except _Done as e:
+        return e.code
+    try:
+        from training.config import TrainConfig
+        from training.trainer import train
+
+        config = TrainConfig.from_mapping(_values(ns, TrainSettings()))
+        path = train(config)
+    except TrainingError as e:
+        print(f"lockgate train: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lockgate train: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    print(_summary(path))
+    return 0
+
+
+class _Done(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _exit(status: int = 0, message: str | None = None) -> None:
+    if message:
+        print(message, file=sys.stderr, end="")
+    raise _Done(status)
+
+
+def _error(message: str) -> None:
+    raise _Usage(f"{message} (see 'lockgate train --help')")
+
+
+def _summary(path: Path) -> str:
+    from cascade_registry.artifacts import ModelBundle
+
+    card = ModelBundle.load(path).card
+    b, a, m = card.calibration.before, card.calibration.after, card.metrics
+    lines = [
+        f"trained {card.ref} ({card.family}, {card.task}, {len(card.classes)} classes) "
+        f"on {card.dataset.name}",
+        f"  selection: {card.search.metric} = {card.search.best_value:.4f} on validation "
+        f"({card.search.trials} candidates)",
+        f"  test ({m.rows} rows): accuracy {m.accuracy:.4f}  f1_macro {m.f1_macro:.4f}  "
+        f"kappa {m.cohen_kappa:.4f}",
+        f"  calibration {card.calibration.method} ({card.calibration.reason.split(';')[0]})",
+        f"    before: ECE {b.ece:.4f}  MCE {b.mce:.4f}  Brier {b.brier:.4f}  log-loss {b.log_loss:.4f}",
+        f"    after:  ECE {a.ece:.4f}  MCE {a.mce:.4f}  Brier {a.brier:.4f}  log-loss {a.log_loss:.4f}",
+        f"  ONNX parity max |dp| {card.export.parity_max_abs_diff:.2e} on {card.export.parity_rows} rows",
+    ]
+    if card.recommended_threshold is not None:
+        lines.append(f"  recommended threshold for {card.classes[1]!r}: {card.recommended_threshold:.2f}")
+    lines.append(f"  runtime {card.runtime.total_seconds:.1f}s, est. cost ${card.cost.estimated_cost:.6f}")
+    lines.append(f"bundle: {path}")
+    return "\n".join(lines)

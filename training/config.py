@@ -1,0 +1,139 @@
+"""``TrainConfig``: every knob of one training run, validated; loadable from a TOML or YAML file."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cascade_registry.artifacts import NAME_PATTERN
+from training.errors import ConfigError
+
+__all__ = ["BUILTIN_DATASETS", "METRICS", "TrainConfig", "load_config"]
+
+#: datasets that ship with scikit-learn or are generated (no downloads)
+BUILTIN_DATASETS = ("breast_cancer", "wine", "digits", "imbalanced")
+METRICS = ("f1_macro", "cohen_kappa", "accuracy", "log_loss")
+
+
+class TrainConfig(BaseModel):
+    """One training run. The defaults train the demo model (breast_cancer, logistic regression)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: str = Field(
+        "breast_cancer",
+        description="breast_cancer | wine | digits | imbalanced, or the path of a CSV file",
+    )
+    target: str | None = Field(None, description="CSV only: the column holding the class label")
+    segment: str | None = Field(None, description="CSV only: a column to slice test metrics by")
+    model: str = Field("logistic_regression", description="model family (see training.families)")
+    calibration: Literal["none", "sigmoid", "isotonic", "auto"] = "auto"
+    trials: int = Field(8, ge=1, le=500, description="random-search budget (trial 1 = the defaults)")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    metric: Literal["f1_macro", "cohen_kappa", "accuracy", "log_loss"] = "f1_macro"
+    name: str = Field("demo", pattern=NAME_PATTERN)
+    version: int = Field(1, ge=1)
+    out: Path = Path("out")
+    overwrite: bool = False
+    missing: Literal["reject", "impute_median"] = Field(
+        "reject", description="NaN/inf in features: reject, or replace by the column median (recorded)"
+    )
+    price_per_core_hour: float = Field(0.05, ge=0, description="USD per core-hour for the cost estimate")
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5)
+    calibration_fraction: float = Field(0.2, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    reference_rows: int = Field(64, ge=1, le=10_000)
+    ece_bins: int = Field(10, ge=2, le=100)
+    parity_limit: float = Field(1e-4, gt=0)
+    progress: bool = Field(True, description="show a progress bar on stderr during the search")
+
+    @field_validator("model")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        from training.families import family_names, is_family
+
+        if not is_family(v):
+            raise ValueError(f"unknown model family {v!r}; choose one of {', '.join(family_names())}")
+        return v
+
+    @field_validator("target", "segment")
+    @classmethod
+    def _non_empty(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must be a column name, not empty")
+        return v
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_rows(self) -> TrainConfig:
+        total = self.validation_fraction + self.calibration_fraction + self.test_fraction
+        if total >= 0.9:
+            raise ValueError(
+                f"validation+calibration+test fractions sum to {total:.2f}; keep them below 0.9 "
+                "so the training split keeps at least 10% of the rows"
+            )
+        return self
+
+    @property
+    def is_builtin_data(self) -> bool:
+        return self.data in BUILTIN_DATASETS
+
+    @property
+    def bundle_dir(self) -> Path:
+        return Path(self.out) / f"{self.name}-{self.version}"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Validate ``values``; raise :class:`ConfigError` naming every bad field."""
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as e:
+            raise ConfigError(_describe(e), "see 'lockgate train --help' for the accepted values") from None
+
+
+def _describe(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "is not a known option"
+        parts.append(f"{loc}: {msg}")
+    return "invalid training configuration: " + "; ".join(parts)
+
+
+def load_config(path: Path | str) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file into a mapping of config values.
+
+    A ``[train]`` table (TOML) or ``train:`` key (YAML) is used when present, else the top level.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist", "pass the path of a .toml or .yaml file")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            raw: Any = tomllib.loads(text)
+        elif suffix in {".yaml", ".yml"}:
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(
+                f"config file {path} has an unknown extension {suffix!r}", "use .toml, .yaml or .yml"
+            )
+    except (tomllib.TOMLDecodeError, ValueError) as e:
+        raise ConfigError(f"config file {path} is not valid: {e}", "fix the syntax") from None
+    except Exception as e:  # yaml.YAMLError without importing yaml at module level
+        if type(e).__module__.startswith("yaml"):
+            raise ConfigError(f"config file {path} is not valid YAML: {e}", "fix the syntax") from None
+        raise
+    if isinstance(raw, dict) and isinstance(raw.get("train"), dict):
+        raw = raw["train"]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a table of options", "e.g. model = 'svm'")
+    return raw

@@ -1,0 +1,306 @@
+"""Model families: the pluggable table ``name -> Family``.
+
+Extension point
+---------------
+A family is a :class:`Family` registered under its name with :func:`register_family`::
+
+    from training.families import Family, FloatRange, register_family
+    from training.export import sklearn_exporter
+
+    register_family(Family(
+        name="mlp",
+        description="multi-layer perceptron",
+        space={"alpha": FloatRange(1e-6, 1e-1, log=True)},
+        defaults={"alpha": 1e-4},
+        make_estimator=lambda params, seed: make_my_mlp(params, seed),
+        export=sklearn_exporter(double=True),   # or any ``Exporter`` (see training.export)
+    ))
+
+- ``make_estimator(params, seed)`` returns an unfitted scikit-learn classifier (a Pipeline is fine)
+  with ``fit``, ``predict_proba`` and optionally ``decision_function``; it must be deterministic for a
+  given seed.
+- ``export(fitted, n_features, n_classes, kind)`` returns a :class:`training.export.BaseGraph` from
+  ``input`` float32 [N, F] to the predicted probabilities (``kind="proba"``) or to the response the
+  calibrator consumes (``kind="response"``: ``decision_function`` when the estimator has one, else
+  ``predict_proba``; one column for binary). Training appends the calibrator and checks parity.
+
+Modules listed in :data:`EXTENSION_MODULES` are imported (when they exist) the first time a name is
+not found or the full list is asked for, so that families defined elsewhere (``training.deep``,
+``training.ensemble``) register themselves without anyone editing this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from training.export import Exporter, sklearn_exporter
+
+__all__ = [
+    "EXTENSION_MODULES",
+    "Choice",
+    "Family",
+    "FloatRange",
+    "IntRange",
+    "family_names",
+    "get_family",
+    "is_family",
+    "register_family",
+]
+
+EXTENSION_MODULES = ("training.deep", "training.ensemble")
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple[Any, ...]
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.values[int(rng.integers(len(self.values)))]
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "choice", "values": list(self.values)}
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int  # inclusive
+    log: bool = False
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.log:
+            return int(round(math.exp(rng.uniform(math.log(self.low), math.log(self.high)))))
+        return int(rng.integers(self.low, self.high + 1))
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "int", "low": self.low, "high": self.high, "log": self.log}
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    low: float
+    high: float
+    log: bool = False
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.log:
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+
+
+Param = Choice | IntRange | FloatRange
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    description: str
+    space: Mapping[str, Param]
+    defaults: Mapping[str, Any]
+    make_estimator: Callable[[dict[str, Any], int], Any]
+    export: Exporter
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        """One random configuration: every searched parameter drawn, the rest at its default."""
+        params = dict(self.defaults)
+        for key in sorted(self.space):
+            params[key] = self.space[key].sample(rng)
+        return params
+
+    def ranges(self) -> dict[str, Any]:
+        return {k: self.space[k].describe() for k in sorted(self.space)}
+
+
+_FAMILIES: dict[str, Family] = {}
+_extensions_loaded = False
+
+
+def register_family(family: Family, replace: bool = False) -> Family:
+    """Add ``family`` to the table; refuses to silently replace an existing name."""
+    if family.name in _FAMILIES and not replace:
+        raise ValueError(f"model family {family.name!r} is already registered")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def _load_extensions() -> None:
+    global _extensions_loaded
+    if _extensions_loaded:
+        return
+    _extensions_loaded = True
+    for module in EXTENSION_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+
+
+def family_names() -> list[str]:
+    _load_extensions()
+    return list(_FAMILIES)
+
+
+def is_family(name: str) -> bool:
+    """True when ``name`` is registered; extension modules are imported only for unknown names."""
+    if name not in _FAMILIES:
+        _load_extensions()
+    return name in _FAMILIES
+
+
+def get_family(name: str) -> Family:
+    if not is_family(name):
+        _load_extensions()
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        from training.errors import ConfigError
+
+        raise ConfigError(f"unknown model family {name!r}", f"choose one of {', '.join(_FAMILIES)}") from None
+
+
+# --------------------------------------------------------------------------------------- builtins
+def _logistic_regression(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = LogisticRegression(
+        C=params["C"], class_weight=params["class_weight"], max_iter=2000, random_state=seed
+    )
+    return Pipeline([("scale", StandardScaler()), ("model", model)])
+
+
+def _random_forest(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(
+        n_estimators=params["n_estimators"],
+        max_depth=params["max_depth"],
+        min_samples_leaf=params["min_samples_leaf"],
+        max_features=params["max_features"],
+        class_weight=params["class_weight"],
+        random_state=seed,
+        n_jobs=1,
+    )
+
+
+def _hist_gradient_boosting(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        learning_rate=params["learning_rate"],
+        max_iter=params["max_iter"],
+        max_leaf_nodes=params["max_leaf_nodes"],
+        min_samples_leaf=params["min_samples_leaf"],
+        l2_regularization=params["l2_regularization"],
+        early_stopping=False,
+        random_state=seed,
+    )
+
+
+def _svm(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    model = SVC(C=params["C"], gamma=params["gamma"], kernel="rbf", probability=True, random_state=seed)
+    return Pipeline([("scale", StandardScaler()), ("model", model)])
+
+
+def _naive_bayes(params: dict[str, Any], seed: int) -> Any:
+    from sklearn.naive_bayes import GaussianNB
+
+    return GaussianNB(var_smoothing=params["var_smoothing"])
+
+
+def _hgb_exporter(estimator: Any, n_features: int, n_classes: int, kind: Any) -> Any:
+    from training.trees import export_hist_gradient_boosting
+
+    return export_hist_gradient_boosting(estimator, n_features, n_classes, kind)
+
+
+register_family(
+    Family(
+        name="logistic_regression",
+        description="standardized features + L2 logistic regression (multinomial for multiclass)",
+        space={"C": FloatRange(1e-3, 1e2, log=True), "class_weight": Choice((None, "balanced"))},
+        defaults={"C": 1.0, "class_weight": None},
+        make_estimator=_logistic_regression,
+        export=sklearn_exporter(double=True),
+    )
+)
+register_family(
+    Family(
+        name="random_forest",
+        description="random forest of CART trees (probability = mean of leaf class frequencies)",
+        space={
+            "n_estimators": IntRange(50, 300),
+            "max_depth": Choice((None, 4, 8, 16)),
+            "min_samples_leaf": IntRange(1, 10),
+            "max_features": Choice(("sqrt", 0.5, 1.0)),
+            "class_weight": Choice((None, "balanced")),
+        },
+        defaults={
+            "n_estimators": 100,
+            "max_depth": None,
+            "min_samples_leaf": 1,
+            "max_features": "sqrt",
+            "class_weight": None,
+        },
+        make_estimator=_random_forest,
+        export=sklearn_exporter(double=False, round_tree_thresholds=True),
+    )
+)
+register_family(
+    Family(
+        name="hist_gradient_boosting",
+        description="histogram gradient boosting (LightGBM-style), no early stopping for reproducibility",
+        space={
+            "learning_rate": FloatRange(0.02, 0.3, log=True),
+            "max_iter": IntRange(50, 300),
+            "max_leaf_nodes": IntRange(8, 63),
+            "min_samples_leaf": IntRange(5, 50),
+            "l2_regularization": Choice((0.0, 0.01, 0.1, 1.0)),
+        },
+        defaults={
+            "learning_rate": 0.1,
+            "max_iter": 100,
+            "max_leaf_nodes": 31,
+            "min_samples_leaf": 20,
+            "l2_regularization": 0.0,
+        },
+        make_estimator=_hist_gradient_boosting,
+        export=_hgb_exporter,
+    )
+)
+register_family(
+    Family(
+        name="svm",
+        description="standardized features + RBF SVM (predict_proba from libsvm's internal Platt step)",
+        space={"C": FloatRange(0.1, 100.0, log=True), "gamma": Choice(("scale", 0.001, 0.01, 0.1))},
+        defaults={"C": 1.0, "gamma": "scale"},
+        make_estimator=_svm,
+        export=sklearn_exporter(double=True),
+    )
+)
+register_family(
+    Family(
+        name="naive_bayes",
+        description="Gaussian naive Bayes (known to be over-confident: a good case for calibration)",
+        space={"var_smoothing": FloatRange(1e-12, 1e-6, log=True)},
+        defaults={"var_smoothing": 1e-9},
+        make_estimator=_naive_bayes,
+        export=sklearn_exporter(double=True),
+    )
+)

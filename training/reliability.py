@@ -1,0 +1,62 @@
+"""Reliability diagrams (before vs after calibration) written as a PNG with matplotlib's Agg backend."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_reliability"]
+
+
+def _curve(hit: np.ndarray, prob: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(prob, edges[1:-1], right=True), 0, bins - 1)
+    xs, ys = [], []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            xs.append(prob[mask].mean())
+            ys.append(hit[mask].mean())
+    return np.array(xs), np.array(ys)
+
+
+def plot_reliability(
+    path: Path,
+    y: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    classes: list[str],
+    bins: int,
+    title: str,
+) -> None:
+    """One panel for binary (positive class), one per class (one-vs-rest) for multiclass."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    panels = [1] if len(classes) == 2 else list(range(len(classes)))
+    cols = min(len(panels), 5)
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    for ax, k in zip(axes.ravel(), panels, strict=False):
+        hit = (y == k).astype(np.float64)
+        ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="perfect")
+        for probs, label, style in ((before, "before", "o-"), (after, "after", "s-")):
+            xs, ys = _curve(hit, probs[:, k], bins)
+            ax.plot(xs, ys, style, ms=3, lw=1.2, label=label)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"class {classes[k]}", fontsize=9)
+        ax.set_xlabel("predicted probability", fontsize=8)
+        ax.set_ylabel("observed frequency", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.ravel()[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)
