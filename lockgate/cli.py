@@ -8,6 +8,8 @@ import sys
 #: subcommand -> (module holding ``main(argv) -> int``, one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli", "train, calibrate and export a model as an ONNX bundle"),
+    "check": ("safety.cli", "run the pre-deploy safety gate on a bundle (writes gate.json)"),
+    "registry": ("cascade_registry.cli", "register, declare consumers, issue keys, release, show impact"),
     "demo": ("lockgate.demo", "run the whole flow on the embedded demo data"),
 }
 

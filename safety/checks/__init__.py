@@ -1,0 +1,46 @@
+"""The battery of gate checks, in the order the harness runs them."""
+
+from __future__ import annotations
+
+from safety.checks.base import Check, outcome
+from safety.checks.card import CardCompletenessCheck, CardSchemaCheck
+from safety.checks.file import (
+    ChecksumCheck,
+    DomainCheck,
+    ExternalDataCheck,
+    OnnxCheckerCheck,
+    OpsetCheck,
+    ParseCheck,
+    SizeCheck,
+)
+from safety.checks.inputs import BadInputsCheck
+from safety.checks.reference import ParityCheck, QualityCheck, RegressionCheck
+from safety.checks.runtime import ContractCheck, DeterminismCheck, LoadCheck, ResourcesCheck
+
+__all__ = ["Check", "default_checks", "outcome"]
+
+
+def default_checks() -> list[Check]:
+    """One instance of every check, prerequisites first."""
+    from safety.checks.serve import ServeCheck
+
+    return [
+        SizeCheck(),
+        CardSchemaCheck(),
+        ChecksumCheck(),
+        ParseCheck(),
+        ExternalDataCheck(),
+        OnnxCheckerCheck(),
+        OpsetCheck(),
+        DomainCheck(),
+        LoadCheck(),
+        ContractCheck(),
+        BadInputsCheck(),
+        ResourcesCheck(),
+        DeterminismCheck(),
+        ParityCheck(),
+        QualityCheck(),
+        RegressionCheck(),
+        CardCompletenessCheck(),
+        ServeCheck(),
+    ]

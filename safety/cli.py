@@ -1,0 +1,90 @@
+"""``lockgate check BUNDLE [--policy FILE] [--junit FILE] [--registry-url URL] [--serve]``.
+
+Exit 0 when every check passes, 1 when any fails (or errors), 2 for a usage or harness error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from safety.errors import SafetyError
+from safety.harness import run_gate
+from safety.policy import load_policy
+from safety.report import format_table, write_junit
+
+__all__ = ["SafetySettings", "main"]
+
+
+class SafetySettings(BaseSettings):
+    """Defaults of ``lockgate check`` from the environment (``LOCKGATE_SAFETY_*``); flags override them."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCKGATE_SAFETY_", extra="ignore")
+
+    policy: Path | None = None
+    registry_url: str | None = None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line on stderr and exit 2, no usage dump
+        print(f"lockgate check: {message} (see 'lockgate check --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="lockgate check",
+        description="Run the pre-deploy safety gate on a bundle and write <bundle>/gate.json. "
+        "Exit 0: every check passed; 1: a check failed; 2: usage or harness error.",
+    )
+    p.add_argument("bundle", type=Path, help="the bundle directory (model.onnx, card.json, reference.npz)")
+    p.add_argument(
+        "--policy",
+        type=Path,
+        help="gate policy TOML (default: the shipped safety/default_policy.toml; env LOCKGATE_SAFETY_POLICY)",
+    )
+    p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML for CI dashboards")
+    p.add_argument(
+        "--registry-url",
+        help="compare quality with the released version in this registry (env LOCKGATE_SAFETY_REGISTRY_URL)",
+    )
+    p.add_argument(
+        "--serve", action="store_true", help="also start 'lockgate serve --canary' and probe it over HTTP"
+    )
+    p.add_argument("--no-write", action="store_true", help="do not write gate.json (dry run)")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        settings = SafetySettings()
+        policy = load_policy(args.policy or settings.policy)
+        if args.junit and not args.junit.parent.is_dir():
+            print(f"lockgate check: the directory of --junit {args.junit} does not exist", file=sys.stderr)
+            return 2
+        report = run_gate(
+            args.bundle,
+            policy,
+            registry_url=args.registry_url or settings.registry_url,
+            serve=args.serve,
+            write=not args.no_write,
+        )
+        if args.junit:
+            write_junit(report, args.junit)
+    except SafetyError as e:
+        print(f"lockgate check: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"lockgate check: {e}", file=sys.stderr)
+        return 2
+    table = format_table(report)
+    print(table.splitlines()[-1] if args.quiet else table)
+    return 0 if report.passed else 1

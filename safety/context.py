@@ -1,0 +1,210 @@
+"""What the checks of one gate run share: the bundle's paths, its card, its reference data, the sandbox.
+
+The context never parses or executes the ONNX file in this process: :meth:`GateContext.inspection` and
+:meth:`GateContext.run_model` go through :mod:`safety.sandbox`.
+"""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascade_registry.artifacts import (
+    CARD_FILE,
+    MODEL_FILE,
+    REFERENCE_FILE,
+    CheckResult,
+    InvalidBundleError,
+    ModelBundle,
+    ModelCard,
+)
+from safety.errors import ReferenceDataError
+from safety.policy import GatePolicy
+from safety.sandbox import SandboxCase, SandboxLimits, SandboxRun, run_job
+
+__all__ = ["GateContext", "Reference"]
+
+#: reference.npz may not decompress to more than this (a zip bomb would otherwise fill the gate's memory)
+MAX_REFERENCE_MB = 1024
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The arrays of reference.npz, validated against the card."""
+
+    inputs: np.ndarray
+    probabilities: np.ndarray
+    holdout_inputs: np.ndarray
+    holdout_labels: np.ndarray
+    holdout_segments: np.ndarray | None
+
+
+class GateContext:
+    """Shared, lazily computed state of one gate run."""
+
+    def __init__(
+        self, bundle: Path, policy: GatePolicy, *, registry_url: str | None = None, serve: bool = False
+    ) -> None:
+        self.bundle = bundle
+        self.policy = policy
+        self.registry_url = registry_url
+        self.serve = serve
+        self.model_path = bundle / MODEL_FILE
+        self.started = time.monotonic()
+        self.deadline = self.started + policy.budget_seconds
+        self.results: dict[str, CheckResult] = {}
+        self.loaded: dict[str, Any] | None = None  # the worker's "loaded" event (inputs/outputs metadata)
+        self._card: ModelCard | None = None
+        self._card_error: str | None = None
+        self._inspection: SandboxRun | None = None
+        self._reference: Reference | ReferenceDataError | None = None
+        self._read_card()
+
+    # ------------------------------------------------------------------ card
+    def _read_card(self) -> None:
+        try:
+            self._card = ModelBundle.read_card(self.bundle)
+        except InvalidBundleError as e:
+            self._card_error = e.problem + (f" ({e.fix})" if e.fix else "")
+
+    @property
+    def card(self) -> ModelCard:
+        """The card; only called by checks that require ``card.schema`` (which passed)."""
+        if self._card is None:
+            raise ReferenceDataError(f"{CARD_FILE} is not usable: {self._card_error}")
+        return self._card
+
+    @property
+    def card_or_none(self) -> ModelCard | None:
+        return self._card
+
+    @property
+    def card_error(self) -> str | None:
+        return self._card_error
+
+    # ------------------------------------------------------------------ budget and sandbox
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def limits(self) -> SandboxLimits:
+        sandbox = self.policy.sandbox
+        wall = max(0.5, min(sandbox.wall_seconds, self.remaining()))
+        return SandboxLimits(sandbox.memory_mb, sandbox.cpu_seconds, wall, sandbox.threads)
+
+    def inspection(self) -> SandboxRun:
+        """Parse the model in the sandbox (external data never loaded); cached."""
+        if self._inspection is None:
+            self._inspection = run_job(
+                {"op": "inspect", "model": str(self.model_path), "checker": "deferred"}, self.limits()
+            )
+        return self._inspection
+
+    def run_checker(self) -> SandboxRun:
+        """``onnx.checker`` full check in the sandbox (only after external data was judged safe)."""
+        mode = "path" if self.policy.file.allow_external_data else "proto"
+        return run_job({"op": "inspect", "model": str(self.model_path), "checker": mode}, self.limits())
+
+    def run_model(self, cases: list[SandboxCase], model_path: Path | None = None) -> SandboxRun:
+        """Create a session in the sandbox and run ``cases`` in it."""
+        return run_job({"op": "run", "model": str(model_path or self.model_path)}, self.limits(), cases)
+
+    # ------------------------------------------------------------------ data for the checks
+    def n_features(self) -> int:
+        return len(self.card.features)
+
+    def input_dtype(self) -> type[np.floating[Any]]:
+        loaded = self.loaded or {}
+        inputs = loaded.get("inputs") or [{}]
+        return np.float64 if inputs[0].get("type") == "tensor(double)" else np.float32
+
+    def valid_rows(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` plausible rows: reference inputs when readable (tiled), else uniform in the card's ranges."""
+        ref = self.reference_or_none()
+        if ref is not None and len(ref.inputs):
+            idx = np.arange(n) % len(ref.inputs)
+            return np.ascontiguousarray(ref.inputs[idx]).astype(self.input_dtype())
+        low = np.array([f.min for f in self.card.features], dtype=np.float64)
+        high = np.array([f.max for f in self.card.features], dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        return (low + rng.random((n, len(low))) * (high - low)).astype(self.input_dtype())
+
+    def reference(self) -> Reference:
+        """The validated reference data; raises :class:`ReferenceDataError` with a readable reason."""
+        if self._reference is None:
+            try:
+                self._reference = self._load_reference()
+            except ReferenceDataError as e:
+                self._reference = e
+        if isinstance(self._reference, ReferenceDataError):
+            raise self._reference
+        return self._reference
+
+    def reference_or_none(self) -> Reference | None:
+        try:
+            return self.reference()
+        except ReferenceDataError:
+            return None
+
+    def _load_reference(self) -> Reference:
+        path = self.bundle / REFERENCE_FILE
+        if not path.is_file() or path.is_symlink():
+            raise ReferenceDataError(f"{REFERENCE_FILE} is missing (training writes it next to model.onnx)")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                total = sum(info.file_size for info in zf.infolist())
+        except (OSError, zipfile.BadZipFile) as e:
+            raise ReferenceDataError(f"{REFERENCE_FILE} is not an .npz archive: {e}") from None
+        if total > MAX_REFERENCE_MB * 1024 * 1024:
+            raise ReferenceDataError(
+                f"{REFERENCE_FILE} unpacks to {total / 2**20:.0f} MB (> {MAX_REFERENCE_MB} MB)"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise ReferenceDataError(f"{REFERENCE_FILE} cannot be read without pickle: {e}") from None
+        missing = {"inputs", "probabilities", "holdout_inputs", "holdout_labels"} - arrays.keys()
+        if missing:
+            raise ReferenceDataError(f"{REFERENCE_FILE} lacks {sorted(missing)} (has {sorted(arrays)})")
+        card = self.card
+        n_features, n_classes = len(card.features), len(card.classes)
+        inputs, probs = arrays["inputs"], arrays["probabilities"]
+        h_inputs, h_labels = arrays["holdout_inputs"], arrays["holdout_labels"]
+        problems = []
+        if inputs.ndim != 2 or inputs.shape[1] != n_features:
+            problems.append(f"inputs has shape {inputs.shape}, expected [n, {n_features}]")
+        if probs.shape != (inputs.shape[0], n_classes):
+            problems.append(
+                f"probabilities has shape {probs.shape}, expected [{inputs.shape[0]}, {n_classes}]"
+            )
+        if h_inputs.ndim != 2 or h_inputs.shape[1] != n_features:
+            problems.append(f"holdout_inputs has shape {h_inputs.shape}, expected [m, {n_features}]")
+        if h_labels.shape != (h_inputs.shape[0],) or not np.issubdtype(h_labels.dtype, np.integer):
+            problems.append(
+                f"holdout_labels is {h_labels.dtype} {h_labels.shape}, expected int64 [{len(h_inputs)}]"
+            )
+        elif len(h_labels) and (h_labels.min() < 0 or h_labels.max() >= n_classes):
+            problems.append(f"holdout_labels has values outside [0, {n_classes})")
+        segments = arrays.get("holdout_segments")
+        if segments is not None and segments.shape != (h_inputs.shape[0],):
+            problems.append(f"holdout_segments has shape {segments.shape}, expected [{h_inputs.shape[0]}]")
+        for key in ("inputs", "probabilities", "holdout_inputs"):
+            arr = arrays[key]
+            if not np.issubdtype(arr.dtype, np.number):
+                problems.append(f"{key} is {arr.dtype}, expected numbers")
+            elif not np.all(np.isfinite(arr)):
+                problems.append(f"{key} holds NaN or inf")
+        if problems:
+            raise ReferenceDataError(f"{REFERENCE_FILE}: " + "; ".join(problems))
+        return Reference(
+            inputs=np.ascontiguousarray(inputs, dtype=np.float32),
+            probabilities=probs.astype(np.float64),
+            holdout_inputs=np.ascontiguousarray(h_inputs, dtype=np.float32),
+            holdout_labels=h_labels.astype(np.int64),
+            holdout_segments=None if segments is None else segments.astype(str),
+        )
