@@ -80,39 +80,65 @@ def make_card(ref: ModelRef, sha: str, upstream: list[UpstreamRef]) -> ModelCard
         task="binary",
         family="softmax_regression",
         classes=CLASSES,
-        features=[
-            FeatureSpec(name=f"f{i}", min=-3.0, max=3.0, mean=0.0, std=1.0) for i in range(N_FEATURES)
-        ],
+        features=[FeatureSpec(name=f"f{i}", min=-3.0, max=3.0, mean=0.0, std=1.0) for i in range(N_FEATURES)],
         dataset=DatasetInfo(
-            name="synthetic", description="test fixture", source="synthetic:normal", rows=200,
-            n_features=N_FEATURES, sha256="1" * 64,
+            name="synthetic",
+            description="test fixture",
+            source="synthetic:normal",
+            rows=200,
+            n_features=N_FEATURES,
+            sha256="1" * 64,
             splits={"train": split, "validation": split, "calibration": split, "test": split},
             splits_disjoint=True,
         ),
         hyperparameters={"C": 1.0},
         search=SearchInfo(
-            method="fixed", metric="f1_macro", metric_definition="macro F1", selection="only candidate",
-            trials=1, ranges={"C": [1.0]}, defaults={"C": 1.0}, best_params={"C": 1.0}, best_value=0.9,
+            method="fixed",
+            metric="f1_macro",
+            metric_definition="macro F1",
+            selection="only candidate",
+            trials=1,
+            ranges={"C": [1.0]},
+            defaults={"C": 1.0},
+            best_params={"C": 1.0},
+            best_value=0.9,
             candidates=[],
         ),
         calibration=CalibrationInfo(
             method="none", requested="none", reason="fixture", holdout_rows=50, before=cal, after=cal
         ),
         metrics=TestMetrics(
-            rows=50, accuracy=0.9, f1_macro=0.9, precision_macro=0.9, recall_macro=0.9, cohen_kappa=0.8,
-            log_loss=0.3, brier=0.1, ece=0.03, mce=0.08, bins=10, per_class={},
+            rows=50,
+            accuracy=0.9,
+            f1_macro=0.9,
+            precision_macro=0.9,
+            recall_macro=0.9,
+            cohen_kappa=0.8,
+            log_loss=0.3,
+            brier=0.1,
+            ece=0.03,
+            mce=0.08,
+            bins=10,
+            per_class={},
             confusion_matrix=[[23, 2], [3, 22]],
         ),
         recommended_threshold=0.5,
         export=ExportInfo(
-            onnx_sha256=sha, opset={"": 17}, parity_max_abs_diff=0.0, parity_rows=10, precision="float32",
+            onnx_sha256=sha,
+            opset={"": 17},
+            parity_max_abs_diff=0.0,
+            parity_rows=10,
+            precision="float32",
             converter="onnx.helper",
         ),
         infrastructure=InfrastructureInfo(
             cpu_model="test", cores=1, ram_gb=1.0, os="linux", python="3.11", libraries={}
         ),
         runtime=RuntimeInfo(
-            total_seconds=0.1, search_seconds=0.1, per_candidate_seconds=[0.1], calibration_seconds=0.0,
+            total_seconds=0.1,
+            search_seconds=0.1,
+            per_candidate_seconds=[0.1],
+            calibration_seconds=0.0,
             export_seconds=0.0,
         ),
         cost=CostInfo(price_per_core_hour=0.05, core_hours=0.0, estimated_cost=0.0),
@@ -137,7 +163,10 @@ def make_bundle(tmp_path: Path) -> BundleFactory:
     """``make_bundle("a", 1, upstream=["b:2"], gate="pass"|"fail"|None) -> bundle dir``."""
 
     def make(
-        name: str, version: int, upstream: tuple[str, ...] | list[str] = (), gate: str | None = "pass",
+        name: str,
+        version: int,
+        upstream: tuple[str, ...] | list[str] = (),
+        gate: str | None = "pass",
         root: Path | None = None,
     ) -> Path:
         ref = ModelRef(name=name, version=version)
@@ -163,7 +192,9 @@ def pg_server() -> str:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as e:  # noqa: BLE001 - turn any connection problem into a clear failure
-        pytest.fail(f"PostgreSQL at {PG_SERVER} is unreachable ({type(e).__name__}); the registry tests need it")
+        pytest.fail(
+            f"PostgreSQL at {PG_SERVER} is unreachable ({type(e).__name__}); the registry tests need it"
+        )
     finally:
         engine.dispose()
     return PG_SERVER

@@ -1,0 +1,359 @@
+"""``lockgate registry``: versions, consumers, keys, declarations, releases and the cascade.
+
+Exit codes: 0 done; 1 refused (unknown name, conflict, gate or cascade refusal, cycle);
+2 bad input or usage; 3 the registry database cannot be reached. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import BaseModel
+
+from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUnavailableError
+from cascade_registry.registry import Registry
+from cascade_registry.rendering import (
+    render_dot,
+    render_impact,
+    render_mermaid,
+    render_table,
+    render_version,
+    when,
+)
+from cascade_registry.settings import RegistrySettings
+
+__all__ = ["main"]
+
+EPILOG = """\
+examples:
+  lockgate registry register out/churn-1
+  lockgate registry consumer add web --kind service --owner team-web
+  lockgate registry key issue web                 # prints the key ONCE
+  lockgate registry declare web churn --versions '>=1'
+  lockgate registry release churn:1               # needs a passing out/churn-1/gate.json
+  lockgate registry impact churn
+  lockgate registry graph --format dot --png cascade.png
+  lockgate registry --url postgresql+psycopg://postgres@127.0.0.1:5432/test list --json
+
+exit codes: 0 ok, 1 refused, 2 bad input, 3 registry unreachable.   docs: docs/registry.md
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    p.add_argument(
+        "--url", help="database URL or SQLite path (env LOCKGATE_REGISTRY_URL; default .lockgate/registry.db)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--actor", help="who to record in the audit log (env LOCKGATE_REGISTRY_ACTOR; default: login)"
+    )
+    return p
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common()
+    p = _Parser(
+        prog="lockgate registry",
+        parents=[common],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The registry of models, their consumers and the cascade between them.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, help_: str, parent: Any = sub) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=help_, description=help_, parents=[common])
+
+    add("register", "validate a bundle and record it").add_argument("bundle", metavar="BUNDLE")
+    add("list", "every version (of NAME)").add_argument("name", metavar="NAME", nargs="?")
+    add("show", "a model's versions and consumers, or one version's details").add_argument(
+        "target", metavar="NAME[:VERSION]"
+    )
+    add("gate", "record the bundle's gate.json verdict").add_argument("ref", metavar="NAME:VERSION")
+    rel = add("release", "release a version (needs a passing gate report)")
+    rel.add_argument("ref", metavar="NAME:VERSION")
+    rel.add_argument(
+        "--waive",
+        metavar="REASON",
+        help="release although released downstream models "
+        "would consume it untested; the reason is recorded and shown by impact",
+    )
+    ret = add("retire", "take a version out of service for good")
+    ret.add_argument("ref", metavar="NAME:VERSION")
+    ret.add_argument("--reason", required=True)
+    add("impact", "every downstream consumer, in topological order, and what it must do").add_argument(
+        "name", metavar="NAME"
+    )
+    graph = add("graph", "the cascade as Mermaid or Graphviz DOT")
+    graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    graph.add_argument("--png", metavar="FILE", type=Path, help="also render a PNG (needs Graphviz 'dot')")
+    audit = add("audit", "the append-only log of every change")
+    audit.add_argument("--subject", metavar="NAME")
+    audit.add_argument("--limit", metavar="N", type=int)
+    dec = add("declare", "consumer may call model (optionally a version range)")
+    dec.add_argument("consumer")
+    dec.add_argument("model")
+    dec.add_argument("--versions", metavar="RANGE", help="e.g. '2', '>=2,<5' (default: any)")
+    und = add("undeclare", "remove a manual declaration")
+    und.add_argument("consumer")
+    und.add_argument("model")
+
+    consumer = add("consumer", "add, list or revoke consumers").add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    c_add = add("add", "add a consumer", consumer)
+    c_add.add_argument("name")
+    c_add.add_argument("--kind", choices=["service", "model"], default="service")
+    c_add.add_argument("--owner", required=True, help="the person or team answerable for it")
+    add("list", "every consumer", consumer)
+    add("revoke", "revoke a consumer and all its keys", consumer).add_argument("name")
+
+    key = add("key", "issue, rotate or revoke API keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    add("issue", "issue a new key (printed once)", key).add_argument("consumer")
+    add("rotate", "revoke the active keys and issue a new one", key).add_argument("consumer")
+    k_rev = add("revoke", "revoke the consumer's keys (or one key)", key)
+    k_rev.add_argument("consumer")
+    k_rev.add_argument("--key-id", metavar="ID")
+    add("list", "a consumer's keys (ids only)", key).add_argument("consumer")
+    return p
+
+
+# ---------------------------------------------------------------------------------- commands
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if getattr(args, "json", False):
+
+        def plain(x: Any) -> Any:
+            if isinstance(x, BaseModel):
+                return x.model_dump(mode="json")
+            if isinstance(x, list):
+                return [plain(i) for i in x]
+            if isinstance(x, dict):
+                return {k: plain(v) for k, v in x.items()}
+            return x
+
+        print(json.dumps(plain(data), indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+def _versions_table(infos: list) -> str:
+    return render_table(
+        ["model", "version", "status", "stale", "registered", "released", "sha256"],
+        [
+            [
+                i.ref.name,
+                i.ref.version,
+                i.status,
+                "yes" if i.stale else "",
+                when(i.registered_at),
+                when(i.released_at),
+                i.onnx_sha256[:12],
+            ]
+            for i in infos
+        ],
+    )
+
+
+def _show(reg: Registry, args: argparse.Namespace) -> None:
+    if ":" in args.target:
+        info = reg.get(args.target)
+        _emit(
+            args,
+            {"version": info, "history": reg.transitions(info.ref)},
+            render_version(info, reg.transitions(info.ref)),
+        )
+        return
+    versions = reg.versions(args.target)
+    decls = reg.declarations(model_name=args.target)
+    text = (
+        _versions_table(versions)
+        + "\n\nconsumers\n"
+        + render_table(
+            ["consumer", "kind", "versions", "source"],
+            [
+                [
+                    d.consumer,
+                    d.consumer_kind,
+                    d.versions or "*",
+                    d.source if d.source == "manual" else f"card of {d.consumer}:{d.consumer_version}",
+                ]
+                for d in decls
+            ],
+        )
+    )
+    _emit(args, {"versions": versions, "consumers": decls}, text)
+
+
+def _graph(reg: Registry, args: argparse.Namespace) -> None:
+    cascade = reg.cascade()
+    dot = render_dot(cascade)
+    text = dot if args.format == "dot" else render_mermaid(cascade)
+    if args.png is not None:
+        exe = shutil.which("dot")
+        if exe is None:
+            raise InvalidInputError(
+                "cannot write a PNG: Graphviz 'dot' is not installed",
+                "install graphviz, or use the DOT/Mermaid text",
+            )
+        out = args.png.resolve()
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        os.close(fd)
+        try:
+            subprocess.run([exe, "-Tpng", "-o", tmp], input=dot.encode(), check=True, capture_output=True)
+            os.replace(tmp, out)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        print(f"wrote {out}", file=sys.stderr)
+    _emit(args, {"format": args.format, "text": text, "png": str(args.png) if args.png else None}, text)
+
+
+def _run(reg: Registry, args: argparse.Namespace, actor: str) -> None:  # noqa: C901 - a flat dispatch table
+    cmd = args.command
+    if cmd == "register":
+        info = reg.register(args.bundle, actor=actor)
+        _emit(args, info, f"registered {info.ref} [{info.status}] sha256 {info.onnx_sha256[:12]}")
+    elif cmd == "list":
+        infos = reg.versions(args.name)
+        _emit(args, infos, _versions_table(infos))
+    elif cmd == "show":
+        _show(reg, args)
+    elif cmd == "gate":
+        info = reg.record_gate(args.ref, actor=actor)
+        _emit(args, info, f"{info.ref} is {info.status}")
+    elif cmd == "release":
+        info = reg.release(args.ref, waiver=getattr(args, "waive", None), actor=actor)
+        _emit(args, info, f"released {info.ref}" + (" (with waiver)" if getattr(args, "waive", None) else ""))
+    elif cmd == "retire":
+        info = reg.retire(args.ref, reason=args.reason, actor=actor)
+        _emit(args, info, f"retired {info.ref}")
+    elif cmd == "impact":
+        report = reg.impact(args.name)
+        _emit(args, report, render_impact(report))
+    elif cmd == "graph":
+        _graph(reg, args)
+    elif cmd == "audit":
+        entries = reg.audit(getattr(args, "subject", None), getattr(args, "limit", None))
+        _emit(
+            args,
+            entries,
+            render_table(
+                ["id", "when", "actor", "action", "subject", "details"],
+                [
+                    [e.id, when(e.at), e.actor, e.action, e.subject, json.dumps(e.details, sort_keys=True)]
+                    for e in entries
+                ],
+            ),
+        )
+    elif cmd == "declare":
+        d = reg.declare(args.consumer, args.model, getattr(args, "versions", None), actor=actor)
+        _emit(args, d, f"{d.consumer} may call {d.model} (versions {d.versions or '*'})")
+    elif cmd == "undeclare":
+        reg.undeclare(args.consumer, args.model, actor=actor)
+        _emit(
+            args,
+            {"consumer": args.consumer, "model": args.model},
+            f"{args.consumer} no longer declares {args.model}",
+        )
+    elif cmd == "consumer":
+        _consumer(reg, args, actor)
+    elif cmd == "key":
+        _key(reg, args, actor)
+
+
+def _consumer(reg: Registry, args: argparse.Namespace, actor: str) -> None:
+    if args.action == "add":
+        c = reg.add_consumer(args.name, kind=args.kind, owner=args.owner, actor=actor)
+        _emit(args, c, f"added {c.kind} consumer {c.name} (owner {c.owner})")
+    elif args.action == "list":
+        cs = reg.consumers()
+        _emit(
+            args,
+            cs,
+            render_table(
+                ["consumer", "kind", "owner", "keys", "created", "revoked"],
+                [
+                    [c.name, c.kind, c.owner, c.active_keys, when(c.created_at), when(c.revoked_at)]
+                    for c in cs
+                ],
+            ),
+        )
+    else:
+        c = reg.revoke_consumer(args.name, actor=actor)
+        _emit(args, c, f"revoked consumer {c.name} and its keys")
+
+
+def _key(reg: Registry, args: argparse.Namespace, actor: str) -> None:
+    if args.action in ("issue", "rotate"):
+        fn = reg.issue_key if args.action == "issue" else reg.rotate_key
+        key = fn(args.consumer, actor=actor)
+        _emit(args, {"consumer": args.consumer, "key": key}, key)
+        print(
+            "store this key now: it is shown once and the registry keeps only a salted hash", file=sys.stderr
+        )
+    elif args.action == "revoke":
+        ids = reg.revoke_key(args.consumer, key_id=getattr(args, "key_id", None), actor=actor)
+        _emit(args, {"consumer": args.consumer, "revoked": ids}, f"revoked key(s) {', '.join(ids)}")
+    else:
+        keys = reg.keys(args.consumer)
+        _emit(
+            args,
+            keys,
+            render_table(
+                ["key id", "created", "by", "revoked"],
+                [[k.key_id, when(k.created_at), k.created_by, when(k.revoked_at)] for k in keys],
+            ),
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = RegistrySettings()
+    url = getattr(args, "url", None) or settings.url
+    try:
+        actor = getattr(args, "actor", None) or settings.actor or getpass.getuser()
+    except (KeyError, OSError):
+        actor = "cli"
+    try:
+        with Registry.open(url) as reg:
+            _run(reg, args, actor)
+    except RegistryUnavailableError as e:
+        print(f"lockgate registry: error: {e}", file=sys.stderr)
+        return 3
+    except InvalidInputError as e:
+        print(f"lockgate registry: error: {e}", file=sys.stderr)
+        return 2
+    except RegistryError as e:
+        print(f"lockgate registry: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        print(f"lockgate registry: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as e:
+        print(
+            f"lockgate registry: error: Graphviz failed: {e.stderr.decode(errors='replace').strip()}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

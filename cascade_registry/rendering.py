@@ -1,0 +1,132 @@
+"""Text for people: tables, version details, impact reports and the cascade as Mermaid or Graphviz DOT."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from cascade_registry.entities import ImpactReport, ModelVersionInfo, TransitionInfo
+from cascade_registry.sql_graph import CascadeRows
+
+__all__ = ["render_dot", "render_impact", "render_mermaid", "render_table", "render_version", "when"]
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if not rows:
+        lines.append("(none)")
+    return "\n".join(lines)
+
+
+def render_version(info: ModelVersionInfo, history: list[TransitionInfo]) -> str:
+    card = info.card
+    ups = ", ".join(f"{u.name}:{u.version}" for u in card.upstream) or "-"
+    lines = [
+        f"{info.ref}  [{info.status}{', stale' if info.stale else ''}]",
+        f"  bundle       {info.bundle_path}",
+        f"  sha256       {info.onnx_sha256}",
+        f"  registered   {when(info.registered_at)} by {info.registered_by}",
+        f"  released     {when(info.released_at)}" + (f" by {info.released_by}" if info.released_by else ""),
+        f"  task         {card.task} ({card.family}), classes {', '.join(card.classes)}",
+        f"  calibration  {card.calibration.method}, ECE {card.calibration.after.ece:.4f}",
+        f"  test         accuracy {card.metrics.accuracy:.4f}, F1 macro {card.metrics.f1_macro:.4f}",
+        f"  upstream     {ups}",
+    ]
+    if info.stale_reason:
+        lines.append(f"  stale        {info.stale_reason}")
+    lines.append("  history")
+    for t in history:
+        reason = f"  ({t.reason})" if t.reason else ""
+        lines.append(
+            f"    {when(t.at)}  {t.from_status or '-':>12} -> {t.to_status:<12} by {t.actor}{reason}"
+        )
+    return "\n".join(lines)
+
+
+def render_impact(report: ImpactReport) -> str:
+    released = (
+        f"released version {report.released_version}" if report.released_version else "nothing released"
+    )
+    head = f"impact of {report.model} ({released}): {len(report.entries)} downstream consumer(s)"
+    rows = []
+    for e in report.entries:
+        pins = "; ".join(
+            f"{p.upstream}:{p.upstream_version} (as v{p.consumer_version})"
+            if p.source == "card"
+            else f"{p.upstream} {p.versions or '*'} (declared)"
+            for p in e.pins
+        )
+        rows.append(
+            [
+                e.depth,
+                e.consumer,
+                e.kind,
+                e.action,
+                e.released_version,
+                pins,
+                ",".join(map(str, e.stale_versions)) or None,
+            ]
+        )
+    text = (
+        head
+        + "\n"
+        + render_table(
+            ["depth", "consumer", "kind", "action", "released", "trained against / declared", "stale"], rows
+        )
+    )
+    if report.waivers:
+        text += "\nwaivers\n" + render_table(
+            ["version", "when", "by", "reason", "affected"],
+            [[str(w.ref), when(w.at), w.actor, w.reason, ", ".join(w.affected)] for w in report.waivers],
+        )
+    return text
+
+
+def _graph_parts(cascade: CascadeRows) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
+    """Node -> label, and (upstream, consumer, edge label) triples, sorted for stable output."""
+    released = {n: v for (n, v), (s, _) in cascade.status.items() if s == "released"}
+    models = sorted({n for n, _ in cascade.status})
+    nodes = {m: f"{m} (v{released[m]})" if m in released else f"{m} (unreleased)" for m in models}
+    for name, kind in sorted(cascade.kinds.items()):
+        if name not in nodes and (kind == "service" or any(name in c for c in cascade.edges.values())):
+            nodes[name] = f"{name} ({kind})"
+    labels: dict[tuple[str, str], list[str]] = {}
+    for consumer, cver, upstream, uver in cascade.pins:
+        labels.setdefault((upstream, consumer), []).append(f"v{cver} on v{uver}")
+    for consumer, model, versions in cascade.declared:
+        labels.setdefault((model, consumer), []).append(f"declared {versions or '*'}")
+    edges = [(u, c, ", ".join(sorted(set(ls)))) for (u, c), ls in sorted(labels.items())]
+    return nodes, edges
+
+
+def _node_id(name: str) -> str:
+    return "n_" + name.replace("-", "_")
+
+
+def render_mermaid(cascade: CascadeRows) -> str:
+    nodes, edges = _graph_parts(cascade)
+    lines = ["graph LR"]
+    for name, label in nodes.items():
+        shape = f'(["{label}"])' if cascade.kinds.get(name) == "service" else f'["{label}"]'
+        lines.append(f"    {_node_id(name)}{shape}")
+    lines += [f'    {_node_id(u)} -->|"{lbl}"| {_node_id(c)}' for u, c, lbl in edges]
+    return "\n".join(lines)
+
+
+def render_dot(cascade: CascadeRows) -> str:
+    nodes, edges = _graph_parts(cascade)
+    lines = ["digraph cascade {", "    rankdir=LR;", "    node [shape=box, fontname=Helvetica];"]
+    for name, label in nodes.items():
+        shape = ", shape=ellipse" if cascade.kinds.get(name) == "service" else ""
+        lines.append(f'    {_node_id(name)} [label="{label}"{shape}];')
+    lines += [f'    {_node_id(u)} -> {_node_id(c)} [label="{lbl}"];' for u, c, lbl in edges]
+    lines.append("}")
+    return "\n".join(lines)
