@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 OPSET = {"": 17, "ai.onnx.ml": 3}
+#: IR version 8 goes with opset 17 and is read by every ONNX Runtime since 1.14
+IR_VERSION = 8
 INPUT = "input"
 Kind = Literal["proba", "response"]
 
@@ -248,6 +250,7 @@ def build_model(
     model.producer_version = "1"
     model.domain = "ai.lockgate"
     model.model_version = 1
+    model.ir_version = IR_VERSION
     del model.metadata_props[:]
     for key in sorted(metadata):
         entry = model.metadata_props.add()
@@ -266,8 +269,13 @@ def onnx_predict(model_bytes: bytes, X: np.ndarray) -> tuple[np.ndarray, np.ndar
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
-    label, probs = sess.run(["label", "probabilities"], {INPUT: np.asarray(X, dtype=np.float32)})
+    try:
+        sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+        label, probs = sess.run(["label", "probabilities"], {INPUT: np.asarray(X, dtype=np.float32)})
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ExportError(
+            f"ONNX Runtime cannot run the exported graph: {str(e).splitlines()[0][:300]}", "report this bug"
+        ) from None
     return label, probs
 
 
