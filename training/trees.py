@@ -24,11 +24,20 @@ def export_hist_gradient_boosting(estimator: Any, n_features: int, n_classes: in
     k_per_iter = int(estimator.n_trees_per_iteration_)
     attrs: dict[str, list] = {
         key: []
-        for key in (
-            "nodes_treeids nodes_nodeids nodes_featureids nodes_modes nodes_values nodes_truenodeids "
-            "nodes_falsenodeids nodes_missing_value_tracks_true target_treeids target_nodeids target_ids "
-            "target_weights"
-        ).split()
+        for key in [
+            "nodes_treeids",
+            "nodes_nodeids",
+            "nodes_featureids",
+            "nodes_modes",
+            "nodes_values",
+            "nodes_truenodeids",
+            "nodes_falsenodeids",
+            "nodes_missing_value_tracks_true",
+            "target_treeids",
+            "target_nodeids",
+            "target_ids",
+            "target_weights",
+        ]
     }
     tree_id = 0
     for iteration in estimator._predictors:
@@ -86,7 +95,9 @@ def export_hist_gradient_boosting(estimator: Any, n_features: int, n_classes: in
                 helper.make_node("Concat", ["hgb_p0", "hgb_p1"], ["hgb_proba"], axis=1, name="hgb_concat"),
             ]
         else:
-            nodes_out.append(helper.make_node("Softmax", ["hgb_raw"], ["hgb_proba"], axis=1, name="hgb_softmax"))
+            nodes_out.append(
+                helper.make_node("Softmax", ["hgb_raw"], ["hgb_proba"], axis=1, name="hgb_softmax")
+            )
         output = "hgb_proba"
     graph = helper.make_graph(
         nodes_out,
