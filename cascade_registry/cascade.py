@@ -46,14 +46,11 @@ def downstream_layers(edges: Edges, root: str) -> list[tuple[str, int]]:
                 reachable.add(nxt)
                 stack.append(nxt)
     indegree: dict[str, int] = {n: 0 for n in reachable}
-    for node in [root, *reachable]:
+    for node in reachable:  # edges out of root are satisfied from the start
         for nxt in edges.get(node, ()):
             if nxt in indegree:
                 indegree[nxt] += 1
-    depth: dict[str, int] = {n: 0 for n in reachable}
-    for nxt in edges.get(root, ()):
-        if nxt in depth:
-            depth[nxt] = 1
+    depth: dict[str, int] = {n: 1 for n in reachable}
     ready = deque(n for n, d in indegree.items() if d == 0)
     ordered: list[str] = []
     while ready:
@@ -67,7 +64,7 @@ def downstream_layers(edges: Edges, root: str) -> list[tuple[str, int]]:
                     ready.append(nxt)
     # nodes on a (refused, so impossible) cycle never reach indegree 0; list them last rather than lose them
     ordered += sorted(reachable.difference(ordered))
-    return sorted(((n, depth[n] or 1) for n in ordered), key=lambda x: (x[1], x[0]))
+    return sorted(((n, depth[n]) for n in ordered), key=lambda x: (x[1], x[0]))
 
 
 def stale_closure(
