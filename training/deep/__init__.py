@@ -39,3 +39,4 @@ __all__ = [
     "overfit_one_batch",
     "plot_learning_curves",
 ]
+from training.deep import family as _family  # noqa: E402,F401  registers 'mlp' with training.families

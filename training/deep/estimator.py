@@ -340,7 +340,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if best_state is None:
             raise DeepTrainingError(
                 "training diverged in the first epoch (loss is NaN or infinite)",
-                "lower learning_rate, check the inputs for extreme values, or use initializer='xavier_uniform'",
+                "lower learning_rate, check the inputs for extreme values, "
+                "or use initializer='xavier_uniform'",
             )
         self.network_.load_state_dict(best_state)
         self.network_.eval()
@@ -366,6 +367,28 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    # ------------------------------------------------------------------ card extras
+    def card_details(self) -> dict[str, Any]:
+        """Extras for ``card.details``: the learning curves and how training stopped."""
+        from training.deep.curves import curves_details
+
+        check_is_fitted(self, "network_")
+        return {
+            "learning_curves": curves_details(self.history_, self.best_epoch_, self.stop_reason_),
+            "learning_curves_png": "learning_curves.png",
+            "device": str(self.device_),
+            "head": "sigmoid" if self.sigmoid_head_ else "softmax",
+        }
+
+    def card_files(self) -> dict[str, bytes]:
+        """Extra bundle files: ``learning_curves.png``."""
+        from training.deep.curves import plot_learning_curves
+
+        check_is_fitted(self, "network_")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = plot_learning_curves(self.history_, self.best_epoch_, Path(tmp) / "learning_curves.png")
+            return {"learning_curves.png": path.read_bytes()}
 
     # ------------------------------------------------------------------ predict
     def _check_X(self, X: Any) -> np.ndarray:
@@ -393,3 +416,4 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_scores(X), axis=1)]
+
