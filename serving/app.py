@@ -1,0 +1,254 @@
+"""The HTTP transport: a lean Starlette app over the data plane (BentoML mounts it in ``service.py``).
+
+Handlers only read headers and the body (with a size limit), call the data plane, and turn
+:class:`ServingError` into the JSON error answer via ``errors.py``. Nothing here parses a payload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .catalog import CanarySource, OpenAccess, RegistryAccess, RegistrySource
+from .dataplane import DataPlane
+from .errors import (
+    NotFoundError,
+    PayloadTooLargeError,
+    ServingError,
+    UnsupportedMediaTypeError,
+    error_body,
+    http_status,
+    v2_error_body,
+)
+from .openapi import OPENAPI
+from .settings import ServeSettings
+
+__all__ = ["build_app", "open_dataplane"]
+
+log = logging.getLogger("lockgate.serving")
+JSON = "application/json"
+
+
+def open_dataplane(settings: ServeSettings) -> DataPlane:
+    """Canary (one bundle, no auth) or the registry named by the settings."""
+    if settings.canary is not None:
+        return DataPlane(settings, CanarySource(settings.canary), OpenAccess())
+    from cascade_registry import Registry
+
+    registry = Registry.open(settings.registry_url)
+    return DataPlane(settings, RegistrySource(registry), RegistryAccess(registry, settings.access_cache_size))
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, allow_nan=False, default=str).encode(), status, media_type=JSON)
+
+
+def _error(e: ServingError, v2: bool = False) -> Response:
+    return Response(v2_error_body(e) if v2 else error_body(e), http_status(e), media_type=JSON)
+
+
+def _api_key(request: Request) -> str | None:
+    value = request.headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, key = value.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return ""  # present but malformed: the registry answers unknown_key
+    return key
+
+
+async def _body(request: Request, limit: int, allowed: tuple[str, ...]) -> bytes:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in allowed:
+        raise UnsupportedMediaTypeError(
+            f"content type {media or '(none)'!r} is not accepted here",
+            f"send the body as {allowed[0]} with the header 'Content-Type: {allowed[0]}'",
+        )
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLargeError(
+            f"the body is {int(length)} bytes; the limit is {limit}",
+            "send fewer rows per request",
+            code="body_too_large",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"the body exceeds the limit of {limit} bytes",
+                "send fewer rows per request",
+                code="body_too_large",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> Starlette:
+    """The gateway's Starlette app; the data plane is built in its lifespan from ``settings_factory()``."""
+    state: dict[str, DataPlane] = {}
+
+    def plane() -> DataPlane:
+        return state["plane"]
+
+    async def predict(request: Request) -> Response:
+        dp = plane()
+        try:
+            body = await _body(request, dp.settings.max_body_bytes, (JSON,))
+        except ServingError as e:
+            dp.count_edge_error(e)
+            return _error(e)
+        try:
+            return Response(await dp.predict(_api_key(request), body), media_type=JSON)
+        except ServingError as e:
+            return _error(e)
+
+    async def v2_infer(request: Request) -> Response:
+        dp = plane()
+        params = request.path_params
+        try:
+            body = await _body(request, dp.settings.max_body_bytes, (JSON, "application/octet-stream", ""))
+        except ServingError as e:
+            dp.count_edge_error(e)
+            return _error(e, v2=True)
+        try:
+            answer = await dp.infer_v2(
+                _api_key(request),
+                params["name"],
+                params.get("version"),
+                body,
+                request.headers.get("inference-header-content-length"),
+            )
+        except ServingError as e:
+            return _error(e, v2=True)
+        return Response(answer, media_type=JSON)
+
+    async def models(request: Request) -> Response:
+        return _json(plane().models())
+
+    async def model_detail(request: Request) -> Response:
+        version = request.query_params.get("version")
+        try:
+            if version is not None and not version.isdigit():
+                raise NotFoundError(f"version {version!r} is not a positive integer", "use ?version=N")
+            return _json(plane().describe(request.path_params["name"], int(version) if version else None))
+        except ServingError as e:
+            return _error(e)
+
+    async def healthz(request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        ready, body = plane().readiness()
+        return _json(body, 200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(request: Request) -> Response:
+        return _json(OPENAPI)
+
+    async def v2_server(request: Request) -> Response:
+        return _json({"name": "lockgate", "version": "0.1.0", "extensions": ["binary_tensor_data"]})
+
+    async def v2_live(request: Request) -> Response:
+        return _json({"live": True})
+
+    async def v2_ready(request: Request) -> Response:
+        ready, _ = plane().readiness()
+        return _json({"ready": ready}, 200 if ready else 503)
+
+    async def v2_model(request: Request) -> Response:
+        try:
+            p = request.path_params
+            return _json(plane().v2_metadata(p["name"], p.get("version")))
+        except ServingError as e:
+            return _error(e, v2=True)
+
+    async def v2_model_ready(request: Request) -> Response:
+        try:
+            p = request.path_params
+            plane().v2_metadata(p["name"], p.get("version"))
+            return _json({"name": p["name"], "ready": True})
+        except ServingError as e:
+            return _error(e, v2=True)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _error(
+            NotFoundError(
+                f"no route {request.method} {request.url.path}",
+                "see GET /openapi.json for the routes",
+                code="no_route",
+            )
+        )
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        e = ServingError(
+            f"method {request.method} is not allowed on {request.url.path}",
+            "see GET /openapi.json",
+            code="method_not_allowed",
+        )
+        return Response(error_body(e), 405, media_type=JSON)
+
+    async def crashed(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        e = ServingError(
+            "internal error while handling the request", "retry; report it if it persists", code="internal"
+        )
+        return Response(error_body(e), 500, media_type=JSON)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        dp = open_dataplane(settings_factory())
+        state["plane"] = dp
+        await dp.start()
+        # everything loaded so far lives for the whole process: keep it out of full GC passes, which
+        # otherwise stall every request for tens of milliseconds (see benchmarks/serving.py)
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await dp.stop()
+
+    routes = [
+        Route("/predict", predict, methods=["POST"]),
+        Route("/models", models, methods=["GET"]),
+        Route("/models/{name}", model_detail, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/livez", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/v2", v2_server, methods=["GET"]),
+        Route("/v2/health/live", v2_live, methods=["GET"]),
+        Route("/v2/health/ready", v2_ready, methods=["GET"]),
+        Route("/v2/models/{name}", v2_model, methods=["GET"]),
+        Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}", v2_model, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: not_allowed, Exception: crashed},
+    )
+    app.state.planes = state
+    return app
+
+
+#: the paths this app owns; service.py routes them straight here
+OWN_PREFIXES = ("/predict", "/models", "/healthz", "/livez", "/readyz", "/metrics", "/openapi.json", "/v2")

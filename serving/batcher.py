@@ -1,0 +1,87 @@
+"""Adaptive batching of ONNX Runtime calls inside the event loop.
+
+Each request appends its rows and awaits a future; the first request of an event-loop tick schedules
+one flush with ``loop.call_soon``, which runs after every request that became ready in the same tick
+has also queued. So a lone request waits no timer at all (a tick, a few microseconds), and under load
+the requests that arrive together share one ``session.run``. Limits: at most ``max_rows`` rows per
+ONNX Runtime call (bigger queues are split), no added wait time; ONNX Runtime runs in the event-loop
+thread (a thread-pool hop costs more than the ~0.05 ms a small model takes; see benchmarks/serving.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+
+from .predictor import OnnxPredictor
+
+__all__ = ["MicroBatcher"]
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        predictor: OnnxPredictor,
+        max_rows: int = 512,
+        enabled: bool = True,
+        on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.max_rows = max_rows
+        self.enabled = enabled
+        self._on_batch = on_batch
+        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._scheduled = False
+
+    async def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.enabled or x.shape[0] >= self.max_rows:
+            return self._run(x)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((x, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        labels, probabilities = self.predictor.predict(x)
+        if self._on_batch is not None:
+            self._on_batch(x, probabilities)
+        return labels, probabilities
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, []
+        chunk: list[tuple[np.ndarray, asyncio.Future]] = []
+        rows = 0
+        for item in pending:
+            if chunk and rows + item[0].shape[0] > self.max_rows:
+                self._run_chunk(chunk)
+                chunk, rows = [], 0
+            chunk.append(item)
+            rows += item[0].shape[0]
+        if chunk:
+            self._run_chunk(chunk)
+
+    def _run_chunk(self, chunk: list[tuple[np.ndarray, asyncio.Future]]) -> None:
+        try:
+            if len(chunk) == 1:
+                result = self._run(chunk[0][0])
+                if not chunk[0][1].done():
+                    chunk[0][1].set_result(result)
+                return
+            labels, probabilities = self._run(np.concatenate([x for x, _ in chunk]))
+        except Exception as e:  # handed to every waiting request; the data plane maps it
+            for _, future in chunk:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        start = 0
+        for x, future in chunk:
+            end = start + x.shape[0]
+            if not future.done():
+                future.set_result((labels[start:end], probabilities[start:end]))
+            start = end

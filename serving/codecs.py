@@ -1,0 +1,284 @@
+"""Codecs: bytes on the wire <-> what the data plane works with. The predictor never parses.
+
+- :func:`decode_json` is strict JSON: ``NaN``/``Infinity`` literals, invalid UTF-8 and absurd nesting
+  are refused with :class:`InvalidInputError` (never a 500).
+- :func:`decode_predict` reads the ``/predict`` body ``{"model", "version"?, "inputs"}``.
+- :func:`decode_v2` reads an Open Inference Protocol (KServe v2) infer request, JSON or with the
+  binary-data extension (``Inference-Header-Content-Length``), into a float64 matrix.
+- :func:`encode_predictions` / :func:`encode_v2` write answers; probabilities are checked finite by
+  the predictor, and everything is dumped with ``allow_nan=False`` so no bare ``NaN`` ever leaves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+__all__ = [
+    "PredictRequest",
+    "V2Request",
+    "decode_json",
+    "decode_predict",
+    "decode_v2",
+    "encode_predictions",
+    "encode_v2",
+]
+
+_PREDICT_KEYS = frozenset({"model", "version", "inputs"})
+_V2_DTYPES = {
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "INT16": np.int16,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+}
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidInputError(
+        f"the body contains the literal {name}, which is not valid JSON",
+        "send finite numbers only; drop or impute missing values before calling",
+        code="non_finite",
+    )
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def decode_json(body: bytes) -> Any:
+    """Strict JSON -> Python objects; every failure is an :class:`InvalidInputError`."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(
+            f"the body is not UTF-8 text: {e.reason}", "send UTF-8 encoded JSON"
+        ) from None
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(
+            f"the body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
+            'send a JSON object such as {"model": "demo", "inputs": [[1.0, 2.0]]}',
+            code="invalid_json",
+        ) from None
+    except RecursionError:
+        raise InvalidInputError(
+            "the body is nested too deeply",
+            "send a flat list of rows, each a list or object of numbers",
+            code="too_deep",
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictRequest:
+    model: str
+    version: int | None
+    inputs: Any
+
+
+def decode_predict(body: bytes) -> PredictRequest:
+    obj = decode_json(body)
+    if type(obj) is not dict:
+        raise InvalidInputError(
+            "the body must be a JSON object",
+            'send {"model": "NAME", "inputs": [[...], ...]}',
+            code="bad_body",
+        )
+    if not obj.keys() <= _PREDICT_KEYS:
+        unknown = sorted(set(obj) - _PREDICT_KEYS)
+        raise InvalidInputError(
+            f"unknown field(s) {unknown} in the body",
+            "use only 'model', 'version' and 'inputs'",
+            code="bad_body",
+        )
+    model = obj.get("model")
+    if type(model) is not str or not model:
+        raise InvalidInputError(
+            "'model' must be the model's name as a string",
+            "GET /models lists the served models",
+            code="bad_body",
+        )
+    version = obj.get("version")
+    if version is not None and (type(version) is not int or version < 1):
+        raise InvalidInputError(
+            f"'version' must be a positive integer, got {version!r}",
+            "omit 'version' to use the released version",
+            code="bad_body",
+        )
+    if "inputs" not in obj:
+        raise InvalidInputError(
+            "'inputs' is missing",
+            "send 'inputs': a list of rows (lists in feature order or objects)",
+            code="bad_body",
+        )
+    return PredictRequest(model, version, obj["inputs"])
+
+
+def encode_predictions(
+    prefix: str,
+    classes: list[str],
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    warnings: list[list[str]] | None,
+) -> bytes:
+    """The /predict answer; ``prefix`` is the predictor's pre-serialised model block."""
+    probs = np.round(probabilities.astype(np.float64), 6).tolist()
+    label_names = [classes[i] for i in labels.tolist()]
+    if warnings is None:
+        preds = [
+            {"label": lab, "probabilities": dict(zip(classes, p, strict=True)), "warnings": []}
+            for lab, p in zip(label_names, probs, strict=True)
+        ]
+    else:
+        preds = [
+            {"label": lab, "probabilities": dict(zip(classes, p, strict=True)), "warnings": w}
+            for lab, p, w in zip(label_names, probs, warnings, strict=True)
+        ]
+    return (prefix + ',"predictions":' + json.dumps(preds, allow_nan=False) + "}").encode()
+
+
+# ---------------------------------------------------------------------------------------- v2
+@dataclass(frozen=True, slots=True)
+class V2Request:
+    id: str | None
+    matrix: np.ndarray
+    input_name: str
+
+
+def _v2_json_part(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
+    if header_length is None:
+        return decode_json(body), b""
+    try:
+        n = int(header_length)
+    except ValueError:
+        raise InvalidInputError(
+            f"Inference-Header-Content-Length is {header_length!r}, not an integer",
+            "set it to the byte length of the JSON header",
+            code="bad_body",
+        ) from None
+    if not 0 < n <= len(body):
+        raise InvalidInputError(
+            f"Inference-Header-Content-Length {n} does not fit a body of {len(body)} bytes",
+            "set it to the byte length of the JSON header",
+            code="bad_body",
+        )
+    return decode_json(body[:n]), body[n:]
+
+
+def decode_v2(body: bytes, header_length: str | None, n_features: int) -> V2Request:
+    """An infer request with exactly one input tensor of shape [N, n_features] -> float64 matrix."""
+    obj, binary = _v2_json_part(body, header_length)
+    if type(obj) is not dict or type(obj.get("inputs")) is not list or len(obj["inputs"]) != 1:
+        raise InvalidInputError(
+            "an infer request needs 'inputs' with exactly one tensor",
+            'send {"inputs": [{"name": "input", "shape": [N, F], "datatype": "FP32", "data": [...]}]}',
+            code="bad_body",
+        )
+    tensor = obj["inputs"][0]
+    if type(tensor) is not dict:
+        raise InvalidInputError(
+            "inputs[0] must be an object", "see the Open Inference Protocol", code="bad_body"
+        )
+    name = tensor.get("name", "input")
+    dtype_name = tensor.get("datatype")
+    shape = tensor.get("shape")
+    if dtype_name not in _V2_DTYPES:
+        raise InvalidInputError(
+            f"inputs[0].datatype {dtype_name!r} is not numeric",
+            f"use one of {sorted(_V2_DTYPES)} (FP32 preferred)",
+            code="not_a_number",
+        )
+    if (
+        type(shape) is not list
+        or len(shape) != 2
+        or not all(type(s) is int and s >= 0 for s in shape)
+        or shape[1] != n_features
+    ):
+        raise InvalidInputError(
+            f"inputs[0].shape is {shape!r}; this model takes [N, {n_features}]",
+            f"send shape [rows, {n_features}]",
+            code="feature_count",
+        )
+    count = shape[0] * shape[1]
+    dtype = np.dtype(_V2_DTYPES[dtype_name])
+    params = tensor.get("parameters") or {}
+    if type(params) is dict and "binary_data_size" in params:
+        size = params["binary_data_size"]
+        if type(size) is not int or size != count * dtype.itemsize or size > len(binary):
+            raise InvalidInputError(
+                f"binary_data_size {size!r} does not match shape {shape} of {dtype_name}",
+                "send shape[0]*shape[1]*itemsize bytes after the JSON header",
+                code="bad_body",
+            )
+        flat = np.frombuffer(binary[:size], dtype=dtype).astype(np.float64)
+    else:
+        data = tensor.get("data")
+        if type(data) is not list:
+            raise InvalidInputError(
+                "inputs[0].data must be a list of numbers", "see the protocol", code="bad_body"
+            )
+        if data and type(data[0]) is list:
+            data = [v for row in data for v in (row if type(row) is list else [row])]
+        if not set(map(type, data)) <= {int, float}:
+            bad = next(v for v in data if type(v) not in (int, float))
+            raise InvalidInputError(
+                f"inputs[0].data holds {type(bad).__name__} {bad!r}; expected numbers",
+                "send numbers only",
+                code="not_a_number",
+            )
+        if len(data) != count:
+            raise InvalidInputError(
+                f"inputs[0].data has {len(data)} values but shape {shape} needs {count}",
+                "make data match the shape",
+                code="feature_count",
+            )
+        try:
+            flat = np.array(data, dtype=np.float64)
+        except OverflowError:
+            raise InvalidInputError(
+                "inputs[0].data holds an integer too large for a float",
+                "send finite numbers",
+                code="value_overflow",
+            ) from None
+    request_id = obj.get("id")
+    return V2Request(request_id if type(request_id) is str else None, flat.reshape(shape), name)
+
+
+def encode_v2(
+    model: str,
+    version: int,
+    request_id: str | None,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    metadata: dict[str, Any],
+) -> bytes:
+    n, c = probabilities.shape
+    answer: dict[str, Any] = {
+        "model_name": model,
+        "model_version": str(version),
+        "outputs": [
+            {"name": "label", "datatype": "INT64", "shape": [n], "data": labels.tolist()},
+            {
+                "name": "probabilities",
+                "datatype": "FP32",
+                "shape": [n, c],
+                "data": np.round(probabilities.astype(np.float64), 6).ravel().tolist(),
+            },
+        ],
+        "parameters": {
+            "sha256": metadata["sha256"],
+            "classes": ",".join(metadata["classes"]),
+            "calibration": metadata["calibration"]["method"],
+        },
+    }
+    if request_id is not None:
+        answer["id"] = request_id
+    return json.dumps(answer, allow_nan=False).encode()

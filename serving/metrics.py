@@ -1,0 +1,149 @@
+"""Module-level Prometheus metrics of the gateway (prometheus_client), with bounded label sets.
+
+Label values are never taken from the request: ``model``/``version`` are loaded models (or
+``"unknown"``), ``consumer`` is a consumer the registry declared (or ``"-"``), ``outcome`` and
+``reason`` come from fixed sets. The predicted-probability histogram is kept in numpy arrays (one
+vectorised update per batch instead of one ``observe`` per row and class) and exported by a collector.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = [
+    "BATCH_ROWS",
+    "MODEL_INFO",
+    "OUTCOMES",
+    "PROBABILITIES",
+    "REFUSALS",
+    "REQUESTS",
+    "REQUEST_LATENCY",
+    "RequestMetrics",
+]
+
+#: the fixed outcome set of ``lockgate_requests_total``
+OUTCOMES = (
+    "ok",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "too_large",
+    "bad_media_type",
+    "invalid_input",
+    "not_ready",
+    "error",
+)
+
+REQUESTS = Counter(
+    "lockgate_requests",
+    "Prediction requests by model, version, declared consumer and outcome",
+    ["model", "version", "consumer", "outcome"],
+)
+REQUEST_LATENCY = Histogram(
+    "lockgate_request_latency_seconds",
+    "Prediction latency inside the gateway, by model and version",
+    ["model", "version"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+BATCH_ROWS = Histogram(
+    "lockgate_batch_rows",
+    "Rows per ONNX Runtime call (after adaptive batching)",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+REFUSALS = Counter(
+    "lockgate_refusals",
+    "Requests refused by the access check, by model and reason",
+    ["model", "reason"],
+)
+MODEL_INFO = Gauge(
+    "lockgate_model_info",
+    "Models being served (1) with their identity",
+    ["model", "version", "sha256", "calibration"],
+)
+PROBABILITY_BUCKETS = np.array([0.05 * i for i in range(1, 20)] + [1.0])
+
+
+class _ProbabilityCollector(Collector):
+    """``lockgate_predicted_probability{model, class}``: a histogram fed a whole batch at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: dict[tuple[str, str], list] = {}
+
+    def observe(self, model: str, classes: list[str], probabilities: np.ndarray) -> None:
+        # bucket index per value, counted per class column in one vectorised pass
+        nb = len(PROBABILITY_BUCKETS)
+        idx = np.minimum(np.searchsorted(PROBABILITY_BUCKETS, probabilities, side="left"), nb - 1)
+        sums = probabilities.sum(axis=0, dtype=np.float64)
+        with self._lock:
+            for c, name in enumerate(classes):
+                state = self._state.get((model, name))
+                if state is None:
+                    state = self._state[(model, name)] = [np.zeros(nb, dtype=np.int64), 0.0]
+                state[0] += np.bincount(idx[:, c], minlength=nb)
+                state[1] += float(sums[c])
+
+    def forget(self, model: str) -> None:
+        with self._lock:
+            for key in [k for k in self._state if k[0] == model]:
+                del self._state[key]
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "lockgate_predicted_probability",
+            "Predicted (calibrated) probability per model and class",
+            labels=["model", "class"],
+        )
+        with self._lock:
+            items = [(k, v[0].copy(), v[1]) for k, v in self._state.items()]
+        for (model, cls), counts, total in items:
+            cumulative = np.cumsum(counts)
+            buckets = [
+                (f"{b:.2f}" if b < 1 else "+Inf", float(n))
+                for b, n in zip(PROBABILITY_BUCKETS, cumulative, strict=True)
+            ]
+            family.add_metric([model, cls], buckets, total)
+        yield family
+
+
+PROBABILITIES = _ProbabilityCollector()
+REGISTRY.register(PROBABILITIES)
+
+
+class RequestMetrics:
+    """Cached label children so the hot path does a dict lookup, not ``labels()``, per request."""
+
+    def __init__(self) -> None:
+        self._requests: dict[tuple[str, str, str, str], object] = {}
+        self._latency: dict[tuple[str, str], object] = {}
+        self._batch: dict[str, object] = {}
+
+    def request(self, model: str, version: str, consumer: str, outcome: str, seconds: float | None) -> None:
+        key = (model, version, consumer, outcome)
+        child = self._requests.get(key)
+        if child is None:
+            child = self._requests[key] = REQUESTS.labels(*key)
+        child.inc()  # type: ignore[attr-defined]
+        if seconds is not None:
+            lkey = (model, version)
+            hist = self._latency.get(lkey)
+            if hist is None:
+                hist = self._latency[lkey] = REQUEST_LATENCY.labels(*lkey)
+            hist.observe(seconds)  # type: ignore[attr-defined]
+
+    def batch(self, model: str, rows: int) -> None:
+        hist = self._batch.get(model)
+        if hist is None:
+            hist = self._batch[model] = BATCH_ROWS.labels(model)
+        hist.observe(rows)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def refusal(model: str, reason: str) -> None:
+        REFUSALS.labels(model, reason).inc()

@@ -1,0 +1,169 @@
+"""``OnnxPredictor``: one gated bundle behind ONNX Runtime — load, predict, a ready flag. No BentoML here.
+
+Like an MLServer runtime: it never parses payloads (the codecs and the validator hand it a float32
+matrix) and knows nothing of HTTP. Loading refuses any bundle whose ``gate.json`` is not a passing
+:class:`GateReport` bound to the sha256 of the ``model.onnx`` on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from cascade_registry.artifacts import InvalidBundleError, ModelBundle, ModelCard
+
+from .errors import BundleRejectedError, ModelOutputError
+
+__all__ = ["OnnxPredictor"]
+
+log = logging.getLogger("lockgate.serving")
+
+
+def _require_gate(path: Path, bundle: ModelBundle) -> None:
+    report = bundle.gate_report()
+    if report is None:
+        raise BundleRejectedError(
+            f"{path}: no readable gate.json", f"run 'lockgate check {path}' and serve it once it passes"
+        )
+    if not report.binds(bundle.onnx_sha256):
+        why = "did not pass" if not report.passed else "was made for a different model.onnx"
+        raise BundleRejectedError(
+            f"{path}: the gate report {why} (sha256 on disk {bundle.onnx_sha256[:12]}…)",
+            f"re-run 'lockgate check {path}'",
+        )
+
+
+class OnnxPredictor:
+    """A loaded, gate-checked bundle. Build with :meth:`from_bundle`."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        session: ort.InferenceSession,
+        released_at: datetime | None = None,
+        canary: bool = False,
+    ) -> None:
+        self.bundle = bundle
+        self.card: ModelCard = bundle.card
+        self.name = bundle.card.ref.name
+        self.version = bundle.card.ref.version
+        self.sha256 = bundle.onnx_sha256
+        self.released_at = released_at
+        self.canary = canary
+        self.classes: list[str] = list(bundle.card.classes)
+        self.feature_names: list[str] = bundle.card.feature_names
+        self.n_features = len(self.feature_names)
+        self._session = session
+        self._input_name = session.get_inputs()[0].name
+        self.ready = True
+        self.metadata = self._metadata()
+        #: the answer's constant part, serialised once: '"model":{...},"consume":"..."'
+        self.answer_prefix: str = (
+            '{"model":'
+            + json.dumps(self.metadata, allow_nan=False)
+            + ',"consume":'
+            + json.dumps(self.consume_note())
+            + (',"canary":true' if canary else "")
+        )
+
+    # ------------------------------------------------------------------------------------ loading
+    @classmethod
+    def from_bundle(
+        cls,
+        path: Path | str,
+        released_at: datetime | None = None,
+        canary: bool = False,
+        intra_op_threads: int = 1,
+    ) -> OnnxPredictor:
+        """Validate the bundle and its gate report, then open an ONNX Runtime session.
+
+        A canary (``lockgate serve --canary``, used by the gate's own ``--serve`` check, before any
+        gate report exists) skips the gate-report requirement; its answers are marked ``canary``.
+        Raises :class:`BundleRejectedError` saying why the bundle may not be served.
+        """
+        path = Path(path)
+        try:
+            bundle = ModelBundle.load(path)
+        except InvalidBundleError as e:
+            raise BundleRejectedError(
+                e.problem, e.fix or "rebuild the bundle with 'lockgate train'"
+            ) from None
+        if not canary:
+            _require_gate(path, bundle)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(
+                str(bundle.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise BundleRejectedError(f"{path}: ONNX Runtime cannot load model.onnx: {e}") from None
+        outputs = [o.name for o in session.get_outputs()]
+        if "label" not in outputs or "probabilities" not in outputs:
+            raise BundleRejectedError(
+                f"{path}: model.onnx outputs {outputs}, expected 'label' and 'probabilities'",
+                "re-export the bundle with 'lockgate train'",
+            )
+        return cls(bundle, session, released_at=released_at, canary=canary)
+
+    def unload(self) -> None:
+        self.ready = False
+
+    # ------------------------------------------------------------------------------------ predicting
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 ``[N, F]`` -> (class indices int64 ``[N]``, probabilities float32 ``[N, C]``)."""
+        labels, probabilities = self._session.run(["label", "probabilities"], {self._input_name: x})
+        if not np.isfinite(probabilities).all():
+            raise ModelOutputError(
+                f"model {self.name}:{self.version} produced non-finite probabilities",
+                "this is a model defect; report it and roll back to the previous release",
+            )
+        return labels, probabilities
+
+    # ------------------------------------------------------------------------------------ metadata
+    def _metadata(self) -> dict[str, Any]:
+        card = self.card
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "released_at": self.released_at.isoformat() if self.released_at else None,
+            "calibration": {"method": card.calibration.method, "ece": card.calibration.after.ece},
+            "classes": self.classes,
+            "recommended_threshold": card.recommended_threshold,
+            "upstream": [u.model_dump() for u in card.upstream],
+            "card_url": f"/models/{self.name}?version={self.version}",
+        }
+
+    def consume_note(self) -> str:
+        card = self.card
+        note = (
+            f"probabilities are calibrated ({card.calibration.method}, holdout ECE "
+            f"{card.calibration.after.ece:.3f}): read them as frequencies."
+        )
+        if card.recommended_threshold is not None and len(self.classes) == 2:
+            note += (
+                f" The card recommends answering {self.classes[1]!r} when P({self.classes[1]}) >= "
+                f"{card.recommended_threshold:g}."
+            )
+        else:
+            note += " Take the label, or act on the class probabilities with your own costs."
+        return note + " " + card.how_to_consume
+
+    def describe(self) -> dict[str, Any]:
+        """The card plus serving facts, for ``GET /models/{name}``."""
+        return {
+            "model": self.metadata,
+            "consume": self.consume_note(),
+            "card": json.loads(self.card.model_dump_json()),
+            "inputs": {"features": self.feature_names, "policy": self.card.input_policy.model_dump()},
+        }

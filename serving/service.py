@@ -1,0 +1,58 @@
+"""The BentoML 1.4 service: the only module of lockgate that imports BentoML.
+
+``bentoml serve serving.service:Gateway`` (what ``lockgate serve`` runs) starts one worker holding the
+lean Starlette app of ``app.py``, mounted with ``@bentoml.asgi_app``: BentoML runs its lifespan (the
+data plane loads models and starts the registry poller there) and packages it (``bentofile.yaml``).
+
+What is switched off, and why (profiled in ``benchmarks/serving.py``): BentoML's access log and its
+HTTP metrics middleware (we export our own, bounded, metrics), OpenTelemetry spans on our paths
+(``tracing.excluded_urls``), and BentoML's router in front of our paths: a small dispatch middleware
+sends ``/predict``, ``/v2/...``, ``/models``, ``/healthz``, ``/readyz``, ``/metrics`` straight to our
+app (BentoML's own ``/readyz`` and ``/metrics`` would otherwise shadow ours). Everything stays behind
+BentoML's timeout middleware.
+"""
+
+from __future__ import annotations
+
+import bentoml
+
+from .app import OWN_PREFIXES, build_app
+from .settings import ServeSettings
+
+__all__ = ["Gateway", "gateway_app"]
+
+SETTINGS = ServeSettings()
+gateway_app = build_app(lambda: SETTINGS)
+
+
+class _Dispatch:
+    """ASGI middleware: our paths go straight to the gateway app; anything else to BentoML."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001 - ASGI app
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
+        if scope["type"] == "http" and scope["path"].startswith(OWN_PREFIXES):
+            await gateway_app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+@bentoml.asgi_app(gateway_app, path="/")
+@bentoml.service(
+    name="lockgate-gateway",
+    workers=1,
+    traffic={"timeout": SETTINGS.timeout},
+    metrics={"enabled": False},
+    logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": [p.lstrip("/") for p in OWN_PREFIXES]},
+)
+class Gateway:
+    """Serves every released, gate-bound model of the registry (or one canary bundle)."""
+
+    def __is_ready__(self) -> bool:
+        plane = gateway_app.state.planes.get("plane")
+        return bool(plane is not None and plane.readiness()[0])
+
+
+Gateway.add_asgi_middleware(_Dispatch)

@@ -1,0 +1,48 @@
+"""``ServeSettings``: the one settings class of the gateway (environment prefix ``LOCKGATE_SERVE_``).
+
+Built once by the entry point (``lockgate serve`` or the BentoML service) and passed down; library
+code never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServeSettings"]
+
+
+class ServeSettings(BaseSettings):
+    """Every knob of the gateway. ``LOCKGATE_SERVE_PORT=3100`` sets ``port``, and so on."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCKGATE_SERVE_", extra="forbid")
+
+    registry_url: str | None = Field(
+        None, description="registry database URL; None -> the default SQLite file .lockgate/registry.db"
+    )
+    canary: Path | None = Field(
+        None, description="serve this one bundle from disk, without the registry and without auth"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    poll_interval: float = Field(1.0, gt=0, le=60, description="seconds between registry generation polls")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
+    max_batch_rows: int = Field(
+        1024, ge=1, description="ceiling on rows per request (the card's input policy may lower it)"
+    )
+    batching: bool = Field(True, description="merge concurrent requests into one ONNX Runtime call")
+    max_ort_batch: int = Field(512, ge=1, description="most rows merged into one ONNX Runtime call")
+    access_cache_size: int = Field(10_000, ge=1, description="cached (key, model) access decisions")
+    intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per model")
+    timeout: int = Field(30, ge=1, description="seconds before a request is answered with 504")
+
+    @model_validator(mode="after")
+    def _canary_is_a_directory(self) -> ServeSettings:
+        if self.canary is not None and not self.canary.is_dir():
+            raise ValueError(
+                f"canary bundle {str(self.canary)!r} is not a directory; pass the bundle directory "
+                "written by 'lockgate train'"
+            )
+        return self

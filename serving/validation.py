@@ -1,0 +1,169 @@
+"""Turn decoded rows into the float32 matrix a model expects, or say exactly what is wrong.
+
+Rules come from the card (feature names and order, :class:`InputPolicy`): numbers only (no strings,
+booleans or null), one value per feature, finite, ``|x|`` within the policy's limit (float32 overflow),
+at least one and at most ``max_batch_rows`` rows. Values far outside the training range are allowed but
+flagged with a warning per row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cascade_registry.artifacts import ModelCard
+
+from .errors import InvalidInputError, PayloadTooLargeError
+
+__all__ = ["RowValidator"]
+
+_NUMBER_TYPES = frozenset({int, float})
+_FIX_NUMBERS = "send every feature as a JSON number (no strings, booleans, null, NaN or Infinity)"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+class RowValidator:
+    """Validates inputs for one model card. Built once per loaded model; :meth:`to_matrix` per request."""
+
+    def __init__(self, card: ModelCard, max_batch_rows: int) -> None:
+        policy = card.input_policy
+        self.model = str(card.ref)
+        self.names = card.feature_names
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.n_features = len(self.names)
+        self.max_rows = min(max_batch_rows, policy.max_batch_rows)
+        self.reject_nonfinite = policy.reject_nonfinite
+        self.max_abs = policy.max_abs_value
+        k = policy.out_of_range_sigmas
+        mins = np.array([f.min for f in card.features])
+        maxs = np.array([f.max for f in card.features])
+        stds = np.array([f.std for f in card.features])
+        self.mins, self.maxs = mins, maxs
+        self.low = mins - k * stds
+        self.high = maxs + k * stds
+        self.sigmas = k
+
+    # ------------------------------------------------------------------------------------ rows
+    def check_count(self, n: int) -> None:
+        if n == 0:
+            raise InvalidInputError(
+                "'inputs' is empty", f"send between 1 and {self.max_rows} rows", code="empty_batch"
+            )
+        if n > self.max_rows:
+            raise PayloadTooLargeError(
+                f"{n} rows in one request; {self.model} accepts at most {self.max_rows}",
+                f"split the batch into requests of at most {self.max_rows} rows",
+                code="batch_too_large",
+            )
+
+    def to_matrix(self, rows: Any, where: str = "inputs") -> np.ndarray:
+        """A list of rows (lists in feature order, or objects keyed by feature name) -> float32 [N, F]."""
+        if not isinstance(rows, list):
+            raise InvalidInputError(
+                f"'{where}' is {_kind(rows)}, expected a list of rows",
+                f'send "{where}": [[{", ".join(self.names[:3])}, ...], ...]',
+            )
+        self.check_count(len(rows))
+        n_features = self.n_features
+        numbers = _NUMBER_TYPES
+        if type(rows[0]) is dict:
+            rows = [self._ordered(row, i, where) for i, row in enumerate(rows)]
+        for i, row in enumerate(rows):
+            if type(row) is not list or len(row) != n_features or not set(map(type, row)) <= numbers:
+                self._explain_row(row, i, where)
+        try:
+            x = np.array(rows, dtype=np.float64)
+        except OverflowError:
+            raise InvalidInputError(
+                f"'{where}' holds an integer too large for a float", _FIX_NUMBERS, code="value_overflow"
+            ) from None
+        return self.check_values(x, where)
+
+    def check_values(self, x: np.ndarray, where: str = "inputs") -> np.ndarray:
+        """Finite and float32-safe checks on an already numeric [N, F] array; returns float32."""
+        if self.reject_nonfinite and not np.isfinite(x).all():
+            r, c = np.argwhere(~np.isfinite(x))[0]
+            raise InvalidInputError(
+                f"{where}[{r}][{c}] ({self.names[c]}) is not a finite number ({x[r, c]})",
+                "replace missing or infinite values before calling; numbers beyond float64 range "
+                "parse as infinity",
+                code="non_finite",
+            )
+        big = np.abs(x) > self.max_abs
+        if big.any():
+            r, c = np.argwhere(big)[0]
+            raise InvalidInputError(
+                f"{where}[{r}][{c}] ({self.names[c]}) = {x[r, c]:.3g} overflows float32 "
+                f"(limit |x| <= {self.max_abs:.3g})",
+                "scale the feature the way the model was trained on",
+                code="value_overflow",
+            )
+        return x.astype(np.float32)
+
+    def _ordered(self, row: Any, i: int, where: str) -> list[Any]:
+        if type(row) is not dict:
+            raise InvalidInputError(
+                f"{where}[{i}] is {_kind(row)} but {where}[0] is an object",
+                "send every row in the same form: all objects or all lists",
+                code="ragged_rows",
+            )
+        if len(row) != self.n_features or not all(name in row for name in self.names):
+            missing = [n for n in self.names if n not in row]
+            unknown = [k for k in row if k not in self.index]
+            raise InvalidInputError(
+                f"{where}[{i}] has missing features {missing} and unknown features {unknown}",
+                f"send exactly the {self.n_features} features {self.names}",
+                code="feature_names",
+            )
+        return [row[name] for name in self.names]
+
+    def _explain_row(self, row: Any, i: int, where: str) -> None:
+        if type(row) is not list:
+            raise InvalidInputError(
+                f"{where}[{i}] is {_kind(row)}, expected a list of {self.n_features} numbers",
+                "send every row in the same form: all lists (feature order) or all objects",
+                code="ragged_rows",
+            )
+        if len(row) != self.n_features:
+            raise InvalidInputError(
+                f"{where}[{i}] has {len(row)} values; {self.model} takes {self.n_features} "
+                f"features {self.names}",
+                "send one value per feature, in the card's order, or objects keyed by feature name",
+                code="feature_count",
+            )
+        for j, value in enumerate(row):
+            if type(value) not in _NUMBER_TYPES:
+                raise InvalidInputError(
+                    f"{where}[{i}][{j}] ({self.names[j]}) is {_kind(value)}, expected a number",
+                    _FIX_NUMBERS,
+                    code="not_a_number",
+                )
+        raise InvalidInputError(f"{where}[{i}] is malformed", _FIX_NUMBERS)  # pragma: no cover
+
+    # ------------------------------------------------------------------------------------ warnings
+    def warnings(self, x: np.ndarray) -> list[list[str]] | None:
+        """Per-row warnings for values beyond the training range (None when no row has any)."""
+        out = (x < self.low) | (x > self.high)
+        if not out.any():
+            return None
+        result: list[list[str]] = [[] for _ in range(x.shape[0])]
+        for r, c in np.argwhere(out):
+            result[r].append(
+                f"{self.names[c]}={float(x[r, c]):.6g} lies more than {self.sigmas:g} std outside the "
+                f"training range [{self.mins[c]:.6g}, {self.maxs[c]:.6g}]"
+            )
+        return result

@@ -1,0 +1,166 @@
+"""Fixtures: small real bundles (``training.train``) with gate reports, and real gateway processes
+(``lockgate serve``) on free ports, always stopped in teardown."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cascade_registry.artifacts import CheckResult, GateReport, ModelBundle, write_json_atomic
+from training import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gateway:
+    """A real ``lockgate serve`` process group; always stopped by the fixture that made it."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
+        self._out = out
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lockgate.cli", "serve", "--port", str(self.port), *args],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60.0, path: str = "/healthz") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.tail()}")
+            try:
+                if httpx.get(self.url + path, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"gateway not ready after {timeout}s: {self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log and self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        if self._out is not subprocess.DEVNULL:
+            self._out.close()
+
+
+@pytest.fixture(scope="session")
+def bundle_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bundles")
+
+
+def write_gate(bundle: Path, passed: bool = True, sha256: str | None = None) -> None:
+    """A gate report as ``lockgate check`` writes it; bound to model.onnx unless ``sha256`` is given."""
+    loaded = ModelBundle.load(bundle)
+    report = GateReport(
+        ref=loaded.ref,
+        onnx_sha256=sha256 or loaded.onnx_sha256,
+        passed=passed,
+        checks=[CheckResult(name="parity", status="pass" if passed else "fail")],
+        created_at=datetime.now(UTC),
+    )
+    write_json_atomic(bundle / "gate.json", report)
+
+
+def copy_bundle(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _train(out: Path, version: int, seed: int) -> Path:
+    config = TrainConfig(
+        data="breast_cancer",
+        model="logistic_regression",
+        calibration="sigmoid",
+        trials=1,
+        seed=seed,
+        name="demo",
+        version=version,
+        out=out,
+        progress=False,
+    )
+    bundle = train(config)
+    write_gate(bundle)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(bundle_root: Path) -> Path:
+    """demo:1, breast_cancer logistic regression with sigmoid calibration and a passing gate report."""
+    return _train(bundle_root, 1, 0)
+
+
+@pytest.fixture(scope="session")
+def demo_bundle_v2(bundle_root: Path) -> Path:
+    return _train(bundle_root, 2, 1)
+
+
+@pytest.fixture(scope="session")
+def rows(demo_bundle: Path) -> list[list[float]]:
+    import numpy as np
+
+    return np.load(demo_bundle / "reference.npz")["inputs"][:8].astype(float).tolist()
+
+
+@pytest.fixture(scope="session")
+def canary(demo_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gw = Gateway(["--canary", str(demo_bundle)], log=tmp_path_factory.mktemp("gw") / "canary.log")
+    try:
+        gw.wait_ready()
+        yield gw
+    finally:
+        gw.stop()
+
+
+@pytest.fixture
+def gate_writer():
+    return write_gate
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path) -> Iterator:
+    """``start_gateway(*args, env=...)`` -> a ready :class:`Gateway`; every one is stopped afterwards."""
+    started: list[Gateway] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, ready_path: str = "/healthz") -> Gateway:
+        gw = Gateway(list(args), env=env, log=tmp_path / f"gateway-{len(started)}.log")
+        started.append(gw)
+        gw.wait_ready(path=ready_path)
+        return gw
+
+    try:
+        yield start
+    finally:
+        for gw in started:
+            gw.stop()
