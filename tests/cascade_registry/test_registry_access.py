@@ -29,8 +29,12 @@ def test_declared_consumer_with_a_live_key_is_allowed(registry: Registry, make_b
 
 @pytest.mark.parametrize(
     ("key", "reason"),
-    [(None, "missing_key"), ("", "missing_key"), ("secret", "unknown_key"),
-     ("lg_000000000000_" + "A" * 43, "unknown_key")],
+    [
+        (None, "missing_key"),
+        ("", "missing_key"),
+        ("secret", "unknown_key"),
+        ("lg_000000000000_" + "A" * 43, "unknown_key"),
+    ],
 )
 def test_missing_and_unknown_keys(registry: Registry, key, reason) -> None:
     decision = registry.check_access(key, "churn")

@@ -40,8 +40,13 @@ def test_impact_lists_downstream_in_topological_order(registry: Registry, make_b
     registry.register(make_bundle("e", 1, upstream=["a:1", "c:1"]))  # a diamond: e after c
     report = registry.impact("a")
     order = [(e.consumer, e.depth, e.action) for e in report.entries]
-    assert order == [("b", 1, "retrain"), ("c", 2, "retrain"), ("d", 3, "retrain"), ("e", 3, "retrain"),
-                     ("web", 4, "revalidate")]
+    assert order == [
+        ("b", 1, "retrain"),
+        ("c", 2, "retrain"),
+        ("d", 3, "retrain"),
+        ("e", 3, "retrain"),
+        ("web", 4, "revalidate"),
+    ]
     e = report.entries[3]
     assert {(p.upstream, p.upstream_version) for p in e.pins} == {("a", 1), ("c", 1)}
     assert report.released_version == 1 and report.waivers == []
@@ -83,7 +88,11 @@ def test_waived_release_marks_three_levels_stale_and_is_recorded(registry: Regis
     assert registry.get("c:2").status == "stale"
     assert "a:1" in registry.get("b:1").stale_reason and "b:1" in registry.get("c:1").stale_reason
     (waiver,) = registry.waivers("a")
-    assert (str(waiver.ref), waiver.reason, waiver.actor) == ("a:2", "b retrain scheduled; drift is tiny", "carol")
+    assert (str(waiver.ref), waiver.reason, waiver.actor) == (
+        "a:2",
+        "b retrain scheduled; drift is tiny",
+        "carol",
+    )
     assert "b:1 (trained on a:1)" in waiver.affected and "d:1" in waiver.affected
     report = registry.impact("a")
     assert report.waivers == [waiver]

@@ -50,7 +50,9 @@ def test_eight_writers_at_once(registry_url: str, make_bundle, tmp_path: Path) -
     start = reg.generation()
     ctx = mp.get_context("fork")
     barrier, queue = ctx.Barrier(WORKERS), ctx.Queue()
-    procs = [ctx.Process(target=_work, args=(registry_url, i, bundles, barrier, queue)) for i in range(WORKERS)]
+    procs = [
+        ctx.Process(target=_work, args=(registry_url, i, bundles, barrier, queue)) for i in range(WORKERS)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]
@@ -59,8 +61,9 @@ def test_eight_writers_at_once(registry_url: str, make_bundle, tmp_path: Path) -
     errors = [tb for *_, tb in results if tb]
     assert not errors, errors[0]
     outcome = sum((Counter(o) for _, _, o, _ in results), Counter())
-    assert outcome == Counter({"own:ok": 8, "shared:ok": 1, "shared:conflict": 7, "race:ok": 4,
-                               "race:conflict": 4})
+    assert outcome == Counter(
+        {"own:ok": 8, "shared:ok": 1, "shared:conflict": 7, "race:ok": 4, "race:conflict": 4}
+    )
     writes = sum(w for _, w, _, _ in results)
     assert reg.generation() - start == writes  # every write counted once: nothing lost
     assert [v.ref.version for v in reg.versions("race")] == [1, 2, 3, 4]
@@ -88,7 +91,9 @@ def _open_and_write(url: str, i: int, barrier, queue) -> None:
 def test_eight_processes_create_and_migrate_a_fresh_registry_at_once(registry_url: str) -> None:
     ctx = mp.get_context("fork")
     barrier, queue = ctx.Barrier(WORKERS), ctx.Queue()
-    procs = [ctx.Process(target=_open_and_write, args=(registry_url, i, barrier, queue)) for i in range(WORKERS)]
+    procs = [
+        ctx.Process(target=_open_and_write, args=(registry_url, i, barrier, queue)) for i in range(WORKERS)
+    ]
     for p in procs:
         p.start()
     errors = [e for e in (queue.get(timeout=120) for _ in procs) if e]
