@@ -1,0 +1,44 @@
+"""serving: the BentoML gateway for released, gate-bound models; declared consumers only.
+
+Flat modules behind this façade (BentoML itself is imported only by :mod:`serving.service`):
+
+- :mod:`serving.predictor`  ``OnnxPredictor.from_bundle(path)``: a gate-checked bundle behind ONNX Runtime
+- :mod:`serving.codecs`     strict JSON / Open Inference Protocol decoding and answer encoding
+- :mod:`serving.validation` rows -> float32 matrix per the card's input policy, or a clear error
+- :mod:`serving.catalog`    what is served (immutable snapshots, atomic swaps) and who may call it
+- :mod:`serving.dataplane`  one data plane behind /predict and /v2
+- :mod:`serving.app`        the Starlette transport; :mod:`serving.service` the BentoML service
+- :mod:`serving.errors`     the exception tree and the only HTTP status mapping
+- :mod:`serving.metrics`    module-level Prometheus metrics
+- :mod:`serving.settings`   ``ServeSettings`` (``LOCKGATE_SERVE_*``); :mod:`serving.cli` ``lockgate serve``
+"""
+
+from .errors import (
+    AuthError,
+    BundleRejectedError,
+    ForbiddenError,
+    InvalidInputError,
+    ModelOutputError,
+    NotFoundError,
+    NotReadyError,
+    PayloadTooLargeError,
+    ServingError,
+    UnsupportedMediaTypeError,
+)
+from .predictor import OnnxPredictor
+from .settings import ServeSettings
+
+__all__ = [
+    "AuthError",
+    "BundleRejectedError",
+    "ForbiddenError",
+    "InvalidInputError",
+    "ModelOutputError",
+    "NotFoundError",
+    "NotReadyError",
+    "OnnxPredictor",
+    "PayloadTooLargeError",
+    "ServeSettings",
+    "ServingError",
+    "UnsupportedMediaTypeError",
+]

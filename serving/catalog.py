@@ -188,10 +188,10 @@ class Decision:
 class OpenAccess:
     """Canary mode: no authentication; every answer is marked ``canary``."""
 
-    def check(self, api_key: str | None, model: str) -> Decision | None:
+    def check(self, api_key: str | None, model: str, version: int) -> Decision | None:
         return Decision(True, "canary", "ok", "canary mode: no authentication")
 
-    def lookup(self, api_key: str | None, model: str) -> Decision:
+    def lookup(self, api_key: str | None, model: str, version: int) -> Decision:
         return Decision(True, "canary", "ok", "canary mode: no authentication")
 
     def invalidate(self) -> None:
@@ -204,23 +204,23 @@ class RegistryAccess:
     def __init__(self, registry: Any, max_entries: int = 10_000) -> None:
         self.registry = registry
         self.max_entries = max_entries
-        self._cache: dict[tuple[str | None, str], Decision] = {}
+        self._cache: dict[tuple[str | None, str, int], Decision] = {}
         self._epoch = 0
         self._lock = threading.Lock()
 
-    def check(self, api_key: str | None, model: str) -> Decision | None:
+    def check(self, api_key: str | None, model: str, version: int) -> Decision | None:
         """The cached decision, or None when the registry must be asked (:meth:`lookup`)."""
-        return self._cache.get((api_key, model))
+        return self._cache.get((api_key, model, version))
 
-    def lookup(self, api_key: str | None, model: str) -> Decision:
+    def lookup(self, api_key: str | None, model: str, version: int) -> Decision:
         epoch = self._epoch
-        d = self.registry.check_access(api_key, model)
+        d = self.registry.check_access(api_key, model, version)
         decision = Decision(bool(d.allowed), d.consumer, str(d.reason), str(d.message))
         with self._lock:
             if epoch == self._epoch:  # not invalidated while we asked
                 if len(self._cache) >= self.max_entries:
                     self._cache = {}
-                self._cache[(api_key, model)] = decision
+                self._cache[(api_key, model, version)] = decision
         return decision
 
     def invalidate(self) -> None:

@@ -117,29 +117,29 @@ class DataPlane:
             )
         return slot
 
-    async def _authorize(self, api_key: str | None, model: str) -> Decision:
+    async def _authorize(self, api_key: str | None, model: str, version: int) -> Decision:
         if api_key is None and not self.canary:
             self.metrics.refusal(model, "missing_key")
             raise AuthError(
-                "no API key: send 'Authorization: Bearer <key>'",
-                "ask the model owner for a key: lockgate registry issue-key <consumer>",
+                "no API key: send the header 'Authorization: Bearer <key>'",
+                "ask the model's owner for a key ('lockgate registry key issue <consumer>')",
                 code="missing_key",
             )
-        decision = self.access.check(api_key, model)
+        decision = self.access.check(api_key, model, version)
         if decision is None:
-            decision = await asyncio.to_thread(self.access.lookup, api_key, model)
+            decision = await asyncio.to_thread(self.access.lookup, api_key, model, version)
         if decision.allowed:
             return decision
         self.metrics.refusal(model, decision.reason)
         if decision.reason == "undeclared":
             raise ForbiddenError(
-                f"consumer {decision.consumer!r} is not declared for model {model!r}: {decision.message}",
-                f"ask the owner to declare you: lockgate registry declare {decision.consumer} {model}",
+                decision.message,
+                f"ask the owner of {model!r} to run 'lockgate registry declare {decision.consumer} {model}'",
                 code="undeclared",
             )
         raise AuthError(
             decision.message or f"API key refused ({decision.reason})",
-            "ask the model owner for a valid key",
+            "ask the model's owner for a valid key ('lockgate registry key issue <consumer>')",
             code=decision.reason,
         )
 
@@ -161,7 +161,7 @@ class DataPlane:
         try:
             request = codecs.decode_predict(body)
             slot = self._slot(request.model, request.version)
-            consumer = (await self._authorize(api_key, request.model)).consumer
+            consumer = (await self._authorize(api_key, request.model, slot.predictor.version)).consumer
             x = slot.validator.to_matrix(request.inputs)
             labels, probabilities = await slot.batcher.predict(x)
             answer = codecs.encode_predictions(
@@ -185,7 +185,7 @@ class DataPlane:
         consumer: str | None = None
         try:
             slot = self._slot(model, self._v2_version(version))
-            consumer = (await self._authorize(api_key, model)).consumer
+            consumer = (await self._authorize(api_key, model, slot.predictor.version)).consumer
             request = codecs.decode_v2(body, header_length, slot.predictor.n_features)
             slot.validator.check_count(request.matrix.shape[0])
             x = slot.validator.check_values(request.matrix, "inputs[0].data")
