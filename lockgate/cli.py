@@ -10,6 +10,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli", "train, calibrate and export a model as an ONNX bundle"),
     "check": ("safety.cli", "run the pre-deploy safety gate on a bundle (writes gate.json)"),
     "registry": ("cascade_registry.cli", "register, declare consumers, issue keys, release, show impact"),
+    "serve": ("serving.cli", "run the BentoML gateway: released models, declared consumers only"),
+    "loadtest": ("loadtests.cli", "Locust load test of a running gateway, judged by an SLO file"),
+    "shift": ("training.shift_cli", "adversarial validation: is the test/production data shifted?"),
+    "analyze": ("training.analysis_cli", "error analysis of a bundle: slices, error clusters, bad labels"),
     "demo": ("lockgate.demo", "run the whole flow on the embedded demo data"),
 }
 
