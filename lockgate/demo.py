@@ -1,0 +1,113 @@
+"""``lockgate demo``: the whole flow on the embedded demo data (breast_cancer).
+
+train + calibrate + export -> safety gate -> registry (register, declare a consumer, release) -> serve.
+It ends with the gateway running on 127.0.0.1:3000 (Ctrl+C stops it) unless ``--no-serve`` is given.
+The demo keeps its own registry under ``<out>/registry.db`` so it can be run again and again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+DEMO_MODEL = "demo"
+ALLOWED_CONSUMER = "demo-app"
+REFUSED_CONSUMER = "other-app"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lockgate demo",
+        description="Train, gate, register, release and serve the demo model (breast_cancer, calibrated).",
+    )
+    p.add_argument("--out", type=Path, default=Path("demo-out"), help="working folder (default ./demo-out)")
+    p.add_argument("--port", type=int, default=3000, help="gateway port on 127.0.0.1 (default 3000)")
+    p.add_argument("--no-serve", action="store_true", help="stop after the release; do not start the gateway")
+    return p
+
+
+def _step(title: str) -> None:
+    print(f"\n=== {title}", flush=True)
+
+
+def _curl_lines(port: int, allowed_key: str, refused_key: str, features: int) -> str:
+    row = ", ".join(["1.0"] * features)
+    url = f"http://127.0.0.1:{port}/predict"
+    body_ok = f'{{"model": "{DEMO_MODEL}", "inputs": [[{row}]]}}'
+    body_bad = f'{{"model": "{DEMO_MODEL}", "inputs": [["not a number"]]}}'
+    hdr = "-H 'Content-Type: application/json'"
+    return "\n".join(
+        [
+            "# allowed: a declared consumer gets label, calibrated probabilities and the model's identity",
+            f"curl -s {hdr} -H 'Authorization: Bearer {allowed_key}' -d '{body_ok}' {url}",
+            "# refused (403): a consumer that was never declared for this model",
+            f"curl -s {hdr} -H 'Authorization: Bearer {refused_key}' -d '{body_ok}' {url}",
+            "# bad input (422): says what was wrong and how to fix it",
+            f"curl -s {hdr} -H 'Authorization: Bearer {allowed_key}' -d '{body_bad}' {url}",
+            f"# metrics: curl -s http://127.0.0.1:{port}/metrics | grep lockgate_",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from cascade_registry import Registry, RegistryError
+    from safety.cli import main as check_main
+    from training.cli import main as train_main
+
+    out: Path = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    _step("1/4 train, calibrate and export (lockgate train)")
+    code = train_main(["--out", str(out), "--name", DEMO_MODEL, "--version", "1", "--overwrite"])
+    if code:
+        return code
+    bundle = out / f"{DEMO_MODEL}-1"
+
+    _step(f"2/4 safety gate (lockgate check {bundle})")
+    code = check_main([str(bundle)])
+    if code:
+        print("lockgate demo: the gate refused the demo bundle; see the table above", file=sys.stderr)
+        return code
+
+    _step("3/4 registry: register, declare a consumer, release (lockgate registry)")
+    db = out / "registry.db"
+    for leftover in out.glob("registry.db*"):
+        leftover.unlink()
+    url = f"sqlite:///{db}"
+    try:
+        with Registry.open(url) as reg:
+            version = reg.register(bundle, actor="demo")
+            reg.add_consumer(ALLOWED_CONSUMER, kind="service", owner="demo team", actor="demo")
+            reg.add_consumer(REFUSED_CONSUMER, kind="service", owner="someone else", actor="demo")
+            allowed_key = reg.issue_key(ALLOWED_CONSUMER, actor="demo")
+            refused_key = reg.issue_key(REFUSED_CONSUMER, actor="demo")
+            reg.declare(ALLOWED_CONSUMER, DEMO_MODEL, actor="demo")
+            released = reg.release(version.ref, actor="demo")
+    except RegistryError as e:
+        print(f"lockgate demo: registry: {e}", file=sys.stderr)
+        return 2
+    print(f"registered and released {released.ref} (sha256 {released.onnx_sha256[:12]}…) in {db}")
+    print(f"consumer {ALLOWED_CONSUMER!r} is declared for {DEMO_MODEL!r}; {REFUSED_CONSUMER!r} is not")
+    (out / "keys.txt").write_text(f"{ALLOWED_CONSUMER} {allowed_key}\n{REFUSED_CONSUMER} {refused_key}\n")
+    print(f"their API keys (shown once, stored hashed in the registry) are in {out / 'keys.txt'}")
+
+    _step("4/4 serve (lockgate serve)")
+    print(_curl_lines(args.port, allowed_key, refused_key, len(released.card.features)))
+    if args.no_serve:
+        print(f"\n--no-serve: start it with: lockgate serve --registry-url {url} --port {args.port}")
+        return 0
+    if shutil.which("curl") is None:
+        print("(curl is not installed; any HTTP client will do)")
+    from serving.cli import main as serve_main
+
+    print(flush=True)
+    return serve_main(["--registry-url", url, "--host", "127.0.0.1", "--port", str(args.port)])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
