@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 
 from loadtests.errors import GatewayError
+from loadtests.measurements import OutcomeCount
 from loadtests.plan import PayloadPool, TrafficPlan
 
 __all__ = ["is_ready", "post_predict", "preflight", "wait_ready"]
@@ -61,16 +62,25 @@ def _reason(content: bytes) -> str:
         return content[:200].decode(errors="replace")
 
 
-def preflight(plan: TrafficPlan, pool: PayloadPool, host: str, timeout: float = 15.0) -> int:
-    """One valid request per (consumer, model) must get 200 within ``timeout``; returns requests sent."""
-    sent = 0
+def preflight(plan: TrafficPlan, pool: PayloadPool, host: str, timeout: float = 15.0) -> list[OutcomeCount]:
+    """One valid request per (consumer, model) must get 200 within ``timeout``; returns what was sent."""
+    sent: list[OutcomeCount] = []
     for consumer in plan.consumers:
         for model in consumer.models:
             payload = min(pool.valid[model], key=lambda p: p.rows)
             deadline = time.monotonic() + timeout
             while True:
                 status, content = post_predict(host, consumer.key, payload.body)
-                sent += 1
+                sent.append(
+                    OutcomeCount(
+                        consumer=consumer.name,
+                        model=model,
+                        kind="valid",
+                        status=status,
+                        expected=status == 200,
+                        count=1,
+                    )
+                )
                 if status == 200:
                     break
                 if time.monotonic() > deadline or status not in (401, 403, 503):

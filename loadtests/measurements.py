@@ -79,6 +79,9 @@ class Measurements(_Data):
     outcomes: list[OutcomeCount] = Field(default_factory=list)
     memory: list[MemorySample] = Field(default_factory=list)
     cpu: CpuShare | None = None
+    preflight: list[OutcomeCount] = Field(
+        default_factory=list, description="the readiness calls sent before the load (not in the stats)"
+    )
 
     def endpoint(self, name: str) -> EndpointStats | None:
         return self.endpoints.get(name)

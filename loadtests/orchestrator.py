@@ -78,7 +78,7 @@ def run_loadtest(settings: LoadtestSettings) -> int:
     plan = build_plan(settings)
     pool = build_pool(plan)
     wait_ready(settings.host, settings.ready_timeout)
-    preflight(plan, pool, settings.host)
+    sent_first = preflight(plan, pool, settings.host)
     options = SessionOptions(
         host=settings.host,
         think_time=settings.think_time,
@@ -114,7 +114,7 @@ def run_loadtest(settings: LoadtestSettings) -> int:
             session.start(settings.users, settings.spawn_rate)
             session.hold(settings.duration)
             session.stop()
-            measured = session.measure()
+            measured = session.measure().model_copy(update={"preflight": sent_first})
     if settings.mode == "step":
         write_json_atomic(folder / "capacity.json", report)
         write_text_atomic(folder / "capacity.txt", report.table() + "\n")

@@ -28,6 +28,7 @@ __all__ = [
     "OUTCOME_OF_STATUS",
     "PrometheusServer",
     "check_metrics_text",
+    "collapse_unattributed",
     "compare_counts",
     "expected_counts",
     "latency_agrees",
@@ -47,6 +48,12 @@ OUTCOME_OF_STATUS = {
 }
 #: the gateway's latency histogram buckets, in seconds
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+UNATTRIBUTED = "*"
+#: the outcomes only malformed bodies get (valid traffic answered so is already a Locust failure)
+MALFORMED_OUTCOMES = frozenset({"invalid_input", "bad_media_type", "too_large", "error"})
+#: outcomes the gateway may count without naming the consumer: malformed bodies (an unparseable body
+#: names no model, and access is per model) and refusals of a consumer not declared for the model
+UNATTRIBUTED_OUTCOMES = MALFORMED_OUTCOMES | {"forbidden"}
 INSTALL_HINT = "install it with 'apt-get install -y prometheus' (Debian) or put the binary on PATH"
 
 
@@ -184,11 +191,26 @@ def outcome_counts(prom: PrometheusServer, at: float) -> dict[tuple[str, str], f
 
 
 def expected_counts(outcomes: list[OutcomeCount]) -> dict[tuple[str, str], int]:
-    """What Locust sent, as (consumer, gateway outcome) -> requests."""
+    """What Locust sent, as (consumer, gateway outcome) -> requests.
+
+    Outcomes in ``UNATTRIBUTED_OUTCOMES`` are counted under consumer ``*`` (the gateway may count them
+    under ``-``); apply :func:`collapse_unattributed` to the Prometheus side too.
+    """
     out: dict[tuple[str, str], int] = {}
     for o in outcomes:
-        key = (o.consumer, OUTCOME_OF_STATUS.get(o.status, "error"))
+        outcome = OUTCOME_OF_STATUS.get(o.status, "error")
+        consumer = UNATTRIBUTED if outcome in UNATTRIBUTED_OUTCOMES else o.consumer
+        key = (consumer, outcome)
         out[key] = out.get(key, 0) + o.count
+    return out
+
+
+def collapse_unattributed(counts: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """Fold the consumers of ``UNATTRIBUTED_OUTCOMES`` into consumer ``*``."""
+    out: dict[tuple[str, str], float] = {}
+    for (consumer, outcome), n in counts.items():
+        key = (UNATTRIBUTED if outcome in UNATTRIBUTED_OUTCOMES else consumer, outcome)
+        out[key] = out.get(key, 0.0) + n
     return out
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 
 from cascade_registry import Registry, RegistryError
-from cascade_registry.version_range import VersionRange
 from loadtests.errors import PlanError
 from loadtests.plan import ConsumerTraffic, ModelTarget, TrafficPlan
 from loadtests.sources import TrafficFile, make_plan, target_from_bundle
@@ -23,14 +22,9 @@ __all__ = ["plan_from_registry"]
 log = logging.getLogger(__name__)
 
 
-def _declared(reg: Registry, released: dict[str, int]) -> dict[str, set[str]]:
-    """consumer -> released models it may call (its declared range contains the released version)."""
-    out: dict[str, set[str]] = {}
-    for d in reg.declarations():
-        version = released.get(d.model)
-        if version is not None and VersionRange.parse(d.versions).contains(version):
-            out.setdefault(d.consumer, set()).add(d.model)
-    return out
+def _declared(reg: Registry, consumers: list[str], models: list[str]) -> dict[str, set[str]]:
+    """consumer -> released models the registry lets it call (range, revocation and cascade rules)."""
+    return {c: {m for m in models if reg.check_consumer(c, m).allowed} for c in consumers}
 
 
 def plan_from_registry(
@@ -73,9 +67,9 @@ def _plan(
         entry = file_models.get(info.ref.name)
         cap = max_batch or (entry.max_batch if entry else None)
         targets[info.ref.name] = target_from_bundle(info.bundle_path, card=info.card, max_batch=cap)
-    declared = _declared(reg, {i.ref.name: i.ref.version for i in released})
     file_consumers = traffic.consumers if traffic else {}
     live = {c.name for c in reg.consumers() if c.revoked_at is None}
+    declared = _declared(reg, sorted(live), sorted(targets))
 
     consumers: list[ConsumerTraffic] = []
     missing: list[str] = []
@@ -84,7 +78,7 @@ def _plan(
         models = sorted(declared.get(name, set()))
         key = entry.key if entry else None
         if key is None and models and rotate_keys:
-            key = reg.rotate_key(name)
+            key = reg.rotate_key(name, actor="loadtest")
         if key is None:
             if models:
                 missing.append(name)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from loadtests.answers import judge_answer
 from loadtests.measurements import OutcomeCount
 from loadtests.plan import ConsumerTraffic, ModelTarget, TrafficPlan, build_pool
-from loadtests.prometheus import compare_counts, expected_counts, latency_agrees
+from loadtests.prometheus import collapse_unattributed, compare_counts, expected_counts, latency_agrees
 from loadtests.settings import LoadtestSettings, parse_duration
 
 TARGET = ModelTarget(
@@ -108,9 +108,11 @@ def test_prometheus_count_comparison_and_latency_agreement():
             OutcomeCount(consumer="app", model="demo", kind="malformed", status=415, expected=True, count=2),
         ]
     )
-    assert sent == {("app", "ok"): 90, ("-", "unauthorized"): 7, ("app", "bad_media_type"): 2}
+    assert sent == {("app", "ok"): 90, ("-", "unauthorized"): 7, ("*", "bad_media_type"): 2}
     before = {("app", "ok"): 3.0}
-    after = {("app", "ok"): 93.0, ("-", "unauthorized"): 7.0, ("app", "bad_media_type"): 2.0}
+    after = collapse_unattributed(
+        {("app", "ok"): 93.0, ("-", "unauthorized"): 7.0, ("-", "bad_media_type"): 2.0}
+    )
     assert compare_counts(sent, before, after) == []
     after[("app", "ok")] = 92.0
     assert compare_counts(sent, before, after) == ["consumer=app outcome=ok: Prometheus +89, Locust 90"]
