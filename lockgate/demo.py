@@ -34,11 +34,12 @@ def _step(title: str) -> None:
     print(f"\n=== {title}", flush=True)
 
 
-def _curl_lines(port: int, allowed_key: str, refused_key: str, features: int) -> str:
-    row = ", ".join(["1.0"] * features)
+def _curl_lines(port: int, allowed_key: str, refused_key: str, means: list[float]) -> str:
+    row = [f"{m:.4g}" for m in means]  # a typical row: each feature at its training mean
     url = f"http://127.0.0.1:{port}/predict"
-    body_ok = f'{{"model": "{DEMO_MODEL}", "inputs": [[{row}]]}}'
-    body_bad = f'{{"model": "{DEMO_MODEL}", "inputs": [["not a number"]]}}'
+    body_ok = f'{{"model": "{DEMO_MODEL}", "inputs": [[{", ".join(row)}]]}}'
+    bad = ", ".join(['"not a number"', *row[1:]])
+    body_bad = f'{{"model": "{DEMO_MODEL}", "inputs": [[{bad}]]}}'
     hdr = "-H 'Content-Type: application/json'"
     return "\n".join(
         [
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"their API keys (shown once, stored hashed in the registry) are in {out / 'keys.txt'}")
 
     _step("4/4 serve (lockgate serve)")
-    print(_curl_lines(args.port, allowed_key, refused_key, len(released.card.features)))
+    print(_curl_lines(args.port, allowed_key, refused_key, [f.mean for f in released.card.features]))
     if args.no_serve:
         print(f"\n--no-serve: start it with: lockgate serve --registry-url {url} --port {args.port}")
         return 0
