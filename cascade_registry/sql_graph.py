@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from cascade_registry.entities import LIVE_STATUSES
-from cascade_registry.schema import consumers, declarations, model_versions
 
 __all__ = ["CascadeRows", "load_cascade"]
 
@@ -29,28 +28,35 @@ class CascadeRows:
         self.status: dict[tuple[str, int], tuple[str, bool]] = {}
 
 
+_STATUS_SQL = "SELECT name, version, status, stale FROM model_versions"
+_KINDS_SQL = "SELECT name, kind FROM consumers"
+_DECLARATIONS_SQL = (
+    "SELECT c.name, d.model_name, d.versions, d.source, d.consumer_version, d.pinned_version "
+    "FROM declarations d JOIN consumers c ON c.id = d.consumer_id"
+)
+
+
 def load_cascade(conn: Connection) -> CascadeRows:
+    """Read the whole cascade in three plain queries on the DBAPI cursor of ``conn``'s transaction
+    (row objects would cost more than the graph work on a 50,000-edge cascade)."""
     rows = CascadeRows()
-    for name, version, status, stale in conn.execute(
-        select(
-            model_versions.c.name, model_versions.c.version, model_versions.c.status, model_versions.c.stale
-        )
-    ):
-        rows.status[(name, version)] = (status, bool(stale))
-    for name, kind in conn.execute(select(consumers.c.name, consumers.c.kind)):
-        rows.kinds[name] = kind
-    query = select(
-        consumers.c.name,
-        declarations.c.model_name,
-        declarations.c.versions,
-        declarations.c.source,
-        declarations.c.consumer_version,
-        declarations.c.pinned_version,
-    ).join(consumers, consumers.c.id == declarations.c.consumer_id)
-    for consumer, model, versions, source, cver, pinned in conn.execute(query):
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(_STATUS_SQL)
+        for name, version, status, stale in cursor.fetchall():
+            rows.status[(name, version)] = (status, bool(stale))
+        cursor.execute(_KINDS_SQL)
+        rows.kinds = dict(cursor.fetchall())
+        cursor.execute(_DECLARATIONS_SQL)
+        declared = cursor.fetchall()
+    finally:
+        cursor.close()
+    live = set(LIVE_STATUSES)
+    status = rows.status
+    for consumer, model, versions, source, cver, pinned in declared:
         if source == "card":
-            state = rows.status.get((consumer, cver))
-            if state is None or state[0] not in LIVE_STATUSES:
+            state = status.get((consumer, cver))
+            if state is None or state[0] not in live:
                 continue
             rows.pins.append((consumer, cver, model, pinned))
         else:

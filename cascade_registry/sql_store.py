@@ -4,16 +4,17 @@ Each public method is one transaction (see :class:`~cascade_registry.engine.Data
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, select
 
 from cascade_registry.artifacts import ModelRef
 from cascade_registry.cascade import downstream_layers
 from cascade_registry.engine import Database
 from cascade_registry.entities import (
+    LIVE_STATUSES,
     AuditEntry,
-    ImpactEntry,
     ImpactReport,
-    Pin,
     WaiverInfo,
 )
 from cascade_registry.errors import NotFoundError
@@ -108,36 +109,46 @@ def _waivers(conn: Connection, name: str | None) -> list[WaiverInfo]:
 def _impact_report(name: str, cascade: CascadeRows, waived: list[WaiverInfo]) -> ImpactReport:
     layers = downstream_layers(cascade.edges, name)
     inside = {name, *(n for n, _ in layers)}
-    pins: dict[str, list[Pin]] = {}
+    # tuples while computing, plain dicts validated in one call at the end: on a 50,000-edge cascade this is
+    # several times faster than building one pydantic model per pin
+    card: dict[str, list[tuple[str, int, int]]] = {}
     for consumer, cver, upstream, uver in cascade.pins:
         if upstream in inside and consumer in inside:
-            pins.setdefault(consumer, []).append(
-                Pin(upstream=upstream, upstream_version=uver, consumer_version=cver, source="card")
-            )
+            card.setdefault(consumer, []).append((upstream, cver, uver))
+    manual: dict[str, list[tuple[str, str | None]]] = {}
     for consumer, model, versions in cascade.declared:
         if model in inside and consumer in inside:
-            pins.setdefault(consumer, []).append(Pin(upstream=model, versions=versions, source="manual"))
+            manual.setdefault(consumer, []).append((model, versions))
     released: dict[str, int] = {}
     stale: dict[str, list[int]] = {}
     for (n, v), (status, is_stale) in cascade.status.items():
         if status == "released":
             released[n] = v
-        if is_stale and status in ("registered", "gated_passed", "gated_failed", "released", "stale"):
+        if is_stale and status in LIVE_STATUSES:
             stale.setdefault(n, []).append(v)
-    entries = []
+    entries: list[dict[str, Any]] = []
+    kinds = cascade.kinds
     for consumer, depth in layers:
-        mine = sorted(pins.get(consumer, []), key=lambda p: (p.upstream, p.consumer_version or 0, p.source))
-        kind = cascade.kinds.get(consumer, "model")
-        trained = kind == "model" and any(p.source == "card" for p in mine)
+        mine = sorted(card.get(consumer, ()))
+        kind = kinds.get(consumer, "model")
+        pins: list[dict[str, Any]] = [
+            {"upstream": u, "upstream_version": uv, "consumer_version": cv, "source": "card"}
+            for u, cv, uv in mine
+        ]
+        pins += [
+            {"upstream": m, "versions": vs, "source": "manual"} for m, vs in sorted(manual.get(consumer, ()))
+        ]
         entries.append(
-            ImpactEntry(
-                consumer=consumer,
-                kind=kind,
-                depth=depth,
-                action="retrain" if trained else "revalidate",
-                pins=mine,
-                released_version=released.get(consumer),
-                stale_versions=sorted(stale.get(consumer, [])),
-            )
+            {
+                "consumer": consumer,
+                "kind": kind,
+                "depth": depth,
+                "action": "retrain" if kind == "model" and mine else "revalidate",
+                "pins": pins,
+                "released_version": released.get(consumer),
+                "stale_versions": sorted(stale.get(consumer, ())),
+            }
         )
-    return ImpactReport(model=name, released_version=released.get(name), entries=entries, waivers=waived)
+    return ImpactReport.model_validate(
+        {"model": name, "released_version": released.get(name), "entries": entries, "waivers": waived}
+    )
