@@ -1,0 +1,38 @@
+"""`lockgate demo` end to end (without the final foreground server): train, gate, register, release."""
+
+import json
+from pathlib import Path
+
+from cascade_registry import Registry
+from cascade_registry.artifacts import GateReport, ModelBundle
+from lockgate.cli import main
+
+
+def test_demo_releases_a_gated_model_with_one_declared_consumer(tmp_path: Path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--no-serve", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "PASSED" in printed and "curl" in printed
+
+    bundle = ModelBundle.load(out / "demo-1")
+    gate = GateReport.model_validate(json.loads((out / "demo-1" / "gate.json").read_text()))
+    assert gate.binds(bundle.onnx_sha256)
+
+    keys = dict(line.split() for line in (out / "keys.txt").read_text().splitlines())
+    with Registry.open(f"sqlite:///{out / 'registry.db'}") as reg:
+        assert [str(v.ref) for v in reg.released()] == ["demo:1"]
+        assert reg.check_access(keys["demo-app"], "demo").allowed
+        refused = reg.check_access(keys["other-app"], "demo")
+        assert not refused.allowed and refused.reason == "undeclared"
+
+
+def test_top_level_help_lists_every_subcommand(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for sub in ("train", "check", "registry", "serve", "loadtest", "demo"):
+        assert f"  {sub}" in text
+
+
+def test_unknown_subcommand_is_a_usage_error(capsys):
+    assert main(["trian"]) == 2
+    assert "unknown subcommand 'trian'" in capsys.readouterr().err
