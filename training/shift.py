@@ -108,7 +108,7 @@ def adversarial_validation(train: pd.DataFrame, test: pd.DataFrame, target: str 
                                 f"validation", f"provide at least {max(MIN_ROWS, folds)} rows in each")
     X = _encode(train, test)
     is_test = np.r_[np.zeros(len(train), int), np.ones(len(test), int)]
-    clf = RandomForestClassifier(n_estimators=100, min_samples_leaf=3, max_features="sqrt", n_jobs=1,
+    clf = RandomForestClassifier(n_estimators=50, min_samples_leaf=3, max_features="sqrt", n_jobs=1,
                                  random_state=seed)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     X = np.nan_to_num(X, nan=-1e9)  # missing values as their own (extreme) value
