@@ -33,6 +33,7 @@ __all__ = [
     "OPSET",
     "BaseGraph",
     "Exporter",
+    "base_error",
     "build_model",
     "onnx_predict",
     "sklearn_exporter",
@@ -262,6 +263,41 @@ def build_model(
     return model
 
 
+def base_error(
+    base: BaseGraph, estimator: Any, X: np.ndarray, n_classes: int, kind: Kind
+) -> tuple[float, float]:
+    """How far the base graph's output (the calibrator's input) is from native on rows ``X``.
+
+    Returns ``(absolute, relative)``: the error model ``|graph - native| <= absolute + relative * |s|``
+    (absolute = the largest error where ``|s|`` is at most its median, relative = the largest
+    ``error / |s|`` above it).
+    """
+    import onnxruntime as ort
+
+    model = copy.deepcopy(base.model)
+    model.ir_version = IR_VERSION
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        (got,) = sess.run([base.output], {INPUT: np.asarray(X, dtype=np.float32)})
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ExportError(
+            f"ONNX Runtime cannot run the base graph: {str(e).splitlines()[0][:300]}", "report this bug"
+        ) from None
+    X64 = np.asarray(X, dtype=np.float32).astype(np.float64)
+    if kind == "response" and response_method(estimator) == "decision_function":
+        want = np.asarray(estimator.decision_function(X64), dtype=np.float64).reshape(len(X64), -1)
+    else:
+        want = np.asarray(estimator.predict_proba(X64), dtype=np.float64)
+        if kind == "response" and n_classes == 2:
+            want = want[:, 1:]
+    got = np.asarray(got, dtype=np.float64).reshape(want.shape)
+    err, mag = np.abs(got - want).ravel(), np.abs(want).ravel()
+    big = mag > max(float(np.median(mag)), 1e-300)
+    relative = float(np.max(err[big] / mag[big])) if big.any() else 0.0
+    absolute = float(np.max(err[~big])) if (~big).any() else 0.0
+    return absolute, relative
+
+
 def onnx_predict(model_bytes: bytes, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Run the exported graph with ONNX Runtime: (label int64 [N], probabilities float32 [N, C])."""
     import onnxruntime as ort
@@ -352,6 +388,9 @@ def _rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
 
 
 def _set_outputs(graph: onnx.GraphProto, names: list[str]) -> None:
-    keep = [o for o in graph.output if o.name in names]
+    """Keep only ``names`` as graph outputs (new names get the element type of ``base_scores``)."""
+    elem = next(o.type.tensor_type.elem_type for o in graph.output if o.name == "base_scores")
+    known = {o.name: o for o in graph.output}
+    outs = [known.get(n) or helper.make_tensor_value_info(n, elem, [None, None]) for n in names]
     del graph.output[:]
-    graph.output.extend(keep)
+    graph.output.extend(outs)

@@ -11,7 +11,6 @@ import io
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -30,12 +29,20 @@ from cascade_registry.artifacts import (
     atomic_directory,
     write_json_atomic,
 )
-from training.calibration import Calibrated, calibrate
+from training.calibration import Calibrated, calibrate, merge_close_knots
 from training.card import consume_text, describe_features, describe_infrastructure, estimate_cost
 from training.config import TrainConfig
 from training.datasets import Dataset, load_dataset
 from training.errors import ExportError, OutputExistsError
-from training.export import OPSET, build_model, head_of, onnx_predict, response_method
+from training.export import (
+    OPSET,
+    BaseGraph,
+    base_error,
+    build_model,
+    head_of,
+    onnx_predict,
+    response_method,
+)
 from training.families import Family, get_family
 from training.metrics import calibration_metrics, report_metrics
 from training.reliability import plot_reliability
@@ -67,6 +74,13 @@ def train(config: TrainConfig) -> Path:
     )
     estimator = search.estimator
     cal = calibrate(estimator, config.calibration, splits.calibration, splits.validation, config.ece_bins)
+    t_export = time.perf_counter()
+    kind = "proba" if cal.method == "none" else "response"
+    base = family.export(estimator, len(ds.feature_names), len(ds.classes), kind)
+    check_X = np.concatenate([s.X for s in splits]).astype(np.float32)
+    score_error = base_error(base, estimator, check_X, len(ds.classes), kind)
+    merged = merge_close_knots(cal.native, score_error) if cal.method == "isotonic" else 0
+    export_seconds = time.perf_counter() - t_export
 
     test = splits.test
     before = np.asarray(estimator.predict_proba(test.X), dtype=np.float64)
@@ -75,8 +89,8 @@ def train(config: TrainConfig) -> Path:
     threshold = _recommended_threshold(cal, splits) if len(ds.classes) == 2 else None
 
     t_export = time.perf_counter()
-    onnx_bytes, export_info, reference = _export(config, family, ds, estimator, cal, splits)
-    export_seconds = time.perf_counter() - t_export
+    onnx_bytes, export_info, reference = _export(config, family, ds, base, cal, splits)
+    export_seconds += time.perf_counter() - t_export
 
     policy = InputPolicy()
     runtime = RuntimeInfo(
@@ -119,6 +133,8 @@ def train(config: TrainConfig) -> Path:
         details={
             "family_description": family.description,
             "calibration_input": "none" if cal.method == "none" else response_method(estimator),
+            "export_score_error": score_error,
+            "isotonic_knots_merged": merged,
             "split_fractions": {
                 "validation": config.validation_fraction,
                 "calibration": config.calibration_fraction,
@@ -155,11 +171,9 @@ def train(config: TrainConfig) -> Path:
 
 # ------------------------------------------------------------------------------------------ steps
 def _export(
-    config: TrainConfig, family: Family, ds: Dataset, estimator: Any, cal: Calibrated, splits: Splits
+    config: TrainConfig, family: Family, ds: Dataset, base: BaseGraph, cal: Calibrated, splits: Splits
 ) -> tuple[bytes, ExportInfo, dict[str, np.ndarray]]:
-    n_features, n_classes = len(ds.feature_names), len(ds.classes)
-    kind = "proba" if cal.method == "none" else "response"
-    base = family.export(estimator, n_features, n_classes, kind)
+    n_classes = len(ds.classes)
     metadata = {
         "lockgate.name": config.name,
         "lockgate.version": str(config.version),
