@@ -9,8 +9,10 @@ serializes writers and tells readers in other processes that something changed.
 
 from __future__ import annotations
 
+import os
 import random
 import time
+import weakref
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -64,6 +66,18 @@ def _head_revision() -> str:
     return head
 
 
+def _dispose_in_forked_children(engine: Engine) -> None:
+    """A forked child (e.g. a server worker) must not reuse the parent's pooled connections."""
+    ref = weakref.ref(engine)
+
+    def reset() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.dispose(close=False)
+
+    os.register_at_fork(after_in_child=reset)
+
+
 class Database:
     """An engine plus the transaction discipline of the registry. Build with :meth:`connect`."""
 
@@ -99,6 +113,7 @@ class Database:
                 f"registry URL {display!r} uses {backend!r}", "the registry supports sqlite and postgresql"
             )
         db = cls(engine, display)
+        _dispose_in_forked_children(engine)
         try:
             db._migrate()
         except DBAPIError as e:
