@@ -29,7 +29,14 @@ from training.deep.errors import DeepConfigError
 from training.deep.estimator import MLPClassifier, resolve_device
 from training.deep.optimizers import make_optimizer
 
-__all__ = ["CAUSES", "OverfitReport", "format_overfit_report", "overfit_one_batch"]
+__all__ = [
+    "CAUSES",
+    "OverfitReport",
+    "format_overfit_report",
+    "overfit_check",
+    "overfit_one_batch",
+    "run_overfit_check",
+]
 
 Sign = Literal["overfits", "goes up", "explodes", "oscillates", "plateaus"]
 
@@ -174,3 +181,30 @@ def format_overfit_report(report: OverfitReport) -> str:
         lines.append(f"sign: error {report.sign}")
         lines += [f"  - {c}" for c in report.causes]
     return "\n".join(lines)
+
+
+def overfit_check(config: Any, steps: int = 300) -> OverfitReport:
+    """``lockgate train --overfit-one-batch``: the family's default model on one batch of the train split.
+
+    ``config`` is a :class:`training.config.TrainConfig`; only deep families (``mlp``) apply.
+    """
+    from training.datasets import load_dataset
+    from training.families import get_family
+    from training.splits import split_dataset
+
+    family = get_family(config.model)
+    est = family.make_estimator(dict(family.defaults), config.seed)
+    if not isinstance(est, MLPClassifier):
+        raise DeepConfigError("model", config.model, "a deep model family for --overfit-one-batch",
+                              "use --model mlp")
+    ds = load_dataset(config)
+    splits = split_dataset(ds, config.seed, config.validation_fraction, config.calibration_fraction,
+                           config.test_fraction)
+    return overfit_one_batch(est, splits.train.X, splits.train.y, steps=steps, seed=config.seed)
+
+
+def run_overfit_check(config: Any) -> int:
+    """Print the one-batch diagnosis; exit code 0 when the model can overfit, 1 when it cannot."""
+    report = overfit_check(config)
+    print(format_overfit_report(report))
+    return 0 if report.passed else 1
