@@ -100,7 +100,7 @@ def _graph_parts(cascade: CascadeRows) -> tuple[dict[str, str], list[tuple[str, 
             nodes[name] = f"{name} ({kind})"
     labels: dict[tuple[str, str], list[str]] = {}
     for consumer, cver, upstream, uver in cascade.pins:
-        labels.setdefault((upstream, consumer), []).append(f"v{cver} on v{uver}")
+        labels.setdefault((upstream, consumer), []).append(f"v{cver} trained on v{uver}")
     for consumer, model, versions in cascade.declared:
         labels.setdefault((model, consumer), []).append(f"declared {versions or '*'}")
     edges = [(u, c, ", ".join(sorted(set(ls)))) for (u, c), ls in sorted(labels.items())]

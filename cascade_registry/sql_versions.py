@@ -305,7 +305,8 @@ class VersionOps:
                 released_at=now(),
                 released_by=actor,
             )
-            affected = blocking + sorted(f"{n}:{v}" for n, v in stale if f"{n}:{v}" not in blocking)
+            blocked_refs = {b.split(" ")[0] for b in blocking}
+            affected = sorted(blocked_refs | {f"{n}:{v}" for n, v in stale})
             if waiver:
                 conn.execute(
                     insert(waivers).values(

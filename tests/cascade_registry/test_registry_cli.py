@@ -48,7 +48,7 @@ def test_the_whole_flow(run, make_bundle, registry_url: str) -> None:
     code, out, _ = run("impact", "a", "--json")
     assert [e["consumer"] for e in json.loads(out)["entries"]] == ["b", "web"]
     code, out, _ = run("graph")
-    assert code == 0 and out.startswith("graph LR") and 'n_a -->|"v1 on v1"| n_b' in out
+    assert code == 0 and out.startswith("graph LR") and 'n_a -->|"v1 trained on v1"| n_b' in out
     code, out, _ = run("graph", "--format", "dot")
     assert code == 0 and out.startswith("digraph cascade") and "n_b -> n_web" in out
     code, out, _ = run("audit", "--json")
