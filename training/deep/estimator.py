@@ -17,6 +17,7 @@ import io
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         best_score, best_state, best_epoch, waited = math.inf, None, -1, 0
         self.stop_reason_ = "reached the epoch limit"
         for epoch, rate in enumerate(rates):
+            started = time.perf_counter()
             set_learning_rate(optimizer, rate)
             train_objective = self._run_epoch(optimizer, Xt, yt, rng)
             train_loss, train_acc = self._evaluate(Xt, yt)
@@ -322,6 +324,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                    "train_loss": train_loss, "train_accuracy": train_acc}
             if has_val:
                 row["val_loss"], row["val_accuracy"] = self._evaluate(Xv, yv)
+            row["seconds"] = time.perf_counter() - started
             self.history_.append(row)
             if not math.isfinite(train_objective) or not math.isfinite(train_loss):
                 self.stop_reason_ = f"loss became non-finite at epoch {epoch}"
