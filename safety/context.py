@@ -100,12 +100,16 @@ class GateContext:
         """Parse the model in the sandbox (external data never loaded); cached."""
         if self._inspection is None:
             self._inspection = run_job(
-                {"op": "inspect", "model": str(self.model_path), "checker": "deferred"}, self.limits()
+                {"op": "inspect", "model": str(self.model_path), "checker": "auto"}, self.limits()
             )
         return self._inspection
 
     def run_checker(self) -> SandboxRun:
-        """``onnx.checker`` full check in the sandbox (only after external data was judged safe)."""
+        """``onnx.checker`` full check in the sandbox (only after external data was judged safe).
+
+        Without external data the inspection already ran it; that result is reused."""
+        if self.inspection().first("checked") is not None:
+            return self.inspection()
         mode = "path" if self.policy.file.allow_external_data else "proto"
         return run_job({"op": "inspect", "model": str(self.model_path), "checker": mode}, self.limits())
 

@@ -47,6 +47,7 @@ class SandboxCase:
     array: np.ndarray
     repeat: int = 1
     save: bool = True
+    min_seconds: float = 0.0  # keep repeating until this much wall time was spent (for CPU-time figures)
 
 
 @dataclass
@@ -119,7 +120,13 @@ def run_job(job: dict[str, Any], limits: SandboxLimits, cases: list[SandboxCase]
                 path = tmpdir / f"in-{i}.npy"
                 np.save(path, case.array, allow_pickle=False)
                 job["cases"].append(
-                    {"id": case.id, "file": str(path), "repeat": case.repeat, "save": case.save}
+                    {
+                        "id": case.id,
+                        "file": str(path),
+                        "repeat": case.repeat,
+                        "min_seconds": case.min_seconds,
+                        "save": case.save,
+                    }
                 )
         job_path, events_path = tmpdir / "job.json", tmpdir / "events.jsonl"
         job_path.write_text(json.dumps(job), encoding="utf-8")

@@ -7,11 +7,13 @@ only the standard library, numpy, onnx and onnxruntime.
 
 Jobs (JSON):
 
-- ``{"op": "inspect", "model": PATH, "checker": "none" | "proto" | "path"}``: parse the protobuf without
-  loading external data, report opsets, operator domains (sub-graphs included) and external-data
-  references, then run ``onnx.checker`` (full check) as asked.
-- ``{"op": "run", "model": PATH, "threads": N, "outdir": DIR, "cases": [{"id", "file", "repeat", "save"}]}``:
-  create an ONNX Runtime session, then run each case's ``.npy`` input ``repeat`` times.
+- ``{"op": "inspect", "model": PATH, "checker": "none" | "auto" | "proto" | "path"}``: parse the protobuf
+  without loading external data, report opsets, operator domains (sub-graphs included) and external-data
+  references, then run ``onnx.checker`` (full check) as asked ("auto": only when there is no external
+  data, which the parent must judge before anything opens it).
+- ``{"op": "run", "model": PATH, "threads": N, "outdir": DIR,
+  "cases": [{"id", "file", "repeat", "min_seconds", "save"}]}``: create an ONNX Runtime session, then run
+  each case's ``.npy`` input ``repeat`` times and at least ``min_seconds`` (CPU clocks can be tick-coarse).
 
 Events are JSON lines appended (and flushed) to EVENTS, so the parent knows how far the worker got even
 when the kernel kills it: ``inspected``, ``loaded``, ``start``, ``done``, ``error``, ``end``.
@@ -123,6 +125,8 @@ def _inspect(job: dict[str, Any]) -> None:
         nodes=sum(len(g.node) for g in _graphs(model.graph)),
     )
     mode = job.get("checker", "none")
+    if mode == "auto":  # check right away unless external data must be judged first
+        mode = "none" if external else "proto"
     if mode not in {"proto", "path"}:
         return
     try:
@@ -171,7 +175,9 @@ def _run(job: dict[str, Any]) -> None:
         times: list[float] = []
         cpu0 = time.process_time()
         try:
-            for _ in range(int(case.get("repeat", 1))):
+            repeat, min_seconds = int(case.get("repeat", 1)), float(case.get("min_seconds", 0.0))
+            started = time.perf_counter()
+            while len(times) < repeat or time.perf_counter() - started < min_seconds:
                 t0 = time.perf_counter()
                 outputs = session.run(None, {input_name: x})
                 times.append(time.perf_counter() - t0)

@@ -145,7 +145,8 @@ class RegressionCheck:
         except ImportError as e:
             return outcome(self, "error", f"cascade_registry.Registry is not available: {e}")
         card = ctx.card
-        released = [v for v in Registry.open(ctx.registry_url).released() if v.ref.name == card.ref.name]
+        with Registry.open(ctx.registry_url) as registry:
+            released = [v for v in registry.released() if v.ref.name == card.ref.name]
         if not released:
             return outcome(self, "pass", f"no released version of {card.ref.name!r} yet")
         current = released[0]

@@ -14,6 +14,13 @@ from safety.sandbox import SandboxCase, SandboxRun
 __all__ = ["ContractCheck", "DeterminismCheck", "LoadCheck", "ResourcesCheck", "case_failure"]
 
 CONTRACT_ROWS = 8
+#: the max-batch loop runs at least this long so the CPU clock (tick-granular on some kernels) is meaningful
+CPU_SAMPLE_SECONDS = 0.25
+
+
+def _sig(x: float) -> float:
+    """``x`` to 3 significant digits (latencies span 1e-3 .. 1e3 ms)."""
+    return float(f"{x:.3g}")
 
 
 def case_failure(run: SandboxRun, case_id: str) -> str | None:
@@ -156,7 +163,11 @@ class ResourcesCheck:
         cases = [
             SandboxCase("batch1", ctx.valid_rows(1), repeat=rp.batch1_repeats + 1, save=False),
             SandboxCase(
-                "max_batch", ctx.valid_rows(max_rows, seed=1), repeat=rp.max_batch_repeats + 1, save=False
+                "max_batch",
+                ctx.valid_rows(max_rows, seed=1),
+                repeat=rp.max_batch_repeats + 1,
+                save=False,
+                min_seconds=CPU_SAMPLE_SECONDS,
             ),
         ]
         run = ctx.run_model(cases)
@@ -176,10 +187,10 @@ class ResourcesCheck:
                 problems.append(f"{case.id}: {case_failure(run, case.id)}")
                 continue
             times_ms = np.asarray(event["times"][1:]) * 1000  # the first run warms up
-            value[f"p50_ms_{case.id}"] = round(float(np.percentile(times_ms, 50)), 3)
-            value[f"p99_ms_{case.id}"] = round(float(np.percentile(times_ms, 99)), 3)
+            value[f"p50_ms_{case.id}"] = _sig(float(np.percentile(times_ms, 50)))
+            value[f"p99_ms_{case.id}"] = _sig(float(np.percentile(times_ms, 99)))
             if case.id == "max_batch":
-                value["cpu_ms_per_row"] = round(event["cpu_seconds"] * 1000 / (max_rows * case.repeat), 4)
+                value["cpu_ms_per_row"] = _sig(event["cpu_seconds"] * 1000 / (max_rows * len(event["times"])))
         for key, bound in limit.items():
             if key in value and value[key] > bound:
                 problems.append(f"{key} {value[key]:g} > {bound:g}")
