@@ -213,7 +213,7 @@ class Registry:
         return key.plaintext
 
     def rotate_key(self, consumer: str, actor: str = "cli") -> str:
-        """Revoke the consumer's active keys and issue a new one (one transaction)."""
+        """Revoke the consumer's active keys (if any) and issue a new one, in one transaction."""
         key = generate_key()
         self._changed(
             self.store.add_key(_name(consumer, "consumer"), key, _text(actor, "actor"), rotate=True)

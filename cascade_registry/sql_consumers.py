@@ -128,11 +128,6 @@ class ConsumerOps:
                         )
                     ).scalars()
                 )
-                if not revoked:
-                    raise NotFoundError(
-                        f"consumer {consumer!r} has no active key to rotate",
-                        "issue one with 'lockgate registry key issue'",
-                    )
                 conn.execute(
                     update(api_keys)
                     .where(api_keys.c.consumer_id == row.id, api_keys.c.revoked_at.is_(None))
