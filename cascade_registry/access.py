@@ -3,6 +3,9 @@
 The cache is dropped whenever this process writes, and whenever the database's generation counter (bumped
 by every write transaction, in any process or replica) differs from the one it was built at; the counter
 is re-read at most every ``poll_seconds``. Keys are cached by a digest, never in plain text.
+
+Thread safety: each check works on one :class:`_Snapshot`; dropping the cache swaps in a fresh snapshot,
+so an answer computed from data read before a change can only land in the discarded one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,22 @@ from cascade_registry.version_range import VersionRange
 __all__ = ["AccessCache"]
 
 _MAX_ENTRIES = 100_000
+_MISSING = AccessDecision(
+    allowed=False,
+    consumer=None,
+    reason="missing_key",
+    message="no API key was sent; send the key issued to your consumer as a Bearer token",
+)
+
+
+class _Snapshot:
+    __slots__ = ("decisions", "keys", "released", "rules")
+
+    def __init__(self) -> None:
+        self.decisions: dict[tuple[bytes, str, int | None], AccessDecision] = {}
+        self.keys: dict[bytes, tuple[str | None, str]] = {}
+        self.rules: dict[str, dict[str, list[VersionRange]]] = {}
+        self.released: dict[str, int] | None = None
 
 
 class AccessCache:
@@ -31,17 +50,11 @@ class AccessCache:
         self._lock = threading.Lock()
         self._generation = -1
         self._next_poll = 0.0
-        self._decisions: dict[tuple[bytes, str, int | None], AccessDecision] = {}
-        self._keys: dict[bytes, tuple[str | None, str]] = {}
-        self._rules: dict[str, dict[str, list[VersionRange]]] = {}
-        self._released: dict[str, int] | None = None
+        self._snap = _Snapshot()
 
     def invalidate(self) -> None:
         """Forget everything (called after every write made through this process)."""
-        self._decisions = {}
-        self._keys = {}
-        self._rules = {}
-        self._released = None
+        self._snap = _Snapshot()
         self._next_poll = 0.0
 
     def _refresh(self, now: float) -> None:
@@ -50,7 +63,7 @@ class AccessCache:
                 return
             generation = self._store.generation()
             if generation != self._generation:
-                self.invalidate()
+                self._snap = _Snapshot()
                 self._generation = generation
             self._next_poll = now + self._poll
 
@@ -59,21 +72,17 @@ class AccessCache:
         if now >= self._next_poll:
             self._refresh(now)
         if not api_key:
-            return _decision(
-                False,
-                None,
-                "missing_key",
-                "no API key was sent; send the key issued to your consumer as a Bearer token",
-            )
+            return _MISSING
+        snap = self._snap
         digest = digest_for_cache(api_key)
         cache_key = (digest, model_name, version)
-        found = self._decisions.get(cache_key)
+        found = snap.decisions.get(cache_key)
         if found is not None:
             return found
-        decision = self._decide(api_key, digest, model_name, version)
-        if len(self._decisions) >= _MAX_ENTRIES:
-            self._decisions = {}
-        self._decisions[cache_key] = decision
+        decision = self._decide(snap, api_key, digest, model_name, version)
+        if len(snap.decisions) >= _MAX_ENTRIES:
+            snap.decisions.clear()
+        snap.decisions[cache_key] = decision
         return decision
 
     def check_consumer(self, consumer: str, model_name: str, version: int | None = None) -> AccessDecision:
@@ -81,11 +90,11 @@ class AccessCache:
         now = self._clock()
         if now >= self._next_poll:
             self._refresh(now)
-        return self._declared(consumer, model_name, version)
+        return self._declared(self._snap, consumer, model_name, version)
 
     # ------------------------------------------------------------------------------ uncached paths
-    def _identify(self, api_key: str, digest: bytes) -> tuple[str | None, str]:
-        known = self._keys.get(digest)
+    def _identify(self, snap: _Snapshot, api_key: str, digest: bytes) -> tuple[str | None, str]:
+        known = snap.keys.get(digest)
         if known is not None:
             return known
         parsed = parse_key(api_key.strip())
@@ -95,13 +104,15 @@ class AccessCache:
             if record is not None and verify_secret(parsed[1], record.salt, record.key_hash):
                 revoked = record.revoked or record.consumer_revoked
                 result = (record.consumer, "revoked_key" if revoked else "ok")
-        if len(self._keys) >= _MAX_ENTRIES:
-            self._keys = {}
-        self._keys[digest] = result
+        if len(snap.keys) >= _MAX_ENTRIES:
+            snap.keys.clear()
+        snap.keys[digest] = result
         return result
 
-    def _decide(self, api_key: str, digest: bytes, model: str, version: int | None) -> AccessDecision:
-        consumer, status = self._identify(api_key, digest)
+    def _decide(
+        self, snap: _Snapshot, api_key: str, digest: bytes, model: str, version: int | None
+    ) -> AccessDecision:
+        consumer, status = self._identify(snap, api_key, digest)
         if status == "unknown_key":
             return _decision(
                 False,
@@ -117,15 +128,15 @@ class AccessCache:
                 f"the API key of consumer {consumer!r} was revoked; ask its owner for a new one",
             )
         assert consumer is not None
-        return self._declared(consumer, model, version)
+        return self._declared(snap, consumer, model, version)
 
-    def _declared(self, consumer: str, model: str, version: int | None) -> AccessDecision:
-        rules = self._rules.get(consumer)
+    def _declared(self, snap: _Snapshot, consumer: str, model: str, version: int | None) -> AccessDecision:
+        rules = snap.rules.get(consumer)
         if rules is None:
             rules = {}
             for d in self._store.list_declarations(consumer=consumer):
                 rules.setdefault(d.model, []).append(VersionRange.parse(d.versions))
-            self._rules[consumer] = rules
+            snap.rules[consumer] = rules
         ranges = rules.get(model)
         if not ranges:
             return _decision(
@@ -136,9 +147,9 @@ class AccessCache:
                 f"'lockgate registry declare {consumer} {model}'",
             )
         if version is None:
-            if self._released is None:
-                self._released = self._store.released_map()
-            version = self._released.get(model)
+            if snap.released is None:
+                snap.released = self._store.released_map()
+            version = snap.released.get(model)
         if version is None or any(r.contains(version) for r in ranges):
             return _decision(True, consumer, "ok", f"consumer {consumer!r} declared model {model!r}")
         allowed = " or ".join(str(r) for r in ranges)

@@ -154,3 +154,21 @@ def test_keys_are_never_stored_or_logged_in_plain_text(registry_url: str, make_b
         secret = key.split("_", 2)[2]
         assert secret not in dump and secret not in audit_text and secret.encode() not in raw
         assert key[3:15] in audit_text and key[3:15] in dump  # the public key id is kept, the secret never
+
+
+def test_cache_polls_the_generation_at_most_once_per_interval(registry: Registry, make_bundle) -> None:
+    """With a hand-driven clock: another writer's change is invisible until the poll interval passes."""
+    from cascade_registry.access import AccessCache
+
+    _served(registry, make_bundle)
+    registry.add_consumer("web", owner="o")
+    registry.declare("web", "churn")
+    key = registry.issue_key("web")
+    clock = [100.0]
+    cache = AccessCache(registry.store, poll_seconds=1.0, clock=lambda: clock[0])
+    assert cache.check(key, "churn").allowed
+    registry.revoke_key("web")  # invalidates the registry's own cache, not this one
+    clock[0] += 0.5
+    assert cache.check(key, "churn").allowed  # within the interval: the cached answer
+    clock[0] += 0.6
+    assert cache.check(key, "churn").reason == "revoked_key"  # generation re-read, cache dropped
