@@ -68,8 +68,8 @@ def estimate_cost(cpu_seconds: float, price_per_core_hour: float) -> CostInfo:
     core_hours = cpu_seconds / 3600.0
     return CostInfo(
         price_per_core_hour=price_per_core_hour,
-        core_hours=round(core_hours, 8),
-        estimated_cost=round(core_hours * price_per_core_hour, 8),
+        core_hours=core_hours,
+        estimated_cost=core_hours * price_per_core_hour,
         currency="USD",
     )
 

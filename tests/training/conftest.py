@@ -1,0 +1,52 @@
+"""Fixtures for the training core's tests: small real bundles trained once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training import TrainConfig, train
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """breast_cancer, logistic regression + sigmoid, two candidates."""
+    out = tmp_path_factory.mktemp("demo")
+    return train(
+        TrainConfig(
+            data="breast_cancer",
+            model="logistic_regression",
+            calibration="sigmoid",
+            trials=2,
+            seed=0,
+            name="demo",
+            version=1,
+            out=out,
+            progress=False,
+        )
+    )
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write a small numeric CSV (two informative features, label 'yes'/'no', segment 'a'/'b')."""
+
+    def make(name: str = "data.csv", rows: int = 240, mutate: Callable | None = None) -> Path:
+        import pandas as pd
+
+        rng = np.random.default_rng(7)
+        x1, x2, x3 = rng.normal(size=(3, rows))
+        label = np.where(x1 + 0.5 * x2 + 0.3 * rng.normal(size=rows) > 0, "yes", "no")
+        frame = pd.DataFrame(
+            {"x1": x1, "x2": x2, "x3": x3, "region": np.where(np.arange(rows) % 2, "a", "b"), "label": label}
+        )
+        if mutate is not None:
+            frame = mutate(frame)
+        path = tmp_path / name
+        frame.to_csv(path, index=False)
+        return path
+
+    return make
