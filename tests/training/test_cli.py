@@ -143,7 +143,11 @@ BAD = {
     "unknown-target": (None, ["--target", "churn"], "target column 'churn' not found"),
     "unknown-segment": (None, ["--target", "label", "--segment", "zone"], "segment column 'zone' not found"),
     "no-target": (None, [], "no target column given"),
-    "non-numeric": (_nonnumeric, ["--target", "label", "--segment", "region"], "non-numeric feature columns: city, when"),
+    "non-numeric": (
+        _nonnumeric,
+        ["--target", "label", "--segment", "region"],
+        "non-numeric feature columns: city, when",
+    ),
     "nan-inf": (_nan_inf, ["--target", "label", "--segment", "region"], "2 NaN and 1 infinite"),
     "single-class": (_single_class, ["--target", "label", "--segment", "region"], "single class ('yes')"),
     "tiny-class": (_tiny_class, ["--target", "label", "--segment", "region"], "'maybe': 5 rows"),
@@ -194,7 +198,7 @@ def test_real_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"lockgate train: data file {tmp_path / 'x.csv'} does not exist (pass an existing CSV path or one of: "
-        "breast_cancer, wine, digits, imbalanced)"
+        f"lockgate train: data file {tmp_path / 'x.csv'} does not exist "
+        "(pass an existing CSV path or one of: breast_cancer, wine, digits, imbalanced)"
     ]
     assert not (tmp_path / "out").exists()
