@@ -237,10 +237,10 @@ def gate() -> Callable[..., GateReport]:
     """``gate(bundle, policy, *targets)``: run only the target checks and their prerequisites (fast), or
     every check when no target is named. Never writes gate.json for a partial run."""
 
-    def run(bundle: Path, policy: GatePolicy, *targets: str) -> GateReport:
+    def run(bundle: Path, policy: GatePolicy, *targets: str, registry_url: str | None = None) -> GateReport:
         checks = default_checks()
         if not targets:
-            return run_gate(bundle, policy)
+            return run_gate(bundle, policy, registry_url=registry_url)
         by_name = {c.name: c for c in checks}
         wanted: set[str] = set()
         todo = list(targets)
@@ -249,6 +249,7 @@ def gate() -> Callable[..., GateReport]:
             if name not in wanted:
                 wanted.add(name)
                 todo.extend(by_name[name].requires)
-        return run_gate(bundle, policy, checks=[c for c in checks if c.name in wanted], write=False)
+        subset = [c for c in checks if c.name in wanted]
+        return run_gate(bundle, policy, checks=subset, write=False, registry_url=registry_url)
 
     return run
