@@ -9,6 +9,7 @@ vectorised update per batch instead of one ``observe`` per row and class) and ex
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Iterator
 
 import numpy as np
@@ -68,6 +69,7 @@ MODEL_INFO = Gauge(
     ["model", "version", "sha256", "calibration"],
 )
 PROBABILITY_BUCKETS = np.array([0.05 * i for i in range(1, 20)] + [1.0])
+_BUCKETS = PROBABILITY_BUCKETS.tolist()
 
 
 class _ProbabilityCollector(Collector):
@@ -77,16 +79,30 @@ class _ProbabilityCollector(Collector):
         self._lock = threading.Lock()
         self._state: dict[tuple[str, str], list] = {}
 
+    def _state_of(self, model: str, name: str) -> list:
+        state = self._state.get((model, name))
+        if state is None:
+            state = self._state[(model, name)] = [np.zeros(len(PROBABILITY_BUCKETS), dtype=np.int64), 0.0]
+        return state
+
     def observe(self, model: str, classes: list[str], probabilities: np.ndarray) -> None:
-        # bucket index per value, counted per class column in one vectorised pass
         nb = len(PROBABILITY_BUCKETS)
+        if probabilities.shape[0] <= 4:  # a few rows: plain Python beats numpy's per-call overhead
+            rows = probabilities.tolist()
+            with self._lock:
+                for c, name in enumerate(classes):
+                    state = self._state_of(model, name)
+                    counts = state[0]
+                    for row in rows:
+                        counts[min(bisect_left(_BUCKETS, row[c]), nb - 1)] += 1
+                        state[1] += row[c]
+            return
+        # many rows: bucket index per value, counted per class column in one vectorised pass
         idx = np.minimum(np.searchsorted(PROBABILITY_BUCKETS, probabilities, side="left"), nb - 1)
         sums = probabilities.sum(axis=0, dtype=np.float64)
         with self._lock:
             for c, name in enumerate(classes):
-                state = self._state.get((model, name))
-                if state is None:
-                    state = self._state[(model, name)] = [np.zeros(nb, dtype=np.int64), 0.0]
+                state = self._state_of(model, name)
                 state[0] += np.bincount(idx[:, c], minlength=nb)
                 state[1] += float(sums[c])
 

@@ -8,6 +8,7 @@ flagged with a warning per row.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from .errors import InvalidInputError, PayloadTooLargeError
 __all__ = ["RowValidator"]
 
 _NUMBER_TYPES = frozenset({int, float})
+_LIST = {list}
 _FIX_NUMBERS = "send every feature as a JSON number (no strings, booleans, null, NaN or Infinity)"
 
 
@@ -82,8 +84,14 @@ class RowValidator:
         numbers = _NUMBER_TYPES
         if type(rows[0]) is dict:
             rows = [self._ordered(row, i, where) for i, row in enumerate(rows)]
-        for i, row in enumerate(rows):
-            if type(row) is not list or len(row) != n_features or not set(map(type, row)) <= numbers:
+        # three C-level passes (row types, row lengths, value types); the slow per-row walk runs only
+        # to explain a failure
+        if (
+            set(map(type, rows)) != _LIST
+            or set(map(len, rows)) != {n_features}
+            or not set(map(type, chain.from_iterable(rows))) <= numbers
+        ):
+            for i, row in enumerate(rows):
                 self._explain_row(row, i, where)
         try:
             x = np.array(rows, dtype=np.float64)
@@ -97,11 +105,17 @@ class RowValidator:
         """Finite and float32-safe checks on an already numeric [N, F] array; returns float32."""
         if self.reject_nonfinite and not np.isfinite(x).all():
             r, c = np.argwhere(~np.isfinite(x))[0]
+            if np.isnan(x[r, c]):
+                raise InvalidInputError(
+                    f"{where}[{r}][{c}] ({self.names[c]}) is NaN",
+                    "replace missing values before calling",
+                    code="non_finite",
+                )
             raise InvalidInputError(
-                f"{where}[{r}][{c}] ({self.names[c]}) is not a finite number ({x[r, c]})",
-                "replace missing or infinite values before calling; numbers beyond float64 range "
-                "parse as infinity",
-                code="non_finite",
+                f"{where}[{r}][{c}] ({self.names[c]}) is infinite (numbers beyond float64 range parse as "
+                "infinity)",
+                "send values within the range the model was trained on",
+                code="value_overflow",
             )
         big = np.abs(x) > self.max_abs
         if big.any():
@@ -152,7 +166,6 @@ class RowValidator:
                     _FIX_NUMBERS,
                     code="not_a_number",
                 )
-        raise InvalidInputError(f"{where}[{i}] is malformed", _FIX_NUMBERS)  # pragma: no cover
 
     # ------------------------------------------------------------------------------------ warnings
     def warnings(self, x: np.ndarray) -> list[list[str]] | None:

@@ -77,7 +77,7 @@ def _bad_inputs(n: int) -> list:
             "float64 overflow",
             '{"model": "demo", "inputs": [[1e400' + ", 1" * (n - 1) + "]]}",
             422,
-            "non_finite",
+            "value_overflow",
         ),
         ("float32 overflow", {"model": "demo", "inputs": [[1e39] + ok[1:]]}, 422, "value_overflow"),
         (
