@@ -64,11 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainingError, BundleError, OSError) as e:
         print(f"lockgate analyze: {e}", file=sys.stderr)
         return 2
-    if args.json_only:
-        print(report.model_dump_json(indent=2))
-    else:
-        print(format_analysis(report))
-        print(f"JSON report: {out / 'analysis.json'}")
+    try:
+        if args.json_only:
+            print(report.model_dump_json(indent=2))
+        else:
+            print(format_analysis(report))
+            print(f"JSON report: {out / 'analysis.json'}")
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
     return 0
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cascade_registry.artifacts import BundleError, write_json_atomic
 from training.errors import TrainingError
+
+if TYPE_CHECKING:
+    from training.shift import ShiftReport
 
 __all__ = ["ShiftSettings", "main"]
 
@@ -73,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainingError, BundleError, OSError) as e:
         print(f"lockgate shift: {e}", file=sys.stderr)
         return 2
+    try:
+        _print_report(report, args)
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+    return 1 if (report.shifted and args.fail_on_shift) else 0
+
+
+def _print_report(report: ShiftReport, args: argparse.Namespace) -> None:
     print(f"adversarial validation AUC: {report.auc:.4f} ({report.train_rows} train rows vs "
           f"{report.test_rows} test rows, {report.folds}-fold out-of-fold)")
     print(report.verdict)
@@ -87,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {args.json}")
     if args.card:
         print(f"stored in {args.card}/card.json details['shift']")
-    return 1 if (report.shifted and args.fail_on_shift) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

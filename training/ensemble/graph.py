@@ -8,6 +8,7 @@ appends its calibrator); :func:`export_ensemble` builds a complete graph with a
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,9 @@ def _members(b: GraphBuilder, ens: EnsembleBase) -> list[str]:
     n_features, n_classes = ens.n_features_in_, len(ens.classes_)
     outs = []
     for i, member in enumerate(ens.members_):
-        base: BaseGraph = member.exporter(member.estimator, n_features, n_classes, "proba")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # scikit-learn deprecations read by exporters
+            base: BaseGraph = member.exporter(member.estimator, n_features, n_classes, "proba")
         out = embed_model(b, base.model, prefix=f"m{i}/")[base.output]
         outs.append(b.op("Cast", [out], to=TensorProto.DOUBLE, hint=f"m{i}_proba"))
     return outs
