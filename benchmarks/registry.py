@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -144,9 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"cascade: {args.models:,} models, {args.edges:,} edges written in "
                 f"{time.perf_counter() - t0:.2f} s ({reg.url.split('://')[0]})"
             )
+            load = os.getloadavg()[0]
+            print(
+                f"machine: {os.cpu_count()} cores, load average {load:.1f} (wall times grow with load; "
+                "CPU time is this process alone)"
+            )
             for root in ("m00000", f"m{args.models // 2:05d}"):
                 first, best, cpu, entries = bench_impact(reg, root)
-                verdict = "OK" if best < 1.0 else "MISSED"
+                verdict = "OK" if best < 1.0 else ("MISSED on wall, OK on CPU" if cpu < 1.0 else "MISSED")
                 print(
                     f"impact({root}): {entries:,} downstream consumers; wall first {first * 1000:.0f} ms, "
                     f"best of 3 {best * 1000:.0f} ms (CPU {cpu * 1000:.0f} ms)  [target < 1000 ms: {verdict}]"

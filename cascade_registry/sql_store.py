@@ -4,6 +4,9 @@ Each public method is one transaction (see :class:`~cascade_registry.engine.Data
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -59,6 +62,10 @@ class SqlRegistryStore(VersionOps, ConsumerOps):
     # ------------------------------------------------------------------------------ impact
     def impact(self, name: str) -> ImpactReport:
         def op(conn: Connection) -> ImpactReport:
+            with _gc_paused():
+                return _impact(conn)
+
+        def _impact(conn: Connection) -> ImpactReport:
             cascade = load_cascade(conn)
             if not any(n == name for n, _ in cascade.status):
                 raise NotFoundError(f"no model named {name!r} is registered", "see 'lockgate registry list'")
@@ -84,6 +91,19 @@ class SqlRegistryStore(VersionOps, ConsumerOps):
         rows = self.db.read(lambda c: list(c.execute(q)))
         entries = [audit_from_row(r) for r in rows]
         return sorted(entries, key=lambda e: e.id)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building a big acyclic result (tens of thousands of tuples,
+    dicts and models): on a 50,000-edge cascade its passes otherwise cost almost half the time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _waivers(conn: Connection, name: str | None) -> list[WaiverInfo]:
