@@ -29,6 +29,7 @@ class StepResult(BaseModel):
     error_ratio: float
     gateway_cpu_percent: float | None
     locust_cpu_percent: float
+    machine_cpu_percent: float | None = None
     held: bool
     broken: list[str]
 
@@ -45,6 +46,7 @@ class StepResult(BaseModel):
             error_ratio=total.error_ratio,
             gateway_cpu_percent=m.cpu.gateway_percent if m.cpu else None,
             locust_cpu_percent=m.cpu.locust_percent if m.cpu else 0.0,
+            machine_cpu_percent=m.cpu.machine_percent if m.cpu else None,
             held=held,
             broken=broken,
         )
@@ -67,6 +69,7 @@ class CapacityReport(BaseModel):
             "errors",
             "gateway CPU",
             "locust CPU",
+            "machine CPU",
             "verdict",
         )
         rows = [head]
@@ -82,12 +85,15 @@ class CapacityReport(BaseModel):
                     f"{s.error_ratio:.2%}",
                     gw,
                     f"{s.locust_cpu_percent:.0f}%",
+                    "-" if s.machine_cpu_percent is None else f"{s.machine_cpu_percent:.0f}%",
                     "held" if s.held else "BROKE: " + ", ".join(s.broken),
                 )
             )
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = [
-            "  ".join(c.rjust(w) if i < 8 else c for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            "  ".join(
+                c.rjust(w) if i < len(head) - 1 else c for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
             for r in rows
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -99,7 +105,9 @@ class CapacityReport(BaseModel):
                 f"\ncapacity: {c.users} users, {c.rps:.1f} req/s ({c.predict_rps:.1f} valid predictions/s) "
                 f"at the last step that held; {self.stopped_because}"
             )
-        lines.append("CPU is in % of one core (both share the machine's cores).")
+        lines.append(
+            "CPU is in % of one core; 'machine' is every process together (others' work competes too)."
+        )
         return "\n".join(lines)
 
 

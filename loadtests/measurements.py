@@ -69,6 +69,9 @@ class CpuShare(_Data):
 
     gateway_percent: float | None
     locust_percent: float
+    machine_percent: float | None = Field(
+        None, description="every process of the machine together (others' work competes for the cores)"
+    )
     cores: int
 
 

@@ -94,6 +94,12 @@ class ProcessMonitor:
         self._start = time.monotonic()
         self._tree_cpu = self._tree_times()
         self._my_cpu = self._cpu(self._me) or 0.0
+        self._machine = self._machine_busy()
+
+    @staticmethod
+    def _machine_busy() -> float:
+        t = psutil.cpu_times()
+        return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
 
     @property
     def alive(self) -> bool:
@@ -123,4 +129,10 @@ class ProcessMonitor:
             used = sum(t - self._tree_cpu.get(pid, 0.0) for pid, t in now.items())
             gateway = 100.0 * used / wall if now else None
         mine = 100.0 * ((self._cpu(self._me) or 0.0) - self._my_cpu) / wall
-        return CpuShare(gateway_percent=gateway, locust_percent=mine, cores=psutil.cpu_count() or 1)
+        machine = 100.0 * (self._machine_busy() - self._machine) / wall
+        return CpuShare(
+            gateway_percent=gateway,
+            locust_percent=mine,
+            machine_percent=machine,
+            cores=psutil.cpu_count() or 1,
+        )

@@ -9,14 +9,14 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from cascade_registry.artifacts import write_json_atomic
 from loadtests.capacity import find_capacity
 from loadtests.gateway import preflight, wait_ready
 from loadtests.measurements import ALL_ENDPOINTS, Measurements
 from loadtests.monitor import find_listening_pid
 from loadtests.plan import REQUEST_NAMES, TrafficPlan, build_pool
 from loadtests.registry_source import plan_from_registry
-from loadtests.runner import LoadSession, SessionOptions, write_text_atomic
+from loadtests.reports import write_json_atomic, write_text_atomic
+from loadtests.runner import LoadSession, SessionOptions
 from loadtests.settings import LoadtestSettings
 from loadtests.slo import Verdict, evaluate, load_slo
 from loadtests.soak import memory_report
@@ -61,7 +61,8 @@ def _summary(m: Measurements) -> str:
     if m.cpu is not None:
         gw = "unknown" if m.cpu.gateway_percent is None else f"{m.cpu.gateway_percent:.0f}%"
         line += (
-            f"\nCPU (% of one core, {m.cpu.cores} cores): gateway {gw}, Locust {m.cpu.locust_percent:.0f}%"
+            f"\nCPU (% of one core, {m.cpu.cores} cores): gateway {gw}, Locust {m.cpu.locust_percent:.0f}%, "
+            f"whole machine {m.cpu.machine_percent or 0:.0f}%"
         )
     return line
 

@@ -11,6 +11,7 @@ Any consumer with a key that is *not* declared for a released model makes the mu
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from cascade_registry import Registry, RegistryError
 from loadtests.errors import PlanError
@@ -20,6 +21,8 @@ from loadtests.sources import TrafficFile, make_plan, target_from_bundle
 __all__ = ["plan_from_registry"]
 
 log = logging.getLogger(__name__)
+#: where ``Registry.open(None)`` keeps its SQLite file (relative to the working directory)
+DEFAULT_REGISTRY_FILE = Path(".lockgate/registry.db")
 
 
 def _declared(reg: Registry, consumers: list[str], models: list[str]) -> dict[str, set[str]]:
@@ -35,7 +38,12 @@ def plan_from_registry(
     seed: int | None = None,
     max_batch: int | None = None,
 ) -> TrafficPlan:
-    """Build the plan from the registry at ``url`` (None = the default SQLite file)."""
+    """Build the plan from the registry at ``url`` (None = the default SQLite file, which must exist)."""
+    if url is None and not DEFAULT_REGISTRY_FILE.is_file():
+        raise PlanError(
+            f"no registry at {DEFAULT_REGISTRY_FILE}",
+            "pass --registry-url, or run from the directory that holds .lockgate/registry.db",
+        )
     try:
         reg = Registry.open(url)
     except RegistryError as e:
@@ -78,7 +86,8 @@ def _plan(
         models = sorted(declared.get(name, set()))
         key = entry.key if entry else None
         if key is None and models and rotate_keys:
-            key = reg.rotate_key(name, actor="loadtest")
+            active = [k for k in reg.keys(name) if k.revoked_at is None]
+            key = (reg.rotate_key if active else reg.issue_key)(name, actor="loadtest")
         if key is None:
             if models:
                 missing.append(name)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -27,9 +25,10 @@ from loadtests.errors import LoadtestError
 from loadtests.measurements import Measurements, MemorySample, measure
 from loadtests.monitor import ProcessMonitor, rss_from_metrics
 from loadtests.plan import PayloadPool, TrafficPlan
+from loadtests.reports import write_text_atomic
 from loadtests.users import Ledger, build_user_classes
 
-__all__ = ["LoadSession", "SessionOptions", "write_text_atomic"]
+__all__ = ["LoadSession", "SessionOptions"]
 
 log = logging.getLogger(__name__)
 CSV_PREFIX = "locust"
@@ -59,17 +58,6 @@ class SessionOptions:
         self.server_pid = server_pid
         self.memory_interval = memory_interval
         self.stop_timeout = stop_timeout
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _Rows:
