@@ -50,6 +50,9 @@ class TrainConfig(BaseModel):
     ece_bins: int = Field(10, ge=2, le=100)
     parity_limit: float = Field(1e-4, gt=0)
     progress: bool = Field(True, description="show a progress bar on stderr during the search")
+    threads: int = Field(
+        1, ge=1, le=256, description="native (OpenMP/BLAS) threads while training; 1 is fastest on small data"
+    )
 
     @field_validator("model")
     @classmethod

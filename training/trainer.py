@@ -58,6 +58,13 @@ def train(config: TrainConfig) -> Path:
     Raises :class:`training.errors.TrainingError` (with what was wrong and how to fix it) for bad
     input; nothing is left on disk when anything fails.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=config.threads):
+        return _train(config)
+
+
+def _train(config: TrainConfig) -> Path:
     started, cpu_started = time.perf_counter(), time.process_time()
     target = config.bundle_dir
     if target.exists() and not config.overwrite:
