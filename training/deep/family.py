@@ -1,10 +1,13 @@
 """Registers ``mlp`` in the training core's family table (``training.families``).
 
-The search covers the sensitive hyperparameters first — learning rate, schedule (with its decay) and
-units per layer — then depth and dropout; everything else stays at the defaults below (recorded in the
-card's search ranges/defaults). The exporter hands the core a graph from ``input`` to the MLP's
-probabilities (``kind="proba"``) or to the positive-class probability / class probabilities the
-calibrator consumes (``kind="response"``; the MLP has no ``decision_function``).
+The search spends its budget on the sensitive hyperparameters first — learning rate, schedule (with its
+decay) and units per layer; depth, dropout and the rest stay at the defaults below (both recorded in the
+card's search ranges/defaults). With the small budgets of ``lockgate train`` a second stage over the
+less sensitive ones rarely pays; use :class:`MLPClassifier` directly to tune them.
+
+The exporter hands the core a graph from ``input`` to the MLP's probabilities (``kind="proba"``) or to
+the positive-class probability / class probabilities the calibrator consumes (``kind="response"``; the
+MLP has no ``decision_function``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from training.deep.estimator import MLPClassifier
 from training.deep.export import mlp_scores_onnx
 from training.deep.onnx_graph import INPUT, OPSET, GraphBuilder, embed_model, strip_doc_strings
 from training.export import BaseGraph
-from training.families import Choice, Family, FloatRange, IntRange, register_family
+from training.families import Choice, Family, FloatRange, register_family
 
 __all__ = ["MLP_FAMILY", "base_model", "make_mlp", "mlp_exporter"]
 
@@ -111,8 +114,6 @@ MLP_FAMILY = register_family(Family(
         "schedule": Choice(("constant", "time", "step", "exponential")),
         "decay": FloatRange(1e-3, 1e-1, log=True),
         "units": Choice((32, 64, 128, 256)),
-        "layers": IntRange(1, 3),
-        "dropout": Choice((0.0, 0.1, 0.3)),
     },
     defaults=DEFAULTS,
     make_estimator=make_mlp,
