@@ -13,15 +13,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from cascade_registry.artifacts import CARD_FILE, MODEL_FILE, GateReport, ModelCard, sha256_file
 from safety import GatePolicy, default_checks, run_gate
-
-OPSET = 18
 
 
 @pytest.fixture(scope="session")
@@ -87,143 +83,6 @@ def variant(good_bundle: Path, tmp_path: Path) -> Callable[..., Path]:
         return target
 
     return make
-
-
-# ----------------------------------------------------------------------------------- hostile graphs
-def finish(
-    graph: onnx.GraphProto, extra_opsets: dict[str, int] | None = None, opset: int = OPSET
-) -> onnx.ModelProto:
-    imports = [helper.make_opsetid("", opset)]
-    imports += [helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
-    model = helper.make_model(graph, opset_imports=imports, producer_name="tests.safety")
-    model.ir_version = 10  # what ONNX Runtime 1.31 reads
-    return model
-
-
-def linear_graph(
-    n_in: int,
-    n_classes: int,
-    *,
-    mid: Callable[[str], tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]] | None = None,
-    naive_softmax: bool = False,
-    names: tuple[str, str] = ("label", "probabilities"),
-    scale: float = 1e-4,
-) -> onnx.GraphProto:
-    """input [N, n_in] -> z = input @ W -> (mid(z)) -> softmax -> probabilities [N, C], label = argmax.
-
-    ``mid`` injects hostile nodes between the logits and the softmax; ``naive_softmax`` computes
-    exp(z) / sum(exp(z)), which turns into NaN once z overflows float32.
-    """
-    rng = np.random.default_rng(0)
-    w = (rng.normal(size=(n_in, n_classes)) * scale).astype(np.float32)
-    inits = [
-        helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel().tolist()),
-        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
-    ]
-    nodes = [helper.make_node("MatMul", ["input", "W"], ["z"])]
-    logits = "z"
-    if mid is not None:
-        more_nodes, more_inits, logits = mid("z")
-        nodes += more_nodes
-        inits += more_inits
-    if naive_softmax:
-        nodes += [
-            helper.make_node("Exp", [logits], ["e"]),
-            helper.make_node("ReduceSum", ["e", "axes"], ["s"], keepdims=1),
-            helper.make_node("Div", ["e", "s"], [names[1]]),
-        ]
-    else:
-        nodes.append(helper.make_node("Softmax", [logits], [names[1]], axis=1))
-    nodes.append(helper.make_node("ArgMax", [names[1]], [names[0]], axis=1, keepdims=0))
-    return helper.make_graph(
-        nodes,
-        "hostile",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, n_in])],
-        [
-            helper.make_tensor_value_info(names[0], TensorProto.INT64, [None]),
-            helper.make_tensor_value_info(names[1], TensorProto.FLOAT, [None, n_classes]),
-        ],
-        inits,
-    )
-
-
-def memory_bomb(z: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]:
-    """Allocate (N*20000) x (C*20000) floats — hundreds of GB — from the input's shape, then add 0 * sum."""
-    nodes = [
-        helper.make_node("Shape", [z], ["sh"]),
-        helper.make_node("Mul", ["sh", "k"], ["big_shape"]),
-        helper.make_node(
-            "ConstantOfShape",
-            ["big_shape"],
-            ["big"],
-            value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]),
-        ),
-        helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
-        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
-        helper.make_node("Add", [z, "nothing"], ["z_bomb"]),
-    ]
-    inits = [
-        helper.make_tensor("k", TensorProto.INT64, [2], [20000, 20000]),
-        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
-    ]
-    return nodes, inits, "z_bomb"
-
-
-def cpu_bomb(z: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]:
-    """A Loop adding 0 to the logits 10**15 times."""
-    body = helper.make_graph(
-        [
-            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-            helper.make_node("Add", ["acc_in", "zero_b"], ["acc_out"]),
-        ],
-        "spin",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, None),
-        ],
-        [
-            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, None),
-        ],
-        [helper.make_tensor("zero_b", TensorProto.FLOAT, [], [0.0])],
-    )
-    nodes = [helper.make_node("Loop", ["trips", "keep_going", z], ["z_spun"], body=body)]
-    inits = [
-        helper.make_tensor("trips", TensorProto.INT64, [], [10**15]),
-        helper.make_tensor("keep_going", TensorProto.BOOL, [], [True]),
-    ]
-    return nodes, inits, "z_spun"
-
-
-def custom_op(z: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]:
-    return [helper.make_node("Pwn", [z], ["z_pwned"], domain="com.evil")], [], "z_pwned"
-
-
-def noise(z: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]:
-    """Unseeded random noise on the logits: a non-deterministic model."""
-    return (
-        [
-            helper.make_node("RandomUniformLike", [z], ["u"], low=0.0, high=1.0),
-            helper.make_node("Add", [z, "u"], ["z_noisy"]),
-        ],
-        [],
-        "z_noisy",
-    )
-
-
-def with_external_weights(model: onnx.ModelProto, location: str) -> onnx.ModelProto:
-    """Mark the weight tensor W as stored outside the file, at ``location``."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    w = next(t for t in model.graph.initializer if t.name == "W")
-    size = len(w.float_data) * 4
-    del w.float_data[:]
-    w.ClearField("raw_data")
-    w.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", location), ("offset", "0"), ("length", str(size))):
-        entry = w.external_data.add()
-        entry.key, entry.value = key, value
-    return model
 
 
 @pytest.fixture(scope="session")

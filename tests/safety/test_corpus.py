@@ -9,11 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cpu_bomb, custom_op, finish, linear_graph, memory_bomb, noise, with_external_weights
 from onnx import helper
 
 from cascade_registry.artifacts import CARD_FILE, MODEL_FILE, GateReport
 from safety import run_gate
+from safety.corpus import (
+    cpu_bomb,
+    custom_op,
+    finish,
+    linear_graph,
+    memory_bomb,
+    noise,
+    with_external_weights,
+)
 
 
 def statuses(report: GateReport) -> dict[str, str]:
