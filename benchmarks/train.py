@@ -1,0 +1,84 @@
+"""Benchmark of the default demo training (what `lockgate train` does with no arguments).
+
+Prints wall time, CPU time, peak RSS and the ONNX parity figure of the demo bundle, and the same for one
+training per model family (binary breast_cancer, calibration auto). Target: the demo trains, calibrates
+and exports in under 60 s on 2 cores.
+
+    .venv/bin/python benchmarks/train.py [--families]
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cascade_registry.artifacts import ModelBundle  # noqa: E402
+from training import TrainConfig, train  # noqa: E402
+from training.families import family_names  # noqa: E402
+
+TARGET_SECONDS = 60.0
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _timed(config: TrainConfig) -> tuple[float, float, ModelBundle]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    path = train(config)
+    return time.perf_counter() - wall, time.process_time() - cpu, ModelBundle.load(path)
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        import sklearn  # noqa: F401  (imports are part of what a user waits for)
+
+        import_seconds = time.perf_counter() - t0
+        wall, cpu, bundle = _timed(TrainConfig(out=Path(tmp), progress=False))
+        card = bundle.card
+        print("== default demo training (lockgate train, no arguments)")
+        print(
+            f"dataset            {card.dataset.name} ({card.dataset.rows} rows x {card.dataset.n_features})"
+        )
+        print(
+            f"model              {card.family}, {card.search.trials} candidates, calibration "
+            f"{card.calibration.method}"
+        )
+        print(
+            f"wall time          {wall:.2f} s  (+ {import_seconds:.2f} s imports; "
+            f"target < {TARGET_SECONDS:.0f} s)"
+        )
+        print(f"cpu time           {cpu:.2f} s")
+        print(f"peak RSS           {_peak_rss_mb():.0f} MB")
+        print(
+            f"parity max |dp|    {card.export.parity_max_abs_diff:.2e} on {card.export.parity_rows} rows "
+            f"(limit {card.export.parity_limit:g})"
+        )
+        print(
+            f"test accuracy      {card.metrics.accuracy:.4f}, ECE {card.calibration.before.ece:.4f} -> "
+            f"{card.calibration.after.ece:.4f}"
+        )
+        ok = wall < TARGET_SECONDS and card.export.parity_max_abs_diff <= card.export.parity_limit
+        if "--families" in sys.argv:
+            print("\n== one training per family (breast_cancer, trials=4, calibration auto)")
+            for name in family_names():
+                w, c, b = _timed(TrainConfig(model=name, trials=4, out=Path(tmp) / name, progress=False))
+                print(
+                    f"{name:24s} wall {w:6.2f} s  cpu {c:6.2f} s  "
+                    f"parity {b.card.export.parity_max_abs_diff:.1e}"
+                    f"  f1 {b.card.metrics.f1_macro:.4f}"
+                )
+            print(f"peak RSS           {_peak_rss_mb():.0f} MB")
+        print(f"\nresult: {'OK' if ok else 'MISSED TARGET'}")
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
