@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["TrainSettings", "main"]
@@ -34,6 +35,7 @@ class TrainSettings(BaseSettings):
     out: Path | None = None
     price_per_core_hour: float | None = None
     progress: bool = True
+    debug: bool = Field(False, description="show the traceback of unexpected errors")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -115,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except _Done as e:
         return e.code
+    settings = TrainSettings()
     try:
         from training.config import TrainConfig
         from training.trainer import train
 
-        config = TrainConfig.from_mapping(_values(ns, TrainSettings()))
+        config = TrainConfig.from_mapping(_values(ns, settings))
         path = train(config)
     except TrainingError as e:
         print(f"lockgate train: {e}", file=sys.stderr)
@@ -127,6 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lockgate train: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Exception as e:
+        if settings.debug:
+            raise
+        print(
+            f"lockgate train: internal error {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+            "(nothing was written; set LOCKGATE_TRAIN_DEBUG=1 for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return 1
     print(_summary(path))
     return 0
 

@@ -33,7 +33,7 @@ from training.calibration import Calibrated, calibrate, merge_close_knots
 from training.card import consume_text, describe_features, describe_infrastructure, estimate_cost
 from training.config import TrainConfig
 from training.datasets import Dataset, load_dataset
-from training.errors import ExportError, OutputExistsError
+from training.errors import ExportError, OutputExistsError, TrainingError
 from training.export import (
     OPSET,
     BaseGraph,
@@ -71,6 +71,7 @@ def _train(config: TrainConfig) -> Path:
         raise OutputExistsError(
             f"output directory {target} already exists", "pass --overwrite, or another --version/--out"
         )
+    _check_writable_parent(target)
     family = get_family(config.model)
     ds = load_dataset(config)
     splits = split_dataset(
@@ -173,6 +174,10 @@ def _train(config: TrainConfig) -> Path:
         raise OutputExistsError(
             f"output directory {target} already exists", "pass --overwrite, or another --version/--out"
         ) from None
+    except OSError as e:
+        raise TrainingError(
+            f"cannot write the bundle to {target}: {e.strerror or e}", "pick a writable --out directory"
+        ) from None
     return target
 
 
@@ -229,6 +234,18 @@ def _export(
     if test.segments is not None:
         reference["holdout_segments"] = test.segments.astype(str)
     return onnx_bytes, info, reference
+
+
+def _check_writable_parent(target: Path) -> None:
+    """Fail before training when the bundle could not be created (a file in the way)."""
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TrainingError(
+                    f"cannot create the bundle under {parent}: it is a file, not a directory",
+                    "pick another --out directory",
+                )
+            return
 
 
 def _recommended_threshold(cal: Calibrated, splits: Splits) -> float:

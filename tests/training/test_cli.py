@@ -188,6 +188,12 @@ def test_existing_output_needs_overwrite(tmp_path: Path, capsys) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["demo-1"]
 
 
+def test_output_under_a_file_fails_before_training(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(["--out", str(tmp_path / "file" / "sub"), "--quiet"], capsys)
+    assert code == 2 and "it is a file, not a directory" in err and err.count("\n") == 1
+
+
 def test_real_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "lockgate", "train", "--data", str(tmp_path / "x.csv"), "--target", "y"],
