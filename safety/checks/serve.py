@@ -1,13 +1,110 @@
-"""``--serve`` (issue check 10): the real serving stack on this bundle answers 2xx or a clear 4xx only."""
+"""``--serve`` (issue check 10): the real serving stack on this bundle answers 2xx or a clear 4xx only.
+
+Starts ``lockgate serve --canary BUNDLE --port P`` (no registry, no auth) on a free localhost port in its
+own process group, waits for ``/readyz``, sends canary requests (which must get 200 with valid
+probabilities) and bad requests (which must get a 4xx with a JSON ``error`` body, or a valid 200), then
+checks the server is still healthy, and always stops it.
+"""
 
 from __future__ import annotations
 
-from cascade_registry.artifacts import CheckResult
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cascade_registry.artifacts import CheckResult, ModelCard
 from safety.checks.base import outcome
 from safety.context import GateContext
 from safety.policy import GatePolicy
 
-__all__ = ["ServeCheck"]
+__all__ = ["ServeCheck", "serve_probes"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _raw(model: str, token: str, n: int) -> str:
+    """A body standard JSON cannot carry (``NaN``, ``1e999`` = infinity), written by hand."""
+    return '{"model": ' + json.dumps(model) + ', "inputs": [[' + ", ".join([token] * n) + "]]}"
+
+
+def serve_probes(card: ModelCard, rows: list[list[float]]) -> list[tuple[str, str, Any, str]]:
+    """(name, kind, body, content type) per request; kind is 'canary' (must be 200) or 'bad' (2xx or 4xx)."""
+    name, n = card.ref.name, len(card.features)
+    big = card.input_policy.max_batch_rows + 1
+    json_type = "application/json"
+    as_objects = [dict(zip(card.feature_names, row, strict=True)) for row in rows[:2]]
+    far = [[f.max + 1000 * (f.max - f.min + 1) for f in card.features]]
+    return [
+        ("canary_rows", "canary", {"model": name, "inputs": rows}, json_type),
+        ("canary_objects", "canary", {"model": name, "inputs": as_objects}, json_type),
+        (
+            "canary_version",
+            "canary",
+            {"model": name, "version": card.ref.version, "inputs": rows[:1]},
+            json_type,
+        ),
+        ("far_out_of_range", "bad", {"model": name, "inputs": far}, json_type),
+        ("huge_values", "bad", {"model": name, "inputs": [[1e38] * n, [-1e38] * n]}, json_type),
+        (
+            "nan_literal",
+            "bad",
+            _raw(name, "NaN", n),
+            json_type,
+        ),
+        (
+            "overflowing_number",
+            "bad",
+            _raw(name, "1e999", n),
+            json_type,
+        ),
+        ("too_few_features", "bad", {"model": name, "inputs": [rows[0][:-1]]}, json_type),
+        ("too_many_features", "bad", {"model": name, "inputs": [rows[0] + [0.0]]}, json_type),
+        ("empty_batch", "bad", {"model": name, "inputs": []}, json_type),
+        ("strings", "bad", {"model": name, "inputs": [["x"] * n]}, json_type),
+        ("nulls", "bad", {"model": name, "inputs": [[None] * n]}, json_type),
+        ("batch_too_big", "bad", {"model": name, "inputs": [rows[0]] * big}, json_type),
+        ("unknown_model", "bad", {"model": "no-such-model", "inputs": rows[:1]}, json_type),
+        ("unknown_version", "bad", {"model": name, "version": 999999, "inputs": rows[:1]}, json_type),
+        ("malformed_json", "bad", '{"model": ', json_type),
+        ("not_json", "bad", "model=x", "text/plain"),
+        ("no_inputs", "bad", {"model": name}, json_type),
+    ]
+
+
+def _valid_answer(body: Any, rows: int, card: ModelCard) -> str | None:
+    if not isinstance(body, dict) or not isinstance(body.get("predictions"), list):
+        return "no 'predictions' list in the answer"
+    if len(body["predictions"]) != rows:
+        return f"{len(body['predictions'])} predictions for {rows} rows"
+    for p in body["predictions"]:
+        probs = p.get("probabilities") if isinstance(p, dict) else None
+        if (
+            not isinstance(probs, dict)
+            or set(probs) != set(card.classes)
+            or p.get("label") not in card.classes
+        ):
+            return f"a prediction does not name the card's classes: {str(p)[:120]}"
+        values = list(probs.values())
+        if not all(isinstance(v, int | float) and math.isfinite(v) and 0 <= v <= 1 for v in values):
+            return f"invalid probabilities {values}"
+        if abs(sum(values) - 1) > 1e-3:
+            return f"probabilities sum to {sum(values):.4f}"
+    return None
 
 
 class ServeCheck:
@@ -20,4 +117,141 @@ class ServeCheck:
     def run(self, ctx: GateContext, policy: GatePolicy) -> CheckResult:
         if not ctx.serve:
             return outcome(self, "skip", "not asked (pass --serve)")
-        return outcome(self, "error", "the --serve check is not available in this build")
+        rows = [[float(v) for v in row] for row in ctx.valid_rows(4, seed=5)]
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        with tempfile.TemporaryDirectory(prefix="lockgate-serve-") as tmp:
+            log_path = Path(tmp) / "serve.log"
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "lockgate.cli",
+                        "serve",
+                        "--canary",
+                        str(ctx.bundle.resolve()),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                try:
+                    result = self._probe(ctx, policy, proc, base, rows, log_path)
+                finally:
+                    _stop(proc)
+        value = result.value if isinstance(result.value, dict) else {}
+        return result.model_copy(update={"value": {**value, "port": port}})
+
+    def _probe(
+        self,
+        ctx: GateContext,
+        policy: GatePolicy,
+        proc: subprocess.Popen[bytes],
+        base: str,
+        rows: list[list[float]],
+        log_path: Path,
+    ) -> CheckResult:
+        card = ctx.card
+        timeout = policy.serve.request_seconds
+        started = time.monotonic()
+        with httpx.Client(timeout=timeout) as client:
+            if not _wait_ready(
+                client, proc, base, min(policy.serve.startup_seconds, max(ctx.remaining(), 1))
+            ):
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+                return outcome(
+                    self,
+                    "fail",
+                    f"'lockgate serve --canary' was not ready within "
+                    f"{policy.serve.startup_seconds:g} s (serve.startup_seconds); last log line: "
+                    f"{tail[0][:200]}",
+                )
+            startup = round(time.monotonic() - started, 2)
+            problems: list[str] = []
+            statuses: dict[str, int] = {}
+            for name, kind, body, ctype in serve_probes(card, rows):
+                content = body if isinstance(body, str) else json.dumps(body)
+                try:
+                    r = client.post(f"{base}/predict", content=content, headers={"Content-Type": ctype})
+                except httpx.HTTPError as e:
+                    problems.append(f"{name}: no answer ({type(e).__name__}: {e})")
+                    continue
+                statuses[name] = r.status_code
+                problems += _judge(name, kind, body, r, card)
+            health = _get(client, f"{base}/healthz")
+            if health != 200:
+                problems.append(f"/healthz answered {health} after the bad requests")
+        value = {
+            "startup_s": startup,
+            "requests": len(statuses),
+            "5xx": sum(s >= 500 for s in statuses.values()),
+        }
+        if problems:
+            more = f" (+{len(problems) - 4} more)" if len(problems) > 4 else ""
+            return outcome(self, "fail", "; ".join(problems[:4]) + more, value=value, limit={"5xx": 0})
+        codes = ", ".join(f"{k}={v}" for k, v in statuses.items() if v != 200)
+        return outcome(self, "pass", f"canary answers 200; refusals: {codes}", value=value, limit={"5xx": 0})
+
+
+def _judge(name: str, kind: str, body: Any, r: httpx.Response, card: ModelCard) -> list[str]:
+    try:
+        payload = r.json()
+    except ValueError:
+        return [f"{name}: {r.status_code} with a non-JSON body"]
+    rows = len(body["inputs"]) if isinstance(body, dict) and isinstance(body.get("inputs"), list) else 0
+    if kind == "canary":
+        if r.status_code != 200:
+            return [f"{name}: canary request got {r.status_code}: {str(payload)[:160]}"]
+        why = _valid_answer(payload, rows, card)
+        if why:
+            return [f"{name}: {why}"]
+        if payload.get("canary") is not True:
+            return [f'{name}: the answer is not marked "canary": true']
+        return []
+    if 200 <= r.status_code < 300:
+        why = _valid_answer(payload, rows, card)
+        return [f"{name}: 2xx with an invalid answer: {why}"] if why else []
+    if 400 <= r.status_code < 500:
+        err = payload.get("error") if isinstance(payload, dict) else None
+        if not isinstance(err, dict) or not err.get("message"):
+            return [f"{name}: {r.status_code} without an error message body"]
+        return []
+    return [f"{name}: {r.status_code} (only 2xx or a clear 4xx is acceptable): {str(payload)[:160]}"]
+
+
+def _get(client: httpx.Client, url: str) -> int:
+    try:
+        return client.get(url).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], base: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if _get(client, f"{base}/readyz") == 200:
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # workers the server left behind

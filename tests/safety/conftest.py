@@ -96,10 +96,12 @@ def gate() -> Callable[..., GateReport]:
     """``gate(bundle, policy, *targets)``: run only the target checks and their prerequisites (fast), or
     every check when no target is named. Never writes gate.json for a partial run."""
 
-    def run(bundle: Path, policy: GatePolicy, *targets: str, registry_url: str | None = None) -> GateReport:
+    def run(
+        bundle: Path, policy: GatePolicy, *targets: str, registry_url: str | None = None, serve: bool = False
+    ) -> GateReport:
         checks = default_checks()
         if not targets:
-            return run_gate(bundle, policy, registry_url=registry_url)
+            return run_gate(bundle, policy, registry_url=registry_url, serve=serve)
         by_name = {c.name: c for c in checks}
         wanted: set[str] = set()
         todo = list(targets)
@@ -109,6 +111,6 @@ def gate() -> Callable[..., GateReport]:
                 wanted.add(name)
                 todo.extend(by_name[name].requires)
         subset = [c for c in checks if c.name in wanted]
-        return run_gate(bundle, policy, checks=subset, write=False, registry_url=registry_url)
+        return run_gate(bundle, policy, checks=subset, write=False, registry_url=registry_url, serve=serve)
 
     return run
