@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import time
 import weakref
 from collections.abc import Callable
@@ -64,6 +65,22 @@ def _head_revision() -> str:
     head = script.get_current_head()
     assert head is not None
     return head
+
+
+def _set_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch a new database file to WAL; when several processes create it at once the switch can meet a
+    lock the busy handler does not wait for, so retry it here."""
+    deadline = time.monotonic() + _RETRY_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay * (1 + random.random()))
+        delay = min(delay * 2, 0.25)
 
 
 def _dispose_in_forked_children(engine: Engine) -> None:
@@ -147,7 +164,7 @@ class Database:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA journal_mode=WAL")
+            _set_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -185,7 +202,11 @@ class Database:
                 ) from None
             except OperationalError as e:
                 if not _is_retryable(e) or time.monotonic() > deadline:
-                    raise
+                    first = (str(e.orig).strip().splitlines() or [type(e.orig).__name__])[0]
+                    raise RegistryUnavailableError(
+                        f"the registry database {self.display_url} failed: {first}",
+                        "check that the database server is running and reachable, then retry",
+                    ) from e
             except DBAPIError as e:
                 if not _is_retryable(e) or time.monotonic() > deadline:
                     raise
@@ -216,9 +237,6 @@ class Database:
                 return None
 
     def _migrate(self) -> None:
-        if self._current_revision() == _head_revision():
-            return
-
         def upgrade(conn: Connection) -> None:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
@@ -230,6 +248,8 @@ class Database:
         deadline = time.monotonic() + _RETRY_SECONDS
         while True:
             try:
+                if self._current_revision() == _head_revision():
+                    return
                 with self.engine.connect() as conn:
                     conn.execution_options(**{_WRITE: True})
                     with conn.begin():
