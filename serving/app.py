@@ -214,9 +214,13 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
         dp = open_dataplane(settings_factory())
         state["plane"] = dp
         await dp.start()
-        # everything loaded so far lives for the whole process: keep it out of full GC passes, which
-        # otherwise stall every request for tens of milliseconds (see benchmarks/serving.py)
+        # Everything loaded so far lives for the whole process: keep it out of full GC passes, and make
+        # full passes rare. Each one walks every long-lived object (BentoML's timeout middleware keeps
+        # a timer per request alive for the whole timeout) and stalls all requests for 50-100 ms; the
+        # young generations still collect as usual (see benchmarks/serving.py).
         gc.freeze()
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, dp.settings.gc_full_collection_every)
         try:
             yield
         finally:

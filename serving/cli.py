@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default 3000)")
     p.add_argument("--poll-interval", type=float, help="seconds between registry polls (default 1)")
     p.add_argument("--no-batching", action="store_true", help="one ONNX Runtime call per request")
-    p.add_argument("--timeout", type=int, help="seconds before a request gets 504 (default 30)")
+    p.add_argument("--timeout", type=int, help="seconds before a request gets 504 (default 10)")
     return p
 
 

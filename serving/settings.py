@@ -36,7 +36,10 @@ class ServeSettings(BaseSettings):
     max_ort_batch: int = Field(512, ge=1, description="most rows merged into one ONNX Runtime call")
     access_cache_size: int = Field(10_000, ge=1, description="cached (key, model) access decisions")
     intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per model")
-    timeout: int = Field(30, ge=1, description="seconds before a request is answered with 504")
+    timeout: int = Field(10, ge=1, description="seconds before a request is answered with 504")
+    gc_full_collection_every: int = Field(
+        1000, ge=1, description="generation-1 collections between two full (generation-2) collections"
+    )
 
     @model_validator(mode="after")
     def _canary_is_a_directory(self) -> ServeSettings:
