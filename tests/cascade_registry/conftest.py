@@ -158,6 +158,12 @@ def write_gate(bundle: Path, ref: ModelRef, sha: str, passed: bool) -> None:
 BundleFactory = Callable[..., Path]
 
 
+@pytest.fixture(name="write_gate")
+def write_gate_fixture() -> Callable[[Path, ModelRef, str, bool], None]:
+    """``write_gate(bundle, ref, sha256, passed)``: (re)write the bundle's gate.json."""
+    return write_gate
+
+
 @pytest.fixture
 def make_bundle(tmp_path: Path) -> BundleFactory:
     """``make_bundle("a", 1, upstream=["b:2"], gate="pass"|"fail"|None) -> bundle dir``."""

@@ -102,3 +102,26 @@ def test_retire(registry: Registry, make_bundle) -> None:
     assert registry.released() == []
     with pytest.raises(ConflictError):
         registry.release("a:1")
+
+
+def test_record_gate_after_registration(registry: Registry, make_bundle, write_gate) -> None:
+    bundle = make_bundle("a", 1, gate=None)
+    info = registry.register(bundle)
+    with pytest.raises(GateError, match="no readable gate report"):
+        registry.record_gate("a:1")
+    write_gate(bundle, info.ref, info.onnx_sha256, passed=False)
+    assert registry.record_gate("a:1", actor="gatekeeper").status == "gated_failed"
+    write_gate(bundle, info.ref, info.onnx_sha256, passed=True)
+    assert registry.record_gate("a:1").status == "gated_passed"
+    steps = [t.to_status for t in registry.transitions("a:1")]
+    assert steps == ["registered", "gated_failed", "gated_passed"]
+    assert registry.release("a:1").status == "released"
+
+
+def test_a_changed_model_file_is_not_released(registry: Registry, make_bundle) -> None:
+    bundle = make_bundle("a", 1)
+    registry.register(bundle)
+    (bundle / "model.onnx").write_bytes((bundle / "model.onnx").read_bytes() + b"\0")
+    with pytest.raises(GateError, match="no longer loadable"):
+        registry.release("a:1")
+    assert registry.released() == []
