@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from cascade_registry import Registry
 from cascade_registry.schema import consumers, declarations, model_versions
@@ -64,22 +64,16 @@ def build_cascade(reg: Registry, models: int, edges: int, seed: int = 0) -> None
         conn.execute(
             insert(consumers),
             [
-                {
-                    "id": i + 1,
-                    "name": n,
-                    "kind": "model",
-                    "owner": "bench",
-                    "created_at": now,
-                    "created_by": "bench",
-                }
-                for i, n in enumerate(names)
+                {"name": n, "kind": "model", "owner": "bench", "created_at": now, "created_by": "bench"}
+                for n in names
             ],
         )
+        ids = dict(conn.execute(select(consumers.c.name, consumers.c.id)).all())
         conn.execute(
             insert(declarations),
             [
                 {
-                    "consumer_id": v + 1,
+                    "consumer_id": ids[names[v]],
                     "model_name": names[u],
                     "versions": "==1",
                     "source": "card",
