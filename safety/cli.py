@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"lockgate check: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("lockgate check: interrupted; no gate.json was written", file=sys.stderr)
+        return 130
     table = format_table(report)
     print(table.splitlines()[-1] if args.quiet else table)
     return 0 if report.passed else 1

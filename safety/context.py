@@ -31,6 +31,8 @@ __all__ = ["GateContext", "Reference"]
 
 #: reference.npz may not decompress to more than this (a zip bomb would otherwise fill the gate's memory)
 MAX_REFERENCE_MB = 1024
+#: the largest batch the gate builds, in values (rows x features)
+MAX_BATCH_CELLS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,12 @@ class GateContext:
     # ------------------------------------------------------------------ data for the checks
     def n_features(self) -> int:
         return len(self.card.features)
+
+    def max_batch_rows(self) -> int:
+        """The card's largest batch, capped so a hostile card cannot make the gate allocate without bound
+        (``resources.max_batch_rows_limit`` and at most ``MAX_BATCH_CELLS`` values)."""
+        cap = min(self.policy.resources.max_batch_rows_limit, max(1, MAX_BATCH_CELLS // self.n_features()))
+        return min(self.card.input_policy.max_batch_rows, cap)
 
     def input_dtype(self) -> type[np.floating[Any]]:
         loaded = self.loaded or {}

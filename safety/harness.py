@@ -30,11 +30,12 @@ from safety.policy import GatePolicy, load_policy
 __all__ = ["model_digest", "run_checks", "run_gate"]
 
 
-def model_digest(bundle: Path) -> str:
-    """sha256 of ``bundle/model.onnx`` when it is a regular file, else ''."""
+def model_digest(bundle: Path, max_mb: float) -> str:
+    """sha256 of ``bundle/model.onnx`` when it is a regular file of at most ``max_mb``, else ''."""
     path = bundle / MODEL_FILE
     try:
-        if stat.S_ISREG(path.lstat().st_mode):
+        st = path.lstat()
+        if stat.S_ISREG(st.st_mode) and st.st_size <= max_mb * 2**20:
             return sha256_file(path)
     except OSError:
         pass
@@ -99,10 +100,10 @@ def run_gate(
             f"{bundle} is not a directory", "pass the bundle directory, not a file inside it"
         )
     policy = policy or load_policy()
-    digest = model_digest(bundle)
+    digest = model_digest(bundle, policy.file.max_size_mb)
     ctx = GateContext(bundle, policy, registry_url=registry_url, serve=serve)
     results = run_checks(ctx, list(checks) if checks is not None else default_checks())
-    if model_digest(bundle) != digest:
+    if model_digest(bundle, policy.file.max_size_mb) != digest:
         results.append(outcome("file.unchanged", "fail", f"{MODEL_FILE} changed while it was being gated"))
     card = ctx.card_or_none
     report = GateReport(

@@ -72,6 +72,9 @@ class ResourcesPolicy(_Section):
     p99_ms_max_batch: float = Field(1000.0, gt=0)
     max_rss_mb: float = Field(1024.0, gt=0)
     cpu_ms_per_row: float = Field(1.0, gt=0)
+    max_batch_rows_limit: int = Field(
+        65536, ge=1, description="cards allowing larger batches fail; the gate cannot vouch for them"
+    )
 
 
 class DeterminismPolicy(_Section):

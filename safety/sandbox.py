@@ -29,6 +29,15 @@ __all__ = ["SandboxCase", "SandboxLimits", "SandboxRun", "run_job"]
 
 WORKER = Path(__file__).with_name("worker.py")
 _POLL_SECONDS = 0.01
+#: outputs larger than this are not loaded into the gate's process (a model may inflate its outputs)
+MAX_OUTPUT_BYTES = 256 * 2**20
+
+
+def _nbytes(meta: dict[str, Any]) -> int:
+    try:
+        return int(np.prod(meta["shape"], dtype=np.int64)) * np.dtype(meta["dtype"]).itemsize
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,14 @@ def run_job(job: dict[str, Any], limits: SandboxLimits, cases: list[SandboxCase]
         run = _spawn(job_path, events_path, tmpdir, limits)
         for event in run.events:
             if event.get("event") == "done" and event.get("files"):
+                size = sum(_nbytes(meta) for meta in event.get("outputs", {}).values())
+                if size > MAX_OUTPUT_BYTES:
+                    event["event"] = "error"
+                    event["error"] = (
+                        f"the outputs take {size / 2**20:.0f} MB for this batch "
+                        f"(> {MAX_OUTPUT_BYTES // 2**20} MB); not read back"
+                    )
+                    continue
                 try:
                     run.outputs[event["id"]] = {
                         name: np.load(path, allow_pickle=False) for name, path in event["files"].items()
@@ -182,17 +199,24 @@ def _spawn(job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimit
     killed_by: str | None = None
     deadline = start + limits.wall_seconds
     peak_kb = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        peak_kb = max(peak_kb, _peak_rss_kb(proc.pid))
-        if time.monotonic() > deadline:
-            killed_by = "timeout"
-            _kill_group(proc.pid)
-            pid, status, usage = os.wait4(proc.pid, 0)
-            break
-        time.sleep(_POLL_SECONDS)
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kb = max(peak_kb, _peak_rss_kb(proc.pid))
+            if time.monotonic() > deadline:
+                killed_by = "timeout"
+                _kill_group(proc.pid)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(_POLL_SECONDS)
+    except BaseException:  # Ctrl+C or anything else in the gate: never leave a worker behind
+        _kill_group(proc.pid)
+        with contextlib.suppress(ChildProcessError):
+            os.wait4(proc.pid, 0)
+        proc.returncode = -signal.SIGKILL
+        raise
     _kill_group(proc.pid)  # threads or children the model left behind
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - start

@@ -73,7 +73,7 @@ def build_cases(ctx: GateContext, policy: GatePolicy) -> list[InputCase]:
         ("far_above_range", np.tile(hi + span, (ROWS, 1))),
         ("far_below_range", np.tile(lo - span, (ROWS, 1))),
         ("batch_of_1", base[:1]),
-        ("max_batch", ctx.valid_rows(ip.max_batch_rows, seed=4).astype(np.float64)),
+        ("max_batch", ctx.valid_rows(ctx.max_batch_rows(), seed=4).astype(np.float64)),
     ]
     cases = [InputCase(name, x.astype(dtype), edge(x)) for name, x in raw]
     precise = base + 1e-9

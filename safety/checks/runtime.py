@@ -159,7 +159,8 @@ class ResourcesCheck:
 
     def run(self, ctx: GateContext, policy: GatePolicy) -> CheckResult:
         rp = policy.resources
-        max_rows = ctx.card.input_policy.max_batch_rows
+        max_rows = ctx.max_batch_rows()
+        declared = ctx.card.input_policy.max_batch_rows
         cases = [
             SandboxCase("batch1", ctx.valid_rows(1), repeat=rp.batch1_repeats + 1, save=False),
             SandboxCase(
@@ -194,6 +195,11 @@ class ResourcesCheck:
         for key, bound in limit.items():
             if key in value and value[key] > bound:
                 problems.append(f"{key} {value[key]:g} > {bound:g}")
+        if declared > max_rows:
+            problems.append(
+                f"the card allows batches of {declared} rows; the gate measured {max_rows} "
+                f"(resources.max_batch_rows_limit): lower card.input_policy.max_batch_rows"
+            )
         if problems:
             return outcome(
                 self,

@@ -294,3 +294,11 @@ def test_helper_graph_is_valid_baseline(variant, shape, fast_policy, gate):
         "pass"
     }
     assert helper.printable_graph is not None
+
+
+def test_card_allowing_absurd_batches_is_capped_and_fails(variant, good_card, fast_policy, gate):
+    card = json.loads(good_card.model_dump_json())
+    card["input_policy"]["max_batch_rows"] = 10**9  # the gate must not try to build this batch
+    report = gate(variant(card=card), fast_policy, "resources", "inputs")
+    assert_rejected_by(report, "resources", "allows batches of 1000000000 rows", "max_batch_rows_limit")
+    assert check(report, "inputs").status == "pass"
