@@ -19,6 +19,7 @@ Outputs: ``label`` int64 ``[N]`` = argmax of the calibrated probabilities (an in
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -89,24 +90,21 @@ def sklearn_exporter(double: bool, round_tree_thresholds: bool = False) -> Expor
                 th = tree.tree_.threshold
                 th[:] = floor_to_float32(th)
         raw = kind == "response" and response_method(estimator) == "decision_function"
-        if raw and type(final).__name__ == "SVC" and getattr(final, "probability", False):
-            # skl2onnx returns Platt-scaled pairs for probability=True; the decision values are the same
-            # model without the internal Platt step
-            final.probability = False
-            final._probA = np.empty(0)
-            final._probB = np.empty(0)
         options: dict[str, Any] = {"zipmap": False}
         if raw:
             options["raw_scores"] = True
         src = "input_f64" if double else INPUT
         tensor = DoubleTensorType if double else FloatTensorType
         try:
-            model = convert_sklearn(
-                est,
-                initial_types=[(src, tensor([None, n_features]))],
-                target_opset=OPSET,
-                options={id(final): options},
-            )
+            with warnings.catch_warnings():
+                # skl2onnx reads SVC.probA_/probB_, deprecated in scikit-learn 1.9, even when empty
+                warnings.simplefilter("ignore", FutureWarning)
+                model = convert_sklearn(
+                    est,
+                    initial_types=[(src, tensor([None, n_features]))],
+                    target_opset=OPSET,
+                    options={id(final): options},
+                )
         except Exception as e:  # skl2onnx raises many types
             raise ExportError(
                 f"skl2onnx could not convert {type(final).__name__}: {e}".splitlines()[0][:300],

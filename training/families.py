@@ -214,14 +214,22 @@ def _svm(params: dict[str, Any], seed: int) -> Any:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    model = SVC(C=params["C"], gamma=params["gamma"], kernel="rbf", probability=True, random_state=seed)
-    return Pipeline([("scale", StandardScaler()), ("model", model)])
+    from training.margin import MarginClassifier
+
+    model = SVC(C=params["C"], gamma=params["gamma"], kernel="rbf", random_state=seed)
+    return MarginClassifier(Pipeline([("scale", StandardScaler()), ("model", model)]))
 
 
 def _naive_bayes(params: dict[str, Any], seed: int) -> Any:
     from sklearn.naive_bayes import GaussianNB
 
     return GaussianNB(var_smoothing=params["var_smoothing"])
+
+
+def _margin_exporter(estimator: Any, n_features: int, n_classes: int, kind: Any) -> Any:
+    from training.margin import export_margin_classifier
+
+    return export_margin_classifier(estimator, n_features, n_classes, kind)
 
 
 def _hgb_exporter(estimator: Any, n_features: int, n_classes: int, kind: Any) -> Any:
@@ -287,11 +295,11 @@ register_family(
 register_family(
     Family(
         name="svm",
-        description="standardized features + RBF SVM (predict_proba from libsvm's internal Platt step)",
+        description="standardized features + RBF SVM; uncalibrated probabilities: sigmoid/softmax of margins",
         space={"C": FloatRange(0.1, 100.0, log=True), "gamma": Choice(("scale", 0.001, 0.01, 0.1))},
         defaults={"C": 1.0, "gamma": "scale"},
         make_estimator=_svm,
-        export=sklearn_exporter(double=True),
+        export=_margin_exporter,
     )
 )
 register_family(
