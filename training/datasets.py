@@ -134,6 +134,8 @@ def _csv(path: Path, target: str | None, segment: str | None) -> Dataset:
         raise DataError(f"{path} is not a readable CSV file: {e}", "check the file's format") from None
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
+    if len(frame) == 0:
+        raise DataError(f"{path.name} has a header but no rows", "add data rows to the CSV")
     for role, col in (("target", target), ("segment", segment)):
         if col is not None and col not in columns:
             raise DataError(

@@ -133,6 +133,10 @@ def _single_class(frame):
     return frame
 
 
+def _no_rows(frame):
+    return frame.iloc[:0]
+
+
 def _tiny_class(frame):
     frame.loc[:4, "label"] = "maybe"
     return frame
@@ -151,6 +155,7 @@ BAD = {
     "nan-inf": (_nan_inf, ["--target", "label", "--segment", "region"], "2 NaN and 1 infinite"),
     "single-class": (_single_class, ["--target", "label", "--segment", "region"], "single class ('yes')"),
     "tiny-class": (_tiny_class, ["--target", "label", "--segment", "region"], "'maybe': 5 rows"),
+    "no-rows": (_no_rows, ["--target", "label"], "has a header but no rows"),
     "unknown-family": (None, ["--target", "label", "--model", "xgboost"], "unknown model family 'xgboost'"),
     "bad-calibration": (None, ["--target", "label", "--calibration", "platt"], "calibration"),
     "zero-trials": (None, ["--target", "label", "--trials", "0"], "trials"),
