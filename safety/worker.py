@@ -74,15 +74,32 @@ def _graphs(graph: Any) -> Any:
                     yield from _graphs(g)
 
 
-def _tensors(model: Any) -> Any:
+def _bodies(model: Any) -> Any:
+    """(nodes, initializers, sparse initializers) of the main graph, every sub-graph and every local
+    function (and the sub-graphs inside functions)."""
     import onnx
 
     for graph in _graphs(model.graph):
-        yield from graph.initializer
-        for sparse in graph.sparse_initializer:
+        yield graph.node, graph.initializer, graph.sparse_initializer
+    for function in model.functions:
+        yield function.node, [], []
+        for node in function.node:
+            for attr in node.attribute:
+                subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+                for sub in subgraphs:
+                    for graph in _graphs(sub):
+                        yield graph.node, graph.initializer, graph.sparse_initializer
+
+
+def _tensors(model: Any) -> Any:
+    import onnx
+
+    for nodes, initializers, sparse_initializers in _bodies(model):
+        yield from initializers
+        for sparse in sparse_initializers:
             yield sparse.values
             yield sparse.indices
-        for node in graph.node:
+        for node in nodes:
             for attr in node.attribute:
                 if attr.type == onnx.AttributeProto.TENSOR:
                     yield attr.t
@@ -99,11 +116,13 @@ def _inspect(job: dict[str, Any]) -> None:
         _emit("inspected", parsed=False, error=_describe(e))
         return
     domains: dict[str, list[str]] = {}
-    for graph in _graphs(model.graph):
-        for node in graph.node:
-            domains.setdefault(node.domain or "ai.onnx", [])
-            if node.op_type not in domains[node.domain or "ai.onnx"]:
-                domains[node.domain or "ai.onnx"].append(node.op_type)
+    n_nodes = 0
+    for nodes, _, _ in _bodies(model):
+        for node in nodes:
+            n_nodes += 1
+            ops = domains.setdefault(node.domain or "ai.onnx", [])
+            if node.op_type not in ops:
+                ops.append(node.op_type)
     for function in model.functions:
         domains.setdefault(function.domain or "ai.onnx", []).append(f"function:{function.name}")
     external = []
@@ -122,7 +141,7 @@ def _inspect(job: dict[str, Any]) -> None:
         opsets=opsets,
         domains=domains,
         external=external,
-        nodes=sum(len(g.node) for g in _graphs(model.graph)),
+        nodes=n_nodes,
     )
     mode = job.get("checker", "none")
     if mode == "auto":  # check right away unless external data must be judged first

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 
@@ -302,3 +303,17 @@ def test_card_allowing_absurd_batches_is_capped_and_fails(variant, good_card, fa
     report = gate(variant(card=card), fast_policy, "resources", "inputs")
     assert_rejected_by(report, "resources", "allows batches of 1000000000 rows", "max_batch_rows_limit")
     assert check(report, "inputs").status == "pass"
+
+
+def test_external_data_hidden_in_a_loop_body_is_found(variant, shape, fast_policy):
+    model = finish(linear_graph(*shape, mid=cpu_bomb))
+    loop = next(n for n in model.graph.node if n.op_type == "Loop")
+    body = loop.attribute[0].g
+    tensor = body.initializer[0]
+    tensor.ClearField("float_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "../../etc/shadow"
+    report = run_gate(variant(model), fast_policy)
+    assert_rejected_by(report, "file.external_data", "zero_b", "'..'")
+    assert check(report, "load").status == "skip"  # the CPU bomb never ran
