@@ -51,6 +51,7 @@ __all__ = [
     "get_family",
     "is_family",
     "register_family",
+    "unregister_family",
 ]
 
 EXTENSION_MODULES = ("training.deep", "training.ensemble")
@@ -131,6 +132,11 @@ def register_family(family: Family, replace: bool = False) -> Family:
         raise ValueError(f"model family {family.name!r} is already registered")
     _FAMILIES[family.name] = family
     return family
+
+
+def unregister_family(name: str) -> None:
+    """Remove ``name`` from the table (for tests and plugins that clean up after themselves)."""
+    _FAMILIES.pop(name, None)
 
 
 def _load_extensions() -> None:
