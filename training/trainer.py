@@ -121,7 +121,13 @@ def _train(config: TrainConfig) -> Path:
         calibration=CalibrationInfo(
             method=cal.method,  # type: ignore[arg-type]
             requested=cal.requested,
-            reason=cal.reason,
+            reason=cal.reason
+            + (
+                f"; {merged} isotonic knots closer than the export's rounding allows were merged into "
+                "narrow jumps (see docs/training.md)"
+                if merged
+                else ""
+            ),
             holdout_rows=len(test.y),
             before=calibration_metrics(test.y, before, config.ece_bins),
             after=calibration_metrics(test.y, after, config.ece_bins),
