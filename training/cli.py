@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig.from_mapping(_values(ns, settings))
         path = train(config)
     except TrainingError as e:
-        print(f"lockgate train: {e}", file=sys.stderr)
+        print(f"lockgate train: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lockgate train: interrupted; nothing was written", file=sys.stderr)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.debug:
             raise
         print(
-            f"lockgate train: internal error {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+            f"lockgate train: internal error {type(e).__name__}: {_one_line(str(e))[:300]} "
             "(nothing was written; set LOCKGATE_TRAIN_DEBUG=1 for the traceback and please report it)",
             file=sys.stderr,
         )
@@ -156,6 +156,10 @@ def _exit(status: int = 0, message: str | None = None) -> None:
 
 def _error(message: str) -> None:
     raise _Usage(f"{message} (see 'lockgate train --help')")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _summary(path: Path) -> str:
