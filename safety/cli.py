@@ -59,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _registry_problem(url: str) -> str | None:
+    """Why the registry at ``url`` cannot be used (a harness problem, exit 2), or None."""
+    try:
+        from cascade_registry import Registry
+
+        with Registry.open(url) as registry:
+            registry.generation()
+    except Exception as e:  # noqa: BLE001 - any failure to reach the registry is reported in one line
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -70,12 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.junit and not args.junit.parent.is_dir():
             print(f"lockgate check: the directory of --junit {args.junit} does not exist", file=sys.stderr)
             return 2
+        registry_url = args.registry_url or settings.registry_url
+        if registry_url:
+            problem = _registry_problem(registry_url)
+            if problem:
+                print(f"lockgate check: --registry-url: {problem}", file=sys.stderr)
+                return 2
         report = run_gate(
-            args.bundle,
-            policy,
-            registry_url=args.registry_url or settings.registry_url,
-            serve=args.serve,
-            write=not args.no_write,
+            args.bundle, policy, registry_url=registry_url, serve=args.serve, write=not args.no_write
         )
         if args.junit:
             write_junit(report, args.junit)

@@ -137,6 +137,7 @@ def test_cli_failing_bundle_exits_1(variant, good_card, tmp_path: Path, capsys):
         ([], "the following arguments are required"),
         (["{bundle}", "--policy", "/no/such.toml"], "policy file /no/such.toml does not exist"),
         (["{bundle}", "--junit", "/no/such/dir/x.xml"], "--junit"),
+        (["{bundle}", "--registry-url", "postgresql+psycopg://nobody@127.0.0.1:1/x"], "--registry-url: "),
         (["{bundle}", "--bogus"], "unrecognized"),
     ],
 )
