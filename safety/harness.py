@@ -24,7 +24,7 @@ from cascade_registry.artifacts import (
 )
 from safety.checks import Check, default_checks, outcome
 from safety.context import GateContext
-from safety.errors import GateUsageError
+from safety.errors import GateUsageError, SandboxError
 from safety.policy import GatePolicy, load_policy
 
 __all__ = ["model_digest", "run_checks", "run_gate"]
@@ -64,6 +64,8 @@ def run_checks(ctx: GateContext, checks: Sequence[Check]) -> list[CheckResult]:
         else:
             try:
                 result = check.run(ctx, ctx.policy)
+            except SandboxError:
+                raise  # the tool itself cannot run models here: a harness error (exit 2), not a verdict
                 if not isinstance(result, CheckResult) or result.name != check.name:
                     result = outcome(
                         check, "error", f"the check returned {result!r} instead of its CheckResult"
@@ -87,8 +89,9 @@ def run_gate(
 ) -> GateReport:
     """Gate the bundle at ``bundle_dir`` and (when ``write``) save ``gate.json`` in it.
 
-    Raises :class:`GateUsageError` only when the path cannot be gated at all (missing, not a directory,
-    gate.json not writable); every problem *of the bundle* is a failed check in the returned report.
+    Raises :class:`GateUsageError` when the path cannot be gated at all (missing, not a directory,
+    gate.json not writable) and :class:`SandboxError` when no sandbox worker can be started; every
+    problem *of the bundle* is a failed check in the returned report.
     """
     bundle = Path(bundle_dir)
     if not bundle.exists():

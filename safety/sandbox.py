@@ -46,6 +46,7 @@ class SandboxLimits:
     cpu_seconds: int = 20
     wall_seconds: float = 20.0
     threads: int = 1
+    python: str = sys.executable  # the interpreter of the worker (needs numpy, onnx, onnxruntime)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def run_job(job: dict[str, Any], limits: SandboxLimits, cases: list[SandboxCase]
 
 def _spawn(job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimits) -> SandboxRun:
     argv = [
-        sys.executable,
+        limits.python,
         "-I",
         str(WORKER),
         str(job_path),
@@ -194,7 +195,7 @@ def _spawn(job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimit
             )
     except OSError as e:
         raise SandboxError(
-            f"cannot start the sandbox worker {WORKER}: {e}", "check the Python installation"
+            f"cannot start the sandbox worker {limits.python} {WORKER}: {e}", "check the Python installation"
         ) from e
     killed_by: str | None = None
     deadline = start + limits.wall_seconds

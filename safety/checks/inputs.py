@@ -69,7 +69,8 @@ def build_cases(ctx: GateContext, policy: GatePolicy) -> list[InputCase]:
         ("+1e38", poke(1e38)),
         ("-1e38", poke(-1e38)),
         ("zeros", np.zeros((ROWS, n_features))),
-        ("constant_rows", np.tile(base[:1], (16, 1))),
+        ("repeated_rows", np.tile(base[:1], (16, 1))),
+        ("constant_rows", np.repeat([[-1.0], [1.0], [10.0], [1000.0]], n_features, axis=1)),
         ("far_above_range", np.tile(hi + span, (ROWS, 1))),
         ("far_below_range", np.tile(lo - span, (ROWS, 1))),
         ("batch_of_1", base[:1]),
@@ -112,7 +113,7 @@ class BadInputsCheck:
     name = "inputs"
     requires = ("contract",)
     description = (
-        "NaN, ±inf, ±1e38, zeros, constant rows, far out of range, empty/1/max batch, float64, "
+        "NaN, ±inf, ±1e38, zeros, constant and repeated rows, far out of range, empty/1/max batch, float64, "
         "integers, wrong width: a valid answer or declared rejected at the edge"
     )
 

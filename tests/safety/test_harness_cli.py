@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from cascade_registry.artifacts import GATE_FILE, CheckResult, GateReport, Model
 from safety import GateContext, GatePolicy, PolicyError, default_checks, load_policy, run_checks, run_gate
 from safety.checks import outcome
 from safety.cli import main
-from safety.errors import GateUsageError
+from safety.errors import GateUsageError, SandboxError
 from safety.policy import default_policy_text
+from safety.sandbox import run_job
 
 
 class ExplodingCheck:
@@ -158,3 +160,21 @@ def test_lockgate_check_subcommand_runs_end_to_end(variant):
     )
     assert proc.returncode == 1, proc.stderr
     assert "FAILED" in proc.stdout and "Traceback" not in proc.stderr
+
+
+class NoSandboxCheck:
+    """A check (our protocol) meeting a machine where no worker can start."""
+
+    name = "needs_sandbox"
+    requires: tuple[str, ...] = ()
+    description = "runs a worker with a missing interpreter"
+
+    def run(self, ctx: GateContext, policy: GatePolicy) -> CheckResult:
+        limits = dataclasses.replace(ctx.limits(), python="/nonexistent/python")
+        run_job({"op": "inspect", "model": str(ctx.model_path)}, limits)
+        return outcome(self, "pass")
+
+
+def test_a_sandbox_that_cannot_start_is_a_harness_error(good_bundle: Path):
+    with pytest.raises(SandboxError, match="cannot start the sandbox worker /nonexistent/python"):
+        run_gate(good_bundle, GatePolicy(), checks=[NoSandboxCheck()], write=False)
