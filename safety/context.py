@@ -6,6 +6,7 @@ The context never parses or executes the ONNX file in this process: :meth:`GateC
 
 from __future__ import annotations
 
+import contextlib
 import time
 import zipfile
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ __all__ = ["GateContext", "Reference"]
 
 #: reference.npz may not decompress to more than this (a zip bomb would otherwise fill the gate's memory)
 MAX_REFERENCE_MB = 1024
+#: a card larger than this is not read (a few hundred KB is typical)
+MAX_CARD_MB = 64
 #: the largest batch the gate builds, in values (rows x features)
 MAX_BATCH_CELLS = 50_000_000
 
@@ -69,6 +72,11 @@ class GateContext:
 
     # ------------------------------------------------------------------ card
     def _read_card(self) -> None:
+        with contextlib.suppress(OSError):
+            size = (self.bundle / CARD_FILE).stat().st_size
+            if size > MAX_CARD_MB * 2**20:
+                self._card_error = f"{CARD_FILE} is {size / 2**20:.0f} MB (> {MAX_CARD_MB} MB); not read"
+                return
         try:
             self._card = ModelBundle.read_card(self.bundle)
         except InvalidBundleError as e:

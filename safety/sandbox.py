@@ -229,7 +229,9 @@ def _spawn(job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimit
             events.append(json.loads(line))
         except json.JSONDecodeError:
             continue  # a line cut short by the kill
-    stderr = stderr_path.read_bytes()[-4000:].decode("utf-8", errors="replace")
+    with open(stderr_path, "rb") as f:  # only the tail: a chatty runtime can write a lot
+        f.seek(max(0, stderr_path.stat().st_size - 4000))
+        stderr = f.read().decode("utf-8", errors="replace")
     return SandboxRun(
         events=events,
         exit_code=proc.returncode,
