@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from safety.errors import PolicyError
 
@@ -43,6 +43,14 @@ class FilePolicy(_Section):
     opsets: dict[str, tuple[int, int]] = Field(
         default_factory=lambda: {"ai.onnx": (9, 23), "ai.onnx.ml": (1, 5)}
     )
+
+    @field_validator("opsets", mode="before")
+    @classmethod
+    def _standard_domain_named_once(cls, v: Any) -> Any:
+        """'' and 'ai.onnx' are the same domain; store it as 'ai.onnx' (how the inspection reports it)."""
+        if isinstance(v, dict) and "" in v:
+            v = {("ai.onnx" if k == "" else k): r for k, r in v.items()}
+        return v
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> FilePolicy:

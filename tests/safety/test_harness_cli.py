@@ -82,6 +82,8 @@ def test_policy_file_overrides_only_what_it_names(tmp_path: Path):
     policy = load_policy(path)
     assert policy.quality.min_metric == 0.8 and policy.file.opsets == {"ai.onnx": (13, 21)}
     assert policy.quality.max_ece == GatePolicy().quality.max_ece
+    path.write_text('[file.opsets]\n"" = [13, 21]\n')
+    assert load_policy(path).file.opsets == {"ai.onnx": (13, 21)}
 
 
 @pytest.mark.parametrize(
