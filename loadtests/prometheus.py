@@ -156,7 +156,7 @@ class PrometheusServer:
         """An instant query; returns Prometheus' ``result`` list (``metric`` labels + ``value``)."""
         params = {"query": promql}
         if at is not None:
-            params["time"] = f"{at:.3f}"
+            params["time"] = f"{at:.4f}"
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}"
         try:
             with urllib.request.urlopen(url, timeout=10) as resp:
@@ -168,12 +168,15 @@ class PrometheusServer:
         return payload["data"]["result"]
 
     def wait_for_scrape(self, after: float, timeout: float = 15.0) -> float:
-        """Wait until the gateway was scraped (successfully) after ``after`` (epoch s); return that time."""
+        """Wait until the gateway was scraped (successfully) after ``after`` (epoch s); return a time at
+        which that scrape's samples answer instant queries."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = self.query('timestamp(up{job="lockgate"} == 1)')
             if result and float(result[0]["value"][1]) > after:
-                return float(result[0]["value"][1])
+                # half a millisecond later: Prometheus may truncate a float time to the millisecond
+                # below, and would then answer with the scrape before this one
+                return float(result[0]["value"][1]) + 0.0005
             time.sleep(self.scrape_interval / 4)
         raise PrometheusError(
             f"no successful scrape of {self.target} within {timeout:.0f} s",
