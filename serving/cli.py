@@ -57,7 +57,30 @@ def _settings(args: argparse.Namespace) -> ServeSettings:
         "timeout": args.timeout,
         "batching": False if args.no_batching else None,
     }
-    return ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
+    # the BentoML worker runs in the repository directory: hand it absolute paths
+    update: dict[str, object] = {"registry_url": _absolute_url(settings.registry_url)}
+    if settings.canary is not None:
+        update["canary"] = settings.canary.resolve()
+    return settings.model_copy(update=update)
+
+
+def _absolute_url(url: str | None) -> str:
+    """The registry URL with any relative SQLite path made absolute (None -> the registry's default file)."""
+    if url is None:
+        from cascade_registry.engine import DEFAULT_PATH
+
+        return f"sqlite:///{(Path.cwd() / DEFAULT_PATH).resolve()}"
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return (
+            url
+            if path.startswith("/") or path.startswith(":memory:")
+            else f"sqlite:///{Path(path).resolve()}"
+        )
+    if "://" not in url:
+        return str(Path(url).resolve())
+    return url
 
 
 def environment(settings: ServeSettings) -> dict[str, str]:

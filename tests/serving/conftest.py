@@ -32,7 +32,9 @@ def free_port() -> int:
 class Gateway:
     """A real ``lockgate serve`` process group; always stopped by the fixture that made it."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, log: Path | None = None, cwd: Path = ROOT
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -40,8 +42,8 @@ class Gateway:
         self._out = out
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lockgate.cli", "serve", "--port", str(self.port), *args],
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -153,8 +155,10 @@ def start_gateway(tmp_path: Path) -> Iterator:
     """``start_gateway(*args, env=...)`` -> a ready :class:`Gateway`; every one is stopped afterwards."""
     started: list[Gateway] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, ready_path: str = "/healthz") -> Gateway:
-        gw = Gateway(list(args), env=env, log=tmp_path / f"gateway-{len(started)}.log")
+    def start(
+        *args: str, env: dict[str, str] | None = None, ready_path: str = "/healthz", cwd: Path = ROOT
+    ) -> Gateway:
+        gw = Gateway(list(args), env=env, log=tmp_path / f"gateway-{len(started)}.log", cwd=cwd)
         started.append(gw)
         gw.wait_ready(path=ready_path)
         return gw

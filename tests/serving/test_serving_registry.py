@@ -48,9 +48,10 @@ def registry(tmp_path: Path, demo_bundle: Path):
         reg.close()
 
 
-def test_keys_declarations_and_revocations_take_effect_live(registry, start_gateway, rows):
+def test_keys_declarations_and_revocations_take_effect_live(registry, start_gateway, rows, tmp_path):
     url, reg, keys = registry
-    gw = start_gateway("--registry-url", url, ready_path="/readyz")
+    # a registry path relative to where 'lockgate serve' runs (the BentoML worker runs elsewhere)
+    gw = start_gateway("--registry-url", "sqlite:///registry.db", ready_path="/readyz", cwd=tmp_path)
 
     missing = predict(gw, rows)
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "missing_key"
