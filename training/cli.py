@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="COL", help="CSV: label column")
     p.add_argument("--segment", metavar="COL", help="CSV: column to slice test metrics by")
     p.add_argument(
-        "--model", metavar="FAMILY", help=f"{' | '.join(family_names())} (default logistic_regression)"
+        "--model", metavar="FAMILY", help=f"{' | '.join(family_names())} (default svm)"
     )
     p.add_argument("--calibration", metavar="METHOD", help="none | sigmoid | isotonic | auto (default auto)")
     p.add_argument("--trials", metavar="N", type=int, help="random-search candidates (default 8)")
@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         help="USD per core-hour for the card's cost estimate (default 0.05)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--overfit-one-batch",
+        dest="overfit_one_batch",
+        action="store_true",
+        help="sanity check for --model mlp: train on one minibatch and diagnose; writes nothing",
+    )
     return p
 
 
@@ -122,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         from training.config import TrainConfig
         from training.trainer import train
 
+        overfit = vars(ns).pop("overfit_one_batch", False)
         config = TrainConfig.from_mapping(_values(ns, settings))
+        if overfit:
+            from training.deep.overfit import run_overfit_check
+
+            return run_overfit_check(config)  # 0 can overfit, 1 cannot
         path = train(config)
     except TrainingError as e:
         print(f"lockgate train: {_one_line(str(e))}", file=sys.stderr)

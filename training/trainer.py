@@ -157,6 +157,7 @@ def _train(config: TrainConfig) -> Path:
             "duplicate_rows_grouped": splits.duplicate_rows,
             "reference_rows": int(reference["inputs"].shape[0]),
             "metrics_split": "test",
+            **(estimator.card_details() if hasattr(estimator, "card_details") else {}),
         },
     )
     try:
@@ -172,6 +173,8 @@ def _train(config: TrainConfig) -> Path:
                 config.ece_bins,
                 f"{config.name}:{config.version} {family.name}, calibration {cal.method} (test split)",
             )
+            for fname, data in (estimator.card_files() if hasattr(estimator, "card_files") else {}).items():
+                (tmp / fname).write_bytes(data)
             write_json_atomic(tmp / CARD_FILE, card)
             tmp.chmod(0o755)
             for f in tmp.iterdir():
