@@ -116,8 +116,9 @@ def consume_text(
         f"of card.features, as the ONNX input 'input' [N, {n_features}]. It returns 'label' (int64 [N], an "
         f"index into card.classes = {classes}) and 'probabilities' (float32 [N, {len(classes)}], rows sum "
         f"to 1). {calibration}: a predicted 0.8 means about 80% of such rows belong to that class. "
-        f"{decision} Inputs must be finite (NaN/inf are refused), at most {policy.max_batch_rows} rows per "
-        "request; values far outside the observed training ranges in card.features produce a warning, "
+        f"{decision} Inputs must be finite (NaN/inf are refused) and at most {policy.max_abs_value:.3g} in "
+        f"magnitude, at most {policy.max_batch_rows} rows per request; values far outside the observed "
+        "training ranges in card.features produce a warning, "
         "and predictions there are extrapolations. Check card.metrics for the quality you can expect, "
         "per class and per segment."
     )

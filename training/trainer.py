@@ -100,7 +100,7 @@ def _train(config: TrainConfig) -> Path:
     onnx_bytes, export_info, reference = _export(config, family, ds, base, cal, splits)
     export_seconds += time.perf_counter() - t_export
 
-    policy = InputPolicy()
+    policy = InputPolicy(max_abs_value=_max_abs_value(splits.train.X))
     runtime = RuntimeInfo(
         total_seconds=round(time.perf_counter() - started, 4),
         search_seconds=round(search.seconds, 4),
@@ -289,3 +289,15 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def _max_abs_value(train_X: np.ndarray) -> float:
+    """The serving edge refuses magnitudes a million times beyond anything seen in training.
+
+    Such values are data errors, not observations, and they overflow float32 inside some graphs (an MLP
+    turns +-1e38 into NaN); values far outside the training range but below this bound are still served,
+    with a warning.
+    """
+    observed = float(np.abs(train_X).max(initial=1.0))
+    return float(min(3.0e38, 1e6 * max(1.0, observed)))
+
