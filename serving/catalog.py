@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -199,13 +200,20 @@ class OpenAccess:
 
 
 class RegistryAccess:
-    """``Registry.check_access`` with a bounded cache, emptied whenever the registry changes."""
+    """``Registry.check_access`` with a bounded cache, emptied whenever the registry changes.
 
-    def __init__(self, registry: Any, max_entries: int = 10_000) -> None:
+    The registry keeps its own cache, refreshed at most every ``settle_seconds``; a decision it gives
+    within that window after a change may predate the change, so such decisions are used but not
+    cached here (otherwise a stale refusal could stick until the next change).
+    """
+
+    def __init__(self, registry: Any, max_entries: int = 10_000, settle_seconds: float = 1.0) -> None:
         self.registry = registry
         self.max_entries = max_entries
+        self.settle_seconds = settle_seconds
         self._cache: dict[tuple[str | None, str, int], Decision] = {}
         self._epoch = 0
+        self._invalidated_at = time.monotonic()
         self._lock = threading.Lock()
 
     def check(self, api_key: str | None, model: str, version: int) -> Decision | None:
@@ -213,11 +221,12 @@ class RegistryAccess:
         return self._cache.get((api_key, model, version))
 
     def lookup(self, api_key: str | None, model: str, version: int) -> Decision:
-        epoch = self._epoch
+        epoch, started = self._epoch, time.monotonic()
         d = self.registry.check_access(api_key, model, version)
         decision = Decision(bool(d.allowed), d.consumer, str(d.reason), str(d.message))
         with self._lock:
-            if epoch == self._epoch:  # not invalidated while we asked
+            settled = started - self._invalidated_at >= self.settle_seconds
+            if epoch == self._epoch and settled:
                 if len(self._cache) >= self.max_entries:
                     self._cache = {}
                 self._cache[(api_key, model, version)] = decision
@@ -226,4 +235,5 @@ class RegistryAccess:
     def invalidate(self) -> None:
         with self._lock:
             self._epoch += 1
+            self._invalidated_at = time.monotonic()
             self._cache = {}

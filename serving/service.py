@@ -14,6 +14,8 @@ BentoML's timeout middleware.
 
 from __future__ import annotations
 
+import logging
+
 import bentoml
 
 from .app import OWN_PREFIXES, build_app
@@ -21,6 +23,7 @@ from .settings import ServeSettings
 
 __all__ = ["Gateway", "gateway_app"]
 
+logging.getLogger("lockgate.serving").setLevel(logging.INFO)  # loads, swaps and refusals are logged
 SETTINGS = ServeSettings()
 gateway_app = build_app(lambda: SETTINGS)
 

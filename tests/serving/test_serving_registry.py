@@ -70,6 +70,14 @@ def test_keys_declarations_and_revocations_take_effect_live(registry, start_gate
     assert answer["model"]["released_at"] == reg.get("demo:1").released_at.isoformat()
     assert len(answer["predictions"]) == len(rows)
 
+    v2 = {"inputs": [{"name": "input", "shape": [1, len(rows[0])], "datatype": "FP32", "data": rows[0]}]}
+    v2_refused = httpx.post(gw.url + "/v2/models/demo/infer", json=v2)
+    assert v2_refused.status_code == 401 and "Authorization" in v2_refused.json()["error"]
+    v2_ok = httpx.post(
+        gw.url + "/v2/models/demo/infer", json=v2, headers={"Authorization": f"Bearer {keys['billing']}"}
+    )
+    assert v2_ok.status_code == 200 and v2_ok.json()["outputs"][1]["shape"] == [1, 2]
+
     reg.declare("intruder", "demo")  # declared once, enforced within seconds, no restart
     wait_for(lambda: predict(gw, rows[:1], key=keys["intruder"]).status_code == 200, what="declaration")
     reg.revoke_key("billing")
