@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--step-duration", help="step mode: measured seconds per step (default 10s)")
     a("--max-users", type=int, help="step mode: stop here (default 200)")
     a("--memory-interval", help="soak mode: seconds between memory samples (default 5s)")
+    a("--warmup", help="soak mode: load before the measured window (default 10%% of --duration, <= 60s)")
     return p
 
 
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     from gevent import monkey
 
     monkey.patch_all()
+    # Locust's web UI re-parses sys.argv with Locust's own parser on every page load; our options are
+    # parsed already, so it must see none of them.
+    sys.argv = sys.argv[:1]
     from loadtests.errors import LoadtestError
     from loadtests.orchestrator import run_loadtest
 

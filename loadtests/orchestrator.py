@@ -110,6 +110,14 @@ def run_loadtest(settings: LoadtestSettings) -> int:
                 ),
             )
             session.stop()
+        elif settings.mode == "soak":
+            # steady state only: ramp and warm up (caches, allocator pools) before measuring memory
+            session.ramp(settings.users, settings.spawn_rate)
+            session.hold(settings.soak_warmup)
+            session.reset()
+            session.hold(settings.duration)
+            session.stop()
+            measured = session.measure().model_copy(update={"preflight": sent_first})
         else:
             session.reset()
             session.start(settings.users, settings.spawn_rate)

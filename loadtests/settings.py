@@ -60,8 +60,11 @@ class LoadtestSettings(BaseSettings):
     max_users: int = Field(200, ge=1)
     step_duration: float = Field(10.0, gt=0)
     memory_interval: float = Field(5.0, gt=0, description="seconds between memory samples (soak mode)")
+    warmup: float | None = Field(
+        None, ge=0, description="soak: load before the measured window; None = 10% of duration, at most 60 s"
+    )
 
-    @field_validator("duration", "step_duration", "memory_interval", "think_time", mode="before")
+    @field_validator("duration", "step_duration", "memory_interval", "think_time", "warmup", mode="before")
     @classmethod
     def _durations(cls, v: object) -> object:
         return parse_duration(v) if isinstance(v, str) else v
@@ -81,3 +84,7 @@ class LoadtestSettings(BaseSettings):
                 "or --rotate-keys on a demo registry"
             )
         return self
+
+    @property
+    def soak_warmup(self) -> float:
+        return self.warmup if self.warmup is not None else min(60.0, 0.1 * self.duration)
