@@ -104,6 +104,75 @@ app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 
+MLSERVER_RUNTIME = """
+import numpy as np
+import onnxruntime as ort
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+
+
+class OnnxModel(MLModel):
+    async def load(self) -> bool:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(self.settings.parameters.uri, sess_options=options)
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        x = NumpyCodec.decode_input(payload.inputs[0]).astype(np.float32)
+        labels, probabilities = self.session.run(None, {"input": x})
+        outputs = [
+            NumpyCodec.encode_output("label", labels),
+            NumpyCodec.encode_output("probabilities", probabilities),
+        ]
+        return InferenceResponse(model_name=self.name, outputs=outputs)
+"""
+MLSERVER_VERSION = "1.7.1"
+
+
+def ensure_mlserver() -> Path:
+    """MLServer in its own virtualenv (it pins an older Starlette than BentoML); created on first use."""
+    venv = Path.home() / ".cache" / "lockgate-bench" / f"mlserver-{MLSERVER_VERSION}"
+    exe = venv / "bin" / "mlserver"
+    if not exe.exists():
+        print(f"installing MLServer {MLSERVER_VERSION} into {venv} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "-q",
+                f"mlserver=={MLSERVER_VERSION}",
+                "onnxruntime==1.31.1",
+            ],
+            check=True,
+        )
+    return exe
+
+
+def mlserver_dir(work: Path, model: Path, port: int) -> Path:
+    root = work / "mlserver"
+    root.mkdir()
+    (root / "runtime.py").write_text(MLSERVER_RUNTIME)
+    (root / "model-settings.json").write_text(
+        json.dumps(
+            {"name": "bench", "implementation": "runtime.OnnxModel", "parameters": {"uri": str(model)}}
+        )
+    )
+    # parallel_workers 0: inference in the server process (MLServer 1.7's worker pool fails to start here)
+    settings = {
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        "parallel_workers": 0,
+        "debug": False,
+    }
+    (root / "settings.json").write_text(json.dumps(settings))
+    return root
+
+
 LUA = """
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
@@ -136,10 +205,10 @@ def ensure_wrk() -> str:
 
 class Server:
     def __init__(
-        self, name: str, cmd: list[str], port: int, env: dict[str, str], cwd: Path, log: Path
+        self, name: str, cmd: list[str], port: int, env: dict[str, str], cwd: Path, log: Path, path: str
     ) -> None:
         self.name, self.port = name, port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}{path}"
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd,
@@ -156,7 +225,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise SystemExit(f"{self.name} exited with {self.proc.returncode}")
             try:
-                r = httpx.post(self.url + "/predict", content=body, headers=headers, timeout=2)
+                r = httpx.post(self.url, content=body, headers=headers, timeout=2)
                 if r.status_code == 200:
                     return
             except httpx.HTTPError:
@@ -172,7 +241,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
 
 
 def _ms(text: str) -> float:
@@ -192,7 +262,7 @@ def run_wrk(wrk: str, url: str, script: Path, connections: int, duration: float)
             "10s",
             "-s",
             str(script),
-            url + "/predict",
+            url,
         ],
         capture_output=True,
         text=True,
@@ -279,6 +349,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (default 3)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per scenario and server (default 3)")
     ap.add_argument("--batching", choices=["on", "off"], default="on", help="lockgate's micro-batcher")
+    ap.add_argument("--mlserver", action="store_true", help=f"also measure MLServer {MLSERVER_VERSION}")
     args = ap.parse_args()
     wrk = ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="lockgate-bench-"))
@@ -295,7 +366,23 @@ def main() -> int:
             "plain": lambda rows: json.dumps({"inputs": rows.tolist()}),
             "starlette": lambda rows: json.dumps({"model": "bench", "inputs": rows.tolist()}),
         }
-        auth = {"lockgate": f'wrk.headers["Authorization"] = "Bearer {key}"', "plain": "", "starlette": ""}
+        paths = {"lockgate": "/predict", "plain": "/predict", "starlette": "/predict"}
+        if args.mlserver:
+            bodies["mlserver"] = lambda rows: json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "input",
+                            "shape": list(rows.shape),
+                            "datatype": "FP32",
+                            "data": rows.ravel().tolist(),
+                        }
+                    ]
+                }
+            )
+            paths["mlserver"] = "/v2/models/bench/infer"
+        auth = {name: "" for name in bodies}
+        auth["lockgate"] = f'wrk.headers["Authorization"] = "Bearer {key}"'
         ports = {name: free_port() for name in bodies}
         py = sys.executable
         specs = {
@@ -323,9 +410,15 @@ def main() -> int:
             ],
             "starlette": [py, str(work / "starlette_floor.py"), str(ports["starlette"])],
         }
+        if args.mlserver:
+            specs["mlserver"] = [
+                str(ensure_mlserver()),
+                "start",
+                str(mlserver_dir(work, bundle / "model.onnx", ports["mlserver"])),
+            ]
         env = {"PLAIN_MODEL": str(bundle / "model.onnx"), "BENTOML_DO_NOT_TRACK": "true"}
         for name, cmd in specs.items():
-            server = Server(name, cmd, ports[name], env, ROOT, work / f"{name}.log")
+            server = Server(name, cmd, ports[name], env, ROOT, work / f"{name}.log", paths[name])
             servers.append(server)
             headers = {"Content-Type": "application/json"}
             if name == "lockgate":
@@ -355,7 +448,7 @@ def main() -> int:
         floor = ort_floor(bundle / "model.onnx", rows1, rows100)
     finally:
         for server in servers:
-            server.stop() if server.proc.poll() is None else None
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     print(
@@ -391,6 +484,9 @@ def main() -> int:
         ("p99 at c=64 (ms)", lg["c64"]["p99"], "<= 100", 100.0, False),
         ("failed requests (lockgate)", float(sum(r["failed"] for r in lg.values())), "== 0", 0.0, False),
     ]
+    if "mlserver" in results:
+        ratio = lg["c16"]["rps"] / results["mlserver"]["c16"]["rps"]
+        checks.insert(1, ("c=16 req/s vs MLServer", ratio, ">= 1.5x", 1.5, True))
     print("\nratios and targets")
     for text, value, target, limit, higher in checks:
         ok = value >= limit if higher else value <= limit

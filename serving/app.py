@@ -10,7 +10,7 @@ import contextlib
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .catalog import CanarySource, OpenAccess, RegistryAccess, RegistrySource
 from .dataplane import DataPlane
@@ -58,25 +59,30 @@ def _error(e: ServingError, v2: bool = False) -> Response:
     return Response(v2_error_body(e) if v2 else error_body(e), http_status(e), media_type=JSON)
 
 
-def _api_key(request: Request) -> str | None:
-    value = request.headers.get("authorization")
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return dict(scope["headers"])  # ASGI header names are lower-case bytes
+
+
+def _api_key(headers: dict[bytes, bytes]) -> str | None:
+    value = headers.get(b"authorization")
     if not value:
         return None
-    scheme, _, key = value.partition(" ")
+    scheme, _, key = value.decode("latin-1").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         return ""  # present but malformed: the registry answers unknown_key
     return key
 
 
-async def _body(request: Request, limit: int, allowed: tuple[str, ...]) -> bytes:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+async def _body(headers: dict[bytes, bytes], receive: Receive, limit: int, allowed: tuple[str, ...]) -> bytes:
+    """The request body, refusing a wrong content type (415) or more than ``limit`` bytes (413)."""
+    media = headers.get(b"content-type", b"").decode("latin-1").split(";", 1)[0].strip().lower()
     if media not in allowed:
         raise UnsupportedMediaTypeError(
             f"content type {media or '(none)'!r} is not accepted here",
             f"send the body as {allowed[0]} with the header 'Content-Type: {allowed[0]}'",
         )
-    length = request.headers.get("content-length")
+    length = headers.get(b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLargeError(
             f"the body is {int(length)} bytes; the limit is {limit}",
@@ -85,7 +91,11 @@ async def _body(request: Request, limit: int, allowed: tuple[str, ...]) -> bytes
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            raise PayloadTooLargeError("the client disconnected while sending the body", "retry")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(
@@ -94,7 +104,29 @@ async def _body(request: Request, limit: int, allowed: tuple[str, ...]) -> bytes
                 code="body_too_large",
             )
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class _AsgiEndpoint:
+    """Makes Starlette route to a bare ASGI function (it wraps plain functions as request handlers)."""
+
+    def __init__(self, fn: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.fn = fn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.fn(scope, receive, send)
+
+
+async def _send_json(send: Send, status: int, payload: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> Starlette:
@@ -104,33 +136,54 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
     def plane() -> DataPlane:
         return state["plane"]
 
-    async def predict(request: Request) -> Response:
+    async def predict_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /predict as a bare ASGI callable: no Request/Response objects on the hot path."""
         dp = plane()
+        headers = _headers(scope)
         try:
-            body = await _body(request, dp.settings.max_body_bytes, (JSON,))
+            body = await _body(headers, receive, dp.settings.max_body_bytes, (JSON,))
         except ServingError as e:
             dp.count_edge_error(e)
-            return _error(e)
+            return await _send_json(send, http_status(e), error_body(e))
         try:
-            return Response(await dp.predict(_api_key(request), body), media_type=JSON)
+            answer = await dp.predict(_api_key(headers), body)
         except ServingError as e:
-            return _error(e)
+            return await _send_json(send, http_status(e), error_body(e))
+        except Exception:
+            log.exception("unexpected error on POST /predict")
+            e = ServingError(
+                "internal error while handling the request",
+                "retry; report it if it persists",
+                code="internal",
+            )
+            return await _send_json(send, 500, error_body(e))
+        await _send_json(send, 200, answer)
 
     async def v2_infer(request: Request) -> Response:
         dp = plane()
-        params = request.path_params
+        dp.in_flight += 1
         try:
-            body = await _body(request, dp.settings.max_body_bytes, (JSON, "application/octet-stream", ""))
+            return await _v2_infer(dp, request)
+        finally:
+            dp.in_flight -= 1
+
+    async def _v2_infer(dp: DataPlane, request: Request) -> Response:
+        params = request.path_params
+        headers = _headers(request.scope)
+        try:
+            body = await _body(
+                headers, request.receive, dp.settings.max_body_bytes, (JSON, "application/octet-stream", "")
+            )
         except ServingError as e:
             dp.count_edge_error(e)
             return _error(e, v2=True)
         try:
             answer = await dp.infer_v2(
-                _api_key(request),
+                _api_key(headers),
                 params["name"],
                 params.get("version"),
                 body,
-                request.headers.get("inference-header-content-length"),
+                (headers.get(b"inference-header-content-length") or b"").decode("latin-1") or None,
             )
         except ServingError as e:
             return _error(e, v2=True)
@@ -228,7 +281,7 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
             await dp.stop()
 
     routes = [
-        Route("/predict", predict, methods=["POST"]),
+        Route("/predict", _AsgiEndpoint(predict_asgi), methods=["POST"]),
         Route("/models", models, methods=["GET"]),
         Route("/models/{name}", model_detail, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -252,6 +305,7 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
         exception_handlers={404: not_found, 405: not_allowed, Exception: crashed},
     )
     app.state.planes = state
+    app.state.predict_asgi = predict_asgi  # service.py calls it straight for POST /predict
     return app
 
 

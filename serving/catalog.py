@@ -75,6 +75,8 @@ class Source(Protocol):
 
     def releases(self) -> list[Release]: ...
 
+    def close(self) -> None: ...
+
 
 class CanarySource:
     """One bundle straight from disk; never changes."""
@@ -86,6 +88,9 @@ class CanarySource:
 
     def generation(self) -> int:
         return 0
+
+    def close(self) -> None:
+        pass
 
     def releases(self) -> list[Release]:
         from cascade_registry.artifacts import ModelBundle
@@ -107,6 +112,9 @@ class RegistrySource:
 
     def generation(self) -> int:
         return int(self.registry.generation())
+
+    def close(self) -> None:
+        self.registry.close()
 
     def releases(self) -> list[Release]:
         return [

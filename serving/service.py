@@ -26,6 +26,7 @@ __all__ = ["Gateway", "gateway_app"]
 logging.getLogger("lockgate.serving").setLevel(logging.INFO)  # loads, swaps and refusals are logged
 SETTINGS = ServeSettings()
 gateway_app = build_app(lambda: SETTINGS)
+predict_asgi = gateway_app.state.predict_asgi
 
 
 class _Dispatch:
@@ -35,10 +36,13 @@ class _Dispatch:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI signature
-        if scope["type"] == "http" and scope["path"].startswith(OWN_PREFIXES):
-            await gateway_app(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/predict" and scope["method"] == "POST":
+                return await predict_asgi(scope, receive, send)  # the hot path: no router at all
+            if path.startswith(OWN_PREFIXES):
+                return await gateway_app(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 @bentoml.asgi_app(gateway_app, path="/")
