@@ -197,7 +197,9 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
         try:
             if version is not None and not version.isdigit():
                 raise NotFoundError(f"version {version!r} is not a positive integer", "use ?version=N")
-            return _json(plane().describe(request.path_params["name"], int(version) if version else None))
+            return _json(
+                await plane().describe(request.path_params["name"], int(version) if version else None)
+            )
         except ServingError as e:
             return _error(e)
 

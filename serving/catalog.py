@@ -75,6 +75,8 @@ class Source(Protocol):
 
     def releases(self) -> list[Release]: ...
 
+    def versions(self, name: str) -> list[dict[str, Any]]: ...
+
     def close(self) -> None: ...
 
 
@@ -88,6 +90,9 @@ class CanarySource:
 
     def generation(self) -> int:
         return 0
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        return [{"version": r.version, "status": "canary", "released_at": None} for r in self.releases()]
 
     def close(self) -> None:
         pass
@@ -112,6 +117,17 @@ class RegistrySource:
 
     def generation(self) -> int:
         return int(self.registry.generation())
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every registered version of ``name`` with its status (released, superseded, ...)."""
+        return [
+            {
+                "version": info.ref.version,
+                "status": info.status,
+                "released_at": info.released_at.isoformat() if info.released_at else None,
+            }
+            for info in self.registry.versions(name)
+        ]
 
     def close(self) -> None:
         self.registry.close()

@@ -226,8 +226,11 @@ class DataPlane:
             "canary": self.canary,
         }
 
-    def describe(self, model: str, version: int | None = None) -> dict[str, Any]:
-        return self._slot(model, version).predictor.describe()
+    async def describe(self, model: str, version: int | None = None) -> dict[str, Any]:
+        """The served version's card, plus every version the source knows with its status."""
+        answer = self._slot(model, version).predictor.describe()
+        answer["versions"] = await asyncio.to_thread(self.source.versions, model)
+        return answer
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         catalog = self.catalog

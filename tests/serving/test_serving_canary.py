@@ -202,6 +202,7 @@ def test_models_readyz_openapi(canary, demo_bundle):
     assert [m["name"] for m in models["models"]] == ["demo"] and models["canary"] is True
     detail = httpx.get(canary.url + "/models/demo").json()
     assert detail["card"]["ref"] == {"name": "demo", "version": 1}
+    assert detail["versions"] == [{"version": 1, "status": "canary", "released_at": None}]
     assert len(detail["inputs"]["features"]) == detail["card"]["dataset"]["n_features"]
     assert httpx.get(canary.url + "/models/nope").status_code == 404
     ready = httpx.get(canary.url + "/readyz")

@@ -132,6 +132,8 @@ def test_new_release_is_swapped_in_without_a_failed_request(
     assert predict(gw, rows[:1], key=keys["billing"], version=1).status_code == 404
     ready = httpx.get(gw.url + "/readyz").json()
     assert ready["serving"] == ["demo:2"] and ready["missing"] == {}
+    versions = httpx.get(gw.url + "/models/demo").json()["versions"]
+    assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "released")]
 
 
 def test_only_bundles_with_a_bound_passing_gate_are_served(
