@@ -33,7 +33,7 @@ WORKSPACE = Path(".lockgate/loadtest-demo")
 CONSUMERS = {"web": 3, "batch": 1, "intruder": 0}
 MODES: dict[str, list[str]] = {
     "loadtest": ["--duration", "20s", "--users", "8", "--spawn-rate", "8"],
-    "stepload": ["--step", "--step-users", "4", "--step-duration", "10s", "--max-users", "80"],
+    "stepload": ["--step", "--step-users", "8", "--step-duration", "10s", "--max-users", "240"],
     "soak": ["--soak", "--duration", "10m", "--users", "8", "--memory-interval", "10s"],
 }
 

@@ -33,6 +33,7 @@ __all__ = [
     "expected_counts",
     "latency_agrees",
     "outcome_counts",
+    "settled_outcome_counts",
 ]
 
 #: the gateway's outcome label for each HTTP status (serving/metrics.py OUTCOMES)
@@ -172,11 +173,15 @@ class PrometheusServer:
         which that scrape's samples answer instant queries."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            result = self.query('timestamp(up{job="lockgate"} == 1)')
-            if result and float(result[0]["value"][1]) > after:
+            # The sample's own time needs a plain selector: timestamp() of an expression such as
+            # 'up == 1' answers the evaluation time instead. The value (1 = scrape succeeded) is read
+            # from the same sample through the range selector.
+            result = self.query('up{job="lockgate"}[5s]')
+            samples = result[0]["values"] if result else []
+            if samples and float(samples[-1][0]) > after and samples[-1][1] == "1":
                 # half a millisecond later: Prometheus may truncate a float time to the millisecond
                 # below, and would then answer with the scrape before this one
-                return float(result[0]["value"][1]) + 0.0005
+                return float(samples[-1][0]) + 0.0005
             time.sleep(self.scrape_interval / 4)
         raise PrometheusError(
             f"no successful scrape of {self.target} within {timeout:.0f} s",
@@ -233,14 +238,47 @@ def compare_counts(
     return problems
 
 
-def _bucket_index(seconds: float) -> int:
-    return next((i for i, b in enumerate(LATENCY_BUCKETS) if seconds <= b), len(LATENCY_BUCKETS))
+def _bucket_bounds(seconds: float) -> tuple[float, float]:
+    """The (lower, upper) bounds of the latency bucket holding ``seconds``."""
+    edges = (0.0, *LATENCY_BUCKETS, float("inf"))
+    i = next(i for i in range(1, len(edges)) if seconds <= edges[i])
+    return edges[i - 1], edges[i]
+
+
+#: what the client may add to the gateway's own timing: HTTP parsing, the server's event loop, the
+#: network stack and the load generator's scheduling (all outside the gateway's timer)
+CLIENT_OVERHEAD_S = 0.05
 
 
 def latency_agrees(prom_p99_s: float, locust_p99_ms: float) -> bool:
-    """Both p99s fall in the same or neighbouring histogram buckets, and the gateway's own figure is not
-    above the client's (Locust also times the network and the client) by more than one bucket."""
-    return abs(_bucket_index(prom_p99_s) - _bucket_index(locust_p99_ms / 1000.0)) <= 1
+    """The gateway's p99 (from its histogram) and Locust's p99 tell the same story.
+
+    Locust times more than the gateway (the whole round trip), so its p99 must be at least the lower
+    edge of the histogram bucket holding the gateway's p99, and at most that bucket's upper edge plus
+    the client overhead (``CLIENT_OVERHEAD_S`` or the bucket edge itself, whichever is larger).
+    """
+    lower, upper = _bucket_bounds(prom_p99_s)
+    locust_s = locust_p99_ms / 1000.0
+    return lower <= locust_s <= upper + max(CLIENT_OVERHEAD_S, upper)
+
+
+def settled_outcome_counts(
+    prom: PrometheusServer, after: float, timeout: float = 20.0
+) -> tuple[float, dict[tuple[str, str], float]]:
+    """Request counts once they stopped moving: two successive scrapes after ``after`` that agree.
+
+    Call it after the load ended; returns (evaluation time, counts).
+    """
+    deadline = time.monotonic() + timeout
+    at = prom.wait_for_scrape(after=after)
+    counts = outcome_counts(prom, at)
+    while time.monotonic() < deadline:
+        nxt = prom.wait_for_scrape(after=at)
+        again = outcome_counts(prom, nxt)
+        if again == counts:
+            return nxt, again
+        at, counts = nxt, again
+    raise PrometheusError(f"request counters still moving {timeout:.0f} s after the load ended")
 
 
 def check_metrics_text(text: str, binary: str = "promtool") -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -34,30 +35,19 @@ log = logging.getLogger(__name__)
 CSV_PREFIX = "locust"
 
 
+@dataclass(frozen=True)
 class SessionOptions:
     """How to drive the gateway (not what to send: that is the plan)."""
 
-    def __init__(
-        self,
-        host: str,
-        think_time: float = 0.0,
-        report_dir: Path | None = None,
-        ui: bool = False,
-        ui_host: str = "127.0.0.1",
-        ui_port: int = 8089,
-        server_pid: int | None = None,
-        memory_interval: float = 0.0,
-        stop_timeout: float = 10.0,
-    ) -> None:
-        self.host = host.rstrip("/")
-        self.think_time = think_time
-        self.report_dir = report_dir
-        self.ui = ui
-        self.ui_host = ui_host
-        self.ui_port = ui_port
-        self.server_pid = server_pid
-        self.memory_interval = memory_interval
-        self.stop_timeout = stop_timeout
+    host: str
+    think_time: float = 0.0
+    report_dir: Path | None = None
+    ui: bool = False
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 8089
+    server_pid: int | None = None
+    memory_interval: float = 0.0
+    stop_timeout: float = 10.0
 
 
 class _Rows:
