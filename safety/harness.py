@@ -93,7 +93,7 @@ def run_gate(
     gate.json not writable) and :class:`SandboxError` when no sandbox worker can be started; every
     problem *of the bundle* is a failed check in the returned report.
     """
-    bundle = Path(bundle_dir)
+    bundle = Path(bundle_dir).absolute()  # the sandbox worker runs in another working directory
     if not bundle.exists():
         raise GateUsageError(
             f"{bundle} does not exist", "pass the bundle directory written by 'lockgate train'"

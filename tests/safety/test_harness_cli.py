@@ -104,6 +104,12 @@ def test_bad_policy_files_say_what_is_wrong(tmp_path: Path, text: str, fragment:
 
 
 # ------------------------------------------------------------------------------------ CLI
+def test_cli_accepts_a_relative_bundle_path(good_bundle: Path, monkeypatch, capsys):
+    monkeypatch.chdir(good_bundle.parent)
+    assert main([good_bundle.name, "--no-write", "--quiet"]) == 0
+    assert "PASSED" in capsys.readouterr().out
+
+
 def test_cli_passing_bundle_writes_report_table_and_junit(good_bundle: Path, tmp_path: Path, capsys):
     junit = tmp_path / "gate.xml"
     policy = tmp_path / "fast.toml"
