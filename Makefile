@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean loadtest stepload soak
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# Load tests against the gateway on 127.0.0.1:3000 (a demo gateway is started when none answers).
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests.demo loadtest
+
+stepload: $(STAMP)
+	$(BIN)/python -m loadtests.demo stepload
+
+soak: $(STAMP)
+	$(BIN)/python -m loadtests.demo soak
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
