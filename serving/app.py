@@ -161,13 +161,6 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
 
     async def v2_infer(request: Request) -> Response:
         dp = plane()
-        dp.in_flight += 1
-        try:
-            return await _v2_infer(dp, request)
-        finally:
-            dp.in_flight -= 1
-
-    async def _v2_infer(dp: DataPlane, request: Request) -> Response:
         params = request.path_params
         headers = _headers(request.scope)
         try:

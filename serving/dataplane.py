@@ -38,9 +38,6 @@ class DataPlane:
         self.catalog = Catalog()
         self.metrics = RequestMetrics()
         self.loaded = False
-        #: prediction requests the transport has started (body included) and not yet answered; when it is
-        #: 1, a request is alone and skips the batcher's queue
-        self.in_flight = 0
         self._poller: asyncio.Task | None = None
 
     # ------------------------------------------------------------------------------------ lifecycle
@@ -167,7 +164,7 @@ class DataPlane:
             slot = self._slot(request.model, request.version)
             consumer = (await self._authorize(api_key, request.model, slot.predictor.version)).consumer
             x = slot.validator.to_matrix(request.inputs)
-            labels, probabilities = await slot.batcher.predict(x, alone=self.in_flight <= 1)
+            labels, probabilities = await slot.batcher.predict(x)
             answer = codecs.encode_predictions(
                 slot.predictor.answer_prefix,
                 slot.predictor.classes,
@@ -193,7 +190,7 @@ class DataPlane:
             request = codecs.decode_v2(body, header_length, slot.predictor.n_features)
             slot.validator.check_count(request.matrix.shape[0])
             x = slot.validator.check_values(request.matrix, "inputs[0].data")
-            labels, probabilities = await slot.batcher.predict(x, alone=self.in_flight <= 1)
+            labels, probabilities = await slot.batcher.predict(x)
             p = slot.predictor
             answer = codecs.encode_v2(p.name, p.version, request.id, labels, probabilities, p.metadata)
         except ServingError as e:
