@@ -41,25 +41,34 @@ median; compare within one run):
    cheaper than building dicts), and the probability histogram takes one numpy ``bincount`` per batch.
    In-process cost per request: ~70 us for one row, ~400 us for 100 rows.
 5. ONNX Runtime in the event-loop thread (no thread-pool hop: the model takes 0.012-0.03 ms per call).
-   Batching: a ``call_soon`` micro-batcher merges requests that reach the model in the same loop tick;
-   a request alone in the gateway skips the queue. Measured at c=64: p99 28-40 ms with merging vs
-   46-52 ms without; throughput within noise. ``--batching off`` repeats the whole table without it.
+   Batching: a ``call_soon`` micro-batcher merges requests that reach the model in the same loop tick.
+   A first version let a request "alone in the gateway" skip the queue - and the batch-size histogram
+   showed every batch was 1 row: a request never yields before the model (its body is already read),
+   so no two requests are ever in flight together unless each one queues. Queueing every request
+   (one extra loop iteration, ~10-20 us): c=16 6,200-6,700 vs 4,500 req/s, c=64 6,600-7,900 vs
+   4,100-4,800 req/s and p99 12-16 vs 24-105 ms, c=1 unchanged (A/B, same minute, ~4 rows per call).
 6. The registry poller (``generation()`` every second, in a worker thread) costs ~0.2 ms per second.
 7. MLServer 1.7.1 (``--mlserver``, own virtualenv, custom ONNX Runtime model, ``parallel_workers: 0``
    because its worker pool fails to start on this Python/uvloop): ~1,450-1,850 req/s at c=16.
 
-A quiet-machine run (22:45 UTC, ``--mlserver``), median of 3 rounds of 3 s:
+A quiet-machine run (23:00 UTC, ``--mlserver --batching both``), median of 3 rounds of 3 s
+(req/s, rows/s, p50 ms, p99 ms, failed, range):
 
-    server     run          req/s     rows/s   p50 ms   p99 ms
-    lockgate   c1            3696       3696     0.24     2.26
-    lockgate   c16           3912       3912     3.95     9.87
-    lockgate   c64           3880       3880    16.08    26.63
-    lockgate   rows100       1416     141635    11.05    17.42
-    plain      c16            737        737    18.88   205.23
-    plain      rows100        454      45396    29.21   234.24
-    mlserver   c16           1835       1835     8.43    15.40
-    starlette  c16          21421      21421     0.68     2.07
-    ratios: c=16 5.3x plain, 2.1x MLServer; 100-row rows/s 3.1x plain; p99 c=1 2.3 ms, c=64 26.6 ms.
+    lockgate   c1            3673       3673     0.25     0.62       0  3578-3689
+    lockgate   c16           7139       7139     2.18     3.27       0  6877-7446
+    lockgate   c64           7365       7365     8.15    13.31       0  7132-8120
+    lockgate   rows100       1517     151677    10.24    16.49       0  1286-1599
+    plain      c1             817        817     1.10   102.45       0  799-881
+    plain      c16            735        735    18.95   188.30       0  724-741
+    plain      c64            613        613    87.69   296.53       0  601-702
+    plain      rows100        417      41707    31.71   188.56       0  414-446
+    starlette  c16          21851      21851     0.68     1.62       0  20800-21897
+    mlserver   c1            1694       1694     0.55     0.98       0  1690-1771
+    mlserver   c16           1888       1888     8.26    11.35       0  1870-1898
+    mlserver   c64           1900       1900    32.62   770.97       0  1784-1944
+    mlserver   rows100       1316     131573    11.85    21.94       0  1233-1325
+    ratios: c=16 9.7x plain, 3.8x MLServer; 100-row rows/s 3.6x plain; p99 c=1 0.6 ms, c=64 13 ms.
+    batching on/off: c=16 7,139/4,358 req/s; c=64 7,365/4,671 req/s, p99 13/58 ms; 100 rows equal.
     (full table in docs/serving.md)
 """
 
