@@ -135,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         _preflight(settings)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
-        print(f"lockgate serve: {where}: {err['msg']}", file=sys.stderr)
+        where = ".".join(str(p) for p in err["loc"])
+        if where:
+            message = f"--{where.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+        print(f"lockgate serve: {message}", file=sys.stderr)
         return 2
     except BundleRejectedError as e:
         print(f"lockgate serve: cannot serve the bundle: {e}", file=sys.stderr)
