@@ -6,26 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from safety import GatePolicy, run_gate
-from training import TrainConfig, train
+from tests.bundles import gate_bundle, train_bundle
 
 
 @pytest.fixture(scope="session")
 def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("load-bundles")
-    bundle = train(
-        TrainConfig(
-            data="breast_cancer",
-            model="logistic_regression",
-            calibration="sigmoid",
-            trials=2,
-            seed=0,
-            name="demo",
-            version=1,
-            out=out,
-            progress=False,
-        )
-    )
-    report = run_gate(bundle, GatePolicy())
-    assert report.passed, [c for c in report.checks if c.status != "pass"]
+    bundle = train_bundle(tmp_path_factory.mktemp("load-bundles"))
+    gate_bundle(bundle)
     return bundle

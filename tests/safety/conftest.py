@@ -18,6 +18,7 @@ import pytest
 
 from cascade_registry.artifacts import CARD_FILE, MODEL_FILE, GateReport, ModelCard, sha256_file
 from safety import GatePolicy, default_checks, run_gate
+from tests.bundles import train_bundle
 
 
 @pytest.fixture(scope="session")
@@ -28,21 +29,7 @@ def bundles_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def good_bundle(bundles_root: Path) -> Path:
     """demo:1 — breast cancer, logistic regression + sigmoid calibration, exported by training."""
-    from training import TrainConfig, train
-
-    return train(
-        TrainConfig(
-            data="breast_cancer",
-            model="logistic_regression",
-            calibration="sigmoid",
-            trials=2,
-            seed=0,
-            name="demo",
-            version=1,
-            out=bundles_root / "train",
-            progress=False,
-        )
-    )
+    return train_bundle(bundles_root / "train")
 
 
 @pytest.fixture(scope="session")

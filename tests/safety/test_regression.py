@@ -8,26 +8,13 @@ import pytest
 
 from cascade_registry import Registry
 from safety import run_gate
+from tests.bundles import train_bundle
 
 
 @pytest.fixture(scope="module")
 def weaker_bundle(bundles_root: Path) -> Path:
     """demo:2 — naive Bayes on the same data: clearly worse than demo:1's logistic regression."""
-    from training import TrainConfig, train
-
-    return train(
-        TrainConfig(
-            data="breast_cancer",
-            model="naive_bayes",
-            calibration="sigmoid",
-            trials=1,
-            seed=0,
-            name="demo",
-            version=2,
-            out=bundles_root / "train-weaker",
-            progress=False,
-        )
-    )
+    return train_bundle(bundles_root / "train-weaker", version=2, model="naive_bayes", trials=1)
 
 
 def check(report, name):

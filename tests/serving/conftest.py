@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from cascade_registry.artifacts import CheckResult, GateReport, ModelBundle, write_json_atomic
-from training import TrainConfig, train
+from tests.bundles import gate_bundle, train_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,19 +101,8 @@ def copy_bundle(src: Path, dst: Path) -> Path:
 
 
 def _train(out: Path, version: int, seed: int) -> Path:
-    config = TrainConfig(
-        data="breast_cancer",
-        model="logistic_regression",
-        calibration="sigmoid",
-        trials=1,
-        seed=seed,
-        name="demo",
-        version=version,
-        out=out,
-        progress=False,
-    )
-    bundle = train(config)
-    write_gate(bundle)
+    bundle = train_bundle(out, version=version, seed=seed, trials=1)
+    gate_bundle(bundle)  # the real gate writes the passing gate.json
     return bundle
 
 

@@ -8,26 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import TrainConfig, train
+from tests.bundles import train_bundle
 
 
 @pytest.fixture(scope="session")
 def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """breast_cancer, logistic regression + sigmoid, two candidates."""
-    out = tmp_path_factory.mktemp("demo")
-    return train(
-        TrainConfig(
-            data="breast_cancer",
-            model="logistic_regression",
-            calibration="sigmoid",
-            trials=2,
-            seed=0,
-            name="demo",
-            version=1,
-            out=out,
-            progress=False,
-        )
-    )
+    return train_bundle(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture
