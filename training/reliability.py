@@ -10,16 +10,18 @@ import numpy as np
 __all__ = ["plot_reliability"]
 
 
-def _curve(hit: np.ndarray, prob: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+def _curve(hit: np.ndarray, prob: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mean predicted probability and observed frequency per non-empty bin, and the one-vs-rest ECE."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(prob, edges[1:-1], right=True), 0, bins - 1)
-    xs, ys = [], []
+    xs, ys, ece = [], [], 0.0
     for b in range(bins):
         mask = which == b
         if mask.any():
             xs.append(prob[mask].mean())
             ys.append(hit[mask].mean())
-    return np.array(xs), np.array(ys)
+            ece += abs(xs[-1] - ys[-1]) * mask.mean()
+    return np.array(xs), np.array(ys), float(ece)
 
 
 def plot_reliability(
@@ -40,25 +42,28 @@ def plot_reliability(
     panels = [1] if len(classes) == 2 else list(range(len(classes)))
     cols = min(len(panels), 5)
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    side = 5.0 if len(panels) == 1 else 3.2
+    fig, axes = plt.subplots(rows, cols, figsize=(side * cols, side * rows), squeeze=False)
     for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     for ax, k in zip(axes.ravel(), panels, strict=False):
         hit = (y == k).astype(np.float64)
         ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="perfect")
         for probs, label, style in ((before, "before", "o-"), (after, "after", "s-")):
-            xs, ys = _curve(hit, probs[:, k], bins)
-            ax.plot(xs, ys, style, ms=3, lw=1.2, label=label)
+            xs, ys, ece = _curve(hit, probs[:, k], bins)
+            ax.plot(xs, ys, style, ms=4, lw=1.4, label=f"{label} (class ECE {ece:.3f})")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_title(f"class {classes[k]}", fontsize=9)
-        ax.set_xticks([0, 0.5, 1])
-        ax.set_yticks([0, 0.5, 1])
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
+        ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
-    axes.ravel()[0].legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left")
     fig.supxlabel("predicted probability", fontsize=8)
     fig.supylabel("observed frequency", fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.86, wspace=0.35, hspace=0.45)
-    fig.savefig(path, dpi=72, metadata={"Software": None})
+    left = 0.14 if len(panels) == 1 else 0.08
+    fig.subplots_adjust(left=left, right=0.98, bottom=0.12, top=0.86, wspace=0.35, hspace=0.45)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)
