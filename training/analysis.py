@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cascade_registry.artifacts import ModelBundle
 from training.deep.errors import DeepConfigError, DeepTrainingError
+from training.figures import save_png
 
 __all__ = ["AnalysisReport", "analyze_bundle", "format_analysis", "plot_pca"]
 
@@ -140,15 +139,7 @@ def plot_pca(X: np.ndarray, wrong: np.ndarray, path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=80, metadata={"Software": None})
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return save_png(fig, path)
 
 
 def analyze_bundle(bundle: Path | str, csv: Path | str, target: str, segment: str | None = None,

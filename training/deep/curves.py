@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from training.figures import save_png
 
 __all__ = ["curves_details", "plot_learning_curves"]
 
@@ -43,12 +43,4 @@ def plot_learning_curves(history: list[dict[str, float]], best_epoch: int, path:
         ax.legend()
     fig.suptitle("learning curves")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=80, metadata={"Software": None})
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return save_png(fig, path)
