@@ -1,8 +1,14 @@
-"""Fit the calibrator on the calibration split only: none | sigmoid (Platt) | isotonic | auto.
+"""Fit the calibrator on the calibration split only: none | sigmoid (Platt) | isotonic | temperature | auto.
 
 The native calibrated model is scikit-learn's ``CalibratedClassifierCV(FrozenEstimator(model))``: the
 base model stays frozen, one calibrator per class (one for binary) maps its ``decision_function`` (or
 ``predict_proba`` when it has none) to a probability, and multiclass rows are renormalized.
+
+``temperature`` (Guo et al. 2017) divides the model's logits by one ``T > 0`` fitted by minimizing the
+log loss on the calibration split, ``softmax(S / T)``: the ranking and the predicted class never change.
+It needs scores whose softmax is the model's own probabilities (:func:`training.export.score_response`:
+``decision_scores`` or ``decision_function``), so it is refused for families that have none (forests,
+naive Bayes, ensembles). The fit is :func:`training.deep.calibrators.fit_calibrator`.
 
 ``auto`` fits sigmoid (and isotonic when the calibration split has at least
 :data:`ISOTONIC_MIN_ROWS` rows; with fewer it overfits) and keeps the one with the lowest Brier score on
@@ -21,10 +27,27 @@ from typing import Any
 
 import numpy as np
 
+from training.errors import ConfigError, TrainingError
+from training.export import score_response
 from training.metrics import calibration_metrics
 from training.splits import Split
 
-__all__ = ["ISOTONIC_KNOT_FACTOR", "ISOTONIC_MIN_ROWS", "Calibrated", "calibrate", "merge_close_knots"]
+__all__ = [
+    "ISOTONIC_KNOT_FACTOR",
+    "ISOTONIC_MIN_ROWS",
+    "METHODS",
+    "Calibrated",
+    "TemperatureScaled",
+    "calibrate",
+    "check_method_supported",
+    "merge_close_knots",
+    "supports_temperature",
+    "temperature_nodes",
+]
+
+METHODS = ("none", "sigmoid", "isotonic", "temperature", "auto")
+#: the largest |softmax(scores) - predict_proba| for the scores to count as the model's logits
+SCORE_CONSISTENCY = 1e-6
 
 ISOTONIC_MIN_ROWS = 1000
 #: isotonic knots closer than this many times the export's score error are merged (merge_close_knots)
@@ -43,9 +66,97 @@ class Calibrated:
         return np.asarray(self.native.predict_proba(X), dtype=np.float64)
 
 
+class TemperatureScaled:
+    """A frozen estimator whose probabilities are ``softmax(S / T)`` of its logits ``S``."""
+
+    def __init__(self, estimator: Any, temperature: float) -> None:
+        self.estimator = estimator
+        self.temperature_ = float(temperature)
+        self.classes_ = estimator.classes_
+
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        d = score_response(self.estimator, X)
+        return np.column_stack([np.zeros(len(d)), d[:, 0]]) if len(self.classes_) == 2 else d
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        from training.deep.calibrators import softmax
+
+        return softmax(self._scores(X) / self.temperature_)
+
+
+def temperature_nodes(scores: str, n_classes: int, temperature: float) -> tuple[list, list, str]:
+    """ONNX nodes, initializers and output name of ``softmax(S / T)`` reading float64 ``scores``.
+
+    Binary ``scores`` are the one margin ``d`` [N, 1], turned into ``S = [0, d]``. The nodes are the deep
+    package's :meth:`training.deep.calibrators.ScoreCalibrator.to_onnx`, with float64 constants.
+    """
+    from training.deep.calibrators import ScoreCalibrator
+    from training.deep.onnx_graph import GraphBuilder
+
+    b = GraphBuilder("lg_temp")
+    if n_classes == 2:
+        scores = b.concat([b.op("Mul", [scores, b.const(0.0, np.float64, hint="zero")]), scores])
+    cal = ScoreCalibrator(method="temperature", n_classes=n_classes, temperature=float(temperature))
+    probs = cal.to_onnx(b, scores, np.float64)
+    return b.nodes, b.initializers, probs
+
+
+def supports_temperature(estimator: Any) -> bool:
+    """True when ``estimator`` exposes logits (``decision_scores`` or ``decision_function``)."""
+    return hasattr(estimator, "decision_scores") or hasattr(estimator, "decision_function")
+
+
+def check_method_supported(family: str, estimator: Any, method: str) -> None:
+    """Refuse ``temperature`` for a family without logits, before any training (``estimator`` unfitted)."""
+    if method != "temperature" or supports_temperature(estimator):
+        return
+    from training.families import family_names, get_family
+
+    able = []
+    for name in family_names():
+        fam = get_family(name)
+        try:
+            if supports_temperature(fam.make_estimator(dict(fam.defaults), 0)):
+                able.append(name)
+        except Exception:  # noqa: BLE001 - a plugin family that cannot be built is simply not listed
+            continue
+    raise ConfigError(
+        f"calibration 'temperature' needs the model's logits (decision_function or decision_scores) and "
+        f"the {family} family has none (its probabilities are not a softmax of scores)",
+        f"use --calibration sigmoid, isotonic, auto or none with {family}, or --calibration temperature "
+        f"with one of {', '.join(able)}",
+    )
+
+
+def _fit_temperature(estimator: Any, cal: Split) -> TemperatureScaled:
+    from training.deep.calibrators import fit_calibrator, softmax
+
+    if not supports_temperature(estimator):
+        raise ConfigError(
+            f"calibration 'temperature' needs logits and {type(estimator).__name__} has no "
+            "decision_function/decision_scores",
+            "use --calibration sigmoid, isotonic, auto or none",
+        )
+    n_classes = len(estimator.classes_)
+    scaled = TemperatureScaled(estimator, 1.0)
+    S = scaled._scores(cal.X)
+    gap = float(np.max(np.abs(softmax(S) - np.asarray(estimator.predict_proba(cal.X), dtype=np.float64))))
+    if not gap <= SCORE_CONSISTENCY:
+        raise TrainingError(
+            f"calibration 'temperature' needs scores whose softmax is the model's probabilities; "
+            f"{type(estimator).__name__}'s differ from predict_proba by {gap:.3g}",
+            "use --calibration sigmoid, isotonic, auto or none with this model",
+        )
+    fitted = fit_calibrator("temperature", S, np.asarray(cal.y, dtype=np.int64), n_classes)
+    scaled.temperature_ = fitted.temperature
+    return scaled
+
+
 def _fit(estimator: Any, method: str, cal: Split) -> Any:
     if method == "none":
         return estimator
+    if method == "temperature":
+        return _fit_temperature(estimator, cal)
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
@@ -129,10 +240,17 @@ def calibrate(estimator: Any, requested: str, cal: Split, validation: Split, bin
             "none": "calibration disabled on request: probabilities are the model's own",
             "sigmoid": f"Platt scaling requested; fitted on the {n}-row calibration split",
             "isotonic": f"isotonic regression requested; fitted on the {n}-row calibration split",
+            "temperature": f"temperature scaling requested: softmax(logits / T), T fitted by log loss on "
+            f"the {n}-row calibration split",
         }[requested]
         if requested == "isotonic" and n < ISOTONIC_MIN_ROWS:
             reason += f" (note: fewer than {ISOTONIC_MIN_ROWS} rows, isotonic may overfit)"
         native = _fit(estimator, requested, cal)
+        if requested == "temperature":
+            reason += f"; T = {native.temperature_:.4g}" + (
+                " (> 1: the model was over-confident)" if native.temperature_ > 1 else
+                " (< 1: the model was under-confident)" if native.temperature_ < 1 else ""
+            )
         return Calibrated(native, requested, requested, reason, time.perf_counter() - start)
     methods = ["sigmoid"] + (["isotonic"] if n >= ISOTONIC_MIN_ROWS else [])
     fitted = {m: _fit(estimator, m, cal) for m in methods}

@@ -19,6 +19,7 @@ EPILOG = """\
 examples:
   lockgate train                       # the demo: breast_cancer, logistic regression -> out/demo-1
   lockgate train --data wine --model svm --calibration isotonic --name wine
+  lockgate train --data wine --model mlp --calibration temperature --trials 1 --name wine-mlp
   lockgate train --data data.csv --target churned --segment region --model random_forest --trials 20
   lockgate train --config train.toml --seed 7      # flags override the file
 
@@ -58,7 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", metavar="FAMILY", help=f"{' | '.join(family_names())} (default svm)"
     )
-    p.add_argument("--calibration", metavar="METHOD", help="none | sigmoid | isotonic | auto (default auto)")
+    p.add_argument(
+        "--calibration",
+        metavar="METHOD",
+        help="none | sigmoid (Platt) | isotonic | temperature (softmax(logits/T); families with logits: "
+        "logistic_regression, svm, hist_gradient_boosting, mlp) | auto (default auto: sigmoid, or the "
+        "better of sigmoid/isotonic from 1000 calibration rows)",
+    )
     p.add_argument("--trials", metavar="N", type=int, help="random-search candidates (default 8)")
     p.add_argument("--seed", metavar="N", type=int, help="seed of splits, search and models (default 0)")
     p.add_argument(

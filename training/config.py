@@ -31,7 +31,10 @@ class TrainConfig(BaseModel):
     target: str | None = Field(None, description="CSV only: the column holding the class label")
     segment: str | None = Field(None, description="CSV only: a column to slice test metrics by")
     model: str = Field("svm", description="model family (see training.families)")
-    calibration: Literal["none", "sigmoid", "isotonic", "auto"] = "auto"
+    calibration: Literal["none", "sigmoid", "isotonic", "temperature", "auto"] = Field(
+        "auto",
+        description="none | sigmoid (Platt) | isotonic | temperature (logit families only) | auto",
+    )
     trials: int = Field(8, ge=1, le=500, description="random-search budget (trial 1 = the defaults)")
     seed: int = Field(0, ge=0, le=2**32 - 1)
     metric: Literal["f1_macro", "cohen_kappa", "accuracy", "log_loss"] = "f1_macro"

@@ -11,6 +11,8 @@ built from plain ONNX operators in float64:
 - isotonic: ``p_k = y_0 + sum_i slope_i * (clip(s_k, x_i, x_{i+1}) - x_i)`` (exact linear interpolation,
   clipped outside the fitted range, as ``IsotonicRegression(out_of_bounds="clip")``)
 - binary: ``[1 - p, p]``; multiclass: one-vs-rest, renormalized (uniform where all are 0)
+- temperature: ``softmax(S / T)`` on the model's scores ``S`` (binary: ``S = [0, d]``), the nodes of
+  :meth:`training.deep.calibrators.ScoreCalibrator.to_onnx` in float64
 
 Outputs: ``label`` int64 ``[N]`` = argmax of the calibrated probabilities (an index into
 ``card.classes``), ``probabilities`` float32 ``[N, C]``.
@@ -37,6 +39,8 @@ __all__ = [
     "base_error",
     "build_model",
     "onnx_predict",
+    "response_method",
+    "score_response",
     "sklearn_exporter",
 ]
 
@@ -44,7 +48,7 @@ OPSET = {"": 17, "ai.onnx.ml": 3}
 #: IR version 8 goes with opset 17 and is read by every ONNX Runtime since 1.14
 IR_VERSION = 8
 INPUT = "input"
-Kind = Literal["proba", "response"]
+Kind = Literal["proba", "response", "scores"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,9 @@ class BaseGraph:
     """A graph from ``input`` float32 [N, F] to ``output`` [N, K] (any float type).
 
     kind "proba": K = C class probabilities. kind "response": what the calibrator consumes — K = 1 for
-    binary (the positive class's decision value or probability), K = C for multiclass.
+    binary (the positive class's decision value or probability), K = C for multiclass. kind "scores"
+    (temperature scaling): the logits of :func:`score_response` — K = 1 for binary (``d`` with
+    ``p1 = sigmoid(d)``), K = C for multiclass (``S`` with ``p = softmax(S)``).
     """
 
     model: onnx.ModelProto
@@ -68,6 +74,19 @@ Exporter = Callable[[Any, int, int, Kind], BaseGraph]
 def response_method(estimator: Any) -> str:
     """The method scikit-learn's calibrator reads: decision_function if present, else predict_proba."""
     return "decision_function" if hasattr(estimator, "decision_function") else "predict_proba"
+
+
+def score_response(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """The logits temperature scaling reads, [N, 1] for binary and [N, C] for multiclass (float64).
+
+    ``decision_scores`` (S with ``softmax(S)`` = ``predict_proba``, e.g. the MLP) when the estimator has
+    it, else ``decision_function``; binary scores become the one margin ``d = S1 - S0``.
+    """
+    if hasattr(estimator, "decision_scores"):
+        S = np.asarray(estimator.decision_scores(X), dtype=np.float64)
+        return S[:, 1:] - S[:, :1] if S.shape[1] == 2 else S
+    d = np.asarray(estimator.decision_function(X), dtype=np.float64)
+    return d.reshape(len(d), -1)
 
 
 # ----------------------------------------------------------------------------------- skl2onnx base
@@ -89,7 +108,7 @@ def sklearn_exporter(double: bool, round_tree_thresholds: bool = False) -> Expor
             for tree in getattr(final, "estimators_", []):
                 th = tree.tree_.threshold
                 th[:] = floor_to_float32(th)
-        raw = kind == "response" and response_method(estimator) == "decision_function"
+        raw = kind in ("response", "scores") and response_method(estimator) == "decision_function"
         options: dict[str, Any] = {"zipmap": False}
         if raw:
             options["raw_scores"] = True
@@ -121,7 +140,7 @@ def sklearn_exporter(double: bool, round_tree_thresholds: bool = False) -> Expor
             nodes.append(helper.make_node("Cast", [INPUT], [src], to=TensorProto.DOUBLE, name="lg_cast_in"))
         output = "base_scores"
         tail: list[onnx.NodeProto] = []
-        if kind == "response" and n_classes == 2:
+        if kind in ("response", "scores") and n_classes == 2:
             tail.append(_last_column("base_scores", "base_response", graph))
             output = "base_response"
         new_nodes = nodes + list(graph.node) + tail
@@ -154,13 +173,15 @@ def floor_to_float32(values: np.ndarray) -> np.ndarray:
 class Head:
     """The calibrator as data, read from a fitted ``CalibratedClassifierCV`` (or none)."""
 
-    method: Literal["none", "sigmoid", "isotonic"]
+    method: Literal["none", "sigmoid", "isotonic", "temperature"]
     n_classes: int
     params: list[dict[str, np.ndarray]]
 
 
 def head_of(native: Any, n_classes: int) -> Head:
     """Extract the calibrator(s) of a fitted CalibratedClassifierCV; a plain estimator means none."""
+    if hasattr(native, "temperature_"):
+        return Head("temperature", n_classes, [{"temperature": np.array(float(native.temperature_))}])
     if not hasattr(native, "calibrated_classifiers_"):
         return Head("none", n_classes, [])
     (cc,) = native.calibrated_classifiers_
@@ -192,6 +213,12 @@ def build_model(
     c = head.n_classes
     if head.method == "none":
         probs = "lg_s"
+    elif head.method == "temperature":
+        from training.calibration import temperature_nodes
+
+        t_nodes, t_inits, probs = temperature_nodes("lg_s", head.n_classes, head.params[0]["temperature"])
+        nodes += t_nodes
+        inits += t_inits
     else:
         cols = []
         for k, p in enumerate(head.params):
@@ -282,7 +309,9 @@ def base_error(
             f"ONNX Runtime cannot run the base graph: {str(e).splitlines()[0][:300]}", "report this bug"
         ) from None
     X64 = np.asarray(X, dtype=np.float32).astype(np.float64)
-    if kind == "response" and response_method(estimator) == "decision_function":
+    if kind == "scores":
+        want = score_response(estimator, X64)
+    elif kind == "response" and response_method(estimator) == "decision_function":
         want = np.asarray(estimator.decision_function(X64), dtype=np.float64).reshape(len(X64), -1)
     else:
         want = np.asarray(estimator.predict_proba(X64), dtype=np.float64)

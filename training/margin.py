@@ -51,7 +51,7 @@ def export_margin_classifier(
 ) -> BaseGraph:
     """skl2onnx for the margins (float64 inside the graph), our own squashing for ``kind="proba"``."""
     base = sklearn_exporter(double=True)(estimator.estimator_, n_features, n_classes, "response")
-    if kind == "response":
+    if kind != "proba":  # "response" and "scores" (temperature scaling) are both the margins
         return base
     model = base.model
     graph = model.graph

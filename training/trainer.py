@@ -11,6 +11,7 @@ import io
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from cascade_registry.artifacts import (
     atomic_directory,
     write_json_atomic,
 )
-from training.calibration import Calibrated, calibrate, merge_close_knots
+from training.calibration import Calibrated, calibrate, check_method_supported, merge_close_knots
 from training.card import consume_text, describe_features, describe_infrastructure, estimate_cost
 from training.config import TrainConfig
 from training.datasets import Dataset, load_dataset
@@ -73,6 +74,8 @@ def _train(config: TrainConfig) -> Path:
         )
     _check_writable_parent(target)
     family = get_family(config.model)
+    check_method_supported(family.name, family.make_estimator(dict(family.defaults), config.seed),
+                           config.calibration)
     ds = load_dataset(config)
     splits = split_dataset(
         ds, config.seed, config.validation_fraction, config.calibration_fraction, config.test_fraction
@@ -83,7 +86,7 @@ def _train(config: TrainConfig) -> Path:
     estimator = search.estimator
     cal = calibrate(estimator, config.calibration, splits.calibration, splits.validation, config.ece_bins)
     t_export = time.perf_counter()
-    kind = "proba" if cal.method == "none" else "response"
+    kind = {"none": "proba", "temperature": "scores"}.get(cal.method, "response")
     base = family.export(estimator, len(ds.feature_names), len(ds.classes), kind)
     check_X = np.concatenate([s.X for s in splits]).astype(np.float32)
     score_error = base_error(base, estimator, check_X, len(ds.classes), kind)
@@ -146,7 +149,8 @@ def _train(config: TrainConfig) -> Path:
         created_at=datetime.now(UTC),
         details={
             "family_description": family.description,
-            "calibration_input": "none" if cal.method == "none" else response_method(estimator),
+            "calibration_input": _calibration_input(cal.method, estimator),
+            **_temperature_details(cal, estimator, splits, config.ece_bins),
             "export_score_error": score_error,
             "isotonic_knots_merged": merged,
             "split_fractions": {
@@ -243,6 +247,33 @@ def _export(
     if test.segments is not None:
         reference["holdout_segments"] = test.segments.astype(str)
     return onnx_bytes, info, reference
+
+
+def _calibration_input(method: str, estimator: Any) -> str:
+    if method == "none":
+        return "none"
+    if method == "temperature":
+        return "decision_scores" if hasattr(estimator, "decision_scores") else "decision_function"
+    return response_method(estimator)
+
+
+def _temperature_details(cal: Calibrated, estimator: Any, splits: Splits, bins: int) -> dict[str, Any]:
+    """The fitted T and what it did to the split it was fitted on (log loss can only go down there)."""
+    if cal.method != "temperature":
+        return {}
+    y = splits.calibration.y
+    before = calibration_metrics(y, np.asarray(estimator.predict_proba(splits.calibration.X)), bins)
+    after = calibration_metrics(y, cal.predict_proba(splits.calibration.X), bins)
+    return {
+        "temperature": cal.native.temperature_,
+        "temperature_fit": {
+            "split": "calibration",
+            "rows": len(y),
+            "objective": "log loss of softmax(logits / T), T in [exp(-4), exp(4)]",
+            "before": before.model_dump(),
+            "after": after.model_dump(),
+        },
+    }
 
 
 def _check_writable_parent(target: Path) -> None:

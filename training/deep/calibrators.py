@@ -102,13 +102,17 @@ class ScoreCalibrator:
         Q = Q + _SMOOTH
         return Q / Q.sum(axis=1, keepdims=True)
 
-    def to_onnx(self, b: GraphBuilder, scores: str) -> str:
-        """Append the calibrator to ``b`` reading float ``scores``; returns the probabilities' name."""
+    def to_onnx(self, b: GraphBuilder, scores: str, dtype: type = np.float32) -> str:
+        """Append the calibrator to ``b`` reading ``scores`` of ``dtype``; returns the probabilities' name.
+
+        ``dtype`` is the element type of ``scores`` (float32 for the networks, float64 for the training
+        core's margins); every constant is made in it.
+        """
         def one() -> str:
-            return b.const(1.0, hint="one")
+            return b.const(1.0, dtype, hint="one")
 
         if self.method == "temperature":
-            return b.softmax(b.op("Div", [scores, b.const(self.temperature)]))
+            return b.softmax(b.op("Div", [scores, b.const(self.temperature, dtype)]))
         P = b.softmax(scores)
         if self.method == "none":
             return P
@@ -116,29 +120,30 @@ class ScoreCalibrator:
             if self.n_classes == 2:
                 (a, c), = self.platt
                 f = b.op("Sub", [b.column(scores, 1), b.column(scores, 0)])
-                q1 = b.op("Sigmoid", [b.op("Add", [b.op("Mul", [f, b.const(a)]), b.const(c)])])
+                z = b.op("Add", [b.op("Mul", [f, b.const(a, dtype)]), b.const(c, dtype)])
+                q1 = b.op("Sigmoid", [z])
                 return b.concat([b.op("Sub", [one(), q1]), q1])
-            pc = b.op("Clip", [P, b.const(_EPS), b.const(1 - _EPS)])
+            pc = b.op("Clip", [P, b.const(_EPS, dtype), b.const(1 - _EPS, dtype)])
             f = b.op("Sub", [b.op("Log", [pc]), b.op("Log", [b.op("Sub", [one(), pc])])])
-            a = b.const([[p[0] for p in self.platt]])
-            c = b.const([[p[1] for p in self.platt]])
+            a = b.const([[p[0] for p in self.platt]], dtype)
+            c = b.const([[p[1] for p in self.platt]], dtype)
             Q = b.op("Sigmoid", [b.op("Add", [b.op("Mul", [f, a]), c])])
         else:
             cols = []
             for k, (x, y) in zip(self._targets(), self.isotonic, strict=True):
                 pk = b.column(P, k)
-                q = b.const([[y[0]]])
+                q = b.const([[y[0]]], dtype)
                 if len(x) > 1:
                     x0, dx, dy = np.array(x[:-1]), np.diff(x), np.diff(y)
-                    ramp = b.op("Div", [b.op("Sub", [pk, b.const([x0])]), b.const([dx])])
-                    ramp = b.op("Clip", [ramp, b.const(0.0), b.const(1.0)])
-                    step = b.op("MatMul", [ramp, b.const(dy.reshape(-1, 1))])
+                    ramp = b.op("Div", [b.op("Sub", [pk, b.const([x0], dtype)]), b.const([dx], dtype)])
+                    ramp = b.op("Clip", [ramp, b.const(0.0, dtype), b.const(1.0, dtype)])
+                    step = b.op("MatMul", [ramp, b.const(dy.reshape(-1, 1), dtype)])
                     q = b.op("Add", [step, q])
                 cols.append(q)
             if self.n_classes == 2:
                 return b.concat([b.op("Sub", [one(), cols[0]]), cols[0]])
             Q = b.concat(cols)
-        return b.normalize_rows(b.op("Add", [Q, b.const(_SMOOTH)]))
+        return b.normalize_rows(b.op("Add", [Q, b.const(_SMOOTH, dtype)]))
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {"method": self.method, "requested": self.requested, "reason": self.reason}

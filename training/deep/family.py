@@ -7,7 +7,8 @@ less sensitive ones rarely pays; use :class:`MLPClassifier` directly to tune the
 
 The exporter hands the core a graph from ``input`` to the MLP's probabilities (``kind="proba"``) or to
 the positive-class probability / class probabilities the calibrator consumes (``kind="response"``; the
-MLP has no ``decision_function``).
+MLP has no ``decision_function``), or to its logits for temperature scaling (``kind="scores"``: the margin
+``S1 - S0`` for binary, ``S`` for multiclass).
 """
 
 from __future__ import annotations
@@ -86,9 +87,14 @@ def mlp_exporter(estimator: Any, n_features: int, n_classes: int, kind: str) -> 
     """``training.export.Exporter`` for :class:`MLPClassifier` (torch.onnx.export + softmax)."""
     b = GraphBuilder("mlp_base")
     scores = embed_model(b, mlp_scores_onnx(estimator), prefix="mlp/")["scores"]
-    probs = b.op("Cast", [b.softmax(scores)], to=onnx.TensorProto.DOUBLE)
-    if kind == "response" and n_classes == 2:
-        probs = b.column(probs, 1)
+    if kind == "scores":  # temperature scaling reads the logits (binary: the margin S1 - S0)
+        if n_classes == 2:
+            scores = b.op("Sub", [b.column(scores, 1), b.column(scores, 0)])
+        probs = b.op("Cast", [scores], to=onnx.TensorProto.DOUBLE)
+    else:
+        probs = b.op("Cast", [b.softmax(scores)], to=onnx.TensorProto.DOUBLE)
+        if kind == "response" and n_classes == 2:
+            probs = b.column(probs, 1)
     out = b.op("Identity", [probs], hint="out")
     return BaseGraph(
         model=base_model(b, n_features, out, "mlp"),
