@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return code
     bundle = out / f"{DEMO_MODEL}-1"
 
-    _step(f"2/4 safety gate (lockgate check {bundle})")
-    code = check_main([str(bundle)])
+    _step(f"2/4 safety gate, including a canary gateway (lockgate check {bundle} --serve)")
+    code = check_main([str(bundle), "--serve"])
     if code:
         print("lockgate demo: the gate refused the demo bundle; see the table above", file=sys.stderr)
         return code
