@@ -17,7 +17,7 @@ __all__ = ["TrainSettings", "main"]
 
 EPILOG = """\
 examples:
-  lockgate train                       # the demo: breast_cancer, logistic regression -> out/demo-1
+  lockgate train                       # the demo: breast_cancer, SVM -> out/demo-1
   lockgate train --data wine --model svm --calibration isotonic --name wine
   lockgate train --data wine --model mlp --calibration temperature --trials 1 --name wine-mlp
   lockgate train --data data.csv --target churned --segment region --model random_forest --trials 20
