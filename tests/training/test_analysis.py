@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from threadpoolctl import threadpool_limits
 
+from tests.bundles import train_bundle
 from training.analysis import analyze_bundle, format_analysis
 from training.analysis_cli import main as analyze_main
 from training.errors import TrainingError
@@ -26,12 +27,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    from training.config import TrainConfig
-    from training.trainer import train
-
-    out = tmp_path_factory.mktemp("bundles")
-    return train(TrainConfig(data="breast_cancer", model="logistic_regression", calibration="sigmoid",
-                             trials=1, name="analyzed", version=1, out=out, progress=False))
+    return train_bundle(tmp_path_factory.mktemp("bundles"), name="analyzed", trials=1)
 
 
 @pytest.fixture(scope="module")

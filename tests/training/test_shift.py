@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
+from tests.bundles import train_bundle
 from training.errors import TrainingError
 from training.shift import adversarial_validation, read_pair
 from training.shift_cli import main as shift_main
@@ -23,12 +24,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A real bundle from the training core (logistic regression on breast_cancer, one trial)."""
-    from training.config import TrainConfig
-    from training.trainer import train
-
-    out = tmp_path_factory.mktemp("bundles")
-    return train(TrainConfig(data="breast_cancer", model="logistic_regression", calibration="sigmoid",
-                             trials=1, name="shiftcard", version=1, out=out, progress=False))
+    return train_bundle(tmp_path_factory.mktemp("bundles"), name="shiftcard", trials=1)
 
 
 @pytest.fixture(scope="module")
