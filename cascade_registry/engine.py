@@ -154,7 +154,8 @@ class Database:
                 if backend == "sqlite"
                 else f"check --registry-url / {ENV_VAR} and that the database server is running"
             )
-            problem = f"cannot open the registry database {display}: {first}"
+            what = "open the registry file" if backend == "sqlite" else "reach the registry database"
+            problem = f"cannot {what} {display}: {first}"
             raise RegistryUnavailableError(problem, fix) from None
         except RegistryUnavailableError:
             engine.dispose()
