@@ -27,7 +27,10 @@ SUBCOMMANDS = [
     ["analyze"],
     ["demo"],
 ]
-HEAVY = ["torch", "sklearn", "onnxruntime", "bentoml", "sqlalchemy", "alembic", "pandas", "matplotlib", "locust"]
+HEAVY = [
+    "torch", "sklearn", "onnxruntime", "onnx", "bentoml", "sqlalchemy", "alembic", "pandas", "matplotlib",
+    "locust",
+]
 TARGET_SECONDS = 0.5
 
 _PROBE = """

@@ -62,6 +62,7 @@ __all__ = [
     "TrialRecord",
     "UpstreamRef",
     "atomic_directory",
+    "published_mode",
     "sha256_file",
     "write_json_atomic",
 ]
@@ -348,6 +349,14 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def published_mode() -> int:
+    """The mode ``open()`` would give a new file (0644 under the usual umask 022). ``mkstemp`` makes 0600
+    temp files; every file we rename into place gets this mode first, so reports read like the rest."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_json_atomic(path: Path | str, model: BaseModel | dict[str, Any]) -> None:
     """Write JSON to a temp file beside ``path`` and rename it into place."""
     path = Path(path)
@@ -358,6 +367,7 @@ def write_json_atomic(path: Path | str, model: BaseModel | dict[str, Any]) -> No
     )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, published_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text + "\n")
         os.replace(tmp, path)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel
 
+from cascade_registry.artifacts import published_mode
 from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUnavailableError
 from cascade_registry.rendering import (
     render_dot,
@@ -248,6 +249,7 @@ def _graph(reg: Registry, args: argparse.Namespace) -> None:
             )
         out = args.png.resolve()
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        os.fchmod(fd, published_mode())
         os.close(fd)
         try:
             subprocess.run([exe, "-Tpng", "-o", tmp], input=dot.encode(), check=True, capture_output=True)

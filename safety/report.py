@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from cascade_registry.artifacts import GateReport
+from cascade_registry.artifacts import GateReport, published_mode
 
 __all__ = ["format_table", "junit_xml", "write_junit"]
 
@@ -208,6 +208,7 @@ def write_junit(report: GateReport, path: Path | str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, published_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(junit_xml(report))
         os.replace(tmp, path)
