@@ -11,8 +11,6 @@ import importlib
 import os
 import sys
 
-from cascade_registry.settings import LOCATION_HELP, locate_registry
-
 #: subcommand -> (module holding ``main(argv) -> int``, one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli", "train, calibrate and export a model as an ONNX bundle"),
@@ -29,14 +27,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 USAGE = "usage: lockgate <subcommand> [options]   (lockgate <subcommand> --help for details)"
 
 
-def _registry_line() -> str:
+def _registry_lines() -> list[str]:
+    from cascade_registry.settings import LOCATION_HELP, locate_registry  # pydantic: only for this help
+
     try:
         location = locate_registry()
     except ValueError as e:  # a malformed LOCKGATE_REGISTRY_* variable
-        return f"registry in use here: unknown ({str(e).splitlines()[0]})"
+        return [LOCATION_HELP, f"registry in use here: unknown ({str(e).splitlines()[0]})"]
     path = location.sqlite_path
     state = "" if path is None else ("" if path.is_file() else "; not created yet")
-    return f"registry in use here: {location.describe()}{state}"
+    return [LOCATION_HELP, f"registry in use here: {location.describe()}{state}"]
 
 
 def _help() -> str:
@@ -52,8 +52,7 @@ def _help() -> str:
     lines += [f"  {name.ljust(width)}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
     lines += [
         "",
-        LOCATION_HELP,
-        _registry_line(),
+        *_registry_lines(),
         "JSON: --json prints JSON to stdout; --json-out FILE writes it to a file.",
         "Durations: 90, 500ms, 3s, 2m, 1h30m.   Exit codes: 0 ok, 1 refused/failed, 2 usage error.",
     ]

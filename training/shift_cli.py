@@ -68,14 +68,13 @@ def build_parser(settings: ShiftSettings | None = None) -> argparse.ArgumentPars
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.shift import adversarial_validation, read_pair, store_in_card
-
     try:
         settings = ShiftSettings()
     except ValueError as e:
         print(f"lockgate shift: invalid LOCKGATE_SHIFT_* environment: {e}".splitlines()[0], file=sys.stderr)
         return 2
     args = build_parser(settings).parse_args(argv)
+    from training.shift import adversarial_validation, read_pair, store_in_card  # scikit-learn, pandas
     try:
         train, test = read_pair(args.train, args.test)
         if args.target is None and not args.no_target:
