@@ -24,7 +24,7 @@ def parse_duration(value: str | float | int) -> float:
     parts = list(_PART.finditer(text))
     covered = "".join(m.group(0) for m in parts)
     if not text or covered != text or any(m.group(2) is None for m in parts[:-1]):
-        raise ValueError(f"duration {value!r} is not like 90, 500ms, 3s, 2m or 1h30m")
+        raise ValueError(f"duration {value!r} is not like 90, 30s, 500ms, 2m or 1h30m")
     return sum(float(m.group(1)) * _SECONDS[m.group(2)] for m in parts)
 
 

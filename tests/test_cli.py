@@ -145,3 +145,65 @@ def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
     finally:
         os.close(write)
     assert done.returncode == 0 and done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("500ms", 0.5), ("3s", 3.0), ("2m", 120.0), ("1h30m", 5400.0), ("1m30", 90.0), (2, 2.0)],
+)
+def test_one_duration_syntax(text: str | int, seconds: float) -> None:
+    from cascade_registry.durations import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_durations_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade_registry.durations import parse_duration
+    from loadtests.cli import _settings
+    from loadtests.cli import build_parser as loadtest_parser
+    from serving.cli import build_parser as serve_parser
+
+    for bad in ("soon", "3x", "ms", ""):
+        with pytest.raises(ValueError, match="not like 90, 30s, 500ms"):
+            parse_duration(bad)
+    args = loadtest_parser().parse_args(["--traffic", "t.toml", "--ready-timeout", "3s", "--warmup", "500ms"])
+    settings = _settings(args)
+    assert (settings.ready_timeout, settings.warmup) == (3.0, 0.5)
+    serve = serve_parser().parse_args(["--timeout", "10s", "--poll-interval", "250ms"])
+    assert (serve.timeout, serve.poll_interval) == (10.0, 0.25)
+    done = lockgate("serve", "--timeout", "3x")
+    assert done.returncode == 2 and "--timeout: duration '3x' is not like" in done.stderr
+
+
+def test_one_registry_variable_for_serve_and_loadtest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from loadtests.settings import LoadtestSettings
+    from serving.settings import ServeSettings
+
+    monkeypatch.setenv("LOCKGATE_REGISTRY_URL", str(tmp_path / "reg.db"))
+    assert ServeSettings().registry_url == str(tmp_path / "reg.db")
+    assert LoadtestSettings().registry_url == str(tmp_path / "reg.db")  # also a traffic source
+    assert ServeSettings(registry_url="other.db").registry_url == "other.db"
+
+
+def test_serve_never_creates_a_registry(tmp_path: Path) -> None:
+    done = lockgate("serve", "--port", "1", cwd=tmp_path, env={"LOCKGATE_REGISTRY_URL": ""})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"no registry at {tmp_path.resolve() / '.lockgate' / 'registry.db'}" in done.stderr
+    assert not (tmp_path / ".lockgate").exists()
+    done = lockgate("serve", "--registry-url", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2 and "is a directory, not a SQLite file" in done.stderr
+
+
+def test_load_test_reports_are_0644(tmp_path: Path) -> None:
+    import stat
+
+    from loadtests.reports import write_json_atomic, write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "report.html", "<html></html>")
+        write_json_atomic(tmp_path / "report.json", {"ok": True})
+    finally:
+        os.umask(old)
+    for name in ("report.html", "report.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
