@@ -24,7 +24,13 @@ from pydantic import ValidationError
 
 from cascade_registry.durations import DURATION_HELP, duration_option
 from cascade_registry.errors import RegistryError
-from cascade_registry.settings import ENV_VAR, LOCATION_HELP, locate_registry
+from cascade_registry.settings import (
+    ENV_VAR,
+    LOCATION_HELP,
+    RegistryLocation,
+    RegistrySettings,
+    locate_registry,
+)
 
 from .errors import BundleRejectedError
 from .settings import ServeSettings
@@ -64,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _settings(args: argparse.Namespace) -> ServeSettings:
+def _settings(args: argparse.Namespace) -> tuple[ServeSettings, RegistryLocation]:
     overrides = {
         "registry_url": args.registry_url,
         "canary": args.canary,
@@ -76,10 +82,12 @@ def _settings(args: argparse.Namespace) -> ServeSettings:
     }
     settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     # the BentoML worker runs in the repository directory: hand it absolute paths
-    update: dict[str, object] = {"registry_url": locate_registry(settings.registry_url).url}
+    # the flag, else LOCKGATE_REGISTRY_URL (already read by ServeSettings), else the default file
+    location = locate_registry(args.registry_url, RegistrySettings(url=settings.registry_url))
+    update: dict[str, object] = {"registry_url": location.url}
     if settings.canary is not None:
         update["canary"] = settings.canary.resolve()
-    return settings.model_copy(update=update)
+    return settings.model_copy(update=update), location
 
 
 def environment(settings: ServeSettings) -> dict[str, str]:
@@ -108,7 +116,7 @@ def serve_command(settings: ServeSettings) -> list[str]:
     ]
 
 
-def _preflight(settings: ServeSettings) -> str:
+def _preflight(settings: ServeSettings, location: RegistryLocation) -> str:
     """Fail fast, with one readable line, on what would only show up later in a worker log; say what
     will be served."""
     if settings.canary is not None:
@@ -119,9 +127,8 @@ def _preflight(settings: ServeSettings) -> str:
     else:
         from cascade_registry import Registry
 
-        location = locate_registry(settings.registry_url)
         with Registry.open(location.url, create=False) as registry:
-            released = sorted(f"{name}:{version}" for name, version in registry.released_map().items())
+            released = sorted(str(info.ref) for info in registry.released())
         what = f"registry {location.describe()}; released: " + (
             ", ".join(released)
             or "none yet (/readyz stays not ready until 'lockgate registry release NAME:VERSION')"
@@ -140,8 +147,8 @@ def _preflight(settings: ServeSettings) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = _settings(args)
-        what = _preflight(settings)
+        settings, location = _settings(args)
+        what = _preflight(settings, location)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
