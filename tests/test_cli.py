@@ -163,7 +163,7 @@ def test_durations_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     from loadtests.cli import build_parser as loadtest_parser
     from serving.cli import build_parser as serve_parser
 
-    for bad in ("soon", "3x", "ms", ""):
+    for bad in ("soon", "3x", "ms", "", "30s1m", "1m1m"):
         with pytest.raises(ValueError, match="not like 90, 30s, 500ms"):
             parse_duration(bad)
     args = loadtest_parser().parse_args(["--traffic", "t.toml", "--ready-timeout", "3s", "--warmup", "500ms"])
