@@ -25,6 +25,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 USAGE = "usage: lockgate <subcommand> [options]   (lockgate <subcommand> --help for details)"
+#: the registry's former per-subcommand variables, now one: LOCKGATE_REGISTRY_URL
+RETIRED_VARIABLES = (
+    "LOCKGATE_SERVE_REGISTRY_URL",
+    "LOCKGATE_SAFETY_REGISTRY_URL",
+    "LOCKGATE_LOADTEST_REGISTRY_URL",
+)
 
 
 def _registry_lines() -> list[str]:
@@ -59,6 +65,16 @@ def _help() -> str:
     return "\n".join(lines)
 
 
+def _warn_retired_variables() -> None:
+    for name in RETIRED_VARIABLES:
+        if os.environ.get(name):
+            print(
+                f"lockgate: warning: {name} is retired: set LOCKGATE_REGISTRY_URL instead (one variable "
+                "for every subcommand) or pass --registry-url",
+                file=sys.stderr,
+            )
+
+
 def _quiet_broken_pipe() -> int:
     """The reader of our stdout went away (``| head``): that is not an error."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -82,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"lockgate: unknown subcommand {name!r}\n\n{_help()}", file=sys.stderr)
         return 2
+    _warn_retired_variables()
     module = importlib.import_module(SUBCOMMANDS[name][0])
     try:
         code = int(module.main(rest) or 0)

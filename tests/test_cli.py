@@ -207,3 +207,8 @@ def test_load_test_reports_are_0644(tmp_path: Path) -> None:
         os.umask(old)
     for name in ("report.html", "report.json"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+
+
+def test_a_retired_registry_variable_is_named(tmp_path: Path) -> None:
+    done = lockgate("registry", "list", cwd=tmp_path, env={"LOCKGATE_SAFETY_REGISTRY_URL": "x.db"})
+    assert "LOCKGATE_SAFETY_REGISTRY_URL is retired: set LOCKGATE_REGISTRY_URL instead" in done.stderr
