@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cascade_registry.manifest import ManifestError, read_bounded
+from cascade_registry.manifest import load_json_bounded
 
 __all__ = [
     "CARD_FILE",
@@ -56,7 +56,6 @@ __all__ = [
     "FeatureSpec",
     "GateReport",
     "MAX_CARD_BYTES",
-    "MAX_JSON_DEPTH",
     "InfrastructureInfo",
     "InputPolicy",
     "InvalidBundleError",
@@ -70,8 +69,6 @@ __all__ = [
     "TrialRecord",
     "UpstreamRef",
     "atomic_directory",
-    "json_depth",
-    "load_json_bounded",
     "sha256_file",
     "write_json_atomic",
 ]
@@ -86,8 +83,6 @@ GATE_FILE = "gate.json"
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 #: a card larger than this is not read (a few hundred KB is typical)
 MAX_CARD_BYTES = 16 * 2**20
-#: JSON nested deeper than this is refused before validation (a card is about 6 levels deep)
-MAX_JSON_DEPTH = 64
 
 
 class _Frozen(BaseModel):
@@ -405,39 +400,6 @@ def atomic_directory(target: Path | str, overwrite: bool = False) -> Iterator[Pa
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def json_depth(value: Any, limit: int) -> int:
-    """Nesting depth of parsed JSON, counted without recursion; stops counting at ``limit + 1``."""
-    depth, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict | list):
-            depth = max(depth, level)
-            if depth > limit:
-                return depth
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
-    return depth
-
-
-def load_json_bounded(path: Path, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse a small JSON file of a bundle: regular file, not a link, bounded size and nesting.
-
-    Raises ``ValueError`` with a readable reason."""
-    try:
-        data = read_bounded(path, max_bytes)
-    except ManifestError as e:
-        raise ValueError(e.problem) from None
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except RecursionError:
-        raise ValueError(f"is nested more than {max_depth} levels deep") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"is not readable JSON: {e}") from None
-    if json_depth(value, max_depth) > max_depth:
-        raise ValueError(f"is nested more than {max_depth} levels deep")
-    return value
 
 
 def _report_of_envelope(raw: Any) -> GateReport:

@@ -6,8 +6,9 @@ the size ``fstat`` reported, so a file that is (or becomes) ``/dev/zero`` cannot
 forever. The gate's own output (``gate.json`` and its temporary files) is not part of the manifest: it
 is the attestation *about* the manifest.
 
-:func:`read_bounded` is the one way the schema layer reads small JSON files of a bundle (card, gate
-report): regular file, not a link, at most ``max_bytes``.
+:func:`read_bounded` and :func:`load_json_bounded` are the one way the schema layer reads small files
+of a bundle (card, gate report): regular file, not a link, at most ``max_bytes``, JSON nested at most
+:data:`MAX_JSON_DEPTH` deep (a 50,000-deep card is refused, not a RecursionError).
 
 This module is stdlib + pydantic only (the bottom of the import graph).
 """
@@ -15,18 +16,23 @@ This module is stdlib + pydantic only (the bottom of the import graph).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "MAX_BUNDLE_FILES",
     "MAX_BUNDLE_GB",
+    "MAX_JSON_DEPTH",
     "ManifestEntry",
     "ManifestError",
     "Manifest",
+    "json_depth",
+    "load_json_bounded",
     "manifest_of",
     "read_bounded",
 ]
@@ -35,6 +41,8 @@ __all__ = [
 MAX_BUNDLE_FILES = 10_000
 #: a bundle larger than this in total is refused
 MAX_BUNDLE_GB = 16
+#: JSON nested deeper than this is refused before validation (a card is about 6 levels deep)
+MAX_JSON_DEPTH = 64
 #: names the gate writes itself; excluded from the manifest it signs
 EXCLUDED = ("gate.json",)
 _CHUNK = 1 << 20
@@ -129,6 +137,39 @@ def read_bounded(path: Path | str, max_bytes: int) -> bytes:
         os.close(fd)
 
 
+def json_depth(value: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON, counted without recursion; stops counting at ``limit + 1``."""
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            depth = max(depth, level)
+            if depth > limit:
+                return depth
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return depth
+
+
+def load_json_bounded(path: Path, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a small JSON file of a bundle: regular file, not a link, bounded size and nesting.
+
+    Raises ``ValueError`` with a readable reason."""
+    try:
+        data = read_bounded(path, max_bytes)
+    except ManifestError as e:
+        raise ValueError(e.problem) from None
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError(f"is nested more than {max_depth} levels deep") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"is not readable JSON: {e}") from None
+    if json_depth(value, max_depth) > max_depth:
+        raise ValueError(f"is nested more than {max_depth} levels deep")
+    return value
+
+
 def manifest_of(
     bundle_dir: Path | str, *, max_files: int = MAX_BUNDLE_FILES, max_bytes: int = MAX_BUNDLE_GB * 2**30
 ) -> Manifest:
@@ -152,12 +193,12 @@ def manifest_of(
             path = Path(child.path)
             rel = path.relative_to(root).as_posix()
             mode = child.stat(follow_symlinks=False).st_mode
+            if _excluded(rel) and not stat.S_ISDIR(mode):
+                continue  # the gate's output, whatever it is, is judged by whoever reads it
             if stat.S_ISLNK(mode):
                 raise ManifestError(path, "is a symbolic link; the bundle must hold the file itself")
             if stat.S_ISDIR(mode):
                 pending.append(path)
-                continue
-            if _excluded(rel):
                 continue
             if not stat.S_ISREG(mode):
                 raise ManifestError(path, "is not a regular file (device, FIFO or socket)")
