@@ -195,6 +195,11 @@ def _spawn(
         str(limits.memory_mb),
         str(limits.cpu_seconds),
     ]
+    if not (os.path.isfile(limits.python) and os.access(limits.python, os.X_OK)):
+        raise SandboxError(
+            f"cannot start the sandbox worker {limits.python} {WORKER}: not an executable file",
+            "check the Python installation",
+        )
     argv = limits.isolation.wrap(argv, tmpdir, bundle)
     env = {
         "PATH": os.defpath,

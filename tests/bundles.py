@@ -16,12 +16,21 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cascade_registry.artifacts import GATE_FILE, CheckResult, GateReport, ModelRef, write_json_atomic
+from cascade_registry.artifacts import (
+    GATE_FILE,
+    MODEL_FILE,
+    CheckResult,
+    GateReport,
+    ModelRef,
+    write_json_atomic,
+)
 from cascade_registry.attestation import (
     REQUIRED_CHECKS,
     GatePredicate,
+    decode_statement,
     private_key_pem,
     public_key_pem,
+    read_envelope,
     report_of,
     sign_statement,
     statement_for,
@@ -32,6 +41,11 @@ from cascade_registry.manifest import manifest_of
 #: the session's gate key (deterministic: derived from a fixed seed)
 TEST_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"lockgate tests gate key").digest())
 TEST_PUBLIC_PEM = public_key_pem(TEST_KEY)
+
+
+def read_gate(bundle: Path) -> GateReport:
+    """The GateReport view of the bundle's gate.json (the envelope's statement, not verified)."""
+    return report_of(decode_statement(read_envelope(bundle / GATE_FILE)))
 
 
 def write_test_key(directory: Path) -> Path:
@@ -64,9 +78,11 @@ def write_attestation(
     key: Ed25519PrivateKey | None = TEST_KEY,
     checks: list[str] | None = None,
     policy: dict[str, Any] | None = None,
+    model_sha256: str | None = None,
 ) -> GateReport:
     """Write a signed gate.json by hand: every default check ``pass`` (or ``quality`` ``fail`` when not
-    ``passed``), the default policy, the manifest of the bundle's files as they are now."""
+    ``passed``), the default policy, the manifest of the bundle's files as they are now (with
+    model.onnx's digest replaced by ``model_sha256`` when given: a verdict about another model file)."""
     names = list(REQUIRED_CHECKS) if checks is None else checks
     results = [
         CheckResult(name=n, status="fail" if (not passed and n == "quality") else "pass") for n in names
@@ -81,7 +97,12 @@ def write_attestation(
         tool_version="tests",
         created_at=datetime.now(UTC),
     )
-    statement = statement_for(manifest_of(bundle), predicate)
+    manifest = manifest_of(bundle)
+    if model_sha256 is not None:
+        swap = {"sha256": model_sha256}
+        files = [f.model_copy(update=swap) if f.path == MODEL_FILE else f for f in manifest.files]
+        manifest = manifest.model_copy(update={"files": files})
+    statement = statement_for(manifest, predicate)
     envelope = sign_statement(statement, key)
     write_json_atomic(bundle / GATE_FILE, envelope.model_dump(mode="json", by_alias=True))
     return report_of(statement)
