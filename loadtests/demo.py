@@ -22,7 +22,13 @@ from pathlib import Path
 
 from cascade_registry import Registry, RegistryError
 from cascade_registry.artifacts import GATE_FILE, ModelBundle
-from cascade_registry.attestation import generate_private_key, private_key_pem, public_key_pem
+from cascade_registry.attestation import (
+    AttestationError,
+    generate_private_key,
+    private_key_pem,
+    public_key_pem,
+    read_envelope,
+)
 from loadtests.errors import LoadtestError
 from loadtests.gateway import is_ready
 from loadtests.reports import write_text_atomic
@@ -77,12 +83,19 @@ def _bundle(workspace: Path) -> Path:
         )
     loaded = ModelBundle.load(bundle)
     report = loaded.gate_report()
-    if report is None or not report.binds(loaded.onnx_sha256):
+    if report is None or not report.binds(loaded.onnx_sha256) or not _signed(bundle):
         key = _gate_key(bundle.parent)
         _run(_lockgate("check", str(bundle), "--quiet", "--sign-key", str(key)), "the safety gate")
     if not (bundle / GATE_FILE).is_file():
         raise LoadtestError(f"{bundle} has no {GATE_FILE} after 'lockgate check'")
     return bundle
+
+
+def _signed(bundle: Path) -> bool:
+    try:
+        return bool(read_envelope(bundle / GATE_FILE).signatures)
+    except AttestationError:
+        return False
 
 
 def _gate_key(workspace: Path) -> Path:

@@ -101,6 +101,9 @@ class GateContext:
         self._card_error: str | None = None
         self._inspection: SandboxRun | None = None
         self._reference: Reference | ReferenceDataError | None = None
+        self._reference_run: SandboxRun | None = None
+        #: runs a check made ahead for a later one (load scores the contract's rows in its session)
+        self.prefetched: dict[str, SandboxRun] = {}
         self._read_card()
 
     # ------------------------------------------------------------------ card
@@ -152,6 +155,20 @@ class GateContext:
             return self.inspection()
         mode = "path" if self.policy.file.allow_external_data else "proto"
         return run_job({"op": "inspect", "model": str(self.model_path), "checker": mode}, self.limits())
+
+    def reference_run(self) -> SandboxRun:
+        """One sandboxed session scoring reference.npz's parity inputs (case ``parity``) and the held-out
+        rows (case ``holdout``); cached: parity and quality share it (one worker fewer per gate)."""
+        if self._reference_run is None:
+            ref = self.reference()
+            dtype = self.input_dtype()
+            self._reference_run = self.run_model(
+                [
+                    SandboxCase("parity", ref.inputs.astype(dtype)),
+                    SandboxCase("holdout", ref.holdout_inputs.astype(dtype)),
+                ]
+            )
+        return self._reference_run
 
     def run_model(self, cases: list[SandboxCase], model_path: Path | None = None) -> SandboxRun:
         """Create a session in the sandbox and run ``cases`` in it."""

@@ -31,7 +31,7 @@ class ParityCheck:
             ref = ctx.reference()
         except ReferenceDataError as e:
             return outcome(self, "fail", str(e), limit=limit)
-        run = ctx.run_model([SandboxCase("parity", ref.inputs.astype(ctx.input_dtype()))])
+        run = ctx.reference_run()
         failure = case_failure(run, "parity")
         if failure:
             return outcome(self, "fail", failure, limit=limit)
@@ -61,9 +61,12 @@ class ParityCheck:
 def _holdout_scores(ctx: GateContext, policy: GatePolicy, model: Path | None = None) -> dict[str, Any]:
     """Run a model on the bundle's held-out split in the sandbox and score it."""
     ref = ctx.reference()
-    run = ctx.run_model(
-        [SandboxCase("holdout", ref.holdout_inputs.astype(ctx.input_dtype()))], model_path=model
-    )
+    if model is None:
+        run = ctx.reference_run()
+    else:
+        run = ctx.run_model(
+            [SandboxCase("holdout", ref.holdout_inputs.astype(ctx.input_dtype()))], model_path=model
+        )
     failure = case_failure(run, "holdout")
     if failure:
         raise ReferenceDataError(f"the held-out rows could not be scored: {failure}")
