@@ -92,7 +92,10 @@ def _parser() -> argparse.ArgumentParser:
         help="compare quality with the released version in this registry (env LOCKGATE_SAFETY_REGISTRY_URL)",
     )
     p.add_argument(
-        "--serve", action="store_true", help="also start 'lockgate serve --canary' and probe it over HTTP"
+        "--serve",
+        action="store_true",
+        help="once every sandboxed check passed, also start 'lockgate serve --canary' (under the sandbox's "
+        "memory and CPU limits) and probe it over HTTP",
     )
     p.add_argument("--no-write", action="store_true", help="do not write gate.json (dry run)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
