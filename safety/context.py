@@ -102,6 +102,7 @@ class GateContext:
         self._inspection: SandboxRun | None = None
         self._reference: Reference | ReferenceDataError | None = None
         self._reference_run: SandboxRun | None = None
+        self._reference_extra: set[str] = set()
         #: runs a check made ahead for a later one (load scores the contract's rows in its session)
         self.prefetched: dict[str, SandboxRun] = {}
         self._read_card()
@@ -156,18 +157,21 @@ class GateContext:
         mode = "path" if self.policy.file.allow_external_data else "proto"
         return run_job({"op": "inspect", "model": str(self.model_path), "checker": mode}, self.limits())
 
-    def reference_run(self) -> SandboxRun:
-        """One sandboxed session scoring reference.npz's parity inputs (case ``parity``) and the held-out
-        rows (case ``holdout``); cached: parity and quality share it (one worker fewer per gate)."""
+    def reference_run(self, extra: list[SandboxCase] | None = None) -> SandboxRun | None:
+        """One sandboxed session scoring reference.npz's parity inputs (case ``parity``), the held-out rows
+        (case ``holdout``) and, when the first caller gives them, ``extra`` cases after those; cached, so
+        parity, quality and determinism share one worker. None when ``extra`` was asked for too late."""
         if self._reference_run is None:
             ref = self.reference()
             dtype = self.input_dtype()
-            self._reference_run = self.run_model(
-                [
-                    SandboxCase("parity", ref.inputs.astype(dtype)),
-                    SandboxCase("holdout", ref.holdout_inputs.astype(dtype)),
-                ]
-            )
+            cases = [
+                SandboxCase("parity", ref.inputs.astype(dtype)),
+                SandboxCase("holdout", ref.holdout_inputs.astype(dtype)),
+            ]
+            self._reference_run = self.run_model(cases + list(extra or []))
+            self._reference_extra = {c.id for c in extra or []}
+        elif extra and not {c.id for c in extra} <= self._reference_extra:
+            return None
         return self._reference_run
 
     def run_model(self, cases: list[SandboxCase], model_path: Path | None = None) -> SandboxRun:

@@ -32,6 +32,7 @@ class ParityCheck:
         except ReferenceDataError as e:
             return outcome(self, "fail", str(e), limit=limit)
         run = ctx.reference_run()
+        assert run is not None, "asked without extra cases"
         failure = case_failure(run, "parity")
         if failure:
             return outcome(self, "fail", failure, limit=limit)
@@ -61,9 +62,8 @@ class ParityCheck:
 def _holdout_scores(ctx: GateContext, policy: GatePolicy, model: Path | None = None) -> dict[str, Any]:
     """Run a model on the bundle's held-out split in the sandbox and score it."""
     ref = ctx.reference()
-    if model is None:
-        run = ctx.reference_run()
-    else:
+    run = ctx.reference_run() if model is None else None
+    if run is None:
         run = ctx.run_model(
             [SandboxCase("holdout", ref.holdout_inputs.astype(ctx.input_dtype()))], model_path=model
         )

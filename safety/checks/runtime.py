@@ -228,7 +228,11 @@ class DeterminismCheck:
     def run(self, ctx: GateContext, policy: GatePolicy) -> CheckResult:
         x = ctx.valid_rows(policy.determinism.rows, seed=2)
         first = ctx.run_model([SandboxCase("a", x), SandboxCase("b", x)])
-        second = ctx.run_model([SandboxCase("c", x)])
+        second = None
+        if ctx.reference_or_none() is not None:  # the fresh session is the one parity and quality use
+            second = ctx.reference_run(extra=[SandboxCase("c", x)])
+        if second is None:
+            second = ctx.run_model([SandboxCase("c", x)])
         runs = {"a": first, "b": first, "c": second}
         for case_id, run in runs.items():
             failure = case_failure(run, case_id)
