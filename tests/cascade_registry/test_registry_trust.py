@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -25,6 +27,7 @@ from cascade_registry.artifacts import (
     write_json_atomic,
 )
 from cascade_registry.attestation import generate_private_key, public_key_pem
+from cascade_registry.engine import _MIGRATIONS
 from cascade_registry.gate_policy import GatePolicy
 from tests.bundles import TEST_PUBLIC_PEM, write_attestation
 
@@ -248,3 +251,20 @@ def test_a_verified_failing_verdict_is_recorded_but_not_released(registry: Regis
     assert registry.record_gate("a:1").status == "gated_failed"
     with pytest.raises(GateError, match=r"failed the safety gate \(quality\)"):
         registry.release("a:1")
+
+
+def test_migration_0002_upgrades_a_registry_with_data(fresh_registry_url: str, make_bundle) -> None:
+    """0001 -> 0002 on both backends: old versions keep their rows (no manifest: they must be gated
+    against the files as they are), the new tables and the TRUNCATE trigger appear."""
+    with Registry.open(fresh_registry_url) as registry:
+        registry.register(make_bundle("a", 1, gate=None))
+        with registry.store.db.engine.begin() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(_MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+    with Registry.open(fresh_registry_url) as registry:  # migrated back to head on open
+        info = registry.get("a:1")
+        assert info.status == "registered" and info.manifest is None and registry.trusted_keys() == []
+        with registry.store.db.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
