@@ -77,9 +77,10 @@ def test_the_walk_through_runs_as_written(tmp_path: Path) -> None:
 def test_the_ci_example_uses_files_that_exist(tmp_path: Path) -> None:
     job = yaml.safe_load(_block_after("As a GitHub Actions job:", "yaml"))
     commands = [step["run"] for step in job["jobs"]["gate"]["steps"] if "lockgate" in step.get("run", "")]
-    shell_line = re.search(r"^lockgate check .*$", _block_after("## The gate in CI", "sh"), re.M)
-    assert shell_line is not None and commands
-    for line in [*commands, shell_line.group(0)]:
+    section = README[README.index("## The gate in CI") : README.index("## Deploying the gateway")]
+    shell_lines = re.findall(r"^lockgate check .*$", section, re.M)
+    assert shell_lines and commands
+    for line in [*commands, *shell_lines]:
         for policy in re.findall(r"--policy (\S+)", line):
             assert (ROOT / policy).is_file(), f"README refers to {policy}, which does not exist"
     shutil.copytree(ROOT / "examples", tmp_path / "examples")  # what a checkout has
