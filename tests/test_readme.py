@@ -75,7 +75,7 @@ def test_the_walk_through_runs_as_written(tmp_path: Path) -> None:
 
 
 def test_the_ci_example_uses_files_that_exist(tmp_path: Path) -> None:
-    job = yaml.safe_load(_block_after("As a GitHub Actions job:", "yaml"))
+    job = yaml.safe_load(_block_after("As a GitHub Actions job", "yaml"))
     commands = [step["run"] for step in job["jobs"]["gate"]["steps"] if "lockgate" in step.get("run", "")]
     section = README[README.index("## The gate in CI") : README.index("## Deploying the gateway")]
     shell_lines = re.findall(r"^lockgate check .*$", section, re.M)

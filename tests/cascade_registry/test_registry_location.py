@@ -20,6 +20,8 @@ READ_ONLY_ARGV = {
     "audit": ["audit"],
     "consumer list": ["consumer", "list"],
     "key list": ["key", "list", "web"],
+    "trust list": ["trust", "list"],
+    "policy show": ["policy", "show"],
 }
 
 
