@@ -197,7 +197,7 @@ def _load_slot(
 def _refusal_reason(e: BaseException) -> tuple[str, str]:
     """(metric reason, readable reason) for anything that stopped a bundle from loading."""
     if isinstance(e, BundleRejectedError):
-        return "rejected", str(e)
+        return e.code.removeprefix("bundle_"), str(e)
     if isinstance(e, RecursionError):
         return "too_deep", "a JSON file of the bundle is nested too deeply to read"
     if isinstance(e, MemoryError):

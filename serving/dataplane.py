@@ -99,7 +99,7 @@ class DataPlane:
         if first:
             self._log_start(served, new)
         elif served != self._served(old) or new.missing != old.missing:
-            log.info("now serving %s%s", served or "nothing", _missing_note(new))
+            log.info("now serving %s%s", ", ".join(served) or "nothing", _missing_note(new))
         return True
 
     @staticmethod

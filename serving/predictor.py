@@ -63,16 +63,19 @@ def check_bundle_files(path: Path) -> None:
             continue  # reported by ModelBundle.load / _require_gate
         except OSError as e:
             raise BundleRejectedError(
-                f"{name} cannot be read: {e.strerror}", "fix the bundle's files"
+                f"{name} cannot be read: {e.strerror}", "fix the bundle's files", code="bundle_unreadable"
             ) from None
         if not stat.S_ISREG(info.st_mode):
             raise BundleRejectedError(
-                f"{name} is not a regular file", "replace it with the file 'lockgate train' or 'check' wrote"
+                f"{name} is not a regular file",
+                "replace it with the file 'lockgate train' or 'check' wrote",
+                code="bundle_not_a_file",
             )
         if info.st_size > MAX_JSON_FILE_BYTES:
             raise BundleRejectedError(
                 f"{name} is {info.st_size} bytes; the limit is {MAX_JSON_FILE_BYTES}",
                 "replace it with the file 'lockgate train' or 'check' wrote",
+                code="bundle_too_large",
             )
 
 
@@ -155,6 +158,7 @@ class OnnxPredictor:
             raise BundleRejectedError(
                 "card.json or gate.json is nested too deeply to read",
                 "replace it with the file 'lockgate train' or 'check' wrote",
+                code="bundle_too_deep",
             ) from None
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
