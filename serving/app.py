@@ -22,7 +22,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .catalog import CanarySource, OpenAccess, RegistryAccess, RegistrySource
+from .access import OpenAccess, RegistryAccess
+from .catalog import CanarySource, RegistrySource
 from .dataplane import DataPlane
 from .errors import (
     AuthError,

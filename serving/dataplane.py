@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from . import codecs
+from .access import Decision, OpenAccess, RegistryAccess
 from .batcher import MicroBatcher
-from .catalog import Catalog, Decision, ModelSlot, OpenAccess, RegistryAccess, build_catalog
+from .catalog import Catalog, ModelSlot, build_catalog
 from .errors import AuthError, ForbiddenError, NotFoundError, ServingError
 from .metrics import MODEL_INFO, PROBABILITIES, RequestMetrics
 from .predictor import OnnxPredictor

@@ -12,7 +12,7 @@ import pytest
 from cascade_registry import Registry
 from cascade_registry.keys import generate_key, parse_key, verify_secret
 from cascade_registry.sql_store import SqlRegistryStore
-from serving.catalog import RegistryAccess
+from serving.access import RegistryAccess
 from serving.codecs import check_structure
 from serving.errors import InvalidInputError, RegistryUnavailableError
 
