@@ -149,3 +149,30 @@ def test_each_error_is_a_new_object():
             decode_json(b"[" * 100_000)
         errors.append(e.value)
     assert errors[0] is not errors[1]
+
+
+def test_refusal_reasons_carry_no_paths():
+    from serving.catalog import public_reason
+
+    text = "/srv/models/demo-1: cannot open /srv/models/demo-1/model.onnx or /dev/zero (C:\\x\\y)"
+    cleaned = public_reason(text, "/srv/models/demo-1")
+    assert "/srv" not in cleaned and "/dev/zero" not in cleaned and "C:\\x" not in cleaned, cleaned
+    assert public_reason("the gate report did not pass (sha256 on disk 30395de9…)") == (
+        "the gate report did not pass (sha256 on disk 30395de9…)"
+    )
+    assert public_reason("f1/accuracy and N/A stay") == "f1/accuracy and N/A stay"
+
+
+@pytest.mark.parametrize("pad", [0, 20_000])
+def test_structure_bound_is_the_same_for_small_and_large_bodies(pad: int):
+    space = b" " * pad
+    for body, code in (
+        (b"[" * 17 + space + b"]" * 17, "too_deep"),
+        (b'{"a":' * 20 + space + b"1" + b"}" * 20, "too_deep"),
+        (b"[1]," * 1100 + space, "too_many_values"),
+    ):
+        with pytest.raises(InvalidInputError) as e:
+            check_structure(body, 1088, 16)
+        assert e.value.code == code, (pad, body[:20])
+    check_structure(b"[" * 16 + space + b"]" * 16, 1088, 16)
+    check_structure(b"[" + b",".join([b"[1,2]"] * 1000) + space + b"]", 1088, 16)
