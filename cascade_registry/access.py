@@ -12,6 +12,7 @@ so an answer computed from data read before a change can only land in the discar
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -32,7 +33,10 @@ V = TypeVar("V")
 
 
 class LruCache(Generic[K, V]):
-    """A bounded map that evicts the least recently used entry (never the whole map)."""
+    """A bounded map that evicts the least recently used entry (never the whole map).
+
+    Safe to share between threads without a lock: each step is one atomic ``OrderedDict`` call, and a
+    key another thread evicted in between is simply a miss."""
 
     __slots__ = ("_data", "_max")
 
@@ -43,14 +47,16 @@ class LruCache(Generic[K, V]):
     def get(self, key: K) -> V | None:
         value = self._data.get(key)
         if value is not None:
-            self._data.move_to_end(key)
+            with contextlib.suppress(KeyError):
+                self._data.move_to_end(key)
         return value
 
     def put(self, key: K, value: V) -> None:
         self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
+        with contextlib.suppress(KeyError):
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
 
     def pop(self, key: K) -> None:
         self._data.pop(key, None)
