@@ -78,9 +78,10 @@ def _scores(y: np.ndarray, P: np.ndarray) -> tuple[float, float, float]:
     return brier_score(y, P), ours, theirs
 
 
-def one_case(data: str, target: str | None, family: str, method: str, out: Path) -> dict:
+def one_case(data: str, target: str | None, family: str, method: str, out: Path, **options: object) -> dict:
     config = TrainConfig(data=data, target=target, model=family, calibration=method, trials=1, seed=0,
-                         out=out, name=f"{family.replace('_', '-')}-{method}", overwrite=True, progress=False)
+                         out=out, name=f"{family.replace('_', '-')}-{method}", overwrite=True, progress=False,
+                         **options)
     t0 = time.perf_counter()
     bundle = train(config)
     lg_seconds = time.perf_counter() - t0

@@ -24,12 +24,12 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from cascade_registry.artifacts import CrossFitInfo, RefitInfo
-from training.calibration import AutoChoice, choose_method, fit_calibrator
+from training.calibration import AutoChoice, auto_candidates, choose_method, fit_calibrator
 from training.compose import CalibratedModel, Pair
 from training.config import TrainConfig
 from training.errors import DataError, TrainingError
 from training.families import Family
-from training.response import response, response_kind
+from training.response import has_logits, response, response_kind
 from training.splits import Split, Splits, join_splits
 
 __all__ = ["CalibrationFit", "fit_calibrated"]
@@ -68,11 +68,13 @@ def _fit(family: Family, params: dict[str, Any], seed: int, X: np.ndarray, y: np
     return est
 
 
-def _method(requested: str, R: np.ndarray, y: np.ndarray, n_classes: int, kind: str,
+def _method(requested: str, R: np.ndarray, y: np.ndarray, n_classes: int, estimator: Any,
             seed: int) -> tuple[str, AutoChoice | None]:
     if requested != "auto":
         return requested, None
-    choice = choose_method(R, y, n_classes, kind, seed)  # type: ignore[arg-type]
+    kind = response_kind(estimator)
+    methods = auto_candidates(n_classes, kind, has_logits(estimator))
+    choice = choose_method(R, y, n_classes, kind, seed, methods)
     return choice.method, choice
 
 
@@ -88,7 +90,7 @@ def _cross_fit(family: Family, params: dict[str, Any], pool: Split, config: Trai
     R = np.zeros((len(pool.y), 1 if n_classes == 2 else n_classes))
     for est, (_, held) in zip(models, plan, strict=True):
         R[held] = response(est, pool.X[held])
-    method, choice = _method(config.calibration, R, pool.y, n_classes, kind, config.seed)
+    method, choice = _method(config.calibration, R, pool.y, n_classes, models[0], config.seed)
     P = np.zeros((len(pool.y), n_classes))
     if config.calibration_ensemble:
         pairs = []
@@ -128,7 +130,7 @@ def fit_calibrated(family: Family, params: dict[str, Any], selected: Any, splits
         est, refit = selected, RefitInfo(refit=False, splits=["train"], rows=len(splits.train.y))
     kind = response_kind(est)
     R = response(est, cal_split.X)
-    method, choice = _method(config.calibration, R, cal_split.y, n_classes, kind, config.seed)
+    method, choice = _method(config.calibration, R, cal_split.y, n_classes, est, config.seed)
     cal = fit_calibrator(method, R, cal_split.y, n_classes, kind)
     return CalibrationFit(
         model=CalibratedModel([Pair(est, cal)]), requested=config.calibration, fitted_on="calibration split",
