@@ -87,6 +87,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -137,7 +138,7 @@ MLSERVER_RUNTIME = """
 import numpy as np
 import onnxruntime as ort
 from mlserver import MLModel
-from mlserver.codecs import NumpyCodec
+from mlserver.codecs import NumpyCodec, StringCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
 
@@ -151,6 +152,34 @@ class OnnxModel(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         x = NumpyCodec.decode_input(payload.inputs[0]).astype(np.float32)
         labels, probabilities = self.session.run(None, {"input": x})
+        outputs = [
+            NumpyCodec.encode_output("label", labels),
+            NumpyCodec.encode_output("probabilities", probabilities),
+        ]
+        return InferenceResponse(model_name=self.name, outputs=outputs)
+
+
+class MixedOnnxModel(MLModel):
+    # one v2 tensor per column (BYTES for categorical ones) -> the graph's two inputs
+
+    async def load(self) -> bool:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(self.settings.parameters.uri, sess_options=options)
+        self.numeric = self.settings.parameters.extra["numeric"]
+        self.categorical = self.settings.parameters.extra["categorical"]
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        columns = {}
+        for tensor in payload.inputs:
+            if tensor.datatype == "BYTES":
+                columns[tensor.name] = StringCodec.decode_input(tensor)
+            else:
+                columns[tensor.name] = NumpyCodec.decode_input(tensor).reshape(-1)
+        x = np.stack([columns[n] for n in self.numeric], axis=1).astype(np.float32)
+        cat = np.array([columns[n] for n in self.categorical], dtype=object).T
+        labels, probabilities = self.session.run(None, {"input": x, "categorical": cat})
         outputs = [
             NumpyCodec.encode_output("label", labels),
             NumpyCodec.encode_output("probabilities", probabilities),
@@ -180,15 +209,22 @@ def ensure_mlserver() -> Path:
     return exe
 
 
-def mlserver_dir(work: Path, model: Path, port: int) -> Path:
+def mlserver_dir(
+    work: Path, model: Path, port: int, mixed: tuple[Path, list[str], list[str]] | None = None
+) -> Path:
+    """A model repository: ``bench`` (the numeric model) and, with ``mixed``, ``mixed`` (one tensor per
+    column) = (model.onnx, numeric columns, categorical columns)."""
     root = work / "mlserver"
-    root.mkdir()
-    (root / "runtime.py").write_text(MLSERVER_RUNTIME)
-    (root / "model-settings.json").write_text(
-        json.dumps(
-            {"name": "bench", "implementation": "runtime.OnnxModel", "parameters": {"uri": str(model)}}
-        )
-    )
+    models = {"bench": {"implementation": "runtime.OnnxModel", "parameters": {"uri": str(model)}}}
+    if mixed is not None:
+        models["mixed"] = {
+            "implementation": "runtime.MixedOnnxModel",
+            "parameters": {"uri": str(mixed[0]), "extra": {"numeric": mixed[1], "categorical": mixed[2]}},
+        }
+    for name, model_settings in models.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "runtime.py").write_text(MLSERVER_RUNTIME)
+        (root / name / "model-settings.json").write_text(json.dumps({"name": name, **model_settings}))
     # parallel_workers 0: inference in the server process (MLServer 1.7's worker pool fails to start here)
     settings = {
         "host": "127.0.0.1",
@@ -336,6 +372,37 @@ def prepare(work: Path) -> tuple[Path, str, str]:
         reg.declare("bench-client", "bench")
         key = reg.issue_key("bench-client")
     return bundle, url, key
+
+
+def prepare_mixed(work: Path, template: Path, registry_url: str) -> tuple[Path, Any]:
+    """The mixed-type model (numeric + categorical columns, ``tests/tables.py``), released as ``mixed:1``
+    for the same consumer."""
+    from cascade_registry import Registry
+    from tests.tables import bench_table, mixed_bundle
+
+    table = bench_table()
+    bundle = mixed_bundle(work / "tables", template, table, name="mixed")
+    with Registry.open(registry_url) as reg:
+        reg.register(bundle)
+        reg.release("mixed:1")
+        reg.declare("bench-client", "mixed")
+    return bundle, table
+
+
+def mixed_bodies(table: Any, n: int) -> dict[str, str]:
+    """The same rows as lockgate named-column instances and as MLServer v2 tensors, one per column."""
+    from tests.tables import sample_rows
+
+    rows = sample_rows(table, n)
+    tensors = []
+    for name, kind, *_ in table.columns:
+        values = [r[name] for r in rows]
+        dtype = "FP64" if kind == "numeric" else "BYTES"
+        tensors.append({"name": name, "shape": [n], "datatype": dtype, "data": values})
+    return {
+        "lockgate": json.dumps({"model": "mixed", "instances": rows}),
+        "mlserver": json.dumps({"inputs": tensors}),
+    }
 
 
 def baseline_key(source: Path, registry_url: str) -> str:

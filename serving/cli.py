@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-interval", type=float, help="seconds between registry polls (default 1)")
     p.add_argument("--no-batching", action="store_true", help="one ONNX Runtime call per request")
     p.add_argument("--timeout", type=int, help="seconds before a request gets 504 (default 10)")
+    p.add_argument(
+        "--allow-extra-columns",
+        action="store_true",
+        help="ignore named columns the model does not know (default: 422, which catches misspellings)",
+    )
     return p
 
 
@@ -56,6 +61,7 @@ def _settings(args: argparse.Namespace) -> ServeSettings:
         "poll_interval": args.poll_interval,
         "timeout": args.timeout,
         "batching": False if args.no_batching else None,
+        "allow_extra_columns": True if args.allow_extra_columns else None,
     }
     settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     # the BentoML worker runs in the repository directory: hand it absolute paths

@@ -114,7 +114,10 @@ class OnnxPredictor:
         self.feature_names: list[str] = bundle.card.feature_names
         self.n_features = len(self.feature_names)
         self._session = session
-        self._input_name = session.get_inputs()[0].name
+        inputs = [i.name for i in session.get_inputs()]
+        self._input_name = "input" if "input" in inputs else inputs[0]
+        #: the string tensor of categorical/boolean columns (issue 11), None for all-numeric graphs
+        self._categorical_name: str | None = "categorical" if "categorical" in inputs else None
         self.ready = True
         self.metadata = self._metadata()
         #: the answer's constant part, serialised once: '{"schema":..,"model":{...}'; the prose note
@@ -186,9 +189,15 @@ class OnnxPredictor:
         self.ready = False
 
     # ------------------------------------------------------------------------------------ predicting
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 ``[N, F]`` -> (class indices int64 ``[N]``, probabilities float32 ``[N, C]``)."""
-        labels, probabilities = self._session.run(["label", "probabilities"], {self._input_name: x})
+    def predict(self, x: np.ndarray, categorical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """float32 ``[N, F]`` (and, for mixed tables, strings ``[N, K]``) -> (class indices int64 ``[N]``,
+        probabilities float32 ``[N, C]``)."""
+        feeds = {self._input_name: x}
+        if self._categorical_name is not None:
+            if categorical is None:
+                categorical = np.full((x.shape[0], 0), "", dtype=object)
+            feeds[self._categorical_name] = categorical
+        labels, probabilities = self._session.run(["label", "probabilities"], feeds)
         if not np.isfinite(probabilities).all():
             raise ModelOutputError(
                 f"model {self.name}:{self.version} produced non-finite probabilities",
