@@ -443,8 +443,16 @@ def ort_floor(model: Path, rows1: np.ndarray, rows100: np.ndarray) -> dict[str, 
     }
 
 
-def scenarios(rows1: np.ndarray, rows100: np.ndarray) -> list[tuple[str, np.ndarray, int]]:
-    return [("c1", rows1, 1), ("c16", rows1, 16), ("c64", rows1, 64), ("rows100", rows100, 16)]
+#: label -> (rows per request, connections); "mixed*" run the mixed-type model (--mixed)
+SCENARIOS = {
+    "c1": (1, 1),
+    "c16": (1, 16),
+    "c64": (1, 64),
+    "rows100": (100, 16),
+    "mixed1": (1, 16),
+    "mixed100": (100, 16),
+}
+MIXED_SERVERS = ("lockgate", "lockgate-nb", "mlserver")  # the others have no mixed-type model
 
 
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -457,7 +465,7 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (default 3)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per scenario and server (default 3)")
@@ -469,18 +477,60 @@ def main() -> int:
     )
     ap.add_argument("--mlserver", action="store_true", help=f"also measure MLServer {MLSERVER_VERSION}")
     ap.add_argument(
+        "--mixed",
+        action="store_true",
+        help="add the mixed-type table (6 numeric + 4 categorical columns; named-column instances vs "
+        "MLServer with one v2 tensor per column), 1 and 100 rows per request at c=16",
+    )
+    ap.add_argument(
+        "--only",
+        metavar="LABELS",
+        help=f"comma-separated scenarios to run (of {','.join(SCENARIOS)}); default all that apply",
+    )
+    ap.add_argument(
         "--baseline",
         type=Path,
         metavar="SOURCE_DIR",
         help="also run 'lockgate-base': lockgate from another source tree (e.g. 'git archive main'), "
         "for before/after figures in the same run",
     )
-    args = ap.parse_args()
+    return ap
+
+
+def _labels(args: argparse.Namespace) -> list[str]:
+    labels = [k for k in SCENARIOS if args.mixed or not k.startswith("mixed")]
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = sorted(set(wanted) - set(SCENARIOS))
+        if unknown:
+            raise SystemExit(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
+        labels = [k for k in labels if k in wanted]
+    return labels
+
+
+def _wait_mixed(url: str, body: str, headers: dict[str, str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.post(url, content=body.encode(), headers=headers, timeout=2)
+            if r.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not answer the mixed-type request with 200 within {timeout}s")
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    labels = _labels(args)
     wrk = ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="lockgate-bench-"))
     servers: list[Server] = []
+    mixed_rows = {"mixed1": 1, "mixed100": 100}
     try:
         bundle, registry_url, key = prepare(work)
+        mixed: tuple[Path, Any] | None = prepare_mixed(work, bundle, registry_url) if args.mixed else None
         reference = np.load(bundle / "reference.npz")["inputs"].astype(np.float32)
         rows1, rows100 = reference[:1], np.resize(reference, (100, reference.shape[1]))
         (work / "plain_service.py").write_text(textwrap.dedent(PLAIN_SERVICE))
@@ -548,13 +598,20 @@ def main() -> int:
         if args.baseline is not None:
             specs["lockgate-base"] = [*specs["lockgate"][:-1], str(ports["lockgate-base"])]
         if args.mlserver:
+            columns = None
+            if mixed is not None:
+                table = mixed[1]
+                columns = (mixed[0] / "model.onnx", table.numeric, [c for c, _ in table.categorical])
             specs["mlserver"] = [
                 str(ensure_mlserver()),
                 "start",
-                str(mlserver_dir(work, bundle / "model.onnx", ports["mlserver"])),
+                str(mlserver_dir(work, bundle / "model.onnx", ports["mlserver"], columns)),
             ]
         env = {"PLAIN_MODEL": str(bundle / "model.onnx"), "BENTOML_DO_NOT_TRACK": "true"}
         answer_bytes: dict[str, tuple[int, int]] = {}
+        # (label, server) -> (url, body): every scenario's request for every server that can answer it
+        requests: dict[tuple[str, str], tuple[str, str]] = {}
+        mixed_texts = {n: mixed_bodies(mixed[1], k) for n, k in mixed_rows.items()} if mixed else {}
         for name, cmd in specs.items():
             cwd, server_env = ROOT, env
             if name == "lockgate-base":
@@ -569,20 +626,32 @@ def main() -> int:
                 len(httpx.post(server.url, content=bodies[name](r).encode(), headers=headers).content)
                 for r in (rows1, rows100)
             )
+            for label in labels:
+                if not label.startswith("mixed"):
+                    rows = rows1 if SCENARIOS[label][0] == 1 else rows100
+                    requests[label, name] = (server.url, bodies[name](rows))
+                elif name in MIXED_SERVERS:
+                    kind = "mlserver" if name == "mlserver" else "lockgate"
+                    url = server.url.replace("/bench/", "/mixed/") if name == "mlserver" else server.url
+                    requests[label, name] = (url, mixed_texts[label][kind])
+                    _wait_mixed(url, mixed_texts[label][kind], headers)
         # All servers are up (idle ones cost no CPU); every scenario runs on each server in turn, for
         # several rounds in rotating order, so background load on this shared machine hits all of
         # them alike. The median round is reported.
         runs: dict[str, dict[str, list[dict[str, float]]]] = {s.name: {} for s in servers}
-        for label, rows, conns in scenarios(rows1, rows100):
-            for server in servers:
+        for label in labels:
+            conns = SCENARIOS[label][1]
+            taking = [s for s in servers if (label, s.name) in requests]
+            for server in taking:
                 script = work / f"{server.name}-{label}.lua"
-                script.write_text(LUA.format(body=bodies[server.name](rows), auth=auth[server.name]))
-                run_wrk(wrk, server.url, script, conns, 1.0)  # warm-up
+                body = requests[label, server.name][1]
+                script.write_text(LUA.format(body=body, auth=auth[server.name]))
+                run_wrk(wrk, requests[label, server.name][0], script, conns, 1.0)  # warm-up
             for turn in range(args.rounds):
-                order = servers[turn % len(servers) :] + servers[: turn % len(servers)]
+                order = taking[turn % len(taking) :] + taking[: turn % len(taking)]
                 for server in order:
                     script = work / f"{server.name}-{label}.lua"
-                    result = run_wrk(wrk, server.url, script, conns, args.duration)
+                    result = run_wrk(wrk, requests[label, server.name][0], script, conns, args.duration)
                     runs[server.name].setdefault(label, []).append(result)
             print(f"measured {label}", file=sys.stderr)
         results = {name: {label: median_run(rs) for label, rs in by.items()} for name, by in runs.items()}
@@ -595,7 +664,18 @@ def main() -> int:
         for server in servers:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
+    _report(args, results, spread, floor, answer_bytes)
+    return 0
 
+
+def _ratio(results: dict, a: str, b: str, label: str) -> float | None:
+    """``a``'s req/s (or rows/s: the same ratio) over ``b``'s for one scenario, None if not measured."""
+    if label not in results.get(a, {}) or label not in results.get(b, {}):
+        return None
+    return results[a][label]["rps"] / results[b][label]["rps"]
+
+
+def _report(args: argparse.Namespace, results: dict, spread: dict, floor: dict, answer_bytes: dict) -> None:
     print(
         f"\nserving benchmark — median of {args.rounds} rounds of {args.duration:g}s per scenario, "
         f"wrk 1 thread, one worker each, batching {args.batching}"
@@ -606,7 +686,7 @@ def main() -> int:
     )
     for name, by_label in results.items():
         for label, r in by_label.items():
-            rows = r["rps"] * (100 if label == "rows100" else 1)
+            rows = r["rps"] * SCENARIOS[label][0]
             low, high = spread[name][label]
             print(
                 f"{name:<13} {label:<8} {r['rps']:>9.0f} {rows:>10.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
@@ -615,52 +695,67 @@ def main() -> int:
     print(f"{'ort':<10} {'1 row':<8} {floor['rps']:>9.0f} {'':>10} {floor['ms_per_call']:>8.3f}")
     print(f"{'ort':<10} {'100 rows':<8} {'':>9} {floor['rows_per_s_100']:>10.0f}")
 
-    lg, plain, floor_http = results["lockgate"], results["plain"], results["starlette"]
+    lg = results["lockgate"]
     checks = [
-        ("c=16 req/s vs plain BentoML", lg["c16"]["rps"] / plain["c16"]["rps"], ">= 3x", 3.0, True),
+        ("c=16 req/s vs plain BentoML", _ratio(results, "lockgate", "plain", "c16"), ">= 3x", 3.0, True),
+        ("c=16 req/s vs MLServer", _ratio(results, "lockgate", "mlserver", "c16"), ">= 1.5x", 1.5, True),
         (
             "100-row rows/s vs plain BentoML",
-            lg["rows100"]["rps"] / plain["rows100"]["rps"],
+            _ratio(results, "lockgate", "plain", "rows100"),
             ">= 3x",
             3.0,
             True,
         ),
-        ("p99 at c=1 (ms)", lg["c1"]["p99"], "<= 5", 5.0, False),
-        ("p99 at c=64 (ms)", lg["c64"]["p99"], "<= 100", 100.0, False),
+        (
+            "mixed 1 row req/s vs MLServer",
+            _ratio(results, "lockgate", "mlserver", "mixed1"),
+            ">= 3x",
+            3.0,
+            True,
+        ),
+        (
+            "mixed 100-row rows/s vs MLServer",
+            _ratio(results, "lockgate", "mlserver", "mixed100"),
+            ">= 1.5x",
+            1.5,
+            True,
+        ),
+        ("p99 at c=1 (ms)", lg["c1"]["p99"] if "c1" in lg else None, "<= 5", 5.0, False),
+        ("p99 at c=64 (ms)", lg["c64"]["p99"] if "c64" in lg else None, "<= 100", 100.0, False),
         ("failed requests (lockgate)", float(sum(r["failed"] for r in lg.values())), "== 0", 0.0, False),
     ]
     if "lockgate-nb" in results:
         nb = results["lockgate-nb"]
-        for label in ("c16", "c64", "rows100"):
-            print(
-                f"  batching on/off {label}: req/s {lg[label]['rps']:.0f}/{nb[label]['rps']:.0f}, "
-                f"p99 {lg[label]['p99']:.1f}/{nb[label]['p99']:.1f} ms"
-            )
-    if "mlserver" in results:
-        ratio = lg["c16"]["rps"] / results["mlserver"]["c16"]["rps"]
-        checks.insert(1, ("c=16 req/s vs MLServer", ratio, ">= 1.5x", 1.5, True))
+        for label in ("c16", "c64", "rows100", "mixed1", "mixed100"):
+            if label in lg and label in nb:
+                print(
+                    f"  batching on/off {label}: req/s {lg[label]['rps']:.0f}/{nb[label]['rps']:.0f}, "
+                    f"p99 {lg[label]['p99']:.1f}/{nb[label]['p99']:.1f} ms"
+                )
     print("\nanswer bytes (1 row / 100 rows)")
     for name, (one, hundred) in answer_bytes.items():
         print(f"  {name:<14} {one:>7} / {hundred:>7}")
     if "lockgate-base" in results:
         base = results["lockgate-base"]
         for label in ("c1", "c16", "c64", "rows100"):
-            print(
-                f"  after/before {label}: req/s {lg[label]['rps']:.0f}/{base[label]['rps']:.0f} = "
-                f"{lg[label]['rps'] / base[label]['rps']:.2f}, p99 {lg[label]['p99']:.1f}/"
-                f"{base[label]['p99']:.1f} ms"
-            )
+            if label in lg and label in base:
+                print(
+                    f"  after/before {label}: req/s {lg[label]['rps']:.0f}/{base[label]['rps']:.0f} = "
+                    f"{lg[label]['rps'] / base[label]['rps']:.2f}, p99 {lg[label]['p99']:.1f}/"
+                    f"{base[label]['p99']:.1f} ms"
+                )
     print("\nratios and targets")
     for text, value, target, limit, higher in checks:
+        if value is None:
+            continue
         ok = value >= limit if higher else value <= limit
         print(f"  {text:<34} {value:>9.2f}  target {target:<7} {'PASS' if ok else 'MISS'}")
-    print(
-        f"  {'c=16 req/s vs bare Starlette':<34} {lg['c16']['rps'] / floor_http['c16']['rps']:>9.2f}  "
-        f"(share of the HTTP floor)"
-    )
-    share = lg["rows100"]["rps"] * 100 / floor["rows_per_s_100"]
-    print(f"  {'100-row rows/s vs ORT in-process':<34} {share:>9.2f}  (share of the compute floor)")
-    return 0
+    if "c16" in lg and "c16" in results.get("starlette", {}):
+        share = lg["c16"]["rps"] / results["starlette"]["c16"]["rps"]
+        print(f"  {'c=16 req/s vs bare Starlette':<34} {share:>9.2f}  (share of the HTTP floor)")
+    if "rows100" in lg:
+        share = lg["rows100"]["rps"] * 100 / floor["rows_per_s_100"]
+        print(f"  {'100-row rows/s vs ORT in-process':<34} {share:>9.2f}  (share of the compute floor)")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ set difference for unseen levels); the slow walk that names the first bad row ru
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,12 @@ _NUMBERS = frozenset({int, float})
 _STR = {str}
 _BOOL_TEXT = {"true": "true", "yes": "true", "1": "true", "false": "false", "no": "false", "0": "false"}
 _BOOL_JSON: dict[Any, str] = {True: "true", False: "false"}  # 1 == True and 0 == False: JSON 1/0 too
+_BOOL_FAST: dict[Any, str] = {
+    **_BOOL_JSON,
+    **_BOOL_TEXT,
+    **{k.upper(): v for k, v in _BOOL_TEXT.items()},
+    **{k.capitalize(): v for k, v in _BOOL_TEXT.items()},
+}
 
 #: what a caller sent for one row: an ``at(i, name)`` label such as ``instances[3].city``
 Where = Callable[[int, str], str]
@@ -104,6 +111,10 @@ class TableSchema:
         self.known = frozenset(self.names)
         self.allow_extra = allow_extra
         self.max_abs = max_abs
+        names = tuple(self.names)
+        self._getter: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        )
 
     # ------------------------------------------------------------------------------------ checks
     def check_names(self, names: set[str], where: str, first_with: Callable[[str], int | None]) -> None:
@@ -120,22 +131,35 @@ class TableSchema:
             code="unknown_column",
         )
 
-    def assemble(self, values_of: Callable[[str], list[Any] | None], n: int, at: Where) -> Values:
-        """Per-column values (``values_of(name)``: a list of n values, or None when the column was not
-        sent at all) -> (numeric float32, categorical or None, per-row notes or None)."""
-        x = np.empty((n, len(self.numeric)), dtype=np.float64)
-        for col in self.numeric:
+    def columns_of(self, rows: list[dict[str, Any]]) -> Callable[[str], Sequence[Any] | None]:
+        """Column name -> its values in row order. When every row holds exactly the card's columns (the
+        usual case) that is one C-level ``itemgetter`` pass and a transpose; otherwise a ``.get`` per
+        row and column (absent keys read as None)."""
+        if set(map(len, rows)) == {len(self.names)}:
             try:
-                x[:, col.position] = self._numbers(col, values_of(col.name), n, at)
-            except OverflowError:
-                raise InvalidInputError(
-                    f"column {col.name!r} holds an integer too large for a float",
-                    "send values within the range the model was trained on",
-                    code="value_overflow",
-                ) from None
+                by_name = dict(zip(self.names, zip(*map(self._getter, rows), strict=True), strict=True))
+            except KeyError:  # an extra key stood in for a missing one
+                pass
+            else:
+                return by_name.get
+        return lambda name: [row.get(name) for row in rows]
+
+    def assemble(self, values_of: Callable[[str], Sequence[Any] | None], n: int, at: Where) -> Values:
+        """Per-column values (``values_of(name)``: n values, or None when the column was not sent at
+        all) -> (numeric float32, categorical or None, per-row notes or None)."""
+        numbers = [self._numbers(col, values_of(col.name), n, at) for col in self.numeric]
+        try:
+            x = np.array(numbers, dtype=np.float64).reshape(len(self.numeric), n).T
+        except OverflowError:
+            raise InvalidInputError(
+                "a numeric column holds an integer too large for a float",
+                "send values within the range the model was trained on",
+                code="value_overflow",
+            ) from None
         self._check_range(x, at)
+        numeric = x.astype(np.float32, order="C")
         if not self.mixed:
-            return x.astype(np.float32), None, None
+            return numeric, None, None
         cat = np.empty((n, len(self.categorical)), dtype=object)
         notes: list[list[str]] | None = None
         for col in self.categorical:
@@ -147,7 +171,7 @@ class TableSchema:
             )
             notes = self._unseen(col, values, at, notes)
             cat[:, col.position] = values
-        return x.astype(np.float32), cat, notes
+        return numeric, cat, notes
 
     def _missing(self, col: Column, i: int, at: Where, absent: bool) -> InvalidInputError:
         what = "has no value (the key is absent)" if absent else "is missing (null or empty)"
@@ -167,7 +191,7 @@ class TableSchema:
             code="wrong_kind",
         )
 
-    def _numbers(self, col: Column, values: list[Any] | None, n: int, at: Where) -> list[Any]:
+    def _numbers(self, col: Column, values: Sequence[Any] | None, n: int, at: Where) -> Sequence[Any]:
         if values is None:
             if not col.allows_missing:
                 raise self._missing(col, 0, at, absent=True)
@@ -198,7 +222,7 @@ class TableSchema:
                 code="value_overflow",
             )
 
-    def _levels(self, col: Column, values: list[Any], at: Where) -> list[Any]:
+    def _levels(self, col: Column, values: Sequence[Any], at: Where) -> Sequence[Any]:
         if set(map(type, values)) == _STR and "" not in values:
             return values
         out = []
@@ -212,7 +236,13 @@ class TableSchema:
             out.append(v)
         return out
 
-    def _booleans(self, col: Column, values: list[Any], at: Where) -> list[str]:
+    def _booleans(self, col: Column, values: Sequence[Any], at: Where) -> Sequence[Any]:
+        try:
+            fast = list(map(_BOOL_FAST.get, values))  # the usual spellings, one C-level pass
+        except TypeError:  # a list or object among the values: explained below
+            fast = [None]
+        if None not in fast:
+            return fast
         out = []
         for i, v in enumerate(values):
             if v is None or v == "":
@@ -234,7 +264,7 @@ class TableSchema:
         return out
 
     def _unseen(
-        self, col: Column, values: list[str], at: Where, notes: list[list[str]] | None
+        self, col: Column, values: Sequence[Any], at: Where, notes: list[list[str]] | None
     ) -> list[list[str]] | None:
         if not col.levels or col.unknown == "ignore":
             return notes

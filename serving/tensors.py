@@ -88,10 +88,18 @@ def decode_v2_request(body: bytes, header_length: str | None, validator: RowVali
         matrix = codecs.v2_matrix(obj, binary, validator.n_features).matrix
         validator.check_count(matrix.shape[0])
         return V2Inputs(request_id, validator.check_values(matrix, "inputs[0].data"), None, None)
+    table = validator.table
+    names = {t.get("name") for t in tensors if type(t) is dict and type(t.get("name")) is str}
+    if table.mixed and "input" in names - table.known:
+        raise _bad(
+            f"{validator.model} has categorical or boolean columns, so it takes one tensor per column, "
+            "not one 'input' matrix",
+            f"send one tensor per column, named {table.names} (GET /v2/models/NAME lists their datatypes)",
+            code="use_column_tensors",
+        )
+    table.check_names(names, "inputs", lambda name: None)
     columns, n = _columns(tensors, binary, validator)
     validator.check_count(n)
-    table = validator.table
-    table.check_names(set(columns), "inputs", lambda name: None)
 
     def at(i: int, name: str) -> str:
         return f"input {name!r}[{i}]"

@@ -109,13 +109,10 @@ class RowValidator:
             set().union(*rows), where, lambda name: next(i for i, r in enumerate(rows) if name in r)
         )
 
-        def values_of(name: str) -> list[Any]:
-            return [row.get(name) for row in rows]
-
         def at(i: int, name: str) -> str:
             return f"{where}[{i}].{name}"
 
-        return table.assemble(values_of, len(rows), at)
+        return table.assemble(table.columns_of(rows), len(rows), at)
 
     def to_matrix(self, rows: Any, where: str = "inputs") -> np.ndarray:
         """A list of rows (lists in feature order, or objects keyed by feature name) -> float32 [N, F]."""
