@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -146,24 +147,20 @@ class TableSchema:
 
     def assemble(self, values_of: Callable[[str], Sequence[Any] | None], n: int, at: Where) -> Values:
         """Per-column values (``values_of(name)``: n values, or None when the column was not sent at
-        all) -> (numeric float32, categorical or None, per-row notes or None)."""
-        numbers = [self._numbers(col, values_of(col.name), n, at) for col in self.numeric]
-        try:
-            x = np.array(numbers, dtype=np.float64).reshape(len(self.numeric), n).T
-        except OverflowError:
-            raise InvalidInputError(
-                "a numeric column holds an integer too large for a float",
-                "send values within the range the model was trained on",
-                code="value_overflow",
-            ) from None
-        self._check_range(x, at)
-        numeric = x.astype(np.float32, order="C")
+        all) -> (numeric float32, categorical or None, per-row notes or None).
+
+        Each part first tries one pass over the whole table (every value present and of its column's
+        kind, no unseen level); the per-column walk below explains or handles anything else."""
+        numeric = self._numeric_array(values_of, n, at)
         if not self.mixed:
             return numeric, None, None
+        columns = [values_of(col.name) for col in self.categorical]
+        fast = self._categorical_fast(columns)
+        if fast is not None:
+            return numeric, fast, None
         cat = np.empty((n, len(self.categorical)), dtype=object)
         notes: list[list[str]] | None = None
-        for col in self.categorical:
-            values = values_of(col.name)
+        for col, values in zip(self.categorical, columns, strict=True):
             if values is None:
                 values = [None] * n
             values = (
@@ -172,6 +169,48 @@ class TableSchema:
             notes = self._unseen(col, values, at, notes)
             cat[:, col.position] = values
         return numeric, cat, notes
+
+    def _numeric_array(
+        self, values_of: Callable[[str], Sequence[Any] | None], n: int, at: Where
+    ) -> np.ndarray:
+        columns = [values_of(col.name) for col in self.numeric]
+        flat = [] if None in columns else list(chain.from_iterable(columns))
+        if None in columns or not set(map(type, flat)) <= _NUMBERS:
+            columns = [self._numbers(c, v, n, at) for c, v in zip(self.numeric, columns, strict=True)]
+            flat = list(chain.from_iterable(columns))
+        try:
+            x = np.array(flat, dtype=np.float64).reshape(len(self.numeric), n).T
+        except OverflowError:
+            raise InvalidInputError(
+                "a numeric column holds an integer too large for a float",
+                "send values within the range the model was trained on",
+                code="value_overflow",
+            ) from None
+        top = np.abs(x).max(initial=0.0)
+        if not top <= self.max_abs:  # above the limit, or NaN (a missing value): look closer
+            self._check_range(x, at)
+        return x.astype(np.float32, order="C")
+
+    def _categorical_fast(self, columns: list[Sequence[Any] | None]) -> np.ndarray | None:
+        """The categorical array when every value is present, a string (booleans: a usual spelling) and a
+        known level; None to take the checked path."""
+        out = []
+        for col, values in zip(self.categorical, columns, strict=True):
+            if values is None:
+                return None
+            if col.kind == "boolean":
+                try:
+                    values = list(map(_BOOL_FAST.get, values))
+                except TypeError:
+                    return None
+                if None in values:
+                    return None
+            elif set(map(type, values)) != _STR or "" in values:
+                return None
+            if col.levels and col.unknown != "ignore" and not col.levels.issuperset(values):
+                return None
+            out.append(values)
+        return np.array(list(zip(*out, strict=True)), dtype=object)
 
     def _missing(self, col: Column, i: int, at: Where, absent: bool) -> InvalidInputError:
         what = "has no value (the key is absent)" if absent else "is missing (null or empty)"
