@@ -243,5 +243,19 @@ class OnnxPredictor:
             "classes": self.classes,
             "consume": self.consume_note(),
             "card": json.loads(self.card.model_dump_json(include=_CONSUMER_CARD)),
-            "inputs": {"features": self.feature_names, "policy": self.card.input_policy.model_dump()},
+            "inputs": {
+                "features": self.feature_names,
+                "columns": [
+                    {
+                        "name": f.name,
+                        "kind": getattr(f, "kind", "numeric"),
+                        "levels": list(getattr(f, "levels", [])),
+                        "missing_allowed": getattr(f, "missing", "error") != "error",
+                        "unknown": getattr(f, "unknown", "other"),
+                    }
+                    for f in self.card.features
+                ],
+                "send": "instances" if self._categorical_name is not None else "inputs or instances",
+                "policy": self.card.input_policy.model_dump(),
+            },
         }

@@ -127,6 +127,15 @@ def test_unseen_levels_follow_the_card(served):
     )
 
 
+def test_the_card_lists_the_columns(served):
+    gw, key = served
+    detail = httpx.get(gw.url + "/models/tabular", headers={"Authorization": f"Bearer {key}"}).json()
+    columns = {c["name"]: c for c in detail["inputs"]["columns"]}
+    assert columns["city"]["kind"] == "categorical" and columns["city"]["levels"] == ["Lyon", "Nice", "Paris"]
+    assert columns["age"]["missing_allowed"] and not columns["income"]["missing_allowed"]
+    assert detail["inputs"]["send"] == "instances"
+
+
 def test_positional_rows_are_refused_for_mixed_models(served):
     r = predict(served, {"inputs": [[1.0, 2.0]]})
     assert r.status_code == 422 and r.json()["error"]["code"] == "use_instances"
