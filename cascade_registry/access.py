@@ -12,7 +12,6 @@ so an answer computed from data read before a change can only land in the discar
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -47,16 +46,20 @@ class LruCache(Generic[K, V]):
     def get(self, key: K) -> V | None:
         value = self._data.get(key)
         if value is not None:
-            with contextlib.suppress(KeyError):
+            try:  # noqa: SIM105 - not contextlib.suppress: this is the gateway's hot path
                 self._data.move_to_end(key)
+            except KeyError:
+                pass
         return value
 
     def put(self, key: K, value: V) -> None:
         self._data[key] = value
-        with contextlib.suppress(KeyError):
+        try:
             self._data.move_to_end(key)
             while len(self._data) > self._max:
                 self._data.popitem(last=False)
+        except KeyError:
+            pass
 
     def pop(self, key: K) -> None:
         self._data.pop(key, None)

@@ -89,6 +89,7 @@ class RegistryAccess:
         self.ttl_seconds = ttl_seconds
         self.fail_closed_after = fail_closed_after
         self.failed_polls = 0
+        self._closed = False
         self._clock = clock
         self._lock = threading.Lock()
         self._epoch = 0
@@ -102,13 +103,15 @@ class RegistryAccess:
 
     @property
     def closed(self) -> bool:
-        return self.failed_polls >= self.fail_closed_after
+        return self._closed
 
     # ------------------------------------------------------------------------------------ who
     def identify_cached(self, api_key: str) -> Decision | None:
+        if self._closed:
+            return None
         digest = digest_for_cache(api_key)
         hit = self._keys.get(digest) or self._unknown.get(digest)
-        if hit is None or hit[1] <= self._clock() or self.closed:
+        if hit is None or hit[1] <= self._clock():
             return None
         return hit[0]
 
@@ -122,8 +125,10 @@ class RegistryAccess:
     # ------------------------------------------------------------------------------------ may
     def check(self, consumer: str, model: str, version: int) -> Decision | None:
         """The cached decision, or None when the registry must be asked (:meth:`lookup`)."""
+        if self._closed:
+            return None
         hit = self._decisions.get((consumer, model, version))
-        if hit is None or hit[1] <= self._clock() or self.closed:
+        if hit is None or hit[1] <= self._clock():
             return None
         return hit[0]
 
@@ -161,6 +166,7 @@ class RegistryAccess:
     def poll_failed(self) -> None:
         self.failed_polls += 1
         if self.failed_polls == self.fail_closed_after:
+            self._closed = True
             log.warning(
                 "registry unreachable for %d polls in a row: cached access decisions dropped; callers "
                 "get 503 until it answers",
@@ -169,6 +175,7 @@ class RegistryAccess:
             self.invalidate()
 
     def poll_succeeded(self) -> None:
-        if self.closed:
+        if self._closed:
             log.info("registry reachable again")
         self.failed_polls = 0
+        self._closed = False

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from .batcher import MicroBatcher
 from .errors import BundleRejectedError
+from .integrity import verify_release
 from .metrics import BUNDLE_REFUSALS
 from .predictor import OnnxPredictor
 from .settings import ServeSettings
@@ -53,6 +54,9 @@ class Release:
     bundle_path: str
     onnx_sha256: str | None = None
     released_at: datetime | None = None
+    #: the registry's record: every file's sha256 and the card, both as registered (None in canary mode)
+    manifest: Any = None
+    card: Any = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,8 @@ class RegistrySource:
                 bundle_path=info.bundle_path,
                 onnx_sha256=info.onnx_sha256,
                 released_at=info.released_at,
+                manifest=info.manifest,
+                card=info.card,
             )
             for info in self.registry.released()
         ]
@@ -164,11 +170,13 @@ def _load_slot(
     key = f"{rel.name}:{rel.version}"
     if rel.bundle_path.startswith("!"):
         raise BundleRejectedError(rel.bundle_path[1:])
+    stored = None if canary else verify_release(rel)
     predictor = OnnxPredictor.from_bundle(
         rel.bundle_path,
         released_at=rel.released_at,
         canary=canary,
         intra_op_threads=settings.intra_op_threads,
+        card=stored.card if stored else None,
     )
     if (predictor.name, predictor.version) != (rel.name, rel.version):
         raise BundleRejectedError(

@@ -4,9 +4,10 @@ The ASGI app only sees a request once its headers are complete, so neither limit
 client that sends one header byte a second, or opens thousands of idle connections, never reaches it.
 :class:`GuardedHttpProtocol` is uvicorn's httptools protocol plus two guards:
 
-- a header timer armed when a connection opens and when the next request on it begins, disarmed when
-  the headers are complete: a request whose headers take longer than ``header_timeout`` seconds gets
-  ``408`` and the connection is closed;
+- a header clock started when a connection opens and when the next request on it begins, stopped when
+  the headers are complete; one sweeper per process (a timer re-armed every second, not one timer per
+  request: per-request timer handles slowed c=64 in ``benchmarks/serving.py``) answers ``408`` and
+  closes any connection whose headers took longer than ``header_timeout`` seconds;
 - a per-client-address count of open connections: above ``max_per_client`` a new connection gets
   ``429`` and is closed at once.
 
@@ -31,20 +32,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     header_timeout: ClassVar[float] = 10.0
     max_per_client: ClassVar[int] = 256
+    sweep_every: ClassVar[float] = 1.0
     _open: ClassVar[dict[str, int]] = {}
+    _sweeper: ClassVar[asyncio.TimerHandle | None] = None
 
     @classmethod
     def configure(cls, header_timeout: float, max_per_client: int) -> None:
         cls.header_timeout = header_timeout
         cls.max_per_client = max_per_client
+        cls.sweep_every = min(1.0, header_timeout / 2)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._header_since: float | None = self.loop.time()
         self._address = self.client[0] if self.client else "-"
         count = self._open.get(self._address, 0) + 1
         self._open[self._address] = count
+        if GuardedHttpProtocol._sweeper is None:
+            GuardedHttpProtocol._sweeper = self.loop.call_later(self.sweep_every, self._sweep)
         if count > self.max_per_client:
+            self._header_since = None
             transport.write(
                 raw_http_answer(
                     TooManyConnectionsError(
@@ -55,11 +62,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 )
             )
             transport.close()
-            return
-        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._header_since = None
         left = self._open.get(self._address, 1) - 1
         if left > 0:
             self._open[self._address] = left
@@ -69,23 +74,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._header_timer is None:
-            self._arm()
+        if self._header_since is None:
+            self._header_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._header_since = None
         super().on_headers_complete()
 
-    def _arm(self) -> None:
-        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
-
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+    def _sweep(self) -> None:
+        """Every ``sweep_every`` seconds: cut the connections whose headers are overdue."""
+        now = self.loop.time()
+        for conn in list(self.connections):
+            since = getattr(conn, "_header_since", None)
+            if since is not None and now - since > self.header_timeout:
+                conn._headers_too_slow()
+        GuardedHttpProtocol._sweeper = self.loop.call_later(self.sweep_every, self._sweep)
 
     def _headers_too_slow(self) -> None:
-        self._header_timer = None
+        self._header_since = None
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:

@@ -15,6 +15,7 @@ from cascade_registry.sql_store import SqlRegistryStore
 from serving.access import RegistryAccess
 from serving.codecs import check_structure
 from serving.errors import InvalidInputError, RegistryUnavailableError
+from tests.bundles import open_trusting
 
 
 class Clock:
@@ -38,7 +39,7 @@ class CountingStore(SqlRegistryStore):
 @pytest.fixture
 def reg(tmp_path: Path, demo_bundle: Path):
     url = f"sqlite:///{tmp_path / 'registry.db'}"
-    with Registry.open(url) as r:
+    with open_trusting(url) as r:
         r.register(demo_bundle)
         r.release("demo:1")
         r.add_consumer("billing", owner="team")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from cascade_registry import Registry
-from tests.bundles import gate_bundle, train_bundle
+from tests.bundles import gate_bundle, open_trusting, train_bundle
 from tests.serving.test_serving_registry import predict, wait_for
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -26,7 +26,7 @@ PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 @pytest.fixture
 def registry(tmp_path: Path, demo_bundle: Path):
     url = f"sqlite:///{tmp_path / 'registry.db'}"
-    reg = Registry.open(url)
+    reg = open_trusting(url)
     reg.register(shutil.copytree(demo_bundle, tmp_path / "bundles" / "demo-1"))
     reg.release("demo:1")
     reg.add_consumer("billing", owner="team-billing")
@@ -297,7 +297,7 @@ def test_registry_outage_expires_cached_decisions_and_answers_503(
     proxy = TcpProxy(("127.0.0.1", 5432))
     url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/test?options=-csearch_path%3D{pg_schema}"
     direct = f"{PG_SERVER}?options=-csearch_path%3D{pg_schema}"
-    with Registry.open(direct) as reg:
+    with open_trusting(direct) as reg:
         reg.register(shutil.copytree(demo_bundle, tmp_path / "demo-1"))
         reg.release("demo:1")
         reg.add_consumer("billing", owner="team")
