@@ -387,11 +387,14 @@ def prepare_mixed(work: Path, template: Path, registry_url: str) -> tuple[Path, 
     """The mixed-type model (numeric + categorical columns, ``tests/tables.py``), released as ``mixed:1``
     for the same consumer."""
     from cascade_registry import Registry
+    from cascade_registry.attestation import generate_private_key, public_key_pem
     from tests.tables import bench_table, mixed_bundle
 
     table = bench_table()
-    bundle = mixed_bundle(work / "tables", template, table, name="mixed")
+    key = generate_private_key()  # its verdict is written as the gate writes one (tests/tables.py)
+    bundle = mixed_bundle(work / "tables", template, table, name="mixed", sign_key=key)
     with Registry.open(registry_url) as reg:
+        reg.trust_key(public_key_pem(key), label="benchmark-mixed")
         reg.register(bundle)
         reg.release("mixed:1")
         reg.declare("bench-client", "mixed")

@@ -8,32 +8,24 @@ OneHotEncoder, one linear layer, Softmax -> ``label`` int64 ``[N]`` and ``probab
 ``expected_probabilities`` computes the same function in numpy, so tests check that the gateway put
 every value in the right place.
 
-The card is a trained demo card with the typed features of the table; the gate report is written as
-``lockgate check`` writes it (the gate that judges two-input graphs comes with the training half of
-issue 11).
+The card is a trained demo card with the typed features of the table; the signed gate verdict is
+written as ``lockgate check`` writes it (:func:`tests.bundles.write_attestation`: the gate that judges
+two-input graphs comes with the training half of issue 11).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onnx import TensorProto, helper
 
-from cascade_registry.artifacts import (
-    CheckResult,
-    FeatureSpec,
-    GateReport,
-    ModelBundle,
-    ModelCard,
-    ModelRef,
-    sha256_file,
-    write_json_atomic,
-)
+from cascade_registry.artifacts import FeatureSpec, ModelBundle, ModelCard, sha256_file, write_json_atomic
+from tests.bundles import TEST_KEY, write_attestation
 
 MISSING, OTHER = "__missing__", "__other__"
 
@@ -215,9 +207,16 @@ def _medians_by_column(table: Table) -> list[float | None]:
     return [next(medians) if c[1] == "numeric" else None for c in table.columns]
 
 
-def mixed_bundle(out: Path, template: Path, table: Table, name: str = "tabular", version: int = 1) -> Path:
+def mixed_bundle(
+    out: Path,
+    template: Path,
+    table: Table,
+    name: str = "tabular",
+    version: int = 1,
+    sign_key: Ed25519PrivateKey = TEST_KEY,
+) -> Path:
     """Write ``out/<name>-<version>`` (model.onnx, card.json from the template bundle's card,
-    reference.npz, a passing gate.json bound to the model) and return it."""
+    reference.npz, a passing gate verdict signed by ``sign_key`` over those files) and return it."""
     bundle = out / f"{name}-{version}"
     bundle.mkdir(parents=True)
     onnx.save(_graph(table), bundle / "model.onnx")
@@ -243,14 +242,7 @@ def mixed_bundle(out: Path, template: Path, table: Table, name: str = "tabular",
         categorical_inputs=categorical.astype(str),
         probabilities=expected_probabilities(table, numeric, categorical).astype(np.float64),
     )
-    report = GateReport(
-        ref=ModelRef(name=name, version=version),
-        onnx_sha256=card.export.onnx_sha256,
-        passed=True,
-        checks=[CheckResult(name="parity", status="pass")],
-        created_at=datetime.now(UTC),
-    )
-    write_json_atomic(bundle / "gate.json", report)
+    write_attestation(bundle, card.ref, key=sign_key)  # last: the verdict covers every file above
     return bundle
 
 

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from cascade_registry import Registry
+from tests.bundles import open_trusting
 from tests.serving.conftest import Gateway
 from tests.tables import demo_table, expected_probabilities, mixed_bundle, sample_rows, split_rows
 
@@ -28,7 +28,7 @@ def served(tabular_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     """The tabular model released in a SQLite registry, behind a real gateway; (gateway, key)."""
     work = tmp_path_factory.mktemp("tables")
     url = f"sqlite:///{work / 'registry.db'}"
-    with Registry.open(url) as reg:
+    with open_trusting(url) as reg:
         reg.register(tabular_bundle)
         reg.release("tabular:1")
         reg.add_consumer("shop", owner="team-shop")
