@@ -132,10 +132,11 @@ class TableSchema:
             code="unknown_column",
         )
 
-    def columns_of(self, rows: list[dict[str, Any]]) -> Callable[[str], Sequence[Any] | None]:
-        """Column name -> its values in row order. When every row holds exactly the card's columns (the
-        usual case) that is one C-level ``itemgetter`` pass and a transpose; otherwise a ``.get`` per
-        row and column (absent keys read as None)."""
+    def columns_of(self, rows: list[dict[str, Any]], where: str) -> Callable[[str], Sequence[Any] | None]:
+        """Column name -> its values in row order, after refusing unknown keys (:meth:`check_names`).
+        When every row holds exactly the card's columns (the usual case) that is one C-level
+        ``itemgetter`` pass and a transpose, and no key can be unknown; otherwise a ``.get`` per row and
+        column (absent keys read as None)."""
         if set(map(len, rows)) == {len(self.names)}:
             try:
                 by_name = dict(zip(self.names, zip(*map(self._getter, rows), strict=True), strict=True))
@@ -143,6 +144,9 @@ class TableSchema:
                 pass
             else:
                 return by_name.get
+        self.check_names(
+            set().union(*rows), where, lambda name: next(i for i, r in enumerate(rows) if name in r)
+        )
         return lambda name: [row.get(name) for row in rows]
 
     def assemble(self, values_of: Callable[[str], Sequence[Any] | None], n: int, at: Where) -> Values:
@@ -174,12 +178,10 @@ class TableSchema:
         self, values_of: Callable[[str], Sequence[Any] | None], n: int, at: Where
     ) -> np.ndarray:
         columns = [values_of(col.name) for col in self.numeric]
-        flat = [] if None in columns else list(chain.from_iterable(columns))
-        if None in columns or not set(map(type, flat)) <= _NUMBERS:
+        if None in columns or not set(map(type, chain.from_iterable(columns))) <= _NUMBERS:
             columns = [self._numbers(c, v, n, at) for c, v in zip(self.numeric, columns, strict=True)]
-            flat = list(chain.from_iterable(columns))
         try:
-            x = np.array(flat, dtype=np.float64).reshape(len(self.numeric), n).T
+            x = np.array(columns, dtype=np.float64).reshape(len(self.numeric), n).T
         except OverflowError:
             raise InvalidInputError(
                 "a numeric column holds an integer too large for a float",

@@ -104,15 +104,10 @@ class RowValidator:
                 f'send every row as an object such as {{"{self.table.names[0]}": ...}}',
                 code="ragged_rows",
             )
-        table = self.table
-        table.check_names(
-            set().union(*rows), where, lambda name: next(i for i, r in enumerate(rows) if name in r)
-        )
-
         def at(i: int, name: str) -> str:
             return f"{where}[{i}].{name}"
 
-        return table.assemble(table.columns_of(rows), len(rows), at)
+        return self.table.assemble(self.table.columns_of(rows, where), len(rows), at)
 
     def to_matrix(self, rows: Any, where: str = "inputs") -> np.ndarray:
         """A list of rows (lists in feature order, or objects keyed by feature name) -> float32 [N, F]."""

@@ -130,3 +130,19 @@ def test_column_tensors_with_the_wrong_datatype_or_shape(validator):
     legacy = {"name": "input", "datatype": "FP32", "shape": [1, 2], "data": [1.0, 2.0]}
     error = refusal(decode_v2_request, json.dumps({"inputs": [legacy]}).encode(), None, validator)
     assert error.code == "use_column_tensors" and "city" in error.fix
+
+
+def test_all_numeric_models_take_column_tensors_and_the_legacy_matrix(demo_bundle):
+    numeric = RowValidator(OnnxPredictor.from_bundle(demo_bundle).card, 1024)
+    x = np.load(demo_bundle / "reference.npz")["inputs"][:2].astype(np.float64)
+    legacy = {"name": "input", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}
+    by_matrix = decode_v2_request(json.dumps({"inputs": [legacy]}).encode(), None, numeric)
+    columns = [
+        {"name": name, "datatype": "FP64", "shape": [2], "data": x[:, j].tolist()}
+        for j, name in enumerate(numeric.names)
+    ]
+    by_columns = decode_v2_request(json.dumps({"inputs": columns[::-1]}).encode(), None, numeric)
+    assert by_columns.categorical is None
+    assert np.array_equal(by_matrix.numeric, by_columns.numeric)
+    error = refusal(decode_v2_request, json.dumps({"inputs": columns[1:]}).encode(), None, numeric)
+    assert error.code == "missing_value" and numeric.names[0] in error.message
