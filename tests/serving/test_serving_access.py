@@ -177,3 +177,20 @@ def test_structure_bound_is_the_same_for_small_and_large_bodies(pad: int):
         assert e.value.code == code, (pad, body[:20])
     check_structure(b"[" * 16 + space + b"]" * 16, 1088, 16)
     check_structure(b"[" + b",".join([b"[1,2]"] * 1000) + space + b"]", 1088, 16)
+
+
+def test_bundle_file_guards_refuse_deep_cards_and_device_links(tmp_path: Path, demo_bundle: Path):
+    import shutil
+
+    from serving.errors import BundleRejectedError
+    from serving.predictor import OnnxPredictor
+
+    nested = shutil.copytree(demo_bundle, tmp_path / "nested")
+    (nested / "card.json").write_text("[" * 50_000 + "]" * 50_000)
+    zero = shutil.copytree(demo_bundle, tmp_path / "zero")
+    (zero / "gate.json").unlink()
+    (zero / "gate.json").symlink_to("/dev/zero")
+    for bundle, words in ((nested, "deep"), (zero, "not a regular file")):
+        with pytest.raises(BundleRejectedError) as e:
+            OnnxPredictor.from_bundle(bundle)
+        assert words in str(e.value) and str(tmp_path) not in str(e.value), e.value

