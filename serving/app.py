@@ -51,7 +51,7 @@ def open_dataplane(settings: ServeSettings) -> DataPlane:
         return DataPlane(settings, CanarySource(settings.canary), OpenAccess())
     from cascade_registry import Registry
 
-    registry = Registry.open(settings.registry_url, poll_seconds=settings.poll_interval)
+    registry = Registry.open(settings.registry_url, poll_seconds=settings.poll_interval, create=False)
     access = RegistryAccess(
         registry,
         settings.access_cache_size,
