@@ -48,6 +48,9 @@ c16,mixed1,mixed100``), req/s, rows/s, p99 ms, median of the rounds:
     lockgate   mixed100     181    18071   223.0        mlserver  mixed100   112   11204   692.5
     ratios: mixed 1 row 4.41x MLServer req/s; mixed 100 rows 1.61x its rows/s; c=16 4.04x
 
+    14:11 UTC (after merging main), load 4.4-5.1, 3 rounds of 2 s: mixed1 863 vs 218 req/s (3.97x);
+    mixed100 17,795 vs 13,163 rows/s (1.35x: MISS). The 100-row target is not reliably met here.
+
 What was tried, with figures from this 2-core machine (shared with other engineers' jobs: single runs
 moved by 2-3x, so the script runs every scenario on every server in rotating rounds and reports the
 median; compare within one run):
