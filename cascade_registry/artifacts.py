@@ -126,12 +126,27 @@ class UpstreamRef(_Frozen):
 
 # --------------------------------------------------------------------------------------- data
 class FeatureSpec(_Frozen):
+    """One input column. Old cards carry only name/dtype/range: every such feature is numeric."""
+
     name: str
     dtype: str = "float32"
-    min: float
-    max: float
-    mean: float
-    std: float
+    kind: Literal["numeric", "categorical", "boolean"] = "numeric"
+    levels: list[str] = Field(
+        default_factory=list, description="levels kept by the encoder (categorical/boolean), training split"
+    )
+    missing: Literal["error", "impute_median", "level"] = Field(
+        "error", description="how a missing value is handled (error = refused at the edge)"
+    )
+    missing_in_training: bool = False
+    missing_indicator: bool = False
+    encoding: str = "passthrough"
+    unknown: Literal["error", "ignore", "other"] = Field(
+        "other", description="what an unseen level does: 422, all-zeros encoding, or the 'other' level"
+    )
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
 
 
 class SplitInfo(_Frozen):

@@ -34,23 +34,26 @@ class MicroBatcher:
         self.max_rows = max_rows
         self.enabled = enabled
         self._on_batch = on_batch
-        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._pending: list[tuple[np.ndarray, np.ndarray | None, asyncio.Future]] = []
         self._scheduled = False
 
-    async def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and probabilities for ``x`` (merged with the other requests of this loop tick)."""
+    async def predict(
+        self, x: np.ndarray, categorical: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and probabilities for ``x`` (and its categorical columns, for mixed tables), merged with
+        the other requests of this loop tick."""
         if not self.enabled or x.shape[0] >= self.max_rows:
-            return self._run(x)
+            return self._run(x, categorical)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((x, future))
+        self._pending.append((x, categorical, future))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
         return await future
 
-    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        labels, probabilities = self.predictor.predict(x)
+    def _run(self, x: np.ndarray, categorical: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        labels, probabilities = self.predictor.predict(x, categorical)
         if self._on_batch is not None:
             self._on_batch(x, probabilities)
         return labels, probabilities
@@ -58,7 +61,7 @@ class MicroBatcher:
     def _flush(self) -> None:
         self._scheduled = False
         pending, self._pending = self._pending, []
-        chunk: list[tuple[np.ndarray, asyncio.Future]] = []
+        chunk: list[tuple[np.ndarray, np.ndarray | None, asyncio.Future]] = []
         rows = 0
         for item in pending:
             if chunk and rows + item[0].shape[0] > self.max_rows:
@@ -69,21 +72,23 @@ class MicroBatcher:
         if chunk:
             self._run_chunk(chunk)
 
-    def _run_chunk(self, chunk: list[tuple[np.ndarray, asyncio.Future]]) -> None:
+    def _run_chunk(self, chunk: list[tuple[np.ndarray, np.ndarray | None, asyncio.Future]]) -> None:
         try:
             if len(chunk) == 1:
-                result = self._run(chunk[0][0])
-                if not chunk[0][1].done():
-                    chunk[0][1].set_result(result)
+                result = self._run(chunk[0][0], chunk[0][1])
+                if not chunk[0][2].done():
+                    chunk[0][2].set_result(result)
                 return
-            labels, probabilities = self._run(np.concatenate([x for x, _ in chunk]))
+            x = np.concatenate([x for x, _, _ in chunk])
+            cat = None if chunk[0][1] is None else np.concatenate([c for _, c, _ in chunk])
+            labels, probabilities = self._run(x, cat)
         except Exception as e:  # handed to every waiting request; the data plane maps it
-            for _, future in chunk:
+            for _, _, future in chunk:
                 if not future.done():
                     future.set_exception(e)
             return
         start = 0
-        for x, future in chunk:
+        for x, _, future in chunk:
             end = start + x.shape[0]
             if not future.done():
                 future.set_result((labels[start:end], probabilities[start:end]))

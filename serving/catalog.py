@@ -188,7 +188,7 @@ def _load_slot(
         )
     return ModelSlot(
         predictor=predictor,
-        validator=RowValidator(predictor.card, settings.max_batch_rows),
+        validator=RowValidator(predictor.card, settings.max_batch_rows, settings.allow_extra_columns),
         batcher=make_batcher(predictor),
     )
 

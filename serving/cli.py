@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=duration_option, help="time before a request gets 504, whole seconds (default 10s)"
     )
+    p.add_argument(
+        "--allow-extra-columns",
+        action="store_true",
+        help="ignore named columns the model does not know (default: 422, which catches misspellings)",
+    )
     return p
 
 
@@ -79,6 +84,7 @@ def _settings(args: argparse.Namespace) -> tuple[ServeSettings, RegistryLocation
         "poll_interval": args.poll_interval,
         "timeout": args.timeout,
         "batching": False if args.no_batching else None,
+        "allow_extra_columns": True if args.allow_extra_columns else None,
     }
     settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     # the BentoML worker runs in the repository directory: hand it absolute paths

@@ -5,7 +5,7 @@
 - :func:`decode_json` is strict JSON: ``NaN``/``Infinity`` literals, invalid UTF-8 and absurd nesting
   are refused with :class:`InvalidInputError` (never a 500). Every failure raises a new exception
   object: a shared one would collect every failed request's traceback, frames and body.
-- :func:`decode_predict` reads the ``/predict`` body ``{"model", "version"?, "inputs"}``.
+- :func:`decode_predict` reads the ``/predict`` body ``{"model", "version"?, "inputs" | "instances"}``.
 - :func:`decode_v2` reads an Open Inference Protocol (KServe v2) infer request, JSON or with the
   binary-data extension (``Inference-Header-Content-Length``), into a float64 matrix.
 - :func:`encode_predictions` / :func:`encode_v2` write answers; probabilities are checked finite by
@@ -34,9 +34,11 @@ __all__ = [
     "decode_v2",
     "encode_predictions",
     "encode_v2",
+    "v2_json_part",
+    "v2_matrix",
 ]
 
-_V2_DTYPES = {
+V2_DTYPES = {
     "FP32": np.float32,
     "FP64": np.float64,
     "INT32": np.int32,
@@ -68,7 +70,7 @@ def _too_deep(detail: str = "") -> InvalidInputError:
     )
 
 
-_PREDICT_KEYS = frozenset({"model", "version", "inputs", "explain"})
+_PREDICT_KEYS = frozenset({"model", "version", "inputs", "instances", "explain"})
 _BRACKETS = b"[]{}"
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
 _NUMPY_SCAN_FROM = 8 * 1024  # bytes; below, two bytes.count and translate are cheaper than numpy's setup
@@ -200,6 +202,8 @@ class PredictRequest:
     version: int | None
     inputs: Any
     explain: bool = False
+    #: named-column rows (objects keyed by column name); None when the body sent positional 'inputs'
+    instances: Any = None
 
 
 def decode_predict(body: bytes) -> PredictRequest:
@@ -214,7 +218,7 @@ def decode_predict(body: bytes) -> PredictRequest:
         unknown = sorted(set(obj) - _PREDICT_KEYS)
         raise InvalidInputError(
             f"unknown field(s) {unknown} in the body",
-            "use only 'model', 'version', 'inputs' and 'explain'",
+            "use only 'model', 'version', 'inputs' or 'instances', and 'explain'",
             code="bad_body",
         )
     model = obj.get("model")
@@ -231,10 +235,11 @@ def decode_predict(body: bytes) -> PredictRequest:
             "omit 'version' to use the released version",
             code="bad_body",
         )
-    if "inputs" not in obj:
+    if ("inputs" in obj) == ("instances" in obj):
         raise InvalidInputError(
-            "'inputs' is missing",
-            "send 'inputs': a list of rows (lists in feature order or objects)",
+            "'inputs' and 'instances' are both sent" if "inputs" in obj else "'instances' is missing",
+            "send 'instances': a list of objects keyed by column name (or, for all-numeric models, "
+            "'inputs': a list of rows in feature order)",
             code="bad_body",
         )
     explain = obj.get("explain", False)
@@ -244,7 +249,7 @@ def decode_predict(body: bytes) -> PredictRequest:
             'send "explain": true to add the prose on how to read the answer',
             code="bad_body",
         )
-    return PredictRequest(model, version, obj["inputs"], explain)
+    return PredictRequest(model, version, obj.get("inputs"), explain, obj.get("instances"))
 
 
 @lru_cache(maxsize=64)
@@ -286,7 +291,7 @@ class V2Request:
     input_name: str
 
 
-def _v2_json_part(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
+def v2_json_part(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
     if header_length is None:
         return decode_json(body), b""
     try:
@@ -308,7 +313,12 @@ def _v2_json_part(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
 
 def decode_v2(body: bytes, header_length: str | None, n_features: int) -> V2Request:
     """An infer request with exactly one input tensor of shape [N, n_features] -> float64 matrix."""
-    obj, binary = _v2_json_part(body, header_length)
+    obj, binary = v2_json_part(body, header_length)
+    return v2_matrix(obj, binary, n_features)
+
+
+def v2_matrix(obj: Any, binary: bytes, n_features: int) -> V2Request:
+    """:func:`decode_v2` on an already decoded JSON header and the binary part after it."""
     if type(obj) is not dict or type(obj.get("inputs")) is not list or len(obj["inputs"]) != 1:
         raise InvalidInputError(
             "an infer request needs 'inputs' with exactly one tensor",
@@ -323,10 +333,10 @@ def decode_v2(body: bytes, header_length: str | None, n_features: int) -> V2Requ
     name = tensor.get("name", "input")
     dtype_name = tensor.get("datatype")
     shape = tensor.get("shape")
-    if dtype_name not in _V2_DTYPES:
+    if dtype_name not in V2_DTYPES:
         raise InvalidInputError(
             f"inputs[0].datatype {dtype_name!r} is not numeric",
-            f"use one of {sorted(_V2_DTYPES)} (FP32 preferred)",
+            f"use one of {sorted(V2_DTYPES)} (FP32 preferred)",
             code="not_a_number",
         )
     if (
@@ -341,7 +351,7 @@ def decode_v2(body: bytes, header_length: str | None, n_features: int) -> V2Requ
             code="feature_count",
         )
     count = shape[0] * shape[1]
-    dtype = np.dtype(_V2_DTYPES[dtype_name])
+    dtype = np.dtype(V2_DTYPES[dtype_name])
     params = tensor.get("parameters") or {}
     if type(params) is dict and "binary_data_size" in params:
         size = params["binary_data_size"]
@@ -393,6 +403,7 @@ def encode_v2(
     probabilities: np.ndarray,
     metadata: dict[str, Any],
     classes: list[str],
+    warnings: list[list[str]] | None = None,
 ) -> bytes:
     n, c = probabilities.shape
     answer: dict[str, Any] = {
@@ -413,6 +424,8 @@ def encode_v2(
             "calibration": metadata["calibration"],
         },
     }
+    if warnings is not None:  # per row, as JSON text (parameters hold scalars)
+        answer["parameters"]["warnings"] = dumps(warnings)
     if request_id is not None:
         answer["id"] = request_id
     return dumps(answer).encode()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import codecs
+from . import codecs, tensors
 from .access import Decision, OpenAccess, RegistryAccess
 from .batcher import MicroBatcher
 from .catalog import Catalog, ModelSlot, build_catalog
@@ -28,7 +28,7 @@ from .metrics import MODEL_INFO, PROBABILITIES, RequestMetrics
 from .predictor import OnnxPredictor
 from .settings import ServeSettings
 
-__all__ = ["DataPlane", "parse_version"]
+__all__ = ["DataPlane", "merge_warnings", "parse_version"]
 
 log = logging.getLogger("lockgate.serving")
 _VERSION = re.compile(r"[1-9][0-9]{0,8}")  # ASCII digits only: '²'.isdigit() is True
@@ -45,6 +45,17 @@ def parse_version(version: str | None) -> int | None:
             code="unknown_version",
         )
     return int(version)
+
+
+def merge_warnings(
+    ranges: list[list[str]] | None, notes: list[list[str]] | None
+) -> list[list[str]] | None:
+    """Per-row warnings: out-of-range values, then unseen levels (None when no row has any)."""
+    if notes is None:
+        return ranges
+    if ranges is None:
+        return notes
+    return [a + b for a, b in zip(ranges, notes, strict=True)]
 
 
 def _int(text: str) -> int:
@@ -235,15 +246,18 @@ class DataPlane:
             request = codecs.decode_predict(body)
             slot = self._slot(request.model, request.version)
             await self._authorize(who, request.model, slot.predictor.version)
-            x = slot.validator.to_matrix(request.inputs)
-            labels, probabilities = await slot.batcher.predict(x)
+            if request.instances is None:
+                x, cat, notes = slot.validator.to_matrix(request.inputs), None, None
+            else:
+                x, cat, notes = slot.validator.from_instances(request.instances)
+            labels, probabilities = await slot.batcher.predict(x, cat)
             p = slot.predictor
             answer = codecs.encode_predictions(
                 p.explained_prefix if request.explain else p.answer_prefix,
                 slot.predictor.classes,
                 labels,
                 probabilities,
-                slot.validator.warnings(x),
+                merge_warnings(slot.validator.warnings(x), notes),
             )
         except ServingError as e:
             self._count(slot, consumer, e.outcome, None)
@@ -262,13 +276,12 @@ class DataPlane:
             await self._authorize(who, model, slot.predictor.version)
             json_part = body if header_length is None else body[: max(0, min(len(body), _int(header_length)))]
             codecs.check_structure(json_part, self.max_containers, self.settings.max_json_depth)
-            request = codecs.decode_v2(body, header_length, slot.predictor.n_features)
-            slot.validator.check_count(request.matrix.shape[0])
-            x = slot.validator.check_values(request.matrix, "inputs[0].data")
-            labels, probabilities = await slot.batcher.predict(x)
+            request = tensors.decode_v2_request(body, header_length, slot.validator)
+            labels, probabilities = await slot.batcher.predict(request.numeric, request.categorical)
             p = slot.predictor
+            warnings = merge_warnings(slot.validator.warnings(request.numeric), request.notes)
             answer = codecs.encode_v2(
-                p.name, p.version, request.id, labels, probabilities, p.metadata, p.classes
+                p.name, p.version, request.id, labels, probabilities, p.metadata, p.classes, warnings
             )
         except ServingError as e:
             self._count(slot, consumer, e.outcome, None)
@@ -321,12 +334,13 @@ class DataPlane:
     async def v2_metadata(
         self, api_key: str | None, model: str, version: str | None = None
     ) -> dict[str, Any]:
-        p = (await self._may_read(api_key, model, parse_version(version))).predictor
+        slot = await self._may_read(api_key, model, parse_version(version))
+        p = slot.predictor
         return {
             "name": p.name,
             "versions": [str(p.version)],
             "platform": "onnxruntime_onnx",
-            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, p.n_features]}],
+            "inputs": tensors.v2_inputs(slot.validator),
             "outputs": [
                 {"name": "label", "datatype": "INT64", "shape": [-1]},
                 {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(p.classes)]},

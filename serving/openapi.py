@@ -21,9 +21,21 @@ __all__ = ["OPENAPI", "OPENAPI_JSON", "api_page"]
 class PredictBody(BaseModel):
     model: str = Field(description="model name (GET /models lists them)")
     version: int | None = Field(None, ge=1, description="omit for the released version")
-    inputs: list[list[float] | dict[str, float]] = Field(
-        description="rows: each a list of numbers in the card's feature order, or an object keyed by "
-        "feature name; one row is still a list of rows: [[1.0, 2.0]]"
+    instances: list[dict[str, float | int | str | bool | None]] | None = Field(
+        None,
+        description="rows as objects keyed by column name, in any key order (send this or 'inputs'; "
+        "models with categorical or boolean columns take only this): numeric columns take numbers, "
+        "categorical columns strings (their levels), boolean columns true/false (or 'yes'/'no'). null or "
+        "an absent key is a missing value, accepted where the card's column allows it (else 422 naming "
+        "the column); an unknown key is a 422 unless the gateway runs with --allow-extra-columns; an "
+        "unseen level follows the card's 'unknown' policy (error: 422; other: a warning in the answer). "
+        "GET /models/{name} lists the columns with their kind, levels and missing policy.",
+        examples=[[{"city": "Lyon", "age": 39, "owner": True, "income": None}]],
+    )
+    inputs: list[list[float] | dict[str, float]] | None = Field(
+        None,
+        description="all-numeric models only: rows, each a list of numbers in the card's feature order, or "
+        "an object keyed by feature name; one row is still a list of rows: [[1.0, 2.0]]",
     )
     explain: bool = Field(
         False, description="true adds 'consume': prose on how to read the probabilities (off by default)"
@@ -193,7 +205,7 @@ OPENAPI_JSON = json.dumps(OPENAPI).encode()
 
 _EXAMPLE = """curl -s http://HOST:PORT/predict \\
   -H 'Authorization: Bearer lg_...' -H 'Content-Type: application/json' \\
-  -d '{"model": "demo", "inputs": [[1.0, 2.0, ...]]}'"""
+  -d '{"model": "demo", "instances": [{"city": "Lyon", "age": 39, "owner": true, "income": null}]}'"""
 
 
 def _render() -> str:

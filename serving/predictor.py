@@ -114,7 +114,10 @@ class OnnxPredictor:
         self.feature_names: list[str] = bundle.card.feature_names
         self.n_features = len(self.feature_names)
         self._session = session
-        self._input_name = session.get_inputs()[0].name
+        inputs = [i.name for i in session.get_inputs()]
+        self._input_name = "input" if "input" in inputs else inputs[0]
+        #: the string tensor of categorical/boolean columns (issue 11), None for all-numeric graphs
+        self._categorical_name: str | None = "categorical" if "categorical" in inputs else None
         self.ready = True
         self.metadata = self._metadata()
         #: the answer's constant part, serialised once: '{"schema":..,"model":{...}'; the prose note
@@ -190,9 +193,15 @@ class OnnxPredictor:
         self.ready = False
 
     # ------------------------------------------------------------------------------------ predicting
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 ``[N, F]`` -> (class indices int64 ``[N]``, probabilities float32 ``[N, C]``)."""
-        labels, probabilities = self._session.run(["label", "probabilities"], {self._input_name: x})
+    def predict(self, x: np.ndarray, categorical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """float32 ``[N, F]`` (and, for mixed tables, strings ``[N, K]``) -> (class indices int64 ``[N]``,
+        probabilities float32 ``[N, C]``)."""
+        feeds = {self._input_name: x}
+        if self._categorical_name is not None:
+            if categorical is None:
+                categorical = np.full((x.shape[0], 0), "", dtype=object)
+            feeds[self._categorical_name] = categorical
+        labels, probabilities = self._session.run(["label", "probabilities"], feeds)
         if not np.isfinite(probabilities).all():
             raise ModelOutputError(
                 f"model {self.name}:{self.version} produced non-finite probabilities",
@@ -238,5 +247,19 @@ class OnnxPredictor:
             "classes": self.classes,
             "consume": self.consume_note(),
             "card": json.loads(self.card.model_dump_json(include=_CONSUMER_CARD)),
-            "inputs": {"features": self.feature_names, "policy": self.card.input_policy.model_dump()},
+            "inputs": {
+                "features": self.feature_names,
+                "columns": [
+                    {
+                        "name": f.name,
+                        "kind": getattr(f, "kind", "numeric"),
+                        "levels": list(getattr(f, "levels", [])),
+                        "missing_allowed": getattr(f, "missing", "error") != "error",
+                        "unknown": getattr(f, "unknown", "other"),
+                    }
+                    for f in self.card.features
+                ],
+                "send": "instances" if self._categorical_name is not None else "inputs or instances",
+                "policy": self.card.input_policy.model_dump(),
+            },
         }

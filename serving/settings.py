@@ -55,6 +55,11 @@ class ServeSettings(BaseSettings):
     max_connections_per_client: int = Field(
         256, ge=1, description="open connections one client address may hold (429 above)"
     )
+    allow_extra_columns: bool = Field(
+        False,
+        description="named-column requests may carry keys the card does not list (ignored); by default "
+        "an unknown column is a 422, which catches misspelt names",
+    )
     public_details: bool = Field(
         False,
         description="let callers without a key read GET /models/{name} and /v2/models/{name} (the card)",

@@ -4,6 +4,11 @@ Rules come from the card (feature names and order, :class:`InputPolicy`): number
 booleans or null), one value per feature, finite, ``|x|`` within the policy's limit (float32 overflow),
 at least one and at most ``max_batch_rows`` rows. Values far outside the training range are allowed but
 flagged with a warning per row.
+
+Named-column ``instances`` (any model; the only way to call a model with categorical or boolean
+columns) are checked column by column by :class:`serving.columns.TableSchema`: column order is free, a
+``null`` or absent key is a missing value where the card allows one, unknown keys are refused unless the
+gateway runs with ``--allow-extra-columns``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 
 from cascade_registry.artifacts import ModelCard
 
+from .columns import TableSchema, Values
 from .errors import InvalidInputError, PayloadTooLargeError
 
 __all__ = ["RowValidator"]
@@ -41,19 +47,26 @@ def _kind(value: Any) -> str:
 class RowValidator:
     """Validates inputs for one model card. Built once per loaded model; :meth:`to_matrix` per request."""
 
-    def __init__(self, card: ModelCard, max_batch_rows: int) -> None:
+    def __init__(self, card: ModelCard, max_batch_rows: int, allow_extra_columns: bool = False) -> None:
         policy = card.input_policy
         self.model = str(card.ref)
-        self.names = card.feature_names
-        self.index = {name: i for i, name in enumerate(self.names)}
-        self.n_features = len(self.names)
         self.max_rows = min(max_batch_rows, policy.max_batch_rows)
         self.reject_nonfinite = policy.reject_nonfinite
         self.max_abs = policy.max_abs_value
+        self.table = TableSchema(card, self.max_abs, allow_extra_columns)
+        #: the numeric columns: the legacy positional rows and the ``input`` tensor
+        numeric = [f for f in card.features if f.name in {c.name for c in self.table.numeric}]
+        self.names = [f.name for f in numeric]
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.n_features = len(self.names)
         k = policy.out_of_range_sigmas
-        mins = np.array([f.min for f in card.features])
-        maxs = np.array([f.max for f in card.features])
-        stds = np.array([f.std for f in card.features])
+
+        def stat(value: float | None) -> float:
+            return np.nan if value is None else value
+
+        mins = np.array([stat(f.min) for f in numeric], dtype=np.float64)
+        maxs = np.array([stat(f.max) for f in numeric], dtype=np.float64)
+        stds = np.array([stat(f.std) for f in numeric], dtype=np.float64)
         self.mins, self.maxs = mins, maxs
         self.low = mins - k * stds
         self.high = maxs + k * stds
@@ -72,8 +85,40 @@ class RowValidator:
                 code="batch_too_large",
             )
 
+    def _rows_list(self, rows: Any, where: str) -> None:
+        if not isinstance(rows, list):
+            example = ", ".join(f'"{n}": ...' for n in self.table.names[:3])
+            raise InvalidInputError(
+                f"'{where}' is {_kind(rows)}, expected a list of rows",
+                f'send "{where}": [{{{example}}}, ...]',
+            )
+        self.check_count(len(rows))
+
+    def from_instances(self, rows: Any, where: str = "instances") -> Values:
+        """Objects keyed by column name, any order -> (numeric float32, categorical or None, notes)."""
+        self._rows_list(rows, where)
+        if set(map(type, rows)) != {dict}:
+            i = next(i for i, row in enumerate(rows) if type(row) is not dict)
+            raise InvalidInputError(
+                f"{where}[{i}] is {_kind(rows[i])}, expected an object keyed by column name",
+                f'send every row as an object such as {{"{self.table.names[0]}": ...}}',
+                code="ragged_rows",
+            )
+        def at(i: int, name: str) -> str:
+            return f"{where}[{i}].{name}"
+
+        return self.table.assemble(self.table.columns_of(rows, where), len(rows), at)
+
     def to_matrix(self, rows: Any, where: str = "inputs") -> np.ndarray:
         """A list of rows (lists in feature order, or objects keyed by feature name) -> float32 [N, F]."""
+        if self.table.mixed:
+            raise InvalidInputError(
+                f"{self.model} has categorical or boolean columns, so it cannot take positional "
+                f"'{where}' rows",
+                "use instances with column names: "
+                f'{{"model": ..., "instances": [{{"{self.table.names[0]}": ..., ...}}]}}',
+                code="use_instances",
+            )
         if not isinstance(rows, list):
             raise InvalidInputError(
                 f"'{where}' is {_kind(rows)}, expected a list of rows",
