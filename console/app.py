@@ -46,7 +46,6 @@ def _middleware(console: Console):
             response.set_cookie(
                 COOKIE,
                 console.sessions.dumps(final),
-                max_age=int(console.sessions.max_age),
                 httponly=True,
                 samesite="strict",
                 secure=console.settings.secure_cookies,

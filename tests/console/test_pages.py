@@ -19,7 +19,7 @@ def test_models_page_lists_released_status_consumers_and_gate(client) -> None:
     # search box: label + filtered rows
     assert '<label for="q">' in html
     only = client.get("/?q=scor").text
-    assert "/models/scorer" in only and "/models/churn\"" not in only
+    assert "/models/scorer" in only and '/models/churn"' not in only
 
 
 def test_version_page_card_gate_diff_and_image(client) -> None:
@@ -59,7 +59,7 @@ def test_audit_page_filters_and_paginates(client, world) -> None:
             reg.add_consumer(f"svc{i}", actor="filler")
     first = client.get("/audit?actor=filler").text
     assert first.count("consumer.add") == 50 and "older entries" in first
-    nxt = first.split('before=')[1].split('"')[0]
+    nxt = first.split("before=")[1].split('"')[0]
     second = client.get(f"/audit?actor=filler&before={nxt}").text
     assert second.count("consumer.add") == 10
 
