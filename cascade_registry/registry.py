@@ -389,6 +389,10 @@ class Registry:
         """Every model at a glance (released version, status, consumers, last gate result), by name."""
         return self.store.model_summaries()
 
+    def keys_by_consumer(self) -> dict[str, list[ApiKeyInfo]]:
+        """Every API key's public half, by consumer, in one read (never a secret)."""
+        return self.store.keys_by_consumer()
+
     def gate_report(self, ref: str | ModelRef) -> GateReport:
         """The bundle's gate report, verified as :meth:`release` verifies it; raises :class:`GateError`."""
         return self._gated_bundle(self.get(ref)).report

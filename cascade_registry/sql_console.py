@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Connection, Row, insert, select, update
 
 from cascade_registry.engine import Database
-from cascade_registry.entities import AuditEntry, ConsoleUserInfo, ModelSummary
+from cascade_registry.entities import ApiKeyInfo, AuditEntry, ConsoleUserInfo, ModelSummary
 from cascade_registry.errors import ConflictError, NotFoundError
 from cascade_registry.records import append_audit, as_utc, audit_from_row, now
 from cascade_registry.schema import (
+    api_keys,
     audit_log,
     console_users,
     consumers,
@@ -100,6 +101,25 @@ class ConsoleOps:
     # ------------------------------------------------------------------------------ read models
     def model_summaries(self) -> list[ModelSummary]:
         return self.db.read(_summaries)
+
+    def keys_by_consumer(self) -> dict[str, list[ApiKeyInfo]]:
+        q = (
+            select(consumers.c.name, api_keys)
+            .join(consumers, consumers.c.id == api_keys.c.consumer_id)
+            .order_by(api_keys.c.id)
+        )
+        out: dict[str, list[ApiKeyInfo]] = {}
+        for k in self.db.read(lambda c: list(c.execute(q))):
+            out.setdefault(k.name, []).append(
+                ApiKeyInfo(
+                    key_id=k.key_id,
+                    consumer=k.name,
+                    created_at=as_utc(k.created_at),
+                    created_by=k.created_by,
+                    revoked_at=as_utc(k.revoked_at),
+                )
+            )
+        return out
 
     def audit_page(
         self, subject: str | None, actor: str | None, action: str | None, before: int | None, limit: int

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -20,6 +22,8 @@ from console.views import fmt
 
 __all__ = ["Console"]
 
+T = TypeVar("T")
+
 _HERE = Path(__file__).resolve().parent
 
 
@@ -28,6 +32,7 @@ class Console:
         self.settings = settings
         self._registry = registry
         self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self.sessions = SessionCodec(
             settings.secret or secrets.token_urlsafe(32), settings.session_minutes * 60
         )
@@ -46,6 +51,21 @@ class Console:
             if self._registry is None:
                 self._registry = Registry.open(self.settings.registry_url)
             return self._registry
+
+    def cached(self, key: tuple, fn: Callable[[], T]) -> T:
+        """``fn()`` computed once per registry generation (any write anywhere bumps it), so a page after a
+        change is fresh and repeated pages skip the whole-registry reads."""
+        full = (self.registry.generation(), *key)
+        with self._lock:
+            if full in self._cache:
+                self._cache.move_to_end(full)
+                return self._cache[full]
+        value = fn()
+        with self._lock:
+            self._cache[full] = value
+            while len(self._cache) > 64:
+                self._cache.popitem(last=False)
+        return value
 
     def drop_registry(self, error: RegistryUnavailableError) -> None:
         """Forget a registry that failed, so the next request opens it again."""

@@ -18,6 +18,7 @@ __all__ = ["Pages"]
 
 PAGE_SIZE = 100
 AUDIT_PAGE = 50
+CONSUMER_PAGE = 50
 MAX_PARAM = 100
 
 
@@ -60,7 +61,7 @@ class Pages:
     def models(self, request: Request) -> HTMLResponse:
         query = _param(request, "q")
         page = max(_int(request, "page", 1) or 1, 1)
-        rows = self.c.registry.summaries()
+        rows = self.c.cached(("summaries",), self.c.registry.summaries)
         if query:
             rows = [r for r in rows if query.lower() in r.name]
         pages = max(1, -(-len(rows) // PAGE_SIZE))
@@ -96,7 +97,7 @@ class Pages:
             sections=card_sections(info.card),
             diff=diff,
             images=image_names(info),
-            impact=reg.impact(ref.name),
+            impact=self.c.cached(("impact", ref.name), lambda: reg.impact(ref.name)),
             curves=info.card.details.get("learning_curves"),
         )
 
@@ -108,7 +109,7 @@ class Pages:
     def cascade(self, request: Request) -> HTMLResponse:
         reg = self.c.registry
         focus = _param(request, "focus")
-        rows = reg.cascade()
+        rows = self.c.cached(("cascade",), reg.cascade)
         names = {n for n, _ in rows.status} | set(rows.kinds)
         if focus is not None and focus not in names:
             raise NotFoundError(f"no model or consumer named {focus[:64]!r} in the cascade", "pick one below")
@@ -127,11 +128,23 @@ class Pages:
 
     def consumers(self, request: Request) -> HTMLResponse:
         reg = self.c.registry
-        consumers = reg.consumers()
-        keys = {c.name: reg.keys(c.name) for c in consumers}
-        declarations = reg.declarations()
+        everyone = self.c.cached(("consumers",), reg.consumers)
+        page = max(_int(request, "page", 1) or 1, 1)
+        shown = everyone[(page - 1) * CONSUMER_PAGE : page * CONSUMER_PAGE]
+        keys = self.c.cached(("keys",), reg.keys_by_consumer)
+        names = {c.name for c in shown}
+        declared: dict[str, list] = {}
+        for d in self.c.cached(("declarations",), reg.declarations):
+            if d.consumer in names:
+                declared.setdefault(d.consumer, []).append(d)
         return self.c.render(
-            request, "consumers.html", consumers=consumers, keys=keys, declarations=declarations
+            request,
+            "consumers.html",
+            consumers=shown,
+            keys=keys,
+            declared=declared,
+            page=page,
+            pages=max(1, -(-len(everyone) // CONSUMER_PAGE)),
         )
 
     def audit(self, request: Request) -> HTMLResponse:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,19 @@ from tests.cascade_registry.conftest import (  # noqa: E402,F401 - the two-backe
 )
 
 PASSWORD = "correct horse battery"
+
+
+def ensure_debian(binary: str, *packages: str) -> None:
+    """Install Debian ``packages`` with apt-get when ``binary`` is missing (as .ci/run does)."""
+    if shutil.which(binary) or Path(binary).exists():
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        pytest.fail(f"{binary} is missing: apt-get install -y {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True, timeout=600)
+        subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=900)
 
 
 def _reliability_png(path: Path) -> None:

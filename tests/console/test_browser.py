@@ -5,10 +5,7 @@ the gate's reason, revoke a key. Screenshots of each page land in build/console-
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,12 +14,14 @@ from pathlib import Path
 import pytest
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 from console import create_app
-from tests.console.conftest import PASSWORD, settings_for
+from tests.console.conftest import PASSWORD, ensure_debian, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -30,15 +29,8 @@ CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 def _ensure_chromium() -> None:
     """The test set-up installs Debian's chromium and chromium-driver when they are missing."""
-    if Path(CHROMIUM).exists() and Path(DRIVER).exists():
-        return
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.fail("chromium/chromedriver missing: apt-get install -y chromium chromium-driver")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"]
-    if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True, timeout=600)
-        subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=900)
+    ensure_debian(CHROMIUM, "chromium", "chromium-driver")
+    ensure_debian(DRIVER, "chromium", "chromium-driver")
 
 
 def _free_port() -> int:
@@ -79,6 +71,7 @@ def browser() -> Iterator[webdriver.Chrome]:
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(5)
     yield driver
     driver.quit()
 
@@ -88,6 +81,17 @@ def _shots(request: pytest.FixtureRequest) -> Path:
     out = ROOT / "build" / "console-screenshots" / backend
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _text_when(driver: webdriver.Chrome, element_id: str, ok) -> str:
+    """The text of ``#element_id`` once ``ok(text)`` holds (pages load after a form is sent)."""
+
+    def probe(d: webdriver.Chrome) -> str | bool:
+        text = d.find_element(By.ID, element_id).text
+        return text if ok(text) else False
+
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, 15, ignored_exceptions=ignored).until(probe)
 
 
 def _accessible(driver: webdriver.Chrome) -> None:
@@ -136,10 +140,10 @@ def test_console_in_chromium(server: str, browser: webdriver.Chrome, world, requ
 
     b.switch_to.active_element.send_keys(Keys.ENTER)  # release churn:2: the cascade refuses (scorer)
     assert "Refused" in b.title or "refused" in b.find_element(By.TAG_NAME, "h1").text
-    assert "scorer" in b.find_element(By.ID, "problem").text
+    assert "scorer" in _text_when(b, "problem", bool)
     b.save_screenshot(str(shots / "refused-cascade.png"))
     b.find_element(By.ID, "waiver").send_keys("scorer revalidated by hand", Keys.ENTER)
-    assert b.find_element(By.ID, "version-status").text == "released"
+    assert _text_when(b, "version-status", lambda t: t == "released")
 
     b.get(server + "/audit?actor=alice")
     table = b.find_element(By.ID, "audit-table").text
@@ -148,14 +152,14 @@ def test_console_in_chromium(server: str, browser: webdriver.Chrome, world, requ
 
     b.get(server + "/models/bad/1")
     b.find_element(By.ID, "release-button").click()
-    problem = b.find_element(By.ID, "problem").text
+    problem = _text_when(b, "problem", bool)
     assert "failed the safety gate" in problem and "quality" in problem
     b.save_screenshot(str(shots / "refused-gate.png"))
 
     b.get(server + "/consumers")
     b.find_element(By.CSS_SELECTOR, f"#key-{world.key_id} button").click()
-    row = b.find_element(By.ID, f"key-{world.key_id}").text
-    assert "Revoke" not in row and row.count("20") >= 2  # a revoked date now
+    row = _text_when(b, f"key-{world.key_id}", lambda t: "Revoke" not in t)
+    assert row.count("20") >= 2  # a revoked date now
     b.save_screenshot(str(shots / "consumers.png"))
 
     b.get(server + "/cascade")
