@@ -235,7 +235,7 @@ def _spawn(
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            peak_kb = max(peak_kb, _peak_rss_kb(proc.pid))
+            peak_kb = max(peak_kb, _tree_peak_rss_kb(proc.pid))
             if time.monotonic() > deadline:
                 killed_by = "timeout"
                 _kill_group(proc.pid)
@@ -253,6 +253,11 @@ def _spawn(
     wall = time.monotonic() - start
     if killed_by is None and os.WIFSIGNALED(status):
         killed_by = signal.Signals(os.WTERMSIG(status)).name
+    elif killed_by is None and limits.isolation.level == "bwrap" and 128 < proc.returncode < 128 + 65:
+        # bwrap runs the worker as its child and exits with 128 + the signal that killed it
+        with contextlib.suppress(ValueError):
+            killed_by = signal.Signals(proc.returncode - 128).name
+            proc.returncode = -(proc.returncode - 128)
     events = _read_events(events_path)
     with open(stderr_path, "rb") as f:  # only the tail: a chatty runtime can write a lot
         f.seek(max(0, stderr_path.stat().st_size - 4000))
@@ -303,6 +308,21 @@ def _peak_rss_kb(pid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+def _tree_peak_rss_kb(pid: int, depth: int = 0) -> int:
+    """The largest VmHWM in the process tree under ``pid`` (isolation wrappers run the worker as a child
+    or grandchild); a few levels deep at most."""
+    peak = _peak_rss_kb(pid)
+    if depth < 3:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+                children = [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            children = []
+        for child in children:
+            peak = max(peak, _tree_peak_rss_kb(child, depth + 1))
+    return peak
 
 
 def _kill_group(pid: int) -> None:
