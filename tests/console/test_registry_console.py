@@ -37,7 +37,7 @@ def test_console_users_and_login(world) -> None:
 def test_summaries_and_audit_page(world) -> None:
     with Registry.open(world.url) as reg:
         rows = {s.name: s for s in reg.summaries()}
-        assert rows["churn"].released_version == 1 and rows["churn"].consumers == ["web"]
+        assert rows["churn"].released_version == 1 and rows["churn"].consumers == ["scorer", "web"]
         assert rows["bad"].last_gate == "failed" and rows["churn"].last_gate == "passed"
         page = reg.audit_page(action="release", limit=1)
         assert len(page) == 1 and page[0].subject == "scorer:1"
