@@ -13,6 +13,11 @@ Flat modules behind this façade (BentoML itself is imported only by :mod:`servi
 - :mod:`serving.settings`   ``ServeSettings`` (``LOCKGATE_SERVE_*``); :mod:`serving.cli` ``lockgate serve``
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AuthError,
     BundleRejectedError,
@@ -25,8 +30,13 @@ from .errors import (
     ServingError,
     UnsupportedMediaTypeError,
 )
-from .predictor import OnnxPredictor
 from .settings import ServeSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .predictor import OnnxPredictor as OnnxPredictor
+
+# loaded on first use, so `lockgate serve --help` (serving.cli) does not import ONNX Runtime
+_LAZY = {"OnnxPredictor": "predictor"}
 
 __all__ = [
     "AuthError",
@@ -42,3 +52,14 @@ __all__ = [
     "ServingError",
     "UnsupportedMediaTypeError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'serving' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"serving.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -46,7 +46,7 @@ def open_dataplane(settings: ServeSettings) -> DataPlane:
         return DataPlane(settings, CanarySource(settings.canary), OpenAccess())
     from cascade_registry import Registry
 
-    registry = Registry.open(settings.registry_url, poll_seconds=settings.poll_interval)
+    registry = Registry.open(settings.registry_url, poll_seconds=settings.poll_interval, create=False)
     access = RegistryAccess(registry, settings.access_cache_size, settle_seconds=settings.poll_interval + 0.2)
     return DataPlane(settings, RegistrySource(registry), access)
 

@@ -17,10 +17,12 @@ __all__ = ["ServeSettings"]
 class ServeSettings(BaseSettings):
     """Every knob of the gateway. ``LOCKGATE_SERVE_PORT=3100`` sets ``port``, and so on."""
 
-    model_config = SettingsConfigDict(env_prefix="LOCKGATE_SERVE_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="LOCKGATE_SERVE_", extra="forbid", populate_by_name=True)
 
     registry_url: str | None = Field(
-        None, description="registry database URL; None -> the default SQLite file .lockgate/registry.db"
+        None,
+        validation_alias="LOCKGATE_REGISTRY_URL",  # the one variable every subcommand reads
+        description="registry database URL; None -> the default SQLite file .lockgate/registry.db",
     )
     canary: Path | None = Field(
         None, description="serve this one bundle from disk, without the registry and without auth"

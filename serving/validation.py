@@ -138,8 +138,10 @@ class RowValidator:
         if len(row) != self.n_features or not all(name in row for name in self.names):
             missing = [n for n in self.names if n not in row]
             unknown = [k for k in row if k not in self.index]
+            parts = [f"missing features {missing}"] if missing else []
+            parts += [f"unknown features {unknown}"] if unknown else []
             raise InvalidInputError(
-                f"{where}[{i}] has missing features {missing} and unknown features {unknown}",
+                f"{where}[{i}] has {' and '.join(parts) or 'duplicate features'}",
                 f"send exactly the {self.n_features} features {self.names}",
                 code="feature_names",
             )
