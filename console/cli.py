@@ -13,14 +13,9 @@ import argparse
 import getpass
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
-import uvicorn
-
-from cascade_registry import Registry, RegistryError, RegistryUnavailableError
-from cascade_registry.errors import InvalidInputError
-from console.app import create_app
-from console.settings import ConsoleSettings
+from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUnavailableError
 
 __all__ = ["main"]
 
@@ -30,26 +25,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lockgate console", description="The registry's web console (read-only by default).")
-    p.add_argument("--registry-url", help="registry database (env LOCKGATE_CONSOLE_REGISTRY_URL)")
+    p.add_argument(
+        "--registry-url",
+        metavar="URL",
+        help="SQLite path or database URL (else $LOCKGATE_REGISTRY_URL, else ./.lockgate/registry.db)",
+    )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8700)")
     p.add_argument("--actions", action="store_true", default=None, help="let logged-in operators act")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, help="manage console users")
     user = sub.add_parser("user", help="console users (stored in the registry)")
-    usub = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
+    usub = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser, help="what to do")
     add = usub.add_parser("add", help="add a user")
-    add.add_argument("name")
-    add.add_argument("--role", choices=["viewer", "operator"], default="viewer")
+    add.add_argument("name", help="the user's login name")
+    add.add_argument(
+        "--role", choices=["viewer", "operator"], default="viewer", help="viewer reads; operator also acts"
+    )
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     usub.add_parser("list", help="list users")
     dis = usub.add_parser("disable", help="disable a user")
-    dis.add_argument("name")
+    dis.add_argument("name", help="the user's login name")
     return p
 
 
-def _users(args: argparse.Namespace, settings: ConsoleSettings) -> int:
+def _users(args: argparse.Namespace, settings: Any) -> int:
+    from cascade_registry import Registry  # SQLAlchemy: only when a command runs, never for --help
+
     actor = os.environ.get("LOCKGATE_REGISTRY_ACTOR") or getpass.getuser()
     with Registry.open(settings.registry_url) as reg:
         if args.user_command == "add":
@@ -65,7 +68,13 @@ def _users(args: argparse.Namespace, settings: ConsoleSettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    # the web stack and SQLAlchemy load only when a command runs (``--help`` stays light)
+    import uvicorn
+
+    from console.app import create_app
+    from console.settings import ConsoleSettings
+
     given = {k: v for k in ("registry_url", "host", "port", "actions") if (v := getattr(args, k)) is not None}
     try:
         settings = ConsoleSettings(**given)
