@@ -48,7 +48,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "BundleError",
     "CalibrationInfo",
+    "CALIBRATION_METHODS",
     "CalibrationMetrics",
+    "CrossFitInfo",
+    "RefitInfo",
     "CheckResult",
     "CostInfo",
     "DatasetInfo",
@@ -194,15 +197,56 @@ class CalibrationMetrics(_Frozen):
     brier: float
     log_loss: float
     bins: int
+    per_class: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="class -> one-vs-rest ece, mce, brier (empty in older cards)"
+    )
+
+
+class CrossFitInfo(_Frozen):
+    """How the calibrator's rows were produced when they were not a dedicated calibration split."""
+
+    folds: int = Field(ge=2, description="K of --calibration-cv K")
+    ensemble: bool = Field(
+        description="true: the graph averages the K (model, calibrator) pairs; false: one model refit on "
+        "all rows plus one calibrator fitted on the out-of-fold responses"
+    )
+    rows: int = Field(ge=0, description="rows cross-fitted (train + validation)")
+    splits: list[str] = Field(default_factory=lambda: ["train", "validation"])
+
+
+class RefitInfo(_Frozen):
+    """The final model refit after selection (as scikit-learn's search does)."""
+
+    refit: bool
+    splits: list[str] = Field(default_factory=list, description="the splits the final model was fitted on")
+    rows: int = Field(0, ge=0)
+
+
+CALIBRATION_METHODS = ("none", "sigmoid", "isotonic", "temperature", "beta", "vector", "dirichlet")
 
 
 class CalibrationInfo(_Frozen):
-    method: Literal["none", "sigmoid", "isotonic", "temperature"]
+    method: Literal["none", "sigmoid", "isotonic", "temperature", "beta", "vector", "dirichlet"]
     requested: str = Field(description="what was asked for ('auto' included)")
     reason: str
     holdout_rows: int
     before: CalibrationMetrics
     after: CalibrationMetrics
+    fitted_on: str = Field(
+        "calibration split", description="'calibration split' or 'out-of-fold responses (K-fold cross-fit)'"
+    )
+    fit_rows: int | None = Field(None, description="rows the calibrator was fitted on")
+    cross_fit: CrossFitInfo | None = None
+    refit: RefitInfo | None = None
+    candidates: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="auto: method -> out-of-fold brier and log_loss"
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="the fitted calibrator's parameters")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="e.g. calibration worsened Brier/log-loss on the held-out test split, or a temperature "
+        "at its bound",
+    )
 
 
 class TestMetrics(_Frozen):

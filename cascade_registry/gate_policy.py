@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "STRICTER",
+    "CalibrationPolicy",
     "DeterminismPolicy",
     "FilePolicy",
     "GatePolicy",
@@ -115,6 +116,16 @@ class QualityPolicy(_Section):
     )
 
 
+class CalibrationPolicy(_Section):
+    max_class_ece: float = Field(0.25, ge=0, le=1, description="ceiling on each class's one-vs-rest ECE")
+    max_brier: float = Field(0.5, ge=0, le=2, description="ceiling on the held-out Brier score")
+    max_log_loss: float = Field(2.0, gt=0, description="ceiling on the held-out log loss")
+    max_ece_delta: float = Field(0.02, ge=0, le=1, description="|ONNX ECE - the card's native ECE|")
+    min_decision_agreement: float = Field(
+        0.98, ge=0, le=1, description="share of reference rows whose decision at the threshold agrees"
+    )
+
+
 class ServePolicy(_Section):
     startup_seconds: float = Field(60.0, gt=0)
     request_seconds: float = Field(10.0, gt=0)
@@ -132,6 +143,7 @@ class GatePolicy(_Section):
     determinism: DeterminismPolicy = DeterminismPolicy()
     parity: ParityPolicy = ParityPolicy()
     quality: QualityPolicy = QualityPolicy()
+    calibration: CalibrationPolicy = CalibrationPolicy()
     serve: ServePolicy = ServePolicy()
 
     def with_changes(self, **sections: dict[str, Any]) -> GatePolicy:
@@ -186,6 +198,11 @@ STRICTER: dict[str, Direction] = {
     "quality.card_tolerance": "lower",
     "quality.max_regression": "lower",
     "quality.min_holdout_rows": "higher",
+    "calibration.max_class_ece": "lower",
+    "calibration.max_brier": "lower",
+    "calibration.max_log_loss": "lower",
+    "calibration.max_ece_delta": "lower",
+    "calibration.min_decision_agreement": "higher",
     "serve.startup_seconds": "lower",
     "serve.request_seconds": "lower",
 }

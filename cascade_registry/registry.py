@@ -332,6 +332,10 @@ class Registry:
     def check_consumer(self, consumer: str, model_name: str, version: int | None = None) -> AccessDecision:
         return self._access.check_consumer(consumer, model_name, version)
 
+    def identify(self, api_key: str | None) -> AccessDecision:
+        """The consumer holding ``api_key`` (allowed) or why the key is refused, before any model is named."""
+        return self._access.identify(api_key)
+
     def generation(self) -> int:
         """A counter bumped by every write (in any process); cheap to poll for cache refreshes."""
         return self.store.generation()

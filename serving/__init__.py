@@ -5,7 +5,9 @@ Flat modules behind this façade (BentoML itself is imported only by :mod:`servi
 - :mod:`serving.predictor`  ``OnnxPredictor.from_bundle(path)``: a gate-checked bundle behind ONNX Runtime
 - :mod:`serving.codecs`     strict JSON / Open Inference Protocol decoding and answer encoding
 - :mod:`serving.validation` rows -> float32 matrix per the card's input policy, or a clear error
-- :mod:`serving.catalog`    what is served (immutable snapshots, atomic swaps) and who may call it
+- :mod:`serving.catalog`    what is served (immutable snapshots, atomic swaps); one bad bundle refused alone
+- :mod:`serving.access`     who may call it (the registry's decisions, expiring caches, fail-closed)
+- :mod:`serving.connections` header timeout and per-client connection cap below the ASGI app
 - :mod:`serving.dataplane`  one data plane behind /predict and /v2
 - :mod:`serving.app`        the Starlette transport; :mod:`serving.service` the BentoML service
 - :mod:`serving.errors`     the exception tree and the only HTTP status mapping

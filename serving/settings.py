@@ -37,6 +37,32 @@ class ServeSettings(BaseSettings):
     batching: bool = Field(True, description="merge concurrent requests into one ONNX Runtime call")
     max_ort_batch: int = Field(512, ge=1, description="most rows merged into one ONNX Runtime call")
     access_cache_size: int = Field(10_000, ge=1, description="cached (key, model) access decisions")
+    access_cache_seconds: float = Field(
+        5.0, gt=0, le=300, description="a cached access decision is asked again after this many seconds"
+    )
+    fail_closed_after_polls: int = Field(
+        3,
+        ge=1,
+        description="after this many failed registry polls in a row, cached access decisions are dropped "
+        "and every caller waits for the registry (503 with Retry-After)",
+    )
+    max_json_depth: int = Field(
+        16, ge=4, le=256, description="deepest nesting of arrays and objects a request body may have"
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds a client may take to send a request's headers (408)"
+    )
+    max_connections_per_client: int = Field(
+        256, ge=1, description="open connections one client address may hold (429 above)"
+    )
+    public_details: bool = Field(
+        False,
+        description="let callers without a key read GET /models/{name} and /v2/models/{name} (the card)",
+    )
+    metrics_consumer_names: bool = Field(
+        False,
+        description="label /metrics series with consumer names; by default a short digest of the name",
+    )
     intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per model")
     timeout: int = Field(10, ge=1, description="seconds before a request is answered with 504")
     gc_full_collection_every: int = Field(

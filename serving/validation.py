@@ -79,6 +79,13 @@ class RowValidator:
                 f"'{where}' is {_kind(rows)}, expected a list of rows",
                 f'send "{where}": [[{", ".join(self.names[:3])}, ...], ...]',
             )
+        if rows and type(rows[0]) in _NUMBER_TYPES:
+            shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in rows[:3])
+            raise InvalidInputError(
+                f"'{where}' is one flat list of {len(rows)} values, but it must be a list of rows",
+                f'wrap each row in its own list, even a single one: "{where}": [[{shown}, ...]]',
+                code="flat_row",
+            )
         self.check_count(len(rows))
         n_features = self.n_features
         numbers = _NUMBER_TYPES

@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from cascade_registry.artifacts import ModelBundle
-from training.deep.errors import DeepConfigError, DeepTrainingError
+from training.errors import DeepConfigError, DeepTrainingError
 from training.figures import save_png
 
 __all__ = ["AnalysisReport", "analyze_bundle", "format_analysis", "plot_pca"]

@@ -1,17 +1,47 @@
-"""Assemble the :class:`ModelCard`: infrastructure, runtime, cost and the how-to-consume paragraph."""
+"""Assemble the :class:`ModelCard` of one run: dataset, search, calibration (before/after, per class,
+cross-fit and refit, warnings), metrics, export, infrastructure, runtime, cost, how to consume it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import psutil
 
-from cascade_registry.artifacts import CostInfo, FeatureSpec, InfrastructureInfo, InputPolicy
+from cascade_registry.artifacts import (
+    CalibrationInfo,
+    CalibrationMetrics,
+    CostInfo,
+    DatasetInfo,
+    ExportInfo,
+    FeatureSpec,
+    InfrastructureInfo,
+    InputPolicy,
+    ModelCard,
+    ModelRef,
+    RuntimeInfo,
+)
+from training.calibration import logit_matrix, softmax
+from training.config import TrainConfig
+from training.crossfit import CalibrationFit
+from training.datasets import Dataset
+from training.families import Family
+from training.graph import OPSET, BaseGraph
+from training.metrics import calibration_metrics, report_metrics
+from training.response import response_method
+from training.search import SearchResult
+from training.splits import Splits
 
-__all__ = ["consume_text", "describe_features", "describe_infrastructure", "estimate_cost"]
+__all__ = ["RunFacts", "build_card", "consume_text", "describe_features", "describe_infrastructure",
+           "estimate_cost"]
 
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "scipy", "pandas", "pydantic")
 
@@ -49,10 +79,8 @@ def _cpu_model() -> str:
 
 def _ram_bytes() -> float:
     try:
-        import psutil
-
         return float(psutil.virtual_memory().total)
-    except ImportError:
+    except OSError:
         pass
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -107,7 +135,7 @@ def consume_text(
         "between classes."
     )
     calibration = "The probabilities are calibrated" + (
-        f" ({method}, fitted on a held-out calibration split)"
+        f" ({method}, fitted on responses of rows the model never saw)"
         if method != "none"
         else " only as well as the model itself (no calibrator was fitted)"
     )
@@ -122,3 +150,216 @@ def consume_text(
         "and predictions there are extrapolations. Check card.metrics for the quality you can expect, "
         "per class and per segment."
     )
+
+
+# ------------------------------------------------------------------------------------------ the card
+@dataclass(frozen=True)
+class RunFacts:
+    """Everything one training run produced that the card reports."""
+
+    config: TrainConfig
+    family: Family
+    ds: Dataset
+    splits: Splits
+    search: SearchResult
+    fit: CalibrationFit
+    onnx_bytes: bytes
+    base: BaseGraph
+    parity_rows: int
+    parity_diff: float
+    score_errors: list[tuple[float, float]]
+    merged_knots: int
+    threshold: float | None
+    export_seconds: float
+    started: float
+    cpu_started: float
+
+
+def build_card(f: RunFacts) -> ModelCard:
+    cfg, ds, test = f.config, f.ds, f.splits.test
+    after_p = f.fit.model.predict_proba(test.X)
+    policy = InputPolicy(max_abs_value=_max_abs_value(f.splits.train.X))
+    estimator = f.fit.model.pairs[0].estimator
+    return ModelCard(
+        ref=ModelRef(name=cfg.name, version=cfg.version),
+        task="binary" if len(ds.classes) == 2 else "multiclass",
+        family=f.family.name,
+        classes=ds.classes,
+        features=describe_features(ds.feature_names, f.splits.train.X),
+        input_policy=policy,
+        dataset=_dataset_info(ds, f.splits),
+        hyperparameters=f.search.info.best_params,
+        search=f.search.info,
+        calibration=calibration_info(f, after_p),
+        metrics=report_metrics(test.y, after_p, ds.classes, cfg.ece_bins, test.segments),
+        recommended_threshold=f.threshold,
+        export=_export_info(f),
+        infrastructure=describe_infrastructure(),
+        runtime=RuntimeInfo(
+            total_seconds=round(time.perf_counter() - f.started, 4),
+            search_seconds=round(f.search.seconds, 4),
+            per_candidate_seconds=f.search.per_candidate_seconds,
+            calibration_seconds=round(f.fit.seconds, 4),
+            export_seconds=round(f.export_seconds, 4),
+        ),
+        cost=estimate_cost(time.process_time() - f.cpu_started, cfg.price_per_core_hour),
+        seed=cfg.seed,
+        upstream=[],
+        how_to_consume=consume_text(cfg.name, cfg.version, ds.classes, len(ds.feature_names), f.fit.method,
+                                    f.threshold, policy),
+        created_at=datetime.now(UTC),
+        details=_details(f, estimator),
+    )
+
+
+def _reason(f: RunFacts) -> str:
+    fit = f.fit
+    where = f"{fit.fitted_on}, {fit.fit_rows} rows"
+    if fit.choice is not None:
+        reason = fit.choice.describe() + f" ({where})"
+    elif fit.method == "none":
+        reason = "calibration disabled on request: probabilities are the model's own"
+    else:
+        reason = f"{fit.method} requested; fitted on {where}"
+    temps = _temperatures(fit)
+    if temps:
+        T = float(np.median(temps))
+        reason += f"; T = {T:.4g}" + (" (> 1: the model was over-confident)" if T > 1 else
+                                      " (< 1: the model was under-confident)" if T < 1 else "")
+    if f.merged_knots:
+        reason += (f"; {f.merged_knots} isotonic knots closer than the export's rounding allows were merged "
+                   "into narrow jumps (see docs/training.md)")
+    return reason
+
+
+def calibration_warnings(f: RunFacts, before: CalibrationMetrics, after: CalibrationMetrics) -> list[str]:
+    """Calibrator fits at a bound, and calibration that made the unseen test split worse."""
+    out: list[str] = []
+    for pair in f.fit.model.pairs:
+        out += [w for w in pair.calibrator.warnings() if w not in out]
+    if f.fit.method == "none":
+        return out
+    pairs = (("Brier score", before.brier, after.brier), ("log loss", before.log_loss, after.log_loss))
+    for name, b, a in pairs:
+        if a > b + 1e-12:
+            out.append(f"calibration ({f.fit.method}) worsened the {name} on the unseen test split "
+                       f"({b:.4f} -> {a:.4f}); consider --calibration auto or none")
+    return out
+
+
+def calibration_info(f: RunFacts, after_p: np.ndarray) -> CalibrationInfo:
+    cfg, test = f.config, f.splits.test
+    before = calibration_metrics(test.y, f.fit.model.uncalibrated_proba(test.X), cfg.ece_bins, f.ds.classes)
+    after = calibration_metrics(test.y, after_p, cfg.ece_bins, f.ds.classes)
+    choice = f.fit.choice
+    return CalibrationInfo(
+        method=f.fit.method,  # type: ignore[arg-type]
+        requested=f.fit.requested,
+        reason=_reason(f),
+        holdout_rows=len(test.y),
+        before=before,
+        after=after,
+        fitted_on=f.fit.fitted_on,
+        fit_rows=f.fit.fit_rows,
+        cross_fit=f.fit.cross_fit,
+        refit=f.fit.refit,
+        candidates={} if choice is None else {
+            m: {"brier": choice.brier[m], "log_loss": choice.log_loss[m]} for m in choice.brier
+        },
+        params=_jsonable_params(f.fit),
+        warnings=calibration_warnings(f, before, after),
+    )
+
+
+def _jsonable_params(fit: CalibrationFit) -> dict[str, Any]:
+    params = [p.calibrator.params() for p in fit.model.pairs]
+    return params[0] if len(params) == 1 else {"pairs": params}
+
+
+def _temperatures(fit: CalibrationFit) -> list[float]:
+    cals = [p.calibrator for p in fit.model.pairs]
+    return [float(c.temperature_) for c in cals if hasattr(c, "temperature_")]
+
+
+def _temperature_details(f: RunFacts) -> dict[str, Any]:
+    """The fitted T and what it did on the rows it was fitted on (log loss can only go down there)."""
+    temps = _temperatures(f.fit)
+    if not temps:
+        return {}
+    y = f.fit.fit_y
+    raw = softmax(logit_matrix(f.fit.fit_R, len(f.ds.classes), f.fit.kind))  # T = 1
+    bins = f.config.ece_bins
+    return {
+        "temperature": float(np.median(temps)),
+        "temperatures": temps,
+        "temperature_fit": {
+            "split": "calibration" if f.fit.cross_fit is None else "out-of-fold",
+            "rows": len(y),
+            "objective": "log loss of softmax(logits / T), T in [exp(-4), exp(4)]",
+            "before": calibration_metrics(y, raw, bins).model_dump(),
+            "after": calibration_metrics(y, f.fit.fit_proba, bins).model_dump(),
+        },
+    }
+
+
+def _details(f: RunFacts, estimator: Any) -> dict[str, Any]:
+    cfg = f.config
+    method = f.fit.method
+    return {
+        "family_description": f.family.description,
+        "calibration_input": "none" if method == "none" else response_method(estimator),
+        **_temperature_details(f),
+        "export_score_error": list(f.score_errors[0]),
+        "isotonic_knots_merged": f.merged_knots,
+        "split_fractions": {
+            "validation": cfg.validation_fraction,
+            "calibration": cfg.effective_calibration_fraction,
+            "test": cfg.test_fraction,
+        },
+        "calibration_cv": cfg.calibration_cv,
+        "duplicate_rows_grouped": f.splits.duplicate_rows,
+        "reference_rows": int(min(cfg.reference_rows, len(f.splits.test.y))),
+        "metrics_split": "test",
+        **(estimator.card_details() if hasattr(estimator, "card_details") else {}),
+    }
+
+
+def _export_info(f: RunFacts) -> ExportInfo:
+    pairs = len(f.fit.model.pairs)
+    return ExportInfo(
+        onnx_sha256=hashlib.sha256(f.onnx_bytes).hexdigest(),
+        opset={k or "ai.onnx": v for k, v in OPSET.items()},
+        parity_max_abs_diff=f.parity_diff,
+        parity_rows=f.parity_rows,
+        parity_limit=f.config.parity_limit,
+        precision=f.base.precision,
+        converter=f"{f.base.converter} (base model{' x ' + str(pairs) if pairs > 1 else ''}) + lockgate ONNX "
+        "calibrator/renormalization",
+    )
+
+
+def _dataset_info(ds: Dataset, splits: Splits) -> DatasetInfo:
+    return DatasetInfo(
+        name=ds.name,
+        description=ds.description + "; features rounded to float32 (the exported model's input type)",
+        source=ds.source,
+        rows=len(ds.y),
+        n_features=len(ds.feature_names),
+        sha256=ds.sha256,
+        target=ds.target,
+        segment=ds.segment_name,
+        splits={s.name: s.info(ds.classes) for s in splits},
+        splits_disjoint=splits.disjoint,
+        missing_values=ds.missing_values,
+    )
+
+
+def _max_abs_value(train_X: np.ndarray) -> float:
+    """The serving edge refuses magnitudes a million times beyond anything seen in training.
+
+    Such values are data errors, not observations, and they overflow float32 inside some graphs (an MLP
+    turns +-1e38 into NaN); values far outside the training range but below this bound are still served,
+    with a warning.
+    """
+    observed = float(np.abs(train_X).max(initial=1.0))
+    return float(min(3.0e38, 1e6 * max(1.0, observed)))

@@ -58,7 +58,8 @@ class TrainSettings(BaseSettings):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lockgate train",
-        description="Train a classifier, calibrate it on a held-out split, evaluate it on a test split and "
+        description="Train a classifier, calibrate it on responses it never saw (cross-fitted), evaluate it "
+        "on a test split and "
         "export ONE ONNX graph (model + calibrator) with its card into OUT/NAME-VERSION/.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,8 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration",
         metavar="METHOD",
         help="none | sigmoid (Platt) | isotonic | temperature (softmax(logits/T); families with logits: "
-        "logistic_regression, svm, hist_gradient_boosting, mlp) | auto (default auto: sigmoid, or the "
-        "better of sigmoid/isotonic from 1000 calibration rows)",
+        "logistic_regression, svm, hist_gradient_boosting, mlp) | beta | vector | dirichlet (multiclass) | "
+        "auto (default: the lowest out-of-fold Brier score among the methods that apply, none included)",
+    )
+    p.add_argument(
+        "--calibration-cv",
+        dest="calibration_cv",
+        metavar="K",
+        type=int,
+        help="cross-fit the calibrator on out-of-fold responses of K folds of train+validation "
+        "(default 5); 0 = a dedicated calibration split",
+    )
+    p.add_argument(
+        "--calibration-ensemble",
+        dest="calibration_ensemble",
+        action=argparse.BooleanOptionalAction,
+        help="with --calibration-cv K: export the K (model, calibrator) pairs averaged (default), or "
+        "--no-calibration-ensemble: one model refit on all rows + one calibrator",
+    )
+    p.add_argument(
+        "--refit",
+        dest="refit",
+        action=argparse.BooleanOptionalAction,
+        help="with --calibration-cv 0: refit the selected model on train+validation (default)",
     )
     p.add_argument("--trials", metavar="N", type=int, help="random-search candidates (default 8)")
     p.add_argument("--seed", metavar="N", type=int, help="seed of splits, search and models (default 0)")
@@ -220,6 +242,7 @@ def _summary(path: Path) -> str:
         f"    after:  ece {a.ece:.4f}  mce {a.mce:.4f}  brier {a.brier:.4f}  log_loss {a.log_loss:.4f}",
         f"  ONNX parity max |dp| {card.export.parity_max_abs_diff:.2e} on {card.export.parity_rows} rows",
     ]
+    lines += [f"  WARNING: {w}" for w in card.calibration.warnings]
     if card.recommended_threshold is not None:
         lines.append(f"  recommended threshold for {card.classes[1]!r}: {card.recommended_threshold:.2f}")
     lines.append(f"  runtime {card.runtime.total_seconds:.1f}s, est. cost ${card.cost.estimated_cost:.6f}")

@@ -7,15 +7,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cascade_registry.artifacts import NAME_PATTERN
+from training.datasets import BUILTIN_DATASETS
 from training.errors import ConfigError
+from training.families import family_names, is_family
 
 __all__ = ["BUILTIN_DATASETS", "METRICS", "TrainConfig", "load_config"]
 
-#: datasets that ship with scikit-learn or are generated (no downloads)
-BUILTIN_DATASETS = ("breast_cancer", "wine", "digits", "imbalanced")
 METRICS = ("f1_macro", "cohen_kappa", "accuracy", "log_loss")
 
 
@@ -31,10 +32,23 @@ class TrainConfig(BaseModel):
     target: str | None = Field(None, description="CSV only: the column holding the class label")
     segment: str | None = Field(None, description="CSV only: a column to slice test metrics by")
     model: str = Field("svm", description="model family (see training.families)")
-    calibration: Literal["none", "sigmoid", "isotonic", "temperature", "auto"] = Field(
+    calibration: Literal[
+        "none", "sigmoid", "isotonic", "temperature", "beta", "vector", "dirichlet", "auto"
+    ] = Field(
         "auto",
-        description="none | sigmoid (Platt) | isotonic | temperature (logit families only) | auto",
+        description="none | sigmoid (Platt) | isotonic | temperature (logit families only) | beta | "
+        "vector | dirichlet (multiclass) | auto (best out-of-fold Brier, none included)",
     )
+    calibration_cv: int = Field(
+        5, ge=0, le=20,
+        description="K >= 2: cross-fit the calibrator on out-of-fold responses of train+validation; "
+        "0: a dedicated calibration split",
+    )
+    calibration_ensemble: bool = Field(
+        True, description="with calibration_cv K: export the K (model, calibrator) pairs averaged (true) or "
+        "one model refit on all rows + one calibrator on the out-of-fold responses (false)",
+    )
+    refit: bool = Field(True, description="refit the selected model on train + validation")
     trials: int = Field(8, ge=1, le=500, description="random-search budget (trial 1 = the defaults)")
     seed: int = Field(0, ge=0, le=2**32 - 1)
     metric: Literal["f1_macro", "cohen_kappa", "accuracy", "log_loss"] = "f1_macro"
@@ -60,8 +74,6 @@ class TrainConfig(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_family(cls, v: str) -> str:
-        from training.families import family_names, is_family
-
         if not is_family(v):
             raise ValueError(f"unknown model family {v!r}; choose one of {', '.join(family_names())}")
         return v
@@ -75,13 +87,20 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fractions_leave_training_rows(self) -> TrainConfig:
-        total = self.validation_fraction + self.calibration_fraction + self.test_fraction
+        if self.calibration_cv == 1:
+            raise ValueError("calibration_cv must be 0 (a calibration split) or at least 2 folds")
+        total = self.validation_fraction + self.effective_calibration_fraction + self.test_fraction
         if total >= 0.9:
             raise ValueError(
                 f"validation+calibration+test fractions sum to {total:.2f}; keep them below 0.9 "
                 "so the training split keeps at least 10% of the rows"
             )
         return self
+
+    @property
+    def effective_calibration_fraction(self) -> float:
+        """The calibration split's share: 0 when the calibrator is cross-fitted."""
+        return 0.0 if self.calibration_cv else self.calibration_fraction
 
     @property
     def is_builtin_data(self) -> bool:
@@ -125,19 +144,15 @@ def load_config(path: Path | str) -> dict[str, Any]:
         if suffix == ".toml":
             raw: Any = tomllib.loads(text)
         elif suffix in {".yaml", ".yml"}:
-            import yaml
-
             raw = yaml.safe_load(text) or {}
         else:
             raise ConfigError(
                 f"config file {path} has an unknown extension {suffix!r}", "use .toml, .yaml or .yml"
             )
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}", "fix the syntax") from None
     except (tomllib.TOMLDecodeError, ValueError) as e:
         raise ConfigError(f"config file {path} is not valid: {e}", "fix the syntax") from None
-    except Exception as e:  # yaml.YAMLError without importing yaml at module level
-        if type(e).__module__.startswith("yaml"):
-            raise ConfigError(f"config file {path} is not valid YAML: {e}", "fix the syntax") from None
-        raise
     if isinstance(raw, dict) and isinstance(raw.get("train"), dict):
         raw = raw["train"]
     if not isinstance(raw, dict):

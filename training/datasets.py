@@ -11,11 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from sklearn import datasets as skd
 
-from training.config import BUILTIN_DATASETS, TrainConfig
 from training.errors import DataError
 
-__all__ = ["Dataset", "load_dataset"]
+__all__ = ["BUILTIN_DATASETS", "MIN_CLASS_ROWS", "Dataset", "load_dataset"]
+
+#: datasets that ship with scikit-learn or are generated (no downloads)
+BUILTIN_DATASETS = ("breast_cancer", "wine", "digits", "imbalanced")
+#: each class needs two rows in each of the (up to) four splits
+MIN_CLASS_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -43,20 +49,22 @@ class Dataset:
         return h.hexdigest()
 
 
-def load_dataset(config: TrainConfig) -> Dataset:
-    """The dataset named by ``config.data`` (builtin name or CSV path), validated."""
-    if config.is_builtin_data:
-        if config.target or config.segment:
+def load_dataset(
+    data: str, seed: int = 0, target: str | None = None, segment: str | None = None, missing: str = "reject"
+) -> Dataset:
+    """The dataset named by ``data`` (builtin name or CSV path), validated."""
+    if data in BUILTIN_DATASETS:
+        if target or segment:
             raise DataError(
-                f"--target/--segment apply to CSV files, not to the builtin dataset {config.data!r}",
+                f"--target/--segment apply to CSV files, not to the builtin dataset {data!r}",
                 "drop them, or pass --data PATH.csv",
             )
-        ds = _builtin(config.data, config.seed)
+        ds = _builtin(data, seed)
     else:
-        ds = _csv(Path(config.data), config.target, config.segment)
-    X = _finite_features(ds.X, ds.feature_names, config.missing)
+        ds = _csv(Path(data), target, segment)
+    X = _finite_features(ds.X, ds.feature_names, missing)
     _check_classes(ds.y, ds.classes)
-    missing = "reject" if config.missing == "reject" else _impute_note(ds.X)
+    how = "reject" if missing == "reject" else _impute_note(ds.X)
     return Dataset(
         name=ds.name,
         description=ds.description,
@@ -68,14 +76,12 @@ def load_dataset(config: TrainConfig) -> Dataset:
         target=ds.target,
         segment_name=ds.segment_name,
         segments=ds.segments,
-        missing_values=missing,
+        missing_values=how,
     )
 
 
 # ----------------------------------------------------------------------------------------- sources
 def _builtin(name: str, seed: int) -> Dataset:
-    from sklearn import datasets as skd
-
     if name == "imbalanced":
         X, y = skd.make_classification(
             n_samples=2000,
@@ -117,8 +123,6 @@ def _builtin(name: str, seed: int) -> Dataset:
 
 
 def _csv(path: Path, target: str | None, segment: str | None) -> Dataset:
-    import pandas as pd
-
     if not path.exists():
         known = ", ".join(BUILTIN_DATASETS)
         raise DataError(f"data file {path} does not exist", f"pass an existing CSV path or one of: {known}")
@@ -210,8 +214,6 @@ def _impute_note(X: np.ndarray) -> str:
 
 
 def _check_classes(y: np.ndarray, classes: list[str]) -> None:
-    from training.splits import MIN_CLASS_ROWS
-
     counts = np.bincount(y, minlength=len(classes))
     if len(classes) < 2:
         raise DataError(
@@ -228,8 +230,6 @@ def _check_classes(y: np.ndarray, classes: list[str]) -> None:
 
 
 def _is_numeric(series: object) -> bool:
-    import pandas as pd
-
     return bool(pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
 
 

@@ -4,14 +4,26 @@ Exception tree::
 
     TrainingError            base of everything training raises on purpose
     ├── ConfigError          a configuration value or file is invalid
+    │   └── DeepConfigError  an impossible setting (which parameter, what came, what is allowed)
     ├── DataError            the data cannot be used (missing file/column, NaN, too few rows, ...)
+    ├── DeepTrainingError    fitting, ensembling or analysis could not proceed (diverged, too few rows)
     ├── OutputExistsError    the bundle directory exists and ``overwrite`` is off
     └── ExportError          the ONNX graph could not be built or disagrees with the native model
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "ExportError", "OutputExistsError", "TrainingError"]
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DeepConfigError",
+    "DeepTrainingError",
+    "ExportError",
+    "OutputExistsError",
+    "TrainingError",
+]
 
 
 class TrainingError(Exception):
@@ -37,3 +49,15 @@ class OutputExistsError(TrainingError):
 
 class ExportError(TrainingError):
     """The ONNX export failed or does not reproduce the native model."""
+
+
+class DeepTrainingError(TrainingError):
+    """Fitting, ensembling or analysis could not proceed; the message says why and how to fix it."""
+
+
+class DeepConfigError(ConfigError):
+    """An impossible setting: ``what`` got ``value`` but expected ``expected``; ``fix`` says how to fix it."""
+
+    def __init__(self, what: str, value: Any, expected: str, fix: str = "") -> None:
+        self.what, self.value, self.expected = what, value, expected
+        super().__init__(f"{what}={value!r} is not allowed: expected {expected}", fix)

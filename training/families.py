@@ -5,7 +5,7 @@ Extension point
 A family is a :class:`Family` registered under its name with :func:`register_family`::
 
     from training.families import Family, FloatRange, register_family
-    from training.export import sklearn_exporter
+    from training.exporters import sklearn_exporter
 
     register_family(Family(
         name="mlp",
@@ -13,16 +13,19 @@ A family is a :class:`Family` registered under its name with :func:`register_fam
         space={"alpha": FloatRange(1e-6, 1e-1, log=True)},
         defaults={"alpha": 1e-4},
         make_estimator=lambda params, seed: make_my_mlp(params, seed),
-        export=sklearn_exporter(double=True),   # or any ``Exporter`` (see training.export)
+        export=sklearn_exporter(double=True),   # or any ``Exporter`` (see training.graph)
     ))
 
 - ``make_estimator(params, seed)`` returns an unfitted scikit-learn classifier (a Pipeline is fine)
   with ``fit``, ``predict_proba`` and optionally ``decision_function``; it must be deterministic for a
   given seed.
-- ``export(fitted, n_features, n_classes, kind)`` returns a :class:`training.export.BaseGraph` from
+- ``export(fitted, n_features, n_classes, kind)`` returns a :class:`training.graph.BaseGraph` from
   ``input`` float32 [N, F] to the predicted probabilities (``kind="proba"``) or to the response the
-  calibrator consumes (``kind="response"``: ``decision_function`` when the estimator has one, else
-  ``predict_proba``; one column for binary). Training appends the calibrator and checks parity.
+  calibrator consumes (``kind="response"``, :mod:`training.response`: the logits when the estimator
+  has them, else ``predict_proba``; one column for binary). Training appends the calibrator and
+  checks parity.
+- ``estimator_type`` (optional): the class of the family's estimators, so that an ensemble member
+  given as a bare estimator of that class exports with the family's exporter (:func:`exporter_for`).
 
 Modules listed in :data:`EXTENSION_MODULES` are imported (when they exist) the first time a name is
 not found or the full list is asked for, so that families defined elsewhere (``training.deep``,
@@ -38,8 +41,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
-from training.export import Exporter, sklearn_exporter
+from training.errors import ConfigError
+from training.exporters import (
+    MarginClassifier,
+    export_hist_gradient_boosting,
+    export_margin_classifier,
+    sklearn_exporter,
+)
+from training.graph import Exporter
 
 __all__ = [
     "EXTENSION_MODULES",
@@ -47,6 +63,7 @@ __all__ = [
     "Family",
     "FloatRange",
     "IntRange",
+    "exporter_for",
     "family_names",
     "get_family",
     "is_family",
@@ -110,6 +127,7 @@ class Family:
     make_estimator: Callable[[dict[str, Any], int], Any]
     export: Exporter
     notes: dict[str, str] = field(default_factory=dict)
+    estimator_type: type | None = None
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """One random configuration: every searched parameter drawn, the rest at its default."""
@@ -164,23 +182,26 @@ def is_family(name: str) -> bool:
     return name in _FAMILIES
 
 
+def exporter_for(estimator: Any) -> Exporter:
+    """The exporter of the family whose ``estimator_type`` ``estimator`` is, else skl2onnx in float64."""
+    _load_extensions()
+    for family in _FAMILIES.values():
+        if family.estimator_type is not None and isinstance(estimator, family.estimator_type):
+            return family.export
+    return sklearn_exporter(double=True)
+
+
 def get_family(name: str) -> Family:
     if not is_family(name):
         _load_extensions()
     try:
         return _FAMILIES[name]
     except KeyError:
-        from training.errors import ConfigError
-
         raise ConfigError(f"unknown model family {name!r}", f"choose one of {', '.join(_FAMILIES)}") from None
 
 
 # --------------------------------------------------------------------------------------- builtins
 def _logistic_regression(params: dict[str, Any], seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
     model = LogisticRegression(
         C=params["C"], class_weight=params["class_weight"], max_iter=2000, random_state=seed
     )
@@ -188,8 +209,6 @@ def _logistic_regression(params: dict[str, Any], seed: int) -> Any:
 
 
 def _random_forest(params: dict[str, Any], seed: int) -> Any:
-    from sklearn.ensemble import RandomForestClassifier
-
     return RandomForestClassifier(
         n_estimators=params["n_estimators"],
         max_depth=params["max_depth"],
@@ -202,8 +221,6 @@ def _random_forest(params: dict[str, Any], seed: int) -> Any:
 
 
 def _hist_gradient_boosting(params: dict[str, Any], seed: int) -> Any:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     return HistGradientBoostingClassifier(
         learning_rate=params["learning_rate"],
         max_iter=params["max_iter"],
@@ -216,32 +233,12 @@ def _hist_gradient_boosting(params: dict[str, Any], seed: int) -> Any:
 
 
 def _svm(params: dict[str, Any], seed: int) -> Any:
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    from training.margin import MarginClassifier
-
     model = SVC(C=params["C"], gamma=params["gamma"], kernel="rbf", random_state=seed)
     return MarginClassifier(Pipeline([("scale", StandardScaler()), ("model", model)]))
 
 
 def _naive_bayes(params: dict[str, Any], seed: int) -> Any:
-    from sklearn.naive_bayes import GaussianNB
-
     return GaussianNB(var_smoothing=params["var_smoothing"])
-
-
-def _margin_exporter(estimator: Any, n_features: int, n_classes: int, kind: Any) -> Any:
-    from training.margin import export_margin_classifier
-
-    return export_margin_classifier(estimator, n_features, n_classes, kind)
-
-
-def _hgb_exporter(estimator: Any, n_features: int, n_classes: int, kind: Any) -> Any:
-    from training.trees import export_hist_gradient_boosting
-
-    return export_hist_gradient_boosting(estimator, n_features, n_classes, kind)
 
 
 register_family(
@@ -273,7 +270,9 @@ register_family(
             "class_weight": None,
         },
         make_estimator=_random_forest,
-        export=sklearn_exporter(double=False, round_tree_thresholds=True),
+        # float64 leaves: float32 sums moved multiclass one-vs-rest isotonic by 0.18 where every class's
+        # calibrated value is ~0 (digits); thresholds still rounded down to float32, so splits stay exact
+        export=sklearn_exporter(double=True, round_tree_thresholds=True),
     )
 )
 register_family(
@@ -295,7 +294,7 @@ register_family(
             "l2_regularization": 0.0,
         },
         make_estimator=_hist_gradient_boosting,
-        export=_hgb_exporter,
+        export=export_hist_gradient_boosting,
     )
 )
 register_family(
@@ -305,7 +304,7 @@ register_family(
         space={"C": FloatRange(0.1, 100.0, log=True), "gamma": Choice(("scale", 0.001, 0.01, 0.1))},
         defaults={"C": 1.0, "gamma": "scale"},
         make_estimator=_svm,
-        export=_margin_exporter,
+        export=export_margin_classifier,
     )
 )
 register_family(

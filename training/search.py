@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from cascade_registry.artifacts import SearchInfo, TrialRecord
 from training.errors import TrainingError
@@ -21,20 +22,20 @@ __all__ = ["SearchResult", "random_search"]
 @dataclass(frozen=True)
 class SearchResult:
     estimator: Any
+    params: dict[str, Any]
     info: SearchInfo
     seconds: float
     per_candidate_seconds: list[float]
 
 
 def random_search(
-    family: Family, train: Split, validation: Split, metric: str, trials: int, seed: int, progress: bool
+    family: Family, train: Split, validation: Split, metric: str, trials: int, seed: int, progress: bool,
+    refit_note: str = "not refitted, so validation stays untouched by training",
 ) -> SearchResult:
     """Fit ``trials`` candidates (the first one is the family's defaults), keep the best on validation.
 
     Ties keep the earlier candidate, so the defaults win unless beaten.
     """
-    from tqdm import tqdm
-
     rng = np.random.default_rng(seed)
     candidates = [dict(family.defaults)] + [family.sample(rng) for _ in range(trials - 1)]
     sign = -1.0 if metric == "log_loss" else 1.0
@@ -69,7 +70,7 @@ def random_search(
         selection=(
             f"fit each candidate on the train split, score {metric} on the validation split, keep the "
             f"{'lowest' if sign < 0 else 'highest'} (ties keep the earlier candidate); winner: candidate "
-            f"{index + 1} of {len(candidates)}; not refitted, so validation stays untouched by training"
+            f"{index + 1} of {len(candidates)}; {refit_note}"
         ),
         trials=len(candidates),
         ranges=family.ranges(),
@@ -80,6 +81,7 @@ def random_search(
     )
     return SearchResult(
         estimator=estimator,
+        params=dict(candidates[index]),
         info=info,
         seconds=time.perf_counter() - start,
         per_candidate_seconds=[r.fit_seconds for r in records],

@@ -24,7 +24,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from training.deep.errors import DeepConfigError, DeepTrainingError
+from training.errors import DeepConfigError, DeepTrainingError
 
 __all__ = ["ShiftReport", "adversarial_validation", "read_pair", "store_in_card"]
 

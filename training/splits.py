@@ -1,4 +1,7 @@
-"""Four disjoint stratified splits: train, validation (selection), calibration (calibrator only), test.
+"""Disjoint stratified splits: train, validation (selection), calibration (calibrator only), test.
+
+The calibration split exists only when the calibrator is not cross-fitted (``--calibration-cv 0``);
+with cross-fitting its rows stay in train.
 
 Rows are grouped by their hash (features + label) before splitting, so identical rows always land in the
 same split; disjointness is then asserted on the row hashes themselves and recorded in the card.
@@ -12,14 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from cascade_registry.artifacts import SplitInfo
-from training.datasets import Dataset
+from training.datasets import MIN_CLASS_ROWS, Dataset
 from training.errors import DataError
 
-__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "split_dataset"]
+__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "join_splits", "split_dataset"]
 
 SPLIT_NAMES = ("train", "validation", "calibration", "test")
-#: each class needs two rows in each of the four splits
-MIN_CLASS_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,28 @@ class Split:
         )
 
 
+def join_splits(name: str, parts: list[Split]) -> Split:
+    """The rows of ``parts`` as one split (e.g. train + validation for the refit)."""
+    return Split(
+        name=name,
+        index=np.concatenate([p.index for p in parts]),
+        X=np.concatenate([p.X for p in parts]),
+        y=np.concatenate([p.y for p in parts]),
+        segments=None if parts[0].segments is None else np.concatenate([p.segments for p in parts]),
+        row_hashes=np.concatenate([p.row_hashes for p in parts]),
+    )
+
+
 @dataclass(frozen=True)
 class Splits:
     train: Split
     validation: Split
-    calibration: Split
+    calibration: Split | None
     test: Split
     duplicate_rows: int
 
-    def __iter__(self):  # noqa: ANN204 - simple iteration over the four splits
-        return iter((self.train, self.validation, self.calibration, self.test))
+    def __iter__(self):  # noqa: ANN204 - simple iteration over the present splits
+        return iter(s for s in (self.train, self.validation, self.calibration, self.test) if s is not None)
 
     @property
     def disjoint(self) -> bool:
@@ -82,7 +95,8 @@ def split_dataset(
     uniq, first, inverse = np.unique(hashes.astype(str), return_index=True, return_inverse=True)
     group_label = ds.y[first]
     rng = np.random.default_rng(seed)
-    fractions = (test, calibration, validation)
+    fractions = (test, calibration, validation) if calibration > 0 else (test, validation)
+    ids = (3, 2, 1) if calibration > 0 else (3, 1)
     assignment = np.empty(len(uniq), dtype=np.int64)  # 0 train, 1 validation, 2 calibration, 3 test
     for c in range(len(ds.classes)):
         groups = np.flatnonzero(group_label == c)
@@ -91,19 +105,22 @@ def split_dataset(
         sizes = [max(2, int(round(n * f))) for f in fractions]
         if n - sum(sizes) < 2:
             raise DataError(
-                f"class {ds.classes[c]!r} has only {n} distinct rows, too few for the four splits "
-                f"(each needs 2, at least {MIN_CLASS_ROWS} in all)",
+                f"class {ds.classes[c]!r} has only {n} distinct rows, too few for the "
+                f"{len(fractions) + 1} splits (each needs 2, at least {MIN_CLASS_ROWS} in all)",
                 "add rows for that class or merge it into another class",
             )
         start = 0
-        for split_id, size in zip((3, 2, 1), sizes, strict=True):
+        for split_id, size in zip(ids, sizes, strict=True):
             assignment[groups[start : start + size]] = split_id
             start += size
         assignment[groups[start:]] = 0
     row_split = assignment[inverse]
-    parts = []
+    parts: list[Split | None] = []
     for split_id, name in enumerate(SPLIT_NAMES):
         idx = np.flatnonzero(row_split == split_id)
+        if split_id == 2 and calibration <= 0:
+            parts.append(None)
+            continue
         parts.append(
             Split(
                 name=name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from safety.checks.base import Check, outcome
+from safety.checks.calibration import CalibrationCheck
 from safety.checks.card import CardCompletenessCheck, CardSchemaCheck
 from safety.checks.file import (
     ChecksumCheck,
@@ -40,6 +41,7 @@ def default_checks() -> list[Check]:
         DeterminismCheck(),
         ParityCheck(),
         QualityCheck(),
+        CalibrationCheck(),
         RegressionCheck(),
         CardCompletenessCheck(),
         ServeCheck(),

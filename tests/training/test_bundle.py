@@ -32,11 +32,16 @@ def test_bundle_loads_and_card_is_complete(demo_bundle: Path) -> None:
     assert card.search.best_value == max(c.score for c in card.search.candidates)
     assert card.hyperparameters == card.search.best_params
     assert len(card.runtime.per_candidate_seconds) == 2 and card.runtime.total_seconds > 0
-    # data: four disjoint splits with digests, adding up to the whole set
+    # data: three disjoint splits with digests (the calibrator is cross-fitted), adding up to the whole set
     ds = card.dataset
-    assert set(ds.splits) == {"train", "validation", "calibration", "test"} and ds.splits_disjoint
+    assert set(ds.splits) == {"train", "validation", "test"} and ds.splits_disjoint
     assert sum(s.rows for s in ds.splits.values()) == ds.rows == 569
-    assert len({s.sha256 for s in ds.splits.values()}) == 4
+    assert len({s.sha256 for s in ds.splits.values()}) == 3
+    cal = card.calibration
+    assert cal.cross_fit is not None and cal.cross_fit.folds == 5 and cal.cross_fit.ensemble
+    assert cal.refit is not None and cal.refit.splits == ["train", "validation"]
+    assert cal.fit_rows == ds.splits["train"].rows + ds.splits["validation"].rows
+    assert set(cal.after.per_class) == set(card.classes)
     # calibration, metrics, export, infrastructure, cost
     assert card.calibration.method == "sigmoid" and card.calibration.holdout_rows == card.metrics.rows
     assert card.calibration.before.bins == card.metrics.bins == 10

@@ -9,14 +9,15 @@ import pytest
 import torch
 from sklearn.datasets import make_classification
 
+from training.calibration import fit_calibrator
 from training.deep import (
     MLPClassifier,
     export_mlp,
-    fit_calibrator,
     format_overfit_report,
     onnx_bytes,
     overfit_one_batch,
 )
+from training.response import response
 
 torch.set_num_threads(1)
 
@@ -36,31 +37,31 @@ def fitted(request) -> tuple[MLPClassifier, np.ndarray, np.ndarray]:
     return est, X[240:], y[240:]
 
 
-@pytest.mark.parametrize("method", ["none", "temperature", "sigmoid", "isotonic", "auto"])
+@pytest.mark.parametrize("method", ["none", "temperature", "sigmoid", "isotonic", "beta", "vector",
+                                    "dirichlet"])
 def test_export_fuses_calibrator_with_parity(fitted, method: str) -> None:
     est, X, y = fitted
     cal_rows, check_rows = slice(0, 60), slice(60, None)
     y_idx = np.searchsorted(est.classes_, y)
-    cal = fit_calibrator(method, est.decision_scores(X[cal_rows]), y_idx[cal_rows], len(est.classes_))
+    n_classes = len(est.classes_)
+    cal = fit_calibrator(method, response(est, X[cal_rows]), y_idx[cal_rows], n_classes, "probability")
     model = export_mlp(est, cal)
     assert [o.name for o in model.graph.output] == ["label", "probabilities"]
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
     assert model.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     label, proba = run_onnx(model, X[check_rows])
-    native = cal.transform(est.decision_scores(X[check_rows]))
+    native = cal.predict_proba(response(est, X[check_rows]))
     assert np.abs(proba - native).max() <= 1e-4
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert label.dtype == np.int64 and np.mean(label == native.argmax(axis=1)) >= 0.99
     if method == "temperature":
-        assert cal.temperature > 0 and cal.method == "temperature"
-    if method == "auto":
-        assert cal.method in {"none", "temperature", "sigmoid", "isotonic"} and "log loss" in cal.reason
+        assert cal.temperature_ > 0 and cal.method == "temperature"
 
 
 def test_export_bytes_are_deterministic(fitted) -> None:
     est, X, y = fitted
-    cal = fit_calibrator("temperature", est.decision_scores(X), np.searchsorted(est.classes_, y),
-                         len(est.classes_))
+    cal = fit_calibrator("temperature", response(est, X), np.searchsorted(est.classes_, y),
+                         len(est.classes_), "probability")
     first, second = onnx_bytes(export_mlp(est, cal)), onnx_bytes(export_mlp(est, cal))
     assert first == second
     model = onnx.load_from_string(first)

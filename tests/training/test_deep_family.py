@@ -11,8 +11,8 @@ from cascade_registry.artifacts import ModelBundle
 from training.config import TrainConfig
 from training.deep.overfit import overfit_check
 from training.errors import TrainingError
-from training.export import onnx_predict
 from training.families import family_names, get_family
+from training.graph import onnx_predict
 from training.trainer import train
 
 torch.set_num_threads(1)

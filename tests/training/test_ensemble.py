@@ -12,7 +12,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
-from training.deep import DeepConfigError, fit_calibrator, onnx_bytes
+from training.calibration import fit_calibrator
+from training.deep import DeepConfigError, onnx_bytes
 from training.ensemble import (
     AbstainError,
     AveragingEnsemble,
@@ -26,7 +27,7 @@ from training.ensemble import (
     out_of_fold_probabilities,
 )
 from training.errors import TrainingError
-from training.export import onnx_predict
+from training.graph import onnx_predict
 
 torch.set_num_threads(1)
 
@@ -52,9 +53,9 @@ def parity(ens, X: np.ndarray, y: np.ndarray, method: str) -> float:
     """Max |ONNX - native| of ``ens`` + a calibrator fitted on the first 40 rows, on the rest."""
     cal_rows, rest = slice(0, 40), slice(40, None)
     y_idx = np.searchsorted(ens.classes_, y[cal_rows])
-    cal = fit_calibrator(method, ensemble_scores(ens, X[cal_rows]), y_idx, len(ens.classes_))
+    cal = fit_calibrator(method, ensemble_scores(ens, X[cal_rows]), y_idx, len(ens.classes_), "probability")
     label, proba = onnx_predict(onnx_bytes(export_ensemble(ens, cal)), X[rest])
-    native = cal.transform(ensemble_scores(ens, X[rest]))
+    native = cal.predict_proba(ensemble_scores(ens, X[rest]))
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     return float(np.abs(proba - native).max())
 
@@ -68,7 +69,7 @@ def test_every_ensemble_exports_one_graph_with_calibrator_and_parity(data, kind:
         "stacking": StackingEnsemble(members=fast_members()[:2], k=10, meta_cv=3),
         "balanced": BalancedEnsemble(base=LogisticRegression(max_iter=500), H=3),
     }[kind].fit(X[:160], y[:160])
-    for method in ("temperature", "sigmoid"):
+    for method in ("temperature", "sigmoid", "isotonic", "beta"):
         assert parity(ens, X[160:], y[160:], method) <= 1e-4
     assert ens.card_details()["ensemble"]["kind"] == type(ens).__name__
 

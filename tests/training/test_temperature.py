@@ -12,9 +12,9 @@ import pytest
 
 from lockgate.cli import main
 from training import TrainConfig, TrainingError, train
-from training.calibration import calibrate
+from training.calibration import fit_calibrator
 from training.metrics import calibration_metrics
-from training.splits import Split
+from training.response import response
 
 
 def _card(bundle: Path) -> dict:
@@ -29,12 +29,12 @@ def _check_temperature_bundle(bundle: Path, n_classes: int) -> dict:
     T = card["details"]["temperature"]
     assert isinstance(T, float) and T > 0
     assert f"T = {T:.4g}" in cal["reason"]
-    assert card["details"]["calibration_input"] in ("decision_function", "decision_scores")
+    assert card["details"]["calibration_input"] in ("decision_function", "predict_proba")
     for side in ("before", "after"):
         assert 0 <= cal[side]["ece"] <= 1 and 0 <= cal[side]["brier"] <= 2
     # T minimizes the log loss on the calibration split, and T = 1 is the uncalibrated model
     fit = card["details"]["temperature_fit"]
-    assert fit["split"] == "calibration"
+    assert fit["split"] in ("calibration", "out-of-fold")
     assert fit["after"]["log_loss"] <= fit["before"]["log_loss"] + 1e-9
     # parity, as recorded and re-measured here against the reference rows
     export = card["export"]
@@ -57,7 +57,7 @@ def test_mlp_binary_through_the_cli(tmp_path: Path, write_csv) -> None:
             "--name", "tmlp"]
     assert main(["train", *args]) == 0
     card = _check_temperature_bundle(tmp_path / "tmlp-1", 2)
-    assert card["details"]["calibration_input"] == "decision_scores"
+    assert card["details"]["calibration_input"] == "predict_proba"  # log p: the logits up to a shift
     assert card["family"] == "mlp"
 
 
@@ -96,10 +96,6 @@ def test_families_without_logits_are_refused_before_training(tmp_path: Path, cap
         train(TrainConfig(model=family, calibration="temperature", out=tmp_path, progress=False))
 
 
-def _split(name: str, X: np.ndarray, y: np.ndarray) -> Split:
-    return Split(name, np.arange(len(y)), X, y, None, np.array([str(i) for i in range(len(y))]))
-
-
 def test_temperature_cools_an_over_confident_model() -> None:
     """A nearly unregularized logistic regression on few noisy rows is over-confident: T > 1 fixes it."""
     from sklearn.datasets import make_classification
@@ -107,16 +103,24 @@ def test_temperature_cools_an_over_confident_model() -> None:
 
     X, y = make_classification(n_samples=3000, n_features=30, n_informative=5, flip_y=0.15, random_state=0)
     model = LogisticRegression(C=1e4, max_iter=5000).fit(X[:150], y[:150])
-    cal, test = _split("calibration", X[150:1150], y[150:1150]), _split("test", X[1150:], y[1150:])
-    fitted = calibrate(model, "temperature", cal, cal, bins=10)
-    assert fitted.method == "temperature" and "over-confident" in fitted.reason
-    T = fitted.native.temperature_
-    assert T > 1
-    before = calibration_metrics(test.y, model.predict_proba(test.X), 10)
-    after = calibration_metrics(test.y, fitted.predict_proba(test.X), 10)
+    fitted = fit_calibrator("temperature", response(model, X[150:1150]), y[150:1150], 2, "margin")
+    T = fitted.temperature_
+    assert T > 1 and fitted.warnings() == []
+    test_X, test_y = X[1150:], y[1150:]
+    calibrated = fitted.predict_proba(response(model, test_X))
+    before = calibration_metrics(test_y, model.predict_proba(test_X), 10)
+    after = calibration_metrics(test_y, calibrated, 10)
     assert after.ece < before.ece and after.brier < before.brier and after.log_loss < before.log_loss
     # temperature never changes the predicted class
-    assert np.array_equal(fitted.predict_proba(test.X).argmax(1), model.predict_proba(test.X).argmax(1))
+    assert np.array_equal(calibrated.argmax(1), model.predict_proba(test_X).argmax(1))
+
+
+def test_temperature_at_its_bound_is_a_warning() -> None:
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(400, 1)) * 1e-3  # logits without any signal: T runs to its lower bound
+    y = (d[:, 0] > 0).astype(int)
+    fitted = fit_calibrator("temperature", d, y, 2, "margin")
+    assert fitted.warnings() and "bound" in fitted.warnings()[0]
 
 
 @pytest.mark.parametrize("data", ["breast_cancer", "wine"], ids=["binary", "multiclass"])

@@ -4,22 +4,20 @@
   initializers (``initializers``), optimizers (``optimizers``), learning-rate schedules (``schedules``),
   early stopping with per-epoch checkpoints and learning curves (``curves``).
 - :func:`overfit_one_batch` (``overfit``): the one-batch sanity check with its diagnosis.
-- :func:`fit_calibrator` (``calibrators``): none / temperature / sigmoid (Platt) / isotonic / auto.
-- :func:`export_mlp` (``export``): torch.onnx.export + calibrator nodes + ``label``/``probabilities``.
+- :func:`export_mlp` (``export``): torch.onnx.export + a :mod:`training.calibration` calibrator +
+  ``label``/``probabilities``; the only part of ``training`` that imports torch.
 """
 
-from training.deep.calibrators import CALIBRATION_METHODS, ScoreCalibrator, fit_calibrator
 from training.deep.curves import curves_details, plot_learning_curves
 from training.deep.errors import DeepConfigError, DeepTrainingError
 from training.deep.estimator import MLPClassifier
-from training.deep.export import export_mlp, mlp_scores_onnx, onnx_bytes
+from training.deep.export import export_mlp, mlp_exporter, mlp_scores_onnx, onnx_bytes
 from training.deep.initializers import INITIALIZERS
 from training.deep.optimizers import OPTIMIZERS
 from training.deep.overfit import OverfitReport, format_overfit_report, overfit_one_batch
 from training.deep.schedules import SCHEDULES, learning_rate_at, learning_rates
 
 __all__ = [
-    "CALIBRATION_METHODS",
     "INITIALIZERS",
     "OPTIMIZERS",
     "SCHEDULES",
@@ -27,13 +25,12 @@ __all__ = [
     "DeepTrainingError",
     "MLPClassifier",
     "OverfitReport",
-    "ScoreCalibrator",
     "curves_details",
     "export_mlp",
-    "fit_calibrator",
     "format_overfit_report",
     "learning_rate_at",
     "learning_rates",
+    "mlp_exporter",
     "mlp_scores_onnx",
     "onnx_bytes",
     "overfit_one_batch",

@@ -1,8 +1,11 @@
-"""Export a fitted :class:`MLPClassifier` (+ its calibrator) to ONE deterministic ONNX graph.
+"""Export a fitted :class:`MLPClassifier` to ONNX: the torch exporter of the deep family.
 
 The network is exported with ``torch.onnx.export`` (the TorchScript exporter, ``dynamo=False``: the
-dynamo exporter needs onnxscript, which lockgate does not ship) at a fixed opset with doc strings off;
-the calibrator and the ``label``/``probabilities`` outputs are appended as plain ONNX nodes.
+dynamo exporter needs onnxscript, which lockgate does not ship) at a fixed opset with doc strings off.
+:func:`mlp_exporter` is the family's :data:`training.graph.Exporter` (probabilities, or the response:
+the positive-class probability for binary, all of them for multiclass, see :mod:`training.response`);
+:func:`export_mlp` adds a calibrator of :mod:`training.calibration` and the ``label``/``probabilities``
+outputs.
 """
 
 from __future__ import annotations
@@ -14,11 +17,21 @@ import warnings
 import onnx
 import torch
 
-from training.deep.calibrators import ScoreCalibrator
+from training.calibration import Calibrator, NoCalibration
+from training.compose import build_model
 from training.deep.estimator import MLPClassifier
-from training.deep.onnx_graph import INPUT, OPSET, GraphBuilder, embed_model, finish_model, strip_doc_strings
+from training.graph import (
+    INPUT,
+    OPSET,
+    BaseGraph,
+    GraphBuilder,
+    Kind,
+    base_model,
+    embed_model,
+    strip_doc_strings,
+)
 
-__all__ = ["export_mlp", "mlp_scores_onnx", "onnx_bytes"]
+__all__ = ["export_mlp", "mlp_exporter", "mlp_scores_onnx", "onnx_bytes"]
 
 
 def mlp_scores_onnx(mlp: MLPClassifier) -> onnx.ModelProto:
@@ -41,14 +54,28 @@ def mlp_scores_onnx(mlp: MLPClassifier) -> onnx.ModelProto:
     return strip_doc_strings(onnx.load_from_string(buf.getvalue()))
 
 
-def export_mlp(mlp: MLPClassifier, calibrator: ScoreCalibrator | None = None) -> onnx.ModelProto:
+def mlp_exporter(estimator: MLPClassifier, n_features: int, n_classes: int, kind: Kind) -> BaseGraph:
+    """The network's probabilities (``kind="proba"``) or its response (the same, one column for binary)."""
+    b = GraphBuilder("mlp_base")
+    scores = b.double(embed_model(b, mlp_scores_onnx(estimator), prefix="mlp/")["scores"])
+    out = b.softmax(scores)
+    if kind == "response" and n_classes == 2:
+        out = b.column(out, 1)
+    out = b.op("Identity", [out], hint="out")
+    return BaseGraph(
+        model=base_model(b, n_features, out, "mlp"),
+        output=out,
+        precision="float32 network (torch.onnx.export, opset 17); logits cast to float64 for the calibrator",
+        converter=f"torch.onnx.export (TorchScript exporter, dynamo=False) torch {torch.__version__}",
+    )
+
+
+def export_mlp(mlp: MLPClassifier, calibrator: Calibrator | None = None) -> onnx.ModelProto:
     """Network + calibrator + outputs ``label`` int64 / ``probabilities`` float32, in one graph."""
     n_classes = len(mlp.classes_)
-    cal = calibrator or ScoreCalibrator(method="none", n_classes=n_classes)
-    b = GraphBuilder("cal")
-    scores = embed_model(b, mlp_scores_onnx(mlp), prefix="mlp/")["scores"]
-    probs = cal.to_onnx(b, scores)
-    return finish_model(b, mlp.n_features_in_, probs, n_classes, graph_name="lockgate-mlp")
+    cal = calibrator or NoCalibration(n_classes, "probability")
+    base = mlp_exporter(mlp, mlp.n_features_in_, n_classes, "response")
+    return build_model([(base, cal)], mlp.n_features_in_, n_classes, "", {}, "lockgate-mlp")
 
 
 def onnx_bytes(model: onnx.ModelProto) -> bytes:

@@ -5,26 +5,20 @@ decay) and units per layer; depth, dropout and the rest stay at the defaults bel
 card's search ranges/defaults). With the small budgets of ``lockgate train`` a second stage over the
 less sensitive ones rarely pays; use :class:`MLPClassifier` directly to tune them.
 
-The exporter hands the core a graph from ``input`` to the MLP's probabilities (``kind="proba"``) or to
-the positive-class probability / class probabilities the calibrator consumes (``kind="response"``; the
-MLP has no ``decision_function``), or to its logits for temperature scaling (``kind="scores"``: the margin
-``S1 - S0`` for binary, ``S`` for multiclass).
+The exporter (:func:`training.deep.export.mlp_exporter`) hands the core a graph from ``input`` to the
+MLP's probabilities (``kind="proba"``) or to the response the calibrator consumes (``kind="response"``:
+its logits, the margin ``S1 - S0`` for binary and ``S`` for multiclass).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import onnx
-from onnx import helper
-
 from training.deep.estimator import MLPClassifier
-from training.deep.export import mlp_scores_onnx
-from training.deep.onnx_graph import INPUT, OPSET, GraphBuilder, embed_model, strip_doc_strings
-from training.export import BaseGraph
+from training.deep.export import mlp_exporter
 from training.families import Choice, Family, FloatRange, register_family
 
-__all__ = ["MLP_FAMILY", "base_model", "make_mlp", "mlp_exporter"]
+__all__ = ["MLP_FAMILY", "make_mlp", "mlp_exporter"]
 
 #: step-based decay multiplies by this factor every STEP_SIZE epochs
 STEP_FACTOR, STEP_SIZE = 0.5, 10
@@ -68,49 +62,6 @@ def make_mlp(params: dict[str, Any], seed: int) -> MLPClassifier:
     )
 
 
-def base_model(b: GraphBuilder, n_features: int, output: str, name: str) -> onnx.ModelProto:
-    """A model from ``input`` to ``output`` built from ``b``'s nodes (no calibrator, no label)."""
-    graph = helper.make_graph(
-        b.nodes, name,
-        [helper.make_tensor_value_info(INPUT, onnx.TensorProto.FLOAT, [None, n_features])],
-        [helper.make_tensor_value_info(output, onnx.TensorProto.DOUBLE, None)],
-        initializer=b.initializers,
-    )
-    used = {n.domain for n in b.nodes}
-    opsets = [helper.make_opsetid(d, v) for d, v in OPSET.items() if d == "" or d in used]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="lockgate", producer_version="1")
-    model.ir_version = 8
-    return strip_doc_strings(model)
-
-
-def mlp_exporter(estimator: Any, n_features: int, n_classes: int, kind: str) -> BaseGraph:
-    """``training.export.Exporter`` for :class:`MLPClassifier` (torch.onnx.export + softmax)."""
-    b = GraphBuilder("mlp_base")
-    scores = embed_model(b, mlp_scores_onnx(estimator), prefix="mlp/")["scores"]
-    if kind == "scores":  # temperature scaling reads the logits (binary: the margin S1 - S0)
-        if n_classes == 2:
-            scores = b.op("Sub", [b.column(scores, 1), b.column(scores, 0)])
-        probs = b.op("Cast", [scores], to=onnx.TensorProto.DOUBLE)
-    else:
-        probs = b.op("Cast", [b.softmax(scores)], to=onnx.TensorProto.DOUBLE)
-        if kind == "response" and n_classes == 2:
-            probs = b.column(probs, 1)
-    out = b.op("Identity", [probs], hint="out")
-    return BaseGraph(
-        model=base_model(b, n_features, out, "mlp"),
-        output=out,
-        precision="float32 network (torch.onnx.export, opset 17); softmax output cast to float64 for the "
-        "calibrator",
-        converter=f"torch.onnx.export (TorchScript exporter, dynamo=False) torch {_torch_version()}",
-    )
-
-
-def _torch_version() -> str:
-    import torch
-
-    return str(torch.__version__)
-
-
 MLP_FAMILY = register_family(Family(
     name="mlp",
     description="PyTorch multi-layer perceptron (standardized inputs, early stopping on a held-out part "
@@ -124,6 +75,7 @@ MLP_FAMILY = register_family(Family(
     defaults=DEFAULTS,
     make_estimator=make_mlp,
     export=mlp_exporter,
+    estimator_type=MLPClassifier,
     notes={
         "search order": "sensitive hyperparameters first: learning_rate, schedule+decay, units per layer",
         "step schedule": f"alpha_n = alpha_0 * {STEP_FACTOR}^floor((1+n)/{STEP_SIZE}); decay is ignored",

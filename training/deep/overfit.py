@@ -25,9 +25,12 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.base import clone
 from sklearn.utils.validation import check_X_y
 
+from training.datasets import load_dataset
 from training.deep.errors import DeepConfigError
 from training.deep.estimator import MLPClassifier, resolve_device
 from training.deep.optimizers import make_optimizer
+from training.families import get_family
+from training.splits import split_dataset
 
 __all__ = [
     "CAUSES",
@@ -188,16 +191,12 @@ def overfit_check(config: Any, steps: int = 300) -> OverfitReport:
 
     ``config`` is a :class:`training.config.TrainConfig`; only deep families (``mlp``) apply.
     """
-    from training.datasets import load_dataset
-    from training.families import get_family
-    from training.splits import split_dataset
-
     family = get_family(config.model)
     est = family.make_estimator(dict(family.defaults), config.seed)
     if not isinstance(est, MLPClassifier):
         raise DeepConfigError("model", config.model, "a deep model family for --overfit-one-batch",
                               "use --model mlp")
-    ds = load_dataset(config)
+    ds = load_dataset(config.data, config.seed, config.target, config.segment, config.missing)
     splits = split_dataset(ds, config.seed, config.validation_fraction, config.calibration_fraction,
                            config.test_fraction)
     return overfit_one_batch(est, splits.train.X, splits.train.y, steps=steps, seed=config.seed)

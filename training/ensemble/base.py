@@ -9,8 +9,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
-from training.deep.errors import DeepConfigError
 from training.ensemble.members import FittedMember, build_member
+from training.errors import DeepConfigError
 
 __all__ = ["EnsembleBase"]
 

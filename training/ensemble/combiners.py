@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from training.deep.errors import DeepConfigError, DeepTrainingError
 from training.ensemble.base import EnsembleBase
 from training.ensemble.members import validate_members
+from training.errors import DeepConfigError, DeepTrainingError
 
 __all__ = ["AbstainError", "AveragingEnsemble", "VotingEnsemble"]
 

@@ -1,9 +1,9 @@
 """Every ensemble as ONE ONNX graph: the members' graphs embedded side by side, combined in float64.
 
-:func:`ensemble_exporter` is the ``training.export.Exporter`` the family table uses (the training core
+:func:`ensemble_exporter` is the ``training.graph.Exporter`` the family table uses (the training core
 appends its calibrator); :func:`export_ensemble` builds a complete graph with a
-:class:`training.deep.ScoreCalibrator` (temperature included) and, for a vote with ``tie_policy='abstain'``,
-``label = -1`` on tied rows.
+:class:`training.calibration.Calibrator` reading the ensemble's probabilities (its response) and, for a
+vote with ``tie_policy='abstain'``, ``label = -1`` on tied rows.
 """
 
 from __future__ import annotations
@@ -15,19 +15,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from training.deep.calibrators import ScoreCalibrator
-from training.deep.family import base_model
-from training.deep.onnx_graph import GraphBuilder, embed_model, finish_model
+from training.calibration import Calibrator, NoCalibration
 from training.ensemble.balanced import BalancedEnsemble
 from training.ensemble.base import EnsembleBase
 from training.ensemble.combiners import AveragingEnsemble, VotingEnsemble
 from training.ensemble.stacking import StackingEnsemble
-from training.export import BaseGraph
+from training.graph import BaseGraph, GraphBuilder, base_model, embed_model, finish_model
+from training.response import response
 
 __all__ = ["ensemble_exporter", "ensemble_probabilities", "ensemble_scores", "export_ensemble"]
-
-_LOG_FLOOR = 1e-12
-
 
 def _members(b: GraphBuilder, ens: EnsembleBase) -> list[str]:
     n_features, n_classes = ens.n_features_in_, len(ens.classes_)
@@ -77,7 +73,7 @@ def ensemble_probabilities(b: GraphBuilder, ens: EnsembleBase) -> str:
 
 
 def ensemble_exporter(estimator: Any, n_features: int, n_classes: int, kind: str) -> BaseGraph:
-    """``training.export.Exporter`` for every ensemble (probabilities; positive column for response)."""
+    """``training.graph.Exporter`` for every ensemble (probabilities; positive column for response)."""
     b = GraphBuilder("ens")
     probs = ensemble_probabilities(b, estimator)
     if kind == "response" and n_classes == 2:
@@ -92,14 +88,13 @@ def ensemble_exporter(estimator: Any, n_features: int, n_classes: int, kind: str
     )
 
 
-def export_ensemble(ens: EnsembleBase, calibrator: ScoreCalibrator | None = None) -> onnx.ModelProto:
-    """A complete graph (``label``, ``probabilities``) with ``calibrator`` on log-probabilities."""
+def export_ensemble(ens: EnsembleBase, calibrator: Calibrator | None = None) -> onnx.ModelProto:
+    """A complete graph (``label``, ``probabilities``) with ``calibrator`` on the ensemble's response."""
     n_classes = len(ens.classes_)
     b = GraphBuilder("ens")
     probs = ensemble_probabilities(b, ens)
-    scores = b.op("Log", [b.op("Max", [probs, b.const(_LOG_FLOOR, np.float64)])])
-    cal = calibrator or ScoreCalibrator(method="none", n_classes=n_classes)
-    calibrated = cal.to_onnx(b, b.op("Cast", [scores], to=TensorProto.FLOAT))
+    cal = calibrator or NoCalibration(n_classes, "probability")
+    calibrated = cal.to_onnx(b, b.column(probs, 1) if n_classes == 2 else probs)
     label = None
     if isinstance(ens, VotingEnsemble) and ens.tie_policy == "abstain":
         tally = b.op("Mul", [probs, b.const(float(len(ens.members_)), np.float64)])  # shares * H = votes
@@ -115,5 +110,5 @@ def export_ensemble(ens: EnsembleBase, calibrator: ScoreCalibrator | None = None
 
 
 def ensemble_scores(ens: EnsembleBase, X: Any) -> np.ndarray:
-    """The native counterpart of the graph's calibrator input: ``log(max(p, 1e-12))``."""
-    return np.log(np.maximum(ens.predict_proba(X), _LOG_FLOOR))
+    """The native counterpart of the graph's calibrator input: the ensemble's response (probabilities)."""
+    return response(ens, X)

@@ -1,7 +1,8 @@
 """Ensemble members: a family name (built with the family's defaults) or an unfitted estimator.
 
-Every member exports through a ``training.export.Exporter`` (its family's, or skl2onnx / the MLP's for a
-bare estimator) to its class probabilities, which the ensemble graph combines.
+Every member exports through a ``training.graph.Exporter`` (its family's, or skl2onnx / the MLP's for
+a bare estimator, :func:`training.families.exporter_for`) to its class probabilities, which the
+ensemble graph combines.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from training.deep.errors import DeepConfigError
+from training.errors import DeepConfigError
+from training.families import exporter_for, family_names, get_family
 
 __all__ = ["FittedMember", "build_member", "member_name", "validate_members"]
 
@@ -34,8 +36,6 @@ def member_name(spec: Any) -> str:
 
 
 def validate_members(members: Any, minimum: int = 2, what: str = "members") -> list[Any]:
-    from training.families import family_names
-
     if isinstance(members, str) or not hasattr(members, "__len__") or len(members) < minimum:
         raise DeepConfigError(what, members, f"a list of at least {minimum} model families or estimators",
                               "e.g. ('logistic_regression', 'random_forest', 'naive_bayes')")
@@ -48,25 +48,9 @@ def validate_members(members: Any, minimum: int = 2, what: str = "members") -> l
     return list(members)
 
 
-def _exporter_for(spec: Any) -> Any:
-    from training.deep.estimator import MLPClassifier
-    from training.export import sklearn_exporter
-    from training.families import get_family
-
-    if isinstance(spec, str):
-        return get_family(spec).export
-    if isinstance(spec, MLPClassifier):
-        from training.deep.family import mlp_exporter
-
-        return mlp_exporter
-    return sklearn_exporter(double=True)
-
-
 def build_member(spec: Any, seed: int) -> tuple[str, Any, Any]:
     """(name, unfitted estimator, exporter) for one member spec."""
-    from training.families import get_family
-
     if isinstance(spec, str):
         family = get_family(spec)
         return spec, family.make_estimator(dict(family.defaults), seed), family.export
-    return member_name(spec), clone(spec), _exporter_for(spec)
+    return member_name(spec), clone(spec), exporter_for(spec)

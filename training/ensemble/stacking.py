@@ -20,9 +20,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
 
-from training.deep.errors import DeepConfigError, DeepTrainingError
 from training.ensemble.base import EnsembleBase
 from training.ensemble.members import build_member, validate_members
+from training.errors import DeepConfigError, DeepTrainingError
 
 __all__ = ["META_C_GRID", "StackingEnsemble", "fold_plan", "meta_features", "out_of_fold_probabilities"]
 

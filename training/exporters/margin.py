@@ -15,7 +15,8 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-from training.export import BaseGraph, Kind, sklearn_exporter
+from training.exporters.skl import sklearn_exporter
+from training.graph import BaseGraph, Kind
 
 __all__ = ["MarginClassifier", "export_margin_classifier"]
 
@@ -51,7 +52,7 @@ def export_margin_classifier(
 ) -> BaseGraph:
     """skl2onnx for the margins (float64 inside the graph), our own squashing for ``kind="proba"``."""
     base = sklearn_exporter(double=True)(estimator.estimator_, n_features, n_classes, "response")
-    if kind != "proba":  # "response" and "scores" (temperature scaling) are both the margins
+    if kind != "proba":  # the response is the margins
         return base
     model = base.model
     graph = model.graph

@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from training.export import INPUT, IR_VERSION, OPSET, BaseGraph, Kind, floor_to_float32
+from training.exporters.skl import floor_to_float32
+from training.graph import INPUT, IR_VERSION, OPSET, BaseGraph, Kind
 
 __all__ = ["export_hist_gradient_boosting"]
 

@@ -1,0 +1,21 @@
+"""Exporters: a fitted model -> a :class:`training.graph.BaseGraph` (its probabilities or response).
+
+- :mod:`training.exporters.skl`: skl2onnx for scikit-learn estimators and pipelines;
+- :mod:`training.exporters.margin`: the SVM's margins (and their squashing);
+- :mod:`training.exporters.trees`: our own ``TreeEnsembleRegressor`` for histogram gradient boosting.
+
+The torch exporter lives with the deep family (``training.deep.export``), the only place torch is imported.
+"""
+
+from training.exporters.margin import MarginClassifier, export_margin_classifier
+from training.exporters.skl import base_error, floor_to_float32, sklearn_exporter
+from training.exporters.trees import export_hist_gradient_boosting
+
+__all__ = [
+    "MarginClassifier",
+    "base_error",
+    "export_margin_classifier",
+    "export_hist_gradient_boosting",
+    "floor_to_float32",
+    "sklearn_exporter",
+]
