@@ -12,11 +12,15 @@ from cascade_registry.manifest import Manifest
 
 __all__ = [
     "LIVE_STATUSES",
+    "ModelSummary",
     "STATUSES",
     "AccessDecision",
     "AccessReason",
     "ApiKeyInfo",
     "AuditEntry",
+    "CONSOLE_ROLES",
+    "ConsoleRole",
+    "ConsoleUserInfo",
     "ConsumerInfo",
     "ConsumerKind",
     "DeclarationInfo",
@@ -181,3 +185,33 @@ class AuditEntry(_Entity):
     action: str
     subject: str
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+ConsoleRole = Literal["viewer", "operator"]
+#: viewer: may log in and read; operator: may also declare, release, waive, retire and revoke keys
+CONSOLE_ROLES: tuple[str, ...] = ("viewer", "operator")
+
+
+class ConsoleUserInfo(_Entity):
+    """A person who may log in to the web console (never the password or its hash)."""
+
+    name: str
+    role: ConsoleRole
+    created_at: datetime
+    created_by: str
+    disabled_at: datetime | None = None
+
+
+class ModelSummary(_Entity):
+    """One model at a glance: what the console's models page lists (no card is parsed for it)."""
+
+    name: str
+    versions: int
+    latest_version: int
+    latest_status: Status
+    released_version: int | None = None
+    status: str = Field(description="released, stale, retired, or the latest version's status")
+    stale_reason: str | None = None
+    consumers: list[str] = Field(default_factory=list)
+    last_gate: Literal["passed", "failed"] | None = None
+    last_gate_version: int | None = None

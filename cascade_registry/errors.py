@@ -9,7 +9,8 @@ saying what was wrong and how to fix it.
     ├── GateError              release refused: no passing gate report bound to the bundle's sha256
     ├── CycleError             a declaration or upstream that would close a cascade cycle
     ├── CascadeBlockedError    release refused: a released downstream model would consume it untested
-    └── RegistryUnavailableError  the database cannot be reached or opened
+    ├── RegistryUnavailableError  the database cannot be reached or opened
+    └── LoginError             a console login with an unknown name, a wrong password or a disabled user
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "CycleError",
     "GateError",
     "InvalidInputError",
+    "LoginError",
     "NotFoundError",
     "RegistryError",
     "RegistryUnavailableError",
@@ -77,3 +79,7 @@ class CascadeBlockedError(RegistryError):
 
 class RegistryUnavailableError(RegistryError):
     """The registry database cannot be reached, opened or migrated."""
+
+
+class LoginError(RegistryError):
+    """A console login that does not check out (the message never says which part was wrong)."""

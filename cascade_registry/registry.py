@@ -11,27 +11,31 @@
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
 from cascade_registry.access import AccessCache
-from cascade_registry.artifacts import NAME_PATTERN, InvalidBundleError, ModelBundle, ModelRef
+from cascade_registry.artifacts import NAME_PATTERN, GateReport, InvalidBundleError, ModelBundle, ModelRef
 from cascade_registry.attestation import AttestationError, key_id, load_public_key, public_key_pem
 from cascade_registry.entities import (
+    CONSOLE_ROLES,
     AccessDecision,
     ApiKeyInfo,
     AuditEntry,
+    ConsoleUserInfo,
     ConsumerInfo,
     DeclarationInfo,
     ImpactReport,
+    ModelSummary,
     ModelVersionInfo,
     TransitionInfo,
     TrustedKeyInfo,
     WaiverInfo,
 )
-from cascade_registry.errors import BundleRejectedError, GateError, InvalidInputError
+from cascade_registry.errors import BundleRejectedError, GateError, InvalidInputError, LoginError
 from cascade_registry.gate_policy import GatePolicy
-from cascade_registry.keys import generate_key
+from cascade_registry.keys import generate_key, hash_secret, verify_secret
 from cascade_registry.manifest import ManifestError, manifest_of
 from cascade_registry.sql_graph import CascadeRows
 from cascade_registry.sql_store import SqlRegistryStore
@@ -350,3 +354,67 @@ class Registry:
         if limit is not None and limit < 1:
             raise InvalidInputError(f"limit must be positive, got {limit}")
         return self.store.audit(subject, limit)
+
+    # ------------------------------------------------------------------------------ web console
+    def add_console_user(
+        self, name: str, password: str, role: str = "viewer", actor: str = "cli"
+    ) -> ConsoleUserInfo:
+        """A person who may log in to ``lockgate console``; only a salted scrypt hash of the password is kept
+        (the role ``viewer`` reads, ``operator`` may also act)."""
+        if role not in CONSOLE_ROLES:
+            raise InvalidInputError(
+                f"console role {role!r} is unknown", f"use one of {', '.join(CONSOLE_ROLES)}"
+            )
+        if not isinstance(password, str) or not 8 <= len(password) <= 256:
+            raise InvalidInputError(
+                "a console password must be 8 to 256 characters", "choose a longer password"
+            )
+        salt = secrets.token_hex(16)
+        return self.store.add_console_user(
+            _name(name, "console user"), role, salt, hash_secret(password, salt), _text(actor, "actor")
+        )
+
+    def console_users(self) -> list[ConsoleUserInfo]:
+        return self.store.list_console_users()
+
+    def console_user(self, name: str) -> ConsoleUserInfo:
+        return self.store.get_console_user(_name(name, "console user"))
+
+    def disable_console_user(self, name: str, actor: str = "cli") -> ConsoleUserInfo:
+        return self.store.disable_console_user(_name(name, "console user"), _text(actor, "actor"))
+
+    def login(self, name: str, password: str) -> ConsoleUserInfo:
+        """Check a console user's password (recorded as ``console.login``); raises :class:`LoginError`."""
+        found = self.store.console_user_secret(name) if _NAME.match(str(name)) else None
+        salt, digest = (found[1], found[2]) if found else ("00" * 16, "")
+        ok = verify_secret(str(password)[:256], salt, digest)  # hashed even for unknown names (timing)
+        if found is None or not ok or found[0].disabled_at is not None:
+            raise LoginError("wrong console user name or password", "check both, or ask an operator")
+        self.store.record_console_login(found[0].name)
+        return found[0]
+
+    def summaries(self) -> list[ModelSummary]:
+        """Every model at a glance (released version, status, consumers, last gate result), by name."""
+        return self.store.model_summaries()
+
+    def keys_by_consumer(self) -> dict[str, list[ApiKeyInfo]]:
+        """Every API key's public half, by consumer, in one read (never a secret)."""
+        return self.store.keys_by_consumer()
+
+    def gate_report(self, ref: str | ModelRef) -> GateReport:
+        """The bundle's gate report, verified as :meth:`release` verifies it; raises :class:`GateError`."""
+        return self._gated_bundle(self.get(ref)).report
+
+    def audit_page(
+        self,
+        subject: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditEntry]:
+        """Up to ``limit`` audit entries, newest first, with id below ``before``; filters match a part of the
+        subject, the exact actor, and the start of the action."""
+        if not 1 <= limit <= 1000:
+            raise InvalidInputError(f"limit must be 1..1000, got {limit}")
+        return self.store.audit_page(subject, actor, action, before, limit)

@@ -20,6 +20,7 @@ from sqlalchemy import (
 __all__ = [
     "api_keys",
     "audit_log",
+    "console_users",
     "consumers",
     "declarations",
     "metadata",
@@ -169,4 +170,18 @@ audit_log = Table(
     Column("action", String(32), nullable=False),
     Column("subject", String(160), nullable=False),
     Column("details", Text, nullable=False),
+)
+
+#: people who may log in to the web console (``lockgate console``): a role and a salted scrypt hash
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("password_hash", String(128), nullable=False),
+    _ts("created_at"),
+    Column("created_by", String(128), nullable=False),
+    _ts("disabled_at", nullable=True),
 )

@@ -23,6 +23,7 @@ from cascade_registry.entities import (
 from cascade_registry.errors import NotFoundError
 from cascade_registry.records import as_utc, audit_from_row
 from cascade_registry.schema import audit_log, model_versions, waivers
+from cascade_registry.sql_console import ConsoleOps
 from cascade_registry.sql_consumers import ConsumerOps
 from cascade_registry.sql_graph import CascadeRows, load_cascade
 from cascade_registry.sql_trust import TrustOps
@@ -31,7 +32,7 @@ from cascade_registry.sql_versions import VersionOps
 __all__ = ["SqlRegistryStore"]
 
 
-class SqlRegistryStore(VersionOps, ConsumerOps, TrustOps):
+class SqlRegistryStore(VersionOps, ConsumerOps, TrustOps, ConsoleOps):
     """Registry storage on one SQLAlchemy engine."""
 
     def __init__(self, db: Database) -> None:

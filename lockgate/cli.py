@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "loadtest": ("loadtests.cli", "Locust load test of a running gateway, judged by an SLO file"),
     "shift": ("training.shift_cli", "adversarial validation: is the test/production data shifted?"),
     "analyze": ("training.analysis_cli", "error analysis of a bundle: slices, error clusters, bad labels"),
+    "console": ("console.cli", "the registry's web console: models, cards, gate reports, cascade, audit"),
     "demo": ("lockgate.demo", "run the whole flow on the embedded demo data"),
 }
 
