@@ -95,7 +95,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="M",
         help="selection metric: f1_macro (default) | cohen_kappa | accuracy | log_loss",
     )
-    p.add_argument("--missing", metavar="HOW", help="NaN/inf in features: reject (default) | impute_median")
+    p.add_argument(
+        "--missing", metavar="HOW",
+        help="missing values: auto (default: numeric training median + missing indicator, categorical "
+        "'missing' level, inside the graph) | error (refuse them)",
+    )
+    p.add_argument("--categorical", metavar="COL,...", type=_columns, help="read these columns as categories")
+    p.add_argument("--numeric", metavar="COL,...", type=_columns,
+                   help="read these columns as numbers (booleans become 0/1)")
+    p.add_argument("--drop", metavar="COL,...", type=_columns, help="leave these columns out")
+    p.add_argument(
+        "--unknown-category", dest="unknown_category", metavar="HOW",
+        help="an unseen level at serving: other (default: the grouped 'other' level, with a warning) | "
+        "ignore (all-zeros encoding) | error (refused)",
+    )
+    p.add_argument("--describe-data", dest="describe_data", action="store_true",
+                   help="print the inferred schema of --data and stop")
     p.add_argument("--name", metavar="NAME", help="model name (default demo)")
     p.add_argument("--version", metavar="N", type=int, help="model version (default 1)")
     p.add_argument("--out", metavar="DIR", help="parent directory of the bundle (default ./out)")
@@ -119,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
 
 class _Usage(Exception):
     pass
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
 def _values(ns: argparse.Namespace, settings: TrainSettings) -> dict[str, Any]:
@@ -158,7 +177,15 @@ def main(argv: list[str] | None = None) -> int:
         from training.trainer import train
 
         overfit = vars(ns).pop("overfit_one_batch", False)
+        describe = vars(ns).pop("describe_data", False)
         config = TrainConfig.from_mapping(_values(ns, settings))
+        if describe:
+            from training.datasets import TableOverrides, describe_dataset, load_dataset
+
+            ds = load_dataset(config.data, config.seed, config.target, config.segment, "auto",
+                              TableOverrides(config.categorical, config.numeric, config.drop))
+            print(describe_dataset(ds, config.onehot_max, config.rare_min))
+            return 0
         if overfit:
             from training.deep.overfit import run_overfit_check
 

@@ -9,7 +9,9 @@ same split; disjointness is then asserted on the row hashes themselves and recor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,7 @@ from cascade_registry.artifacts import SplitInfo
 from training.datasets import MIN_CLASS_ROWS, Dataset
 from training.errors import DataError
 
-__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "join_splits", "split_dataset"]
+__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "encode_splits", "join_splits", "split_dataset"]
 
 SPLIT_NAMES = ("train", "validation", "calibration", "test")
 
@@ -31,6 +33,7 @@ class Split:
     y: np.ndarray
     segments: np.ndarray | None
     row_hashes: np.ndarray  # array of str
+    C: np.ndarray | None = None  # str [n, F_categorical] of a mixed table (raw; None once encoded)
 
     def info(self, classes: list[str]) -> SplitInfo:
         h = hashlib.sha256()
@@ -53,6 +56,7 @@ def join_splits(name: str, parts: list[Split]) -> Split:
         y=np.concatenate([p.y for p in parts]),
         segments=None if parts[0].segments is None else np.concatenate([p.segments for p in parts]),
         row_hashes=np.concatenate([p.row_hashes for p in parts]),
+        C=None if parts[0].C is None else np.concatenate([p.C for p in parts]),
     )
 
 
@@ -78,12 +82,14 @@ class Splits:
         return True
 
 
-def row_hashes(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """sha256 of each row's float64 bytes followed by its int64 label."""
+def row_hashes(X: np.ndarray, y: np.ndarray, C: np.ndarray | None = None) -> np.ndarray:
+    """sha256 of each row's float64 bytes followed by its int64 label (and its strings, if any)."""
     Xc = np.ascontiguousarray(X, dtype=np.float64)
     yc = np.ascontiguousarray(y, dtype=np.int64)
+    texts = [b""] * len(yc) if C is None or not C.shape[1] else ["\x1f".join(r).encode() for r in C.tolist()]
     return np.array(
-        [hashlib.sha256(Xc[i].tobytes() + yc[i].tobytes()).hexdigest() for i in range(len(yc))], dtype=object
+        [hashlib.sha256(Xc[i].tobytes() + yc[i].tobytes() + texts[i]).hexdigest() for i in range(len(yc))],
+        dtype=object,
     )
 
 
@@ -91,7 +97,7 @@ def split_dataset(
     ds: Dataset, seed: int, validation: float = 0.2, calibration: float = 0.2, test: float = 0.2
 ) -> Splits:
     """Stratified, seeded split of ``ds`` into four disjoint parts (see module docstring)."""
-    hashes = row_hashes(ds.X, ds.y)
+    hashes = row_hashes(ds.X, ds.y, ds.C)
     uniq, first, inverse = np.unique(hashes.astype(str), return_index=True, return_inverse=True)
     group_label = ds.y[first]
     rng = np.random.default_rng(seed)
@@ -129,9 +135,23 @@ def split_dataset(
                 y=ds.y[idx],
                 segments=None if ds.segments is None else ds.segments[idx],
                 row_hashes=hashes[idx],
+                C=None if ds.C is None else ds.C[idx],
             )
         )
     splits = Splits(*parts, duplicate_rows=len(hashes) - len(uniq))
     if not splits.disjoint:  # pragma: no cover - guaranteed by grouping; kept as a hard check
         raise DataError("internal error: splits share rows", "report this bug")
     return splits
+
+
+def encode_splits(splits: Splits, transform: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Splits:
+    """Every split with ``X`` replaced by ``transform(X, C)`` (the fitted preprocessing) and ``C`` dropped."""
+
+    def one(s: Split | None) -> Split | None:
+        if s is None:
+            return None
+        C = s.C if s.C is not None else np.zeros((len(s.y), 0), dtype="<U1")
+        return dataclasses.replace(s, X=transform(s.X, C), C=None)
+
+    return Splits(one(splits.train), one(splits.validation), one(splits.calibration), one(splits.test),
+                  duplicate_rows=splits.duplicate_rows)
