@@ -62,7 +62,8 @@ def _holdout_scores(ctx: GateContext, policy: GatePolicy, model: Path | None = N
     """Run a model on the bundle's held-out split in the sandbox and score it."""
     ref = ctx.reference()
     run = ctx.run_model(
-        [SandboxCase("holdout", ref.holdout_inputs.astype(ctx.input_dtype()))], model_path=model
+        [SandboxCase("holdout", ref.holdout_inputs.astype(ctx.input_dtype()),
+                     categorical=ref.holdout_categorical)], model_path=model
     )
     failure = case_failure(run, "holdout")
     if failure:
