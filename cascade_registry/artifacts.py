@@ -167,6 +167,9 @@ class DatasetInfo(_Frozen):
     )
     splits_disjoint: bool
     missing_values: str = Field("reject", description="how NaN/inf in features were handled")
+    time_column: str | None = Field(
+        None, description="out-of-time split: train on the oldest rows, validate/calibrate/test on newer ones"
+    )
 
 
 class InputPolicy(_Frozen):
@@ -338,6 +341,9 @@ class ModelCard(_Frozen):
     search: SearchInfo
     calibration: CalibrationInfo
     metrics: TestMetrics
+    older_metrics: TestMetrics | None = Field(
+        None, description="with a time column: the same metrics on a held-out slice of the training period"
+    )
     recommended_threshold: float | None = Field(
         None, description="binary: the probability of the positive class above which to say yes"
     )

@@ -216,6 +216,9 @@ def build_card(f: RunFacts) -> ModelCard:
         search=f.search.info,
         calibration=calibration_info(f, after_p),
         metrics=report_metrics(test.y, after_p, ds.classes, cfg.ece_bins, test.segments),
+        older_metrics=None if f.splits.older is None else report_metrics(
+            f.splits.older.y, f.fit.model.predict_proba(f.splits.older.X), ds.classes, cfg.ece_bins,
+            f.splits.older.segments),
         recommended_threshold=f.threshold,
         export=_export_info(f),
         infrastructure=describe_infrastructure(),
@@ -392,6 +395,7 @@ def _dataset_info(ds: Dataset, splits: Splits) -> DatasetInfo:
         splits={s.name: s.info(ds.classes) for s in splits},
         splits_disjoint=splits.disjoint,
         missing_values=ds.missing_values,
+        time_column=splits.by_time,
     )
 
 

@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
         help="an unseen level at serving: other (default: the grouped 'other' level, with a warning) | "
         "ignore (all-zeros encoding) | error (refused)",
     )
+    p.add_argument("--time-column", dest="time_column", metavar="COL",
+                   help="out-of-time split: train on older rows, validate/calibrate/test on newer ones")
     p.add_argument("--describe-data", dest="describe_data", action="store_true",
                    help="print the inferred schema of --data and stop")
     p.add_argument("--name", metavar="NAME", help="model name (default demo)")
@@ -246,6 +248,10 @@ def _summary(path: Path) -> str:
         f"    after:  ECE {a.ece:.4f}  MCE {a.mce:.4f}  Brier {a.brier:.4f}  log-loss {a.log_loss:.4f}",
         f"  ONNX parity max |dp| {card.export.parity_max_abs_diff:.2e} on {card.export.parity_rows} rows",
     ]
+    if card.older_metrics is not None:
+        o = card.older_metrics
+        lines.append(f"  older slice ({o.rows} rows, out-of-time split on {card.dataset.time_column!r}): "
+                     f"accuracy {o.accuracy:.4f}  f1_macro {o.f1_macro:.4f}")
     lines += [f"  WARNING: {w}" for w in card.calibration.warnings]
     if card.recommended_threshold is not None:
         lines.append(f"  recommended threshold for {card.classes[1]!r}: {card.recommended_threshold:.2f}")

@@ -68,6 +68,10 @@ class TrainConfig(BaseModel):
     categorical: tuple[str, ...] = Field((), description="columns read as categorical whatever they hold")
     numeric: tuple[str, ...] = Field((), description="columns read as numbers (booleans become 0/1)")
     drop: tuple[str, ...] = Field((), description="columns left out")
+    time_column: str | None = Field(
+        None, description="split by this column's time: train on older rows, validate/calibrate/test on newer "
+        "ones; metrics on an older held-out slice too",
+    )
     onehot_max: int = Field(16, ge=1, le=1000, description="more kept levels than this: frequency encoding")
     rare_min: int = Field(5, ge=1, description="levels with fewer training rows join the 'other' level")
     price_per_core_hour: float = Field(0.05, ge=0, description="USD per core-hour for the cost estimate")

@@ -67,9 +67,12 @@ class Splits:
     calibration: Split | None
     test: Split
     duplicate_rows: int
+    older: Split | None = None  # --time-column: rows of the training period held out (metrics only)
+    by_time: str | None = None  # the time column, when the split is out-of-time
 
     def __iter__(self):  # noqa: ANN204 - simple iteration over the present splits
-        return iter(s for s in (self.train, self.validation, self.calibration, self.test) if s is not None)
+        parts = (self.train, self.validation, self.calibration, self.test, self.older)
+        return iter(s for s in parts if s is not None)
 
     @property
     def disjoint(self) -> bool:
@@ -96,7 +99,10 @@ def row_hashes(X: np.ndarray, y: np.ndarray, C: np.ndarray | None = None) -> np.
 def split_dataset(
     ds: Dataset, seed: int, validation: float = 0.2, calibration: float = 0.2, test: float = 0.2
 ) -> Splits:
-    """Stratified, seeded split of ``ds`` into four disjoint parts (see module docstring)."""
+    """Stratified, seeded split of ``ds`` into four disjoint parts (see module docstring); out-of-time when
+    ``ds.times`` is set (:func:`split_by_time`)."""
+    if ds.times is not None:
+        return split_by_time(ds, seed, validation, calibration, test)
     hashes = row_hashes(ds.X, ds.y, ds.C)
     uniq, first, inverse = np.unique(hashes.astype(str), return_index=True, return_inverse=True)
     group_label = ds.y[first]
@@ -154,4 +160,41 @@ def encode_splits(splits: Splits, transform: Callable[[np.ndarray, np.ndarray], 
         return dataclasses.replace(s, X=transform(s.X, C), C=None)
 
     return Splits(one(splits.train), one(splits.validation), one(splits.calibration), one(splits.test),
-                  duplicate_rows=splits.duplicate_rows)
+                  duplicate_rows=splits.duplicate_rows, older=one(splits.older), by_time=splits.by_time)
+
+
+#: the share of the training period held out as the "older" evaluation slice
+OLDER_FRACTION = 0.15
+
+
+def split_by_time(ds: Dataset, seed: int, validation: float, calibration: float, test: float) -> Splits:
+    """Out-of-time: train on the oldest rows; validation, calibration, test on newer rows, in that order of
+    time; a seeded random ``OLDER_FRACTION`` of the training period is held out as the "older" slice."""
+    assert ds.times is not None
+    order = np.argsort(ds.times, kind="stable")
+    n = len(order)
+    sizes = [int(round(n * f)) for f in (validation, calibration, test)]
+    n_train = n - sum(sizes)
+    rng = np.random.default_rng(seed)
+    period = order[:n_train]
+    older = np.sort(period[rng.random(n_train) < OLDER_FRACTION])
+    bounds = np.cumsum([n_train, *sizes])
+    ids = {"train": np.sort(np.setdiff1d(period, older)), "older": older,
+           "validation": np.sort(order[bounds[0]:bounds[1]]), "calibration": np.sort(order[bounds[1]:bounds[2]]),
+           "test": np.sort(order[bounds[2]:bounds[3]])}
+    hashes = row_hashes(ds.X, ds.y, ds.C)
+    parts = {}
+    for name, idx in ids.items():
+        if name == "calibration" and calibration <= 0:
+            continue
+        missing = sorted(set(range(len(ds.classes))) - set(ds.y[idx].tolist())) if name == "train" else []
+        if len(idx) < 2 or missing:
+            raise DataError(f"the out-of-time {name} split has {len(idx)} rows"
+                            + (f" and lacks classes {[ds.classes[c] for c in missing]}" if missing else ""),
+                            "use more rows, other --*-fraction values, or drop --time-column")
+        parts[name] = Split(name=name, index=idx, X=ds.X[idx], y=ds.y[idx],
+                            segments=None if ds.segments is None else ds.segments[idx], row_hashes=hashes[idx],
+                            C=None if ds.C is None else ds.C[idx])
+    return Splits(parts["train"], parts["validation"], parts.get("calibration"), parts["test"],
+                  duplicate_rows=len(hashes) - len(set(hashes.tolist())), older=parts["older"],
+                  by_time=ds.time_name)

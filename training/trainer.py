@@ -67,7 +67,7 @@ def _train(config: TrainConfig) -> Path:
     family = get_family(config.model)
     check_method_supported(family, config.calibration, config.seed)
     ds = load_dataset(config.data, config.seed, config.target, config.segment, config.missing_policy,
-                      TableOverrides(config.categorical, config.numeric, config.drop))
+                      TableOverrides(config.categorical, config.numeric, config.drop), config.time_column)
     raw = split_dataset(ds, config.seed, config.validation_fraction, config.effective_calibration_fraction,
                         config.test_fraction)
     pre = fit_preprocessor(ds.feature_names, ds.column_kinds, raw.train.X, _categorical(raw.train),
