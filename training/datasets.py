@@ -85,7 +85,7 @@ def load_dataset(
     if data in BUILTIN_DATASETS:
         if target or segment or time_column:
             raise DataError(
-                f"--target/--segment/--time-column apply to table files, not to the builtin dataset {data!r}",
+                f"--target/--segment/--time-column apply to CSV or Parquet files, not to the builtin dataset {data!r}",
                 "drop them, or pass --data PATH.csv",
             )
         ds = _builtin(data, seed)

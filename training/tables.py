@@ -51,7 +51,8 @@ class TableOverrides:
 def read_table(path: Path) -> pd.DataFrame:
     """The table at ``path`` (``.parquet``/``.pq`` with pyarrow, anything else as CSV)."""
     if not path.exists():
-        raise DataError(f"data file {path} does not exist", "pass an existing CSV/Parquet path or a builtin name")
+        raise DataError(f"data file {path} does not exist",
+                        "pass an existing CSV path or one of: breast_cancer, wine, digits, imbalanced")
     if not path.is_file():
         raise DataError(f"data path {path} is not a file", "pass the path of a CSV or Parquet file")
     if path.suffix.lower() in {".parquet", ".pq"}:
