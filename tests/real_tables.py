@@ -26,7 +26,7 @@ class TableSpec:
     def args(self, by_time: bool = False) -> list[str]:
         """CLI arguments; the time column is the split key with ``by_time``, else left out."""
         out = ["--data", str(self.path), "--target", self.target]
-        drop = self.drop + ((self.time_column,) if self.time_column and not by_time else ())
+        drop = self.drop + ((self.time_column,) if self.time_column and not by_time and self.name != "cars" else ())
         if drop:
             out += ["--drop", ",".join(drop)]
         if by_time and self.time_column:
@@ -43,7 +43,7 @@ def _penguins() -> pd.DataFrame:
 def _cars() -> pd.DataFrame:
     from vega_datasets import data
 
-    frame = data.cars()  # Origin ~ Cylinders, Horsepower (NA), Miles_per_Gallon (NA), ...; Name dropped
+    frame = data.cars()  # Origin ~ Horsepower (NA), Miles_per_Gallon (NA), ..., Year (categorical or time)
     frame["Year"] = frame["Year"].dt.strftime("%Y-%m-%d")
     return frame
 

@@ -47,6 +47,7 @@ def build_cases(ctx: GateContext, policy: GatePolicy) -> list[InputCase]:
     if n_features == 0:
         return table_cases(ctx, ROWS, InputCase)
     base = ctx.valid_rows(ROWS, seed=3).astype(np.float64)
+    base = np.where(np.isnan(base), np.array([f.impute_value or 0.0 for f in numeric])[None, :], base)
     lo = np.array([f.min or 0.0 for f in numeric], dtype=np.float64)
     hi = np.array([f.max or 0.0 for f in numeric], dtype=np.float64)
     span = policy.inputs.far_out_of_range_factor * (hi - lo + 1.0)
@@ -163,12 +164,14 @@ class BadInputsCheck:
             more = f" (+{len(failures) - 4} more)" if len(failures) > 4 else ""
             return outcome(self, "fail", "; ".join(failures[:4]) + more, value=value, limit={"failed": 0})
         edge = sorted(k for k, v in verdicts.items() if v.startswith("rejected at the edge"))
+        probed = sorted(c.id for c in cases if c.probe)
         return outcome(
             self,
             "pass",
             value=value,
             limit={"failed": 0},
-            message=f"valid answers or clean refusals; rejected at the edge: {', '.join(edge) or 'none'}",
+            message=f"valid answers or clean refusals; rejected at the edge: {', '.join(edge) or 'none'}; "
+            f"refused at the edge but run anyway: {', '.join(probed) or 'none'}",
         )
 
     @staticmethod
