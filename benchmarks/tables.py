@@ -57,11 +57,20 @@ def _frame(ds, split) -> pd.DataFrame:
 def _baseline(ds, config: TrainConfig, raw) -> Pipeline:
     num = [n for n, k in zip(ds.feature_names, ds.column_kinds, strict=True) if k == "numeric"]
     cat = [n for n, k in zip(ds.feature_names, ds.column_kinds, strict=True) if k != "numeric"]
-    pre = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
-        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                              OneHotEncoder(handle_unknown="ignore")), cat),
-    ], sparse_threshold=0.0)
+    pre = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore"),
+                ),
+                cat,
+            ),
+        ],
+        sparse_threshold=0.0,
+    )
     family = get_family(config.model)
     seen = join_splits("fit", [raw.train, raw.validation])
     model = Pipeline([("pre", pre), ("model", family.make_estimator(dict(family.defaults), config.seed))])
@@ -74,26 +83,49 @@ def _baseline(ds, config: TrainConfig, raw) -> Pipeline:
 def run_one(table: str, family: str, tmp: Path) -> dict[str, object]:
     spec = write_table(table, tmp)
     drop = spec.drop + ((spec.time_column,) if spec.time_column and table != "cars" else ())
-    config = TrainConfig(data=str(spec.path), target=spec.target, drop=drop, model=family, trials=4,
-                         out=tmp / "out", name=f"{table}-{family}".replace("_", "-"), progress=False)
+    config = TrainConfig(
+        data=str(spec.path),
+        target=spec.target,
+        drop=drop,
+        model=family,
+        trials=4,
+        out=tmp / "out",
+        name=f"{table}-{family}".replace("_", "-"),
+        progress=False,
+    )
     t0 = time.perf_counter()
     bundle = train(config)
     seconds = time.perf_counter() - t0
     card = ModelBundle.load(bundle).card
     ds = load_dataset(config.data, config.seed, config.target, None, "auto", TableOverrides(drop=drop))
-    raw = split_dataset(ds, config.seed, config.validation_fraction, config.effective_calibration_fraction,
-                        config.test_fraction)
+    raw = split_dataset(
+        ds,
+        config.seed,
+        config.validation_fraction,
+        config.effective_calibration_fraction,
+        config.test_fraction,
+    )
     test = raw.test
     _, probs = onnx_predict((bundle / "model.onnx").read_bytes(), test.X, test.C)
     probs = probs.astype(np.float64)
     base = _baseline(ds, config, raw).predict_proba(_frame(ds, test))
     row = {
-        "table": table, "family": family, "rows": len(ds.y), "test": len(test.y),
-        "encodings": ", ".join(f"{k}={v}" for k, v in (card.preprocessing or {}).get("encodings", {}).items()),
-        "acc": float((probs.argmax(1) == test.y).mean()), "acc_sk": float((base.argmax(1) == test.y).mean()),
-        "brier": brier_score(test.y, probs), "brier_sk": brier_score(test.y, base), "train_s": seconds,
+        "table": table,
+        "family": family,
+        "rows": len(ds.y),
+        "test": len(test.y),
+        "encodings": ", ".join(
+            f"{k}={v}" for k, v in (card.preprocessing or {}).get("encodings", {}).items()
+        ),
+        "acc": float((probs.argmax(1) == test.y).mean()),
+        "acc_sk": float((base.argmax(1) == test.y).mean()),
+        "brier": brier_score(test.y, probs),
+        "brier_sk": brier_score(test.y, base),
+        "train_s": seconds,
     }
-    row["ok"] = row["acc"] >= row["acc_sk"] - ACCURACY_MARGIN and row["brier"] <= row["brier_sk"] + BRIER_MARGIN
+    row["ok"] = (
+        row["acc"] >= row["acc_sk"] - ACCURACY_MARGIN and row["brier"] <= row["brier_sk"] + BRIER_MARGIN
+    )
     return row
 
 
@@ -107,13 +139,18 @@ def main() -> int:
         for table in args.tables.split(","):
             for family in args.families.split(","):
                 rows.append(run_one(table, family, Path(tmp)))
-    print(f"| table | family | rows | test | lockgate acc | sklearn acc | lockgate Brier | sklearn Brier | "
-          f"train s | within (acc -{ACCURACY_MARGIN}, Brier +{BRIER_MARGIN}) | encodings |")
+    print(
+        f"| table | family | rows | test | lockgate acc | sklearn acc | lockgate Brier | sklearn Brier | "
+        f"train s | within (acc -{ACCURACY_MARGIN}, Brier +{BRIER_MARGIN}) | encodings |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['table']} | {r['family']} | {r['rows']} | {r['test']} | {r['acc']:.4f} | {r['acc_sk']:.4f} | "
-              f"{r['brier']:.4f} | {r['brier_sk']:.4f} | {r['train_s']:.1f} | {'yes' if r['ok'] else 'NO'} | "
-              f"{r['encodings']} |")
+        print(
+            f"| {r['table']} | {r['family']} | {r['rows']} | {r['test']} | {r['acc']:.4f} | "
+            f"{r['acc_sk']:.4f} | "
+            f"{r['brier']:.4f} | {r['brier_sk']:.4f} | {r['train_s']:.1f} | {'yes' if r['ok'] else 'NO'} | "
+            f"{r['encodings']} |"
+        )
     return 0 if all(r["ok"] for r in rows) else 1
 
 

@@ -145,7 +145,8 @@ class GateContext:
     def max_batch_rows(self) -> int:
         """The card's largest batch, capped so a hostile card cannot make the gate allocate without bound
         (``resources.max_batch_rows_limit`` and at most ``MAX_BATCH_CELLS`` values)."""
-        cap = min(self.policy.resources.max_batch_rows_limit, max(1, MAX_BATCH_CELLS // max(1, len(self.card.features))))
+        width = max(1, len(self.card.features))
+        cap = min(self.policy.resources.max_batch_rows_limit, max(1, MAX_BATCH_CELLS // width))
         return min(self.card.input_policy.max_batch_rows, cap)
 
     def input_dtype(self) -> type[np.floating[Any]]:

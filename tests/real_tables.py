@@ -26,7 +26,9 @@ class TableSpec:
     def args(self, by_time: bool = False) -> list[str]:
         """CLI arguments; the time column is the split key with ``by_time``, else left out."""
         out = ["--data", str(self.path), "--target", self.target]
-        drop = self.drop + ((self.time_column,) if self.time_column and not by_time and self.name != "cars" else ())
+        drop = self.drop + (
+            (self.time_column,) if self.time_column and not by_time and self.name != "cars" else ()
+        )
         if drop:
             out += ["--drop", ",".join(drop)]
         if by_time and self.time_column:
@@ -64,13 +66,27 @@ def synthetic_frame(rows: int = 900, seed: int = 0) -> pd.DataFrame:
     plan = rng.choice(["basic", "plus", "pro"], size=rows, p=[0.5, 0.3, 0.2])
     income = rng.lognormal(3.5, 0.4, size=rows)
     age = rng.integers(18, 80, size=rows).astype(float)
-    logit = (zip_effect[z] + 1.2 * owner - 0.02 * (age - 45) + 0.8 * (plan == "pro") - 0.01 * (income - 35)
-             + rng.normal(scale=0.5, size=rows))
+    logit = (
+        zip_effect[z]
+        + 1.2 * owner
+        - 0.02 * (age - 45)
+        + 0.8 * (plan == "pro")
+        - 0.01 * (income - 35)
+        + rng.normal(scale=0.5, size=rows)
+    )
     churn = np.where(logit > 0.2, "churned", "stayed")
     signup = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 1400, size=rows)), unit="D")
-    frame = pd.DataFrame({"zip": zips[z], "owner": np.where(owner, "yes", "no"), "plan": plan,
-                          "income": np.round(income, 2), "age": age,
-                          "signup": signup.strftime("%Y-%m-%d"), "churn": churn})
+    frame = pd.DataFrame(
+        {
+            "zip": zips[z],
+            "owner": np.where(owner, "yes", "no"),
+            "plan": plan,
+            "income": np.round(income, 2),
+            "age": age,
+            "signup": signup.strftime("%Y-%m-%d"),
+            "churn": churn,
+        }
+    )
     frame.loc[rng.random(rows) < 0.08, "income"] = np.nan
     frame.loc[rng.random(rows) < 0.05, "plan"] = np.nan
     return frame

@@ -168,7 +168,8 @@ def _consume_table_text(name: str, version: int, classes: list[str], method: str
         + (f" and 'categorical' string [N, {len(cats)}] = {cats} (missing = \"\", booleans as \"true\"/"
            "\"false\")" if cats else "")
         + ". The graph imputes (training medians, missing indicators) and encodes (card.preprocessing) "
-        f"itself; send raw values. It returns 'label' (int64 [N], an index into card.classes = {classes}) and "
+        "itself; send raw values. It returns 'label' (int64 [N], an index into card.classes = "
+        f"{classes}) and "
         f"'probabilities' (float32 [N, {len(classes)}]); calibration: {method}.{threshold_text} An unseen "
         "level follows each feature's 'unknown' policy. Check card.metrics for the quality you can expect."
     )
@@ -208,7 +209,8 @@ def build_card(f: RunFacts) -> ModelCard:
         task="binary" if len(ds.classes) == 2 else "multiclass",
         family=f.family.name,
         classes=ds.classes,
-        features=f.pre.features() if f.pre is not None else describe_features(ds.feature_names, f.splits.train.X),
+        features=(f.pre.features() if f.pre is not None
+                  else describe_features(ds.feature_names, f.splits.train.X)),
         preprocessing=None if f.pre is None or f.pre.identity else _preprocessing(f),
         input_policy=policy,
         dataset=_dataset_info(ds, f.splits),

@@ -69,7 +69,8 @@ class TrainConfig(BaseModel):
     numeric: tuple[str, ...] = Field((), description="columns read as numbers (booleans become 0/1)")
     drop: tuple[str, ...] = Field((), description="columns left out")
     time_column: str | None = Field(
-        None, description="split by this column's time: train on older rows, validate/calibrate/test on newer "
+        None, description="split by this column's time: train on older rows, validate/calibrate/test on "
+        "newer "
         "ones; metrics on an older held-out slice too",
     )
     onehot_max: int = Field(16, ge=1, le=1000, description="more kept levels than this: frequency encoding")

@@ -21,7 +21,8 @@ from sklearn import datasets as skd
 from training.errors import DataError
 from training.tables import ColumnKind, TableOverrides, read_table, typed_columns
 
-__all__ = ["BUILTIN_DATASETS", "MIN_CLASS_ROWS", "Dataset", "TableOverrides", "describe_dataset", "load_dataset"]
+__all__ = ["BUILTIN_DATASETS", "MIN_CLASS_ROWS", "Dataset", "TableOverrides", "describe_dataset",
+           "load_dataset"]
 
 #: datasets that ship with scikit-learn or are generated (no downloads)
 BUILTIN_DATASETS = ("breast_cancer", "wine", "digits", "imbalanced")
@@ -85,7 +86,8 @@ def load_dataset(
     if data in BUILTIN_DATASETS:
         if target or segment or time_column:
             raise DataError(
-                f"--target/--segment/--time-column apply to CSV or Parquet files, not to the builtin dataset {data!r}",
+                "--target/--segment/--time-column apply to CSV or Parquet files, not to the builtin "
+                f"dataset {data!r}",
                 "drop them, or pass --data PATH.csv",
             )
         ds = _builtin(data, seed)
@@ -200,7 +202,8 @@ def _table(path: Path, target: str | None, segment: str | None, overrides: Table
     categorical = [c for c in typed if c.kind != "numeric"]
     n = len(frame)
     X = np.column_stack([c.values for c in numeric]) if numeric else np.zeros((n, 0))
-    C = np.column_stack([c.values for c in categorical]).astype(str) if categorical else np.zeros((n, 0), "<U1")
+    C = (np.column_stack([c.values for c in categorical]).astype(str) if categorical
+         else np.zeros((n, 0), "<U1"))
     labels = sorted({str(v) for v in y_raw.tolist()}, key=_natural)
     index = {c: i for i, c in enumerate(labels)}
     y = np.array([index[str(v)] for v in y_raw.tolist()], dtype=np.int64)

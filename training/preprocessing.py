@@ -1,4 +1,4 @@
-"""Preprocessing fitted on the training split only, applied natively and emitted as ONNX in front of the model.
+"""Preprocessing fitted on the training split only, applied natively and emitted as ONNX before the model.
 
 Raw table (numeric float [n, F_num] with NaN, categorical str [n, F_cat] with ``""``) -> design matrix Z
 (float32 values). Per column, in this order inside Z:
@@ -90,17 +90,38 @@ class ColumnEncoder:
         table, default = self.table()
         keys = sorted(table)
         if self.encoding == "frequency":
-            return b.op("LabelEncoder", [column], hint="freq", domain="ai.onnx.ml", keys_strings=keys,
-                        values_floats=[float(table[k]) for k in keys], default_float=float(default))
-        idx = b.op("LabelEncoder", [column], hint="code", domain="ai.onnx.ml", keys_strings=keys,
-                   values_int64s=[int(table[k]) for k in keys], default_int64=int(default))
+            return b.op(
+                "LabelEncoder",
+                [column],
+                hint="freq",
+                domain="ai.onnx.ml",
+                keys_strings=keys,
+                values_floats=[float(table[k]) for k in keys],
+                default_float=float(default),
+            )
+        idx = b.op(
+            "LabelEncoder",
+            [column],
+            hint="code",
+            domain="ai.onnx.ml",
+            keys_strings=keys,
+            values_int64s=[int(table[k]) for k in keys],
+            default_int64=int(default),
+        )
         hot = b.op("Equal", [idx, b.const(np.arange(self.width)[None, :], np.int64)])
         return b.op("Cast", [hot], to=TensorProto.FLOAT)
 
     def spec(self) -> FeatureSpec:
-        return FeatureSpec(name=self.name, dtype="string", kind=self.kind, levels=self.levels,  # type: ignore[arg-type]
-                           missing="level", missing_in_training=self.has_missing, encoding=self.encoding,
-                           unknown=self.unknown)
+        return FeatureSpec(
+            name=self.name,
+            dtype="string",
+            kind=self.kind,
+            levels=self.levels,  # type: ignore[arg-type]
+            missing="level",
+            missing_in_training=self.has_missing,
+            encoding=self.encoding,
+            unknown=self.unknown,
+        )
 
 
 @dataclass(frozen=True)
@@ -112,10 +133,20 @@ class NumericImputer:
 
     def spec(self, impute: bool) -> FeatureSpec:
         lo, hi, mean, std = self.stats
-        return FeatureSpec(name=self.name, dtype="float32", kind="numeric", min=lo, max=hi, mean=mean, std=std,
-                           missing="impute_median" if impute else "error", missing_in_training=self.indicator,
-                           missing_indicator=self.indicator, impute_value=self.median if impute else None,
-                           encoding="passthrough")
+        return FeatureSpec(
+            name=self.name,
+            dtype="float32",
+            kind="numeric",
+            min=lo,
+            max=hi,
+            mean=mean,
+            std=std,
+            missing="impute_median" if impute else "error",
+            missing_in_training=self.indicator,
+            missing_indicator=self.indicator,
+            impute_value=self.median if impute else None,
+            encoding="passthrough",
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +166,11 @@ class Preprocessor:
 
     @property
     def width(self) -> int:
-        return len(self.numeric) + sum(n.indicator for n in self.numeric) + sum(c.width for c in self.categorical)
+        return (
+            len(self.numeric)
+            + sum(n.indicator for n in self.numeric)
+            + sum(c.width for c in self.categorical)
+        )
 
     def transform(self, X: np.ndarray, C: np.ndarray) -> np.ndarray:
         if self.identity:
@@ -185,12 +220,15 @@ class Preprocessor:
             b.nodes.append(helper.make_node("Identity", [outputs[out]], [out], name=f"{out}_fused"))
         inputs = [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [None, len(self.numeric)])]
         if self.categorical:
-            inputs.append(helper.make_tensor_value_info(CATEGORICAL, TensorProto.STRING,
-                                                        [None, len(self.categorical)]))
-        graph = helper.make_graph(b.nodes, model.graph.name, inputs, list(model.graph.output),
-                                  initializer=b.initializers)
-        fused = helper.make_model(graph, opset_imports=opsets_of(b.nodes), producer_name="lockgate",
-                                  producer_version="1")
+            inputs.append(
+                helper.make_tensor_value_info(CATEGORICAL, TensorProto.STRING, [None, len(self.categorical)])
+            )
+        graph = helper.make_graph(
+            b.nodes, model.graph.name, inputs, list(model.graph.output), initializer=b.initializers
+        )
+        fused = helper.make_model(
+            graph, opset_imports=opsets_of(b.nodes), producer_name="lockgate", producer_version="1"
+        )
         fused.ir_version = model.ir_version
         strip_doc_strings(fused)
         fused.doc_string = model.doc_string
@@ -201,8 +239,9 @@ class Preprocessor:
         return fused
 
 
-def _fit_column(name: str, kind: str, values: np.ndarray, unknown: Unknown, onehot_max: int,
-                rare_min: int) -> ColumnEncoder:
+def _fit_column(
+    name: str, kind: str, values: np.ndarray, unknown: Unknown, onehot_max: int, rare_min: int
+) -> ColumnEncoder:
     levels, counts = np.unique(values[values != MISSING], return_counts=True)
     count = {str(lv): int(c) for lv, c in zip(levels, counts, strict=True)}
     keep = sorted(lv for lv, c in count.items() if c >= rare_min or kind == "boolean")
@@ -211,15 +250,30 @@ def _fit_column(name: str, kind: str, values: np.ndarray, unknown: Unknown, oneh
     frequencies = {lv: float(np.float32(count[lv] / n)) for lv in keep}
     frequencies[OTHER] = float(np.float32(sum(count[lv] for lv in rare) / n))
     frequencies[MISSING] = float(np.float32((values == MISSING).sum() / n))
-    return ColumnEncoder(name=name, kind=kind, levels=keep, rare=rare,
-                         encoding="onehot" if len(keep) <= onehot_max else "frequency",
-                         has_other=bool(rare) or unknown == "other",
-                         has_missing=bool((values == MISSING).any()), frequencies=frequencies, unknown=unknown)
+    return ColumnEncoder(
+        name=name,
+        kind=kind,
+        levels=keep,
+        rare=rare,
+        encoding="onehot" if len(keep) <= onehot_max else "frequency",
+        has_other=bool(rare) or unknown == "other",
+        has_missing=bool((values == MISSING).any()),
+        frequencies=frequencies,
+        unknown=unknown,
+    )
 
 
-def fit_preprocessor(names: list[str], kinds: list[str], X: np.ndarray, C: np.ndarray, *, impute: bool,
-                     unknown: Unknown = "other", onehot_max: int = ONEHOT_MAX,
-                     rare_min: int = RARE_MIN) -> Preprocessor:
+def fit_preprocessor(
+    names: list[str],
+    kinds: list[str],
+    X: np.ndarray,
+    C: np.ndarray,
+    *,
+    impute: bool,
+    unknown: Unknown = "other",
+    onehot_max: int = ONEHOT_MAX,
+    rare_min: int = RARE_MIN,
+) -> Preprocessor:
     """Fit on the training split's raw ``X`` (numeric, NaN = missing) and ``C`` (strings, "" = missing)."""
     numeric_names = [n for n, k in zip(names, kinds, strict=True) if k == "numeric"]
     cat = [(n, k) for n, k in zip(names, kinds, strict=True) if k != "numeric"]
@@ -228,8 +282,11 @@ def fit_preprocessor(names: list[str], kinds: list[str], X: np.ndarray, C: np.nd
         col = X[:, j]
         ok = col[~np.isnan(col)]
         median = float(np.float32(np.median(ok))) if len(ok) else 0.0
-        stats = (float(ok.min()), float(ok.max()), float(ok.mean()), float(ok.std())) if len(ok) else (0.0,) * 4
+        stats = (
+            (float(ok.min()), float(ok.max()), float(ok.mean()), float(ok.std())) if len(ok) else (0.0,) * 4
+        )
         imputers.append(NumericImputer(name, median, bool(np.isnan(col).any()) and impute, stats))
     encoders = [_fit_column(n, k, C[:, j], unknown, onehot_max, rare_min) for j, (n, k) in enumerate(cat)]
-    return Preprocessor(names=list(names), kinds=list(kinds), numeric=imputers, categorical=encoders,
-                        impute=impute)
+    return Preprocessor(
+        names=list(names), kinds=list(kinds), numeric=imputers, categorical=encoders, impute=impute
+    )

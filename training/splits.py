@@ -20,7 +20,8 @@ from cascade_registry.artifacts import SplitInfo
 from training.datasets import MIN_CLASS_ROWS, Dataset
 from training.errors import DataError
 
-__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "encode_splits", "join_splits", "split_dataset"]
+__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "encode_splits", "join_splits", "split_by_time",
+           "split_dataset"]
 
 SPLIT_NAMES = ("train", "validation", "calibration", "test")
 
@@ -180,7 +181,8 @@ def split_by_time(ds: Dataset, seed: int, validation: float, calibration: float,
     older = np.sort(period[rng.random(n_train) < OLDER_FRACTION])
     bounds = np.cumsum([n_train, *sizes])
     ids = {"train": np.sort(np.setdiff1d(period, older)), "older": older,
-           "validation": np.sort(order[bounds[0]:bounds[1]]), "calibration": np.sort(order[bounds[1]:bounds[2]]),
+           "validation": np.sort(order[bounds[0]:bounds[1]]),
+           "calibration": np.sort(order[bounds[1]:bounds[2]]),
            "test": np.sort(order[bounds[2]:bounds[3]])}
     hashes = row_hashes(ds.X, ds.y, ds.C)
     parts = {}
@@ -193,7 +195,8 @@ def split_by_time(ds: Dataset, seed: int, validation: float, calibration: float,
                             + (f" and lacks classes {[ds.classes[c] for c in missing]}" if missing else ""),
                             "use more rows, other --*-fraction values, or drop --time-column")
         parts[name] = Split(name=name, index=idx, X=ds.X[idx], y=ds.y[idx],
-                            segments=None if ds.segments is None else ds.segments[idx], row_hashes=hashes[idx],
+                            segments=None if ds.segments is None else ds.segments[idx],
+                            row_hashes=hashes[idx],
                             C=None if ds.C is None else ds.C[idx])
     return Splits(parts["train"], parts["validation"], parts.get("calibration"), parts["test"],
                   duplicate_rows=len(hashes) - len(set(hashes.tolist())), older=parts["older"],

@@ -18,8 +18,15 @@ import pandas as pd
 
 from training.errors import DataError
 
-__all__ = ["BOOLEAN_STRINGS", "Column", "ColumnKind", "TableOverrides", "normalise_boolean", "read_table",
-           "typed_columns"]
+__all__ = [
+    "BOOLEAN_STRINGS",
+    "Column",
+    "ColumnKind",
+    "TableOverrides",
+    "normalise_boolean",
+    "read_table",
+    "typed_columns",
+]
 
 ColumnKind = Literal["numeric", "categorical", "boolean"]
 #: the spellings read as booleans (case-insensitive), normalised to "true" / "false"
@@ -51,15 +58,19 @@ class TableOverrides:
 def read_table(path: Path) -> pd.DataFrame:
     """The table at ``path`` (``.parquet``/``.pq`` with pyarrow, anything else as CSV)."""
     if not path.exists():
-        raise DataError(f"data file {path} does not exist",
-                        "pass an existing CSV path or one of: breast_cancer, wine, digits, imbalanced")
+        raise DataError(
+            f"data file {path} does not exist",
+            "pass an existing CSV path or one of: breast_cancer, wine, digits, imbalanced",
+        )
     if not path.is_file():
         raise DataError(f"data path {path} is not a file", "pass the path of a CSV or Parquet file")
     if path.suffix.lower() in {".parquet", ".pq"}:
         try:
             frame = pd.read_parquet(path, engine="pyarrow")
         except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a bad file
-            raise DataError(f"{path} is not a readable Parquet file: {str(e)[:200]}", "check the file") from None
+            raise DataError(
+                f"{path} is not a readable Parquet file: {str(e)[:200]}", "check the file"
+            ) from None
     else:
         try:
             frame = pd.read_csv(path)
@@ -119,8 +130,10 @@ def _infer(name: str, series: pd.Series, overrides: TableOverrides, source: str)
         numbers = _as_numbers(series)
         if numbers is None:
             bad = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()].iloc[0]
-            raise DataError(f"{source}: --numeric column {name!r} holds the non-number {str(bad)[:40]!r}",
-                            "clean that column, or declare it --categorical")
+            raise DataError(
+                f"{source}: --numeric column {name!r} holds the non-number {str(bad)[:40]!r}",
+                "clean that column, or declare it --categorical",
+            )
         return Column(name, "numeric", numbers)
     if boolean is not None and name not in overrides.categorical:
         return Column(name, "boolean", boolean)
@@ -132,20 +145,24 @@ def _infer(name: str, series: pd.Series, overrides: TableOverrides, source: str)
     return Column(name, "categorical", _level_strings(series))
 
 
-def typed_columns(frame: pd.DataFrame, reserved: list[str], overrides: TableOverrides, source: str
-                  ) -> list[Column]:
+def typed_columns(
+    frame: pd.DataFrame, reserved: list[str], overrides: TableOverrides, source: str
+) -> list[Column]:
     """The typed feature columns of ``frame`` (all but ``reserved`` and ``--drop``), in file order."""
     named = set(overrides.categorical) | set(overrides.numeric) | set(overrides.drop)
     unknown = sorted(named - set(frame.columns))
     if unknown:
-        raise DataError(f"{source}: --categorical/--numeric/--drop name unknown columns {unknown}",
-                        f"use column names of the file: {', '.join(list(frame.columns)[:12])}")
+        raise DataError(
+            f"{source}: --categorical/--numeric/--drop name unknown columns {unknown}",
+            f"use column names of the file: {', '.join(list(frame.columns)[:12])}",
+        )
     both = sorted(set(overrides.categorical) & set(overrides.numeric))
     if both:
         raise DataError(f"columns {both} are declared both --categorical and --numeric", "declare each once")
     columns = [
         _infer(c, frame[c], overrides, source)
-        for c in frame.columns if c not in reserved and c not in overrides.drop
+        for c in frame.columns
+        if c not in reserved and c not in overrides.drop
     ]
     if not columns:
         raise DataError(f"{source}: no feature columns besides the target", "add feature columns")
@@ -155,6 +172,9 @@ def typed_columns(frame: pd.DataFrame, reserved: list[str], overrides: TableOver
                 bad = np.isinf(col.values.astype(np.float32)) & ~np.isnan(col.values)
             if bad.any():
                 raise DataError(
-                    f"{source}: numeric column {col.name!r} has {int(bad.sum())} infinite or float32-overflowing "
-                    "values", "clean those values (a missing value may be left empty instead)")
+                    f"{source}: numeric column {col.name!r} has {int(bad.sum())} infinite or "
+                    "float32-overflowing "
+                    "values",
+                    "clean those values (a missing value may be left empty instead)",
+                )
     return columns

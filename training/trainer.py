@@ -189,7 +189,8 @@ def _export(config: TrainConfig, family: Family, ds: Dataset, bases: list, fit: 
                         f"lockgate_{family.name}", config.version)
     onnx_bytes = pre.fuse(model).SerializeToString(deterministic=True)
     check_X = np.concatenate([s.X for s in raw if s.name != "train"] + [raw.train.X[:256]])
-    check_C = np.concatenate([_categorical(s) for s in raw if s.name != "train"] + [_categorical(raw.train)[:256]])
+    check_C = np.concatenate([_categorical(s) for s in raw if s.name != "train"]
+                             + [_categorical(raw.train)[:256]])
     check_X = check_X.astype(np.float32)
     _, onnx_probs = onnx_predict(onnx_bytes, check_X, check_C)
     native = fit.model.predict_proba(pre.transform(check_X.astype(np.float64), check_C))

@@ -113,7 +113,8 @@ def _declared_problems(ctx: GateContext, n_features: int, n_classes: int) -> lis
     problems = []
     inputs, outputs = ctx.loaded["inputs"], {o["name"]: o for o in ctx.loaded["outputs"]}
     numeric = ctx.card.numeric_features
-    want_type = "tensor(double)" if numeric and all(f.dtype == "float64" for f in numeric) else "tensor(float)"
+    double = bool(numeric) and all(f.dtype == "float64" for f in numeric)
+    want_type = "tensor(double)" if double else "tensor(float)"
     n_cat = len(ctx.card.categorical_features)
     if n_cat:
         problems += _categorical_input_problems(inputs[1:], n_cat)

@@ -77,9 +77,9 @@ def table_probes(card: ModelCard, instances: list[dict[str, Any]]) -> list[tuple
     ]
     if cat is not None:
         probes += [
-            ("unseen_level", "bad", {"model": name, "instances": [first | {cat.name: "__unseen__"}]}, json_type),
-            ("long_string", "bad", {"model": name, "instances": [first | {cat.name: "x" * 100_000}]}, json_type),
-            ("number_in_categorical", "bad", {"model": name, "instances": [first | {cat.name: 3.5}]}, json_type),
+            (probe, "bad", {"model": name, "instances": [first | {cat.name: value}]}, json_type)
+            for probe, value in (("unseen_level", "__unseen__"), ("long_string", "x" * 100_000),
+                                 ("number_in_categorical", 3.5))
         ]
     if num is not None:
         probes.append(("string_in_numeric", "bad", {"model": name, "instances": [first | {num.name: "x"}]},

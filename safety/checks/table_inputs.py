@@ -49,26 +49,69 @@ def table_cases(ctx: GateContext, rows: int, make: Callable[..., Any]) -> list[A
             return c.astype(str)
 
         out += [
-            make("unseen_level", X.astype(dtype), unknown_edge, unknown_edge is not None,
-                 categorical=with_value(UNSEEN)),
+            make(
+                "unseen_level",
+                X.astype(dtype),
+                unknown_edge,
+                unknown_edge is not None,
+                categorical=with_value(UNSEEN),
+            ),
             make("empty_strings", X.astype(dtype), None, False, categorical=with_value("")),
-            make("long_strings", X.astype(dtype), unknown_edge, unknown_edge is not None,
-                 categorical=with_value(LONG)),
-            make("non_utf8", X.astype(dtype), "the serving edge (request bodies must be UTF-8)", True,
-                 categorical=with_value("\ufffd\ufffd")),
-            make("number_in_categorical", X.astype(dtype), "card.features[].kind (a number in a categorical "
-                 "column is refused)", True, categorical=with_value("3.5")),
-            make("extra_column", X.astype(dtype), "card.features (unknown columns are refused)", True,
-                 categorical=np.hstack([C, C[:, :1]])),
-            make("missing_column", X.astype(dtype), miss_edge, miss_edge is not None,
-                 categorical=np.hstack([np.full((rows, 1), ""), C[:, 1:]])),
+            make(
+                "long_strings",
+                X.astype(dtype),
+                unknown_edge,
+                unknown_edge is not None,
+                categorical=with_value(LONG),
+            ),
+            make(
+                "non_utf8",
+                X.astype(dtype),
+                "the serving edge (request bodies must be UTF-8)",
+                True,
+                categorical=with_value("\ufffd\ufffd"),
+            ),
+            make(
+                "number_in_categorical",
+                X.astype(dtype),
+                "card.features[].kind (a number in a categorical column is refused)",
+                True,
+                categorical=with_value("3.5"),
+            ),
+            make(
+                "extra_column",
+                X.astype(dtype),
+                "card.features (unknown columns are refused)",
+                True,
+                categorical=np.hstack([C, C[:, :1]]),
+            ),
+            make(
+                "missing_column",
+                X.astype(dtype),
+                miss_edge,
+                miss_edge is not None,
+                categorical=np.hstack([np.full((rows, 1), ""), C[:, 1:]]),
+            ),
         ]
         all_missing_c = np.full(C.shape, "", dtype=str)
     else:
         all_missing_c = None
     if numeric:
-        out.append(make("string_in_numeric", X.astype(dtype), "card.features[].kind (a float tensor cannot "
-                        "carry a string; the edge refuses it)", False))
-    out.append(make("all_missing_rows", X_gone.astype(dtype), miss_edge, miss_edge is not None,
-                    categorical=all_missing_c))
+        out.append(
+            make(
+                "string_in_numeric",
+                X.astype(dtype),
+                "card.features[].kind (a float tensor cannot carry a string; the edge refuses it)",
+                False,
+            )
+        )
+    out.append(
+        make(
+            "all_missing_rows",
+            X_gone.astype(dtype),
+            miss_edge,
+            miss_edge is not None,
+            categorical=all_missing_c,
+        )
+    )
     return out

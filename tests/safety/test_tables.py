@@ -19,9 +19,17 @@ from training import TrainConfig, train
 
 def _train(tmp: Path, name: str, **kw) -> Path:
     spec = write_table(name, tmp)
-    values = {"data": str(spec.path), "target": spec.target, "drop": spec.drop
-              + ((spec.time_column,) if spec.time_column and name != "cars" else ()), "trials": 1, "out": tmp / "out",
-              "name": name, "progress": False, "model": "logistic_regression", "calibration": "sigmoid"} | kw
+    values = {
+        "data": str(spec.path),
+        "target": spec.target,
+        "drop": spec.drop + ((spec.time_column,) if spec.time_column and name != "cars" else ()),
+        "trials": 1,
+        "out": tmp / "out",
+        "name": name,
+        "progress": False,
+        "model": "logistic_regression",
+        "calibration": "sigmoid",
+    } | kw
     return train(TrainConfig(**values))
 
 

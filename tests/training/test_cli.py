@@ -161,7 +161,9 @@ BAD = {
     "bad-calibration": (None, ["--target", "label", "--calibration", "platt"], "calibration"),
     "zero-trials": (None, ["--target", "label", "--trials", "0"], "trials"),
     "bad-name": (None, ["--target", "label", "--name", "Bad Name"], "name"),
-    "target-on-builtin": ("builtin", ["--data", "wine", "--target", "label"], "apply to CSV or Parquet files"),
+    "target-on-builtin": (
+        "builtin", ["--data", "wine", "--target", "label"], "apply to CSV or Parquet files"
+    ),
     "bad-flag": (None, ["--frobnicate"], "unrecognized arguments"),
     "missing-config": (None, ["--config", "{tmp}/none.toml"], "config file"),
     "unknown-config-key": ("config", ["--config", "{tmp}/bad.toml"], "colour: is not a known option"),

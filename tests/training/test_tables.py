@@ -19,8 +19,16 @@ from training.preprocessing import fit_preprocessor
 
 
 def _config(path: Path, out: Path, **kw) -> TrainConfig:
-    values = {"data": str(path), "target": "churn", "drop": ("signup",), "trials": 1, "out": out,
-              "progress": False, "calibration": "sigmoid", "model": "logistic_regression"} | kw
+    values = {
+        "data": str(path),
+        "target": "churn",
+        "drop": ("signup",),
+        "trials": 1,
+        "out": out,
+        "progress": False,
+        "calibration": "sigmoid",
+        "model": "logistic_regression",
+    } | kw
     return TrainConfig(**values)
 
 
@@ -46,8 +54,21 @@ def test_describe_data_prints_the_schema_and_stops(table: Path, tmp_path: Path, 
 
 
 def test_overrides_change_the_kinds(table: Path, capsys) -> None:
-    main(["--data", str(table), "--target", "churn", "--describe-data", "--numeric", "owner",
-          "--categorical", "age", "--drop", "zip,signup"])
+    main(
+        [
+            "--data",
+            str(table),
+            "--target",
+            "churn",
+            "--describe-data",
+            "--numeric",
+            "owner",
+            "--categorical",
+            "age",
+            "--drop",
+            "zip,signup",
+        ]
+    )
     out = capsys.readouterr().out
     assert "owner                    numeric" in out and "age                      categorical" in out
     assert "zip " not in out and "signup" not in out
@@ -56,8 +77,13 @@ def test_overrides_change_the_kinds(table: Path, capsys) -> None:
 def test_card_records_the_typed_schema_and_preprocessing(bundle: Path) -> None:
     card = ModelBundle.load(bundle).card
     kinds = {f.name: f.kind for f in card.features}
-    assert kinds == {"zip": "categorical", "owner": "boolean", "plan": "categorical", "income": "numeric",
-                     "age": "numeric"}
+    assert kinds == {
+        "zip": "categorical",
+        "owner": "boolean",
+        "plan": "categorical",
+        "income": "numeric",
+        "age": "numeric",
+    }
     by = {f.name: f for f in card.features}
     assert by["owner"].levels == ["false", "true"] and by["owner"].encoding == "onehot"
     assert by["zip"].encoding == "frequency" and by["plan"].missing_in_training
@@ -84,12 +110,22 @@ def test_preprocessing_graph_is_bit_exact_on_messy_rows() -> None:
     C = rng.choice(["a", "b", "c", "rare", ""], p=[0.4, 0.3, 0.2, 0.02, 0.08], size=(200, 2)).astype(str)
     for unknown in ("other", "ignore", "error"):
         for onehot_max in (1, 16):
-            pre = fit_preprocessor(["x", "c1", "y", "c2"], ["numeric", "categorical", "numeric", "boolean"],
-                                   X, C, impute=True, unknown=unknown, onehot_max=onehot_max)
+            pre = fit_preprocessor(
+                ["x", "c1", "y", "c2"],
+                ["numeric", "categorical", "numeric", "boolean"],
+                X,
+                C,
+                impute=True,
+                unknown=unknown,
+                onehot_max=onehot_max,
+            )
             probe_C = np.array([["a", "zzz"], ["", "rare"], ["b", ""], ["new", "c"]])
             probe_X = np.array([[np.nan, 1.0], [0.5, np.nan], [np.nan, np.nan], [1.0, 2.0]])
             z = _run_preprocessing(pre, probe_X, probe_C)
-            assert np.array_equal(z, pre.transform(probe_X, probe_C).astype(np.float32)), (unknown, onehot_max)
+            assert np.array_equal(z, pre.transform(probe_X, probe_C).astype(np.float32)), (
+                unknown,
+                onehot_max,
+            )
 
 
 def _run_preprocessing(pre, X: np.ndarray, C: np.ndarray) -> np.ndarray:
@@ -97,11 +133,21 @@ def _run_preprocessing(pre, X: np.ndarray, C: np.ndarray) -> np.ndarray:
     from onnx import TensorProto, helper
 
     width = pre.width
-    nodes = [helper.make_node("Identity", ["input"], ["probabilities"]),
-             helper.make_node("Constant", [], ["label"], value=helper.make_tensor("l", TensorProto.INT64, [1], [0]))]
-    graph = helper.make_graph(nodes, "z", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, width])],
-                              [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-                               helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, width])])
+    nodes = [
+        helper.make_node("Identity", ["input"], ["probabilities"]),
+        helper.make_node(
+            "Constant", [], ["label"], value=helper.make_tensor("l", TensorProto.INT64, [1], [0])
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "z",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, width])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, width]),
+        ],
+    )
     ident = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     ident.ir_version = 8
     _, z = onnx_predict(pre.fuse(ident).SerializeToString(), X, C)
