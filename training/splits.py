@@ -20,7 +20,8 @@ from cascade_registry.artifacts import SplitInfo
 from training.datasets import MIN_CLASS_ROWS, Dataset
 from training.errors import DataError
 
-__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "encode_splits", "join_splits", "split_by_time",
+__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "encode_splits", "join_splits",
+           "split_by_time",
            "split_dataset"]
 
 SPLIT_NAMES = ("train", "validation", "calibration", "test")
