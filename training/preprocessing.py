@@ -30,6 +30,7 @@ from onnx import TensorProto, helper
 
 from cascade_registry.artifacts import FeatureSpec
 from training.graph import CATEGORICAL, INPUT, GraphBuilder, embed_model, opsets_of, strip_doc_strings
+from training.target_encoding import TargetEncoder, fit_target_encoder
 
 __all__ = ["ONEHOT_MAX", "RARE_MIN", "ColumnEncoder", "Preprocessor", "fit_preprocessor"]
 
@@ -156,8 +157,20 @@ class Preprocessor:
     names: list[str]
     kinds: list[str]
     numeric: list[NumericImputer]
-    categorical: list[ColumnEncoder]
+    categorical: list[ColumnEncoder | TargetEncoder]
     impute: bool
+
+    def train_design(self, X: np.ndarray, C: np.ndarray) -> np.ndarray:
+        """The training split's Z: as :meth:`transform`, but target-encoded columns out-of-fold."""
+        Z = self.transform(X, C)
+        if not any(isinstance(c, TargetEncoder) for c in self.categorical):
+            return Z
+        start = len(self.numeric) + sum(n.indicator for n in self.numeric)
+        for enc in self.categorical:
+            if isinstance(enc, TargetEncoder):
+                Z[:, start:start + enc.width] = enc.oof.astype(np.float32)
+            start += enc.width
+        return Z
 
     @property
     def identity(self) -> bool:
@@ -273,6 +286,9 @@ def fit_preprocessor(
     unknown: Unknown = "other",
     onehot_max: int = ONEHOT_MAX,
     rare_min: int = RARE_MIN,
+    y: np.ndarray | None = None,
+    n_classes: int = 0,
+    seed: int = 0,
 ) -> Preprocessor:
     """Fit on the training split's raw ``X`` (numeric, NaN = missing) and ``C`` (strings, "" = missing)."""
     numeric_names = [n for n, k in zip(names, kinds, strict=True) if k == "numeric"]
@@ -286,7 +302,14 @@ def fit_preprocessor(
             (float(ok.min()), float(ok.max()), float(ok.mean()), float(ok.std())) if len(ok) else (0.0,) * 4
         )
         imputers.append(NumericImputer(name, median, bool(np.isnan(col).any()) and impute, stats))
-    encoders = [_fit_column(n, k, C[:, j], unknown, onehot_max, rare_min) for j, (n, k) in enumerate(cat)]
+    encoders: list[ColumnEncoder | TargetEncoder] = []
+    for j, (n, k) in enumerate(cat):
+        enc = _fit_column(n, k, C[:, j], unknown, onehot_max, rare_min)
+        if enc.encoding == "frequency" and y is not None:  # high cardinality + labels: target encoding
+            encoders.append(fit_target_encoder(n, k, C[:, j], y, n_classes, enc.levels, enc.rare, unknown,
+                                               seed + j))
+        else:
+            encoders.append(enc)
     return Preprocessor(
         names=list(names), kinds=list(kinds), numeric=imputers, categorical=encoders, impute=impute
     )

@@ -152,16 +152,19 @@ def split_dataset(
     return splits
 
 
-def encode_splits(splits: Splits, transform: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Splits:
-    """Every split with ``X`` replaced by ``transform(X, C)`` (the fitted preprocessing) and ``C`` dropped."""
+def encode_splits(splits: Splits, transform: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                  train_transform: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Splits:
+    """Every split with ``X`` replaced by ``transform(X, C)`` (the fitted preprocessing) and ``C`` dropped;
+    the training split by ``train_transform`` when given (out-of-fold target encodings)."""
 
-    def one(s: Split | None) -> Split | None:
+    def one(s: Split | None, how: Callable = transform) -> Split | None:
         if s is None:
             return None
         C = s.C if s.C is not None else np.zeros((len(s.y), 0), dtype="<U1")
-        return dataclasses.replace(s, X=transform(s.X, C), C=None)
+        return dataclasses.replace(s, X=how(s.X, C), C=None)
 
-    return Splits(one(splits.train), one(splits.validation), one(splits.calibration), one(splits.test),
+    return Splits(one(splits.train, train_transform or transform), one(splits.validation),
+                  one(splits.calibration), one(splits.test),
                   duplicate_rows=splits.duplicate_rows, older=one(splits.older), by_time=splits.by_time)
 
 

@@ -86,7 +86,7 @@ def test_card_records_the_typed_schema_and_preprocessing(bundle: Path) -> None:
     }
     by = {f.name: f for f in card.features}
     assert by["owner"].levels == ["false", "true"] and by["owner"].encoding == "onehot"
-    assert by["zip"].encoding == "frequency" and by["plan"].missing_in_training
+    assert by["zip"].encoding == "target(cross-fitted)" and by["plan"].missing_in_training
     assert by["income"].missing_indicator and by["income"].impute_value is not None
     assert not by["age"].missing_indicator
     assert card.preprocessing["missing"] == "auto" and card.preprocessing["unknown_category"] == "other"
@@ -108,8 +108,9 @@ def test_preprocessing_graph_is_bit_exact_on_messy_rows() -> None:
     X = rng.normal(size=(200, 2))
     X[rng.random((200, 2)) < 0.2] = np.nan
     C = rng.choice(["a", "b", "c", "rare", ""], p=[0.4, 0.3, 0.2, 0.02, 0.08], size=(200, 2)).astype(str)
+    y = rng.integers(0, 3, size=200)
     for unknown in ("other", "ignore", "error"):
-        for onehot_max in (1, 16):
+        for onehot_max, labels in ((1, None), (1, y), (16, None)):
             pre = fit_preprocessor(
                 ["x", "c1", "y", "c2"],
                 ["numeric", "categorical", "numeric", "boolean"],
@@ -118,6 +119,8 @@ def test_preprocessing_graph_is_bit_exact_on_messy_rows() -> None:
                 impute=True,
                 unknown=unknown,
                 onehot_max=onehot_max,
+                y=labels,
+                n_classes=3,
             )
             probe_C = np.array([["a", "zzz"], ["", "rare"], ["b", ""], ["new", "c"]])
             probe_X = np.array([[np.nan, 1.0], [0.5, np.nan], [np.nan, np.nan], [1.0, 2.0]])
@@ -208,3 +211,14 @@ def test_a_table_with_only_categorical_columns(tmp_path: Path) -> None:
     b = train(_config(path, tmp_path / "o", drop=()))
     card = ModelBundle.load(b).card
     assert card.numeric_features == [] and card.export.parity_max_abs_diff <= 1e-4
+
+
+def test_target_encoding_is_out_of_fold_on_the_training_rows() -> None:
+    rng = np.random.default_rng(1)
+    C = rng.choice([f"L{i}" for i in range(30)], size=(300, 1)).astype(str)
+    y = (rng.random(300) < 0.5).astype(np.int64)
+    X = np.zeros((300, 0))
+    pre = fit_preprocessor(["c"], ["categorical"], X, C, impute=True, onehot_max=4, y=y, n_classes=2)
+    assert pre.categorical[0].encoding == "target(cross-fitted)" and pre.width == 1
+    full, oof = pre.transform(X, C), pre.train_design(X, C)
+    assert not np.array_equal(full, oof)  # the training rows never see their own label's statistics
