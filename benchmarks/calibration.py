@@ -33,6 +33,7 @@ from sklearn.calibration import CalibratedClassifierCV  # noqa: E402
 
 from training import TrainConfig, train  # noqa: E402
 from training.datasets import BUILTIN_DATASETS, load_dataset  # noqa: E402
+from training.errors import ExportError  # noqa: E402
 from training.families import get_family  # noqa: E402
 from training.graph import onnx_predict  # noqa: E402
 from training.metrics import brier_score, ece_mce  # noqa: E402
@@ -78,9 +79,10 @@ def _scores(y: np.ndarray, P: np.ndarray) -> tuple[float, float, float]:
     return brier_score(y, P), ours, theirs
 
 
-def one_case(data: str, target: str | None, family: str, method: str, out: Path) -> dict:
+def one_case(data: str, target: str | None, family: str, method: str, out: Path, **options: object) -> dict:
     config = TrainConfig(data=data, target=target, model=family, calibration=method, trials=1, seed=0,
-                         out=out, name=f"{family.replace('_', '-')}-{method}", overwrite=True, progress=False)
+                         out=out, name=f"{family.replace('_', '-')}-{method}", overwrite=True, progress=False,
+                         **options)
     t0 = time.perf_counter()
     bundle = train(config)
     lg_seconds = time.perf_counter() - t0
@@ -125,7 +127,12 @@ def main() -> int:
                                                                            "target")
             for family in families:
                 for method in METHODS:
-                    r = one_case(path, target, family, method, Path(tmp) / "out")
+                    try:
+                        r = one_case(path, target, family, method, Path(tmp) / "out")
+                    except ExportError as e:  # lockgate refuses to write a bundle without parity
+                        total += 1
+                        print(f"{data:14s} {family:23s} {method:8s} export refused: {e.problem[:80]}")
+                        continue
                     ok = verdict(r["lg"], r["sk"])
                     passed, total = passed + ok, total + 1
                     lg, sk = r["lg"], r["sk"]

@@ -309,6 +309,7 @@ def run_wrk(wrk: str, url: str, script: Path, connections: int, duration: float)
 def prepare(work: Path) -> tuple[Path, str, str]:
     """Train, gate, register and release the demo model; a declared consumer's key."""
     from cascade_registry import Registry
+    from cascade_registry.attestation import generate_private_key, public_key_pem
     from safety import GatePolicy, run_gate
     from training import TrainConfig, train
 
@@ -325,11 +326,13 @@ def prepare(work: Path) -> tuple[Path, str, str]:
             progress=False,
         )
     )
-    report = run_gate(bundle, GatePolicy())
+    key = generate_private_key()  # an ephemeral gate key, trusted by this run's registry only
+    report = run_gate(bundle, GatePolicy(), sign_key=key)
     if not report.passed:
         raise SystemExit(f"the benchmark model failed its gate: {[c.name for c in report.checks]}")
     url = f"sqlite:///{work / 'registry.db'}"
     with Registry.open(url) as reg:
+        reg.trust_key(public_key_pem(key), label="benchmark")
         reg.register(bundle)
         reg.release("bench:1")
         reg.add_consumer("bench-client", owner="benchmarks")

@@ -12,13 +12,17 @@ A bundle is a directory ``<name>-<version>/`` holding
                     ``holdout_inputs`` float32 [m, F], ``holdout_labels`` int64 [m],
                     optional ``holdout_segments`` str [m].
 - ``reliability.png`` reliability diagram(s), before vs after calibration.
-- ``gate.json``     written by ``lockgate check``: the :class:`GateReport`, bound to model.onnx's sha256.
+- ``gate.json``     written by ``lockgate check``: the signed attestation (a DSSE envelope holding an
+                    in-toto statement, :mod:`cascade_registry.attestation`) over the manifest of every
+                    other file; :meth:`ModelBundle.gate_report` gives its unverified :class:`GateReport` view.
 
 This module is stdlib + pydantic only; it is the bottom of the import graph.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -31,6 +35,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cascade_registry.manifest import load_json_bounded
 
 __all__ = [
     "CARD_FILE",
@@ -52,6 +58,7 @@ __all__ = [
     "ExportInfo",
     "FeatureSpec",
     "GateReport",
+    "MAX_CARD_BYTES",
     "InfrastructureInfo",
     "InputPolicy",
     "InvalidBundleError",
@@ -77,6 +84,8 @@ RELIABILITY_FILE = "reliability.png"
 GATE_FILE = "gate.json"
 #: model and consumer names: lowercase letters, digits, '-' and '_', starting with a letter.
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+#: a card larger than this is not read (a few hundred KB is typical)
+MAX_CARD_BYTES = 16 * 2**20
 
 
 class _Frozen(BaseModel):
@@ -436,8 +445,9 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def write_json_atomic(path: Path | str, model: BaseModel | dict[str, Any]) -> None:
-    """Write JSON to a temp file beside ``path`` and rename it into place."""
+def write_json_atomic(path: Path | str, model: BaseModel | dict[str, Any], mode: int = 0o644) -> None:
+    """Write JSON to a temp file beside ``path`` and rename it into place (readable like the rest of a
+    bundle: ``mode`` 0644, not mkstemp's 0600)."""
     path = Path(path)
     text = (
         model.model_dump_json(indent=2)
@@ -446,6 +456,7 @@ def write_json_atomic(path: Path | str, model: BaseModel | dict[str, Any]) -> No
     )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text + "\n")
         os.replace(tmp, path)
@@ -477,6 +488,26 @@ def atomic_directory(target: Path | str, overwrite: bool = False) -> Iterator[Pa
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _report_of_envelope(raw: Any) -> GateReport:
+    """The unverified :class:`GateReport` view of a gate.json envelope (see cascade_registry.attestation)."""
+    statement = json.loads(base64.b64decode(raw["payload"], validate=True))
+    predicate = statement["predicate"]
+    model = next(
+        (s["digest"].get("sha256", "") for s in statement["subject"] if s.get("name") == MODEL_FILE), ""
+    )
+    return GateReport.model_validate(
+        {
+            "ref": predicate.get("ref"),
+            "onnx_sha256": model,
+            "passed": predicate["passed"],
+            "checks": predicate["checks"],
+            "policy": predicate.get("policy", {}),
+            "created_at": predicate["created_at"],
+            "tool": predicate.get("tool", "lockgate check"),
+        }
+    )
 
 
 # --------------------------------------------------------------------------------------- bundle
@@ -511,12 +542,14 @@ class ModelBundle:
         card_path = path / CARD_FILE
         if not path.is_dir():
             raise InvalidBundleError(path, "is not a directory", "pass the bundle directory")
-        if not card_path.is_file():
+        if not card_path.is_file() and not card_path.is_symlink():
             raise InvalidBundleError(path, f"has no {CARD_FILE}", "train it with 'lockgate train'")
         try:
-            raw = json.loads(card_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InvalidBundleError(path, f"{CARD_FILE} is not readable JSON: {e}") from None
+            raw = load_json_bounded(card_path, MAX_CARD_BYTES)
+        except ValueError as e:
+            raise InvalidBundleError(
+                path, f"{CARD_FILE} {e}", "write the card with 'lockgate train'"
+            ) from None
         try:
             return ModelCard.model_validate(raw)
         except ValidationError as e:
@@ -547,8 +580,12 @@ class ModelBundle:
         return cls(path, card, digest)
 
     def gate_report(self) -> GateReport | None:
-        """The gate report in the bundle, or None when there is none or it cannot be parsed."""
+        """The gate report in the bundle, NOT verified, or None when there is none or it cannot be parsed.
+
+        Only for display and local checks: the registry verifies the signed envelope itself
+        (:mod:`cascade_registry.trust`)."""
         try:
-            return GateReport.model_validate_json(self.gate_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            raw = load_json_bounded(self.gate_path, 16 * 2**20)
+            return _report_of_envelope(raw)
+        except (OSError, ValueError, KeyError, TypeError, binascii.Error):
             return None

@@ -14,12 +14,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
 from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUnavailableError
+from cascade_registry.manifest import ManifestError, read_bounded
 from cascade_registry.registry import Registry
 from cascade_registry.rendering import (
     render_dot,
@@ -39,7 +41,8 @@ examples:
   lockgate registry consumer add web --kind service --owner team-web
   lockgate registry key issue web                 # prints the key ONCE
   lockgate registry declare web churn --versions '>=1'
-  lockgate registry release churn:1               # needs a passing out/churn-1/gate.json
+  lockgate registry trust add gate-key.pub --label ci-gate   # accept verdicts signed by this key
+  lockgate registry release churn:1               # needs a passing, signed out/churn-1/gate.json
   lockgate registry impact churn
   lockgate registry graph --format dot --png cascade.png
   lockgate registry --url postgresql+psycopg://postgres@127.0.0.1:5432/test list --json
@@ -122,6 +125,22 @@ def _parser() -> argparse.ArgumentParser:
     c_add.add_argument("--owner", required=True, help="the person or team answerable for it")
     add("list", "every consumer", consumer)
     add("revoke", "revoke a consumer and all its keys", consumer).add_argument("name")
+
+    trust = add("trust", "the gate keys whose signed verdicts are accepted").add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    t_add = add("add", "trust a gate's public key (the .pub file of 'lockgate keygen')", trust)
+    t_add.add_argument("public_key", metavar="KEY.pub", type=Path)
+    t_add.add_argument("--label", required=True, help="whose key this is, e.g. ci-gate")
+    add("list", "the trusted keys", trust)
+    add("remove", "stop trusting a key (by its id)", trust).add_argument("key_id", metavar="KEY_ID")
+    policy = add("policy", "the minimum gate policy a verdict must meet").add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    add("show", "the minimum policy (JSON)", policy)
+    add("set", "set the minimum policy from a gate policy TOML file", policy).add_argument(
+        "file", metavar="POLICY.toml", type=Path
+    )
 
     key = add("key", "issue, rotate or revoke API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION", parser_class=_Parser
@@ -275,6 +294,46 @@ def _run(reg: Registry, args: argparse.Namespace, actor: str) -> None:  # noqa: 
         _consumer(reg, args, actor)
     elif cmd == "key":
         _key(reg, args, actor)
+    elif cmd == "trust":
+        _trust(reg, args, actor)
+    elif cmd == "policy":
+        _policy(reg, args, actor)
+
+
+def _trust(reg: Registry, args: argparse.Namespace, actor: str) -> None:
+    if args.action == "add":
+        try:
+            text = read_bounded(args.public_key, 64 * 1024).decode("ascii", errors="replace")
+        except ManifestError as e:
+            raise InvalidInputError(f"cannot read {args.public_key}: {e.problem}") from None
+        k = reg.trust_key(text, args.label, actor=actor)
+        _emit(args, k, f"trusting gate key {k.key_id} ({k.label})")
+    elif args.action == "remove":
+        k = reg.distrust_key(args.key_id, actor=actor)
+        _emit(args, k, f"no longer trusting gate key {k.key_id} ({k.label})")
+    else:
+        keys = reg.trusted_keys()
+        _emit(
+            args,
+            keys,
+            render_table(
+                ["key id", "label", "added", "by"],
+                [[k.key_id, k.label, when(k.added_at), k.added_by] for k in keys],
+            ),
+        )
+
+
+def _policy(reg: Registry, args: argparse.Namespace, actor: str) -> None:
+    if args.action == "set":
+        try:
+            raw = tomllib.loads(read_bounded(args.file, 1 << 20).decode("utf-8"))
+        except (ManifestError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise InvalidInputError(f"cannot read the policy {args.file}: {e}") from None
+        policy = reg.set_min_policy(raw, actor=actor)
+        _emit(args, policy, f"minimum gate policy set from {args.file}")
+    else:
+        policy = reg.min_policy()
+        _emit(args, policy, policy.model_dump_json(indent=2))
 
 
 def _consumer(reg: Registry, args: argparse.Namespace, actor: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cascade_registry.artifacts import ModelCard, ModelRef
+from cascade_registry.manifest import Manifest
 
 __all__ = [
     "LIVE_STATUSES",
@@ -25,6 +26,7 @@ __all__ = [
     "Pin",
     "Status",
     "TransitionInfo",
+    "TrustedKeyInfo",
     "WaiverInfo",
 ]
 
@@ -62,6 +64,21 @@ class ModelVersionInfo(_Entity):
     released_by: str | None = None
     stale: bool = Field(False, description="trained on an upstream version older than the released one")
     stale_reason: str | None = None
+    manifest: Manifest | None = Field(
+        None, description="every file of the bundle with its sha256 at register time (None: before 0002)"
+    )
+    gate_key_id: str | None = Field(None, description="the trusted key whose signed verdict was recorded")
+
+
+class TrustedKeyInfo(_Entity):
+    """A public key whose signed gate verdicts the registry accepts."""
+
+    key_id: str
+    public_key: str
+    label: str
+    added_at: datetime
+    added_by: str
+    removed_at: datetime | None = None
 
 
 class TransitionInfo(_Entity):

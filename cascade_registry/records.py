@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, insert, update
 
 from cascade_registry.artifacts import ModelCard, ModelRef
 from cascade_registry.entities import AuditEntry, ConsumerInfo, ModelVersionInfo
+from cascade_registry.manifest import Manifest
 from cascade_registry.schema import audit_log, model_versions, transitions
 
 __all__ = [
@@ -48,6 +49,8 @@ def version_from_row(row: Row) -> ModelVersionInfo:
         released_by=m["released_by"],
         stale=bool(m["stale"]),
         stale_reason=m["stale_reason"],
+        manifest=Manifest.model_validate_json(m["manifest_json"]) if m["manifest_json"] else None,
+        gate_key_id=m["gate_key_id"],
     )
 
 

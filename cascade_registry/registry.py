@@ -16,6 +16,7 @@ from typing import Any
 
 from cascade_registry.access import AccessCache
 from cascade_registry.artifacts import NAME_PATTERN, InvalidBundleError, ModelBundle, ModelRef
+from cascade_registry.attestation import AttestationError, key_id, load_public_key, public_key_pem
 from cascade_registry.entities import (
     AccessDecision,
     ApiKeyInfo,
@@ -25,13 +26,17 @@ from cascade_registry.entities import (
     ImpactReport,
     ModelVersionInfo,
     TransitionInfo,
+    TrustedKeyInfo,
     WaiverInfo,
 )
 from cascade_registry.errors import BundleRejectedError, GateError, InvalidInputError
+from cascade_registry.gate_policy import GatePolicy
 from cascade_registry.keys import generate_key
+from cascade_registry.manifest import ManifestError, manifest_of
 from cascade_registry.sql_graph import CascadeRows
 from cascade_registry.sql_store import SqlRegistryStore
 from cascade_registry.store import RegistryStore
+from cascade_registry.trust import GateVerdict, trusted_key_map, verify_gate
 from cascade_registry.version_range import VersionRange
 
 __all__ = ["Registry"]
@@ -104,13 +109,30 @@ class Registry:
 
     # ------------------------------------------------------------------------------ versions
     def register(self, bundle_dir: str | Path, actor: str = "cli") -> ModelVersionInfo:
-        """Validate the bundle with :meth:`ModelBundle.load` and record it (status registered or gated_*)."""
+        """Validate the bundle with :meth:`ModelBundle.load`, take the manifest of every file, and record it
+        with its card. A signed gate verdict that verifies moves it on to gated_passed or gated_failed; one
+        that does not leaves it registered (``record_gate`` then says why)."""
         actor = _text(actor, "actor")
+        path = Path(bundle_dir).resolve()
         try:
-            bundle = ModelBundle.load(Path(bundle_dir).resolve())
+            bundle = ModelBundle.load(path)
+            manifest = manifest_of(path)
         except InvalidBundleError as e:
             raise BundleRejectedError(f"cannot register {bundle_dir}: {e.problem}", e.fix) from None
-        return self._changed(self.store.register_version(bundle, actor))
+        except ManifestError as e:
+            raise BundleRejectedError(
+                f"cannot register {bundle_dir}: {e.path} {e.problem}",
+                "rebuild the bundle with 'lockgate train'",
+            ) from None
+        verdict: GateVerdict | None = None
+        if bundle.gate_path.exists() or bundle.gate_path.is_symlink():
+            try:
+                verdict = self._verify(bundle, manifest=None)
+            except GateError:
+                verdict = None
+        if verdict is not None and verdict.manifest != manifest:
+            verdict = None
+        return self._changed(self.store.register_version(bundle, manifest, verdict, actor))
 
     def get(self, ref: str | ModelRef) -> ModelVersionInfo:
         return self.store.get_version(_ref(ref))
@@ -126,53 +148,54 @@ class Registry:
     def transitions(self, ref: str | ModelRef) -> list[TransitionInfo]:
         return self.store.transitions(_ref(ref))
 
-    def _gated_bundle(self, info: ModelVersionInfo) -> tuple[ModelBundle, Any]:
+    def _verify(self, bundle: ModelBundle, manifest: Any) -> GateVerdict:
+        try:
+            trusted = trusted_key_map(self.store.list_trusted_keys())
+        except AttestationError as e:
+            raise GateError(f"the registry's trusted keys cannot be read: {e}") from None
+        return verify_gate(bundle.path, bundle.ref, trusted, self.store.min_policy(), manifest)
+
+    def _gated_bundle(self, info: ModelVersionInfo) -> GateVerdict:
         try:
             bundle = ModelBundle.load(info.bundle_path)
         except InvalidBundleError as e:
             raise GateError(f"{info.ref}'s bundle is no longer loadable: {e.problem}", e.fix) from None
-        if bundle.onnx_sha256 != info.onnx_sha256:
+        if bundle.onnx_sha256 != info.onnx_sha256 or bundle.ref != info.ref:
             raise GateError(
                 f"{info.ref}'s model.onnx changed since it was registered",
                 "register the new file as a new version",
             )
-        report = bundle.gate_report()
-        if report is None:
-            raise GateError(
-                f"{info.ref} has no readable gate report ({bundle.gate_path})",
-                f"run 'lockgate check {bundle.path}' first",
-            )
-        if report.ref is not None and report.ref != info.ref:
-            raise GateError(
-                f"the gate report in {bundle.path} is for {report.ref}, not {info.ref}",
-                f"run 'lockgate check {bundle.path}' again",
-            )
-        if report.onnx_sha256 != info.onnx_sha256:
+        verdict = self._verify(bundle, info.manifest)
+        if verdict.report.onnx_sha256 != info.onnx_sha256:
             raise GateError(
                 f"the gate report in {bundle.path} was made for another model file "
-                f"(sha256 {report.onnx_sha256[:12]}…)",
+                f"(sha256 {verdict.report.onnx_sha256[:12]}…)",
                 f"run 'lockgate check {bundle.path}' again",
             )
-        return bundle, report
+        return verdict
 
     def record_gate(self, ref: str | ModelRef, actor: str = "cli") -> ModelVersionInfo:
-        """Read ``gate.json`` of the bundle and move the version to gated_passed or gated_failed."""
+        """Verify the bundle's signed ``gate.json`` and move the version to gated_passed or gated_failed."""
         actor = _text(actor, "actor")
         info = self.get(ref)
-        _, report = self._gated_bundle(info)
-        return self._changed(self.store.record_gate(info.ref, report.passed, report.onnx_sha256, actor))
+        verdict = self._gated_bundle(info)
+        report = verdict.report
+        return self._changed(
+            self.store.record_gate(info.ref, report.passed, report.onnx_sha256, actor, verdict.key_id)
+        )
 
     def release(self, ref: str | ModelRef, waiver: str | None = None, actor: str = "cli") -> ModelVersionInfo:
-        """Release a version: refused without a passing gate report bound to its sha256, and while a released
-        downstream model would consume it untested (unless ``waiver`` gives the reason, which is recorded).
-        Downstream versions trained on an older version become stale; the previous release is superseded."""
+        """Release a version: refused without a passing, signed, trusted gate verdict over exactly its files,
+        and while a released downstream model would consume it untested (unless ``waiver`` gives the reason,
+        which is recorded). Downstream versions trained on an older version become stale; the previous
+        release is superseded."""
         actor = _text(actor, "actor")
         if waiver is not None:
             waiver = _text(waiver, "waiver reason", limit=500)
         info = self.get(ref)
-        _, report = self._gated_bundle(info)
-        if not report.passed:
-            failed = [c.name for c in report.checks if c.status in ("fail", "error")]
+        report = self._gated_bundle(info).report
+        failed = [c.name for c in report.checks if c.status in ("fail", "error")]
+        if not report.passed or failed:
             raise GateError(
                 f"refused: {info.ref} failed the safety gate ({', '.join(failed) or 'no checks'})",
                 "fix the model, re-export and re-run 'lockgate check'",
@@ -183,6 +206,39 @@ class Registry:
         return self._changed(
             self.store.retire_version(_ref(ref), _text(actor, "actor"), _text(reason, "reason", 500))
         )
+
+    # ------------------------------------------------------------------------------ trust roots
+    def trust_key(self, public_key: str, label: str, actor: str = "cli") -> TrustedKeyInfo:
+        """Accept gate verdicts signed by the Ed25519 ``public_key`` (PEM text, see ``lockgate keygen``)."""
+        try:
+            key = load_public_key(public_key)
+        except AttestationError as e:
+            raise InvalidInputError(str(e), "pass the .pub file written by 'lockgate keygen'") from None
+        return self._changed(
+            self.store.add_trusted_key(
+                key_id(key), public_key_pem(key), _text(label, "label"), _text(actor, "actor")
+            )
+        )
+
+    def trusted_keys(self) -> list[TrustedKeyInfo]:
+        return self.store.list_trusted_keys()
+
+    def distrust_key(self, key_id_: str, actor: str = "cli") -> TrustedKeyInfo:
+        """Stop accepting verdicts signed by ``key_id_`` (already recorded verdicts stay recorded)."""
+        return self._changed(
+            self.store.remove_trusted_key(_text(key_id_, "key id", 64), _text(actor, "actor"))
+        )
+
+    def min_policy(self) -> GatePolicy:
+        """The minimum gate policy a verdict must have been made under (default: the shipped policy)."""
+        return self.store.min_policy()
+
+    def set_min_policy(self, policy: GatePolicy | dict[str, Any], actor: str = "cli") -> GatePolicy:
+        try:
+            checked = policy if isinstance(policy, GatePolicy) else GatePolicy.model_validate(policy)
+        except ValueError as e:
+            raise InvalidInputError(f"not a valid gate policy: {str(e).splitlines()[0]}") from None
+        return self._changed(self.store.set_min_policy(checked, _text(actor, "actor")))
 
     # ------------------------------------------------------------------------------ consumers and keys
     def add_consumer(

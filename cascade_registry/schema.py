@@ -24,8 +24,10 @@ __all__ = [
     "declarations",
     "metadata",
     "model_versions",
+    "registry_config",
     "registry_state",
     "transitions",
+    "trusted_keys",
     "waivers",
 ]
 
@@ -63,6 +65,8 @@ model_versions = Table(
     Column("status_by", String(128), nullable=False),
     Column("stale", Boolean, nullable=False, default=False),
     Column("stale_reason", Text, nullable=True),
+    Column("manifest_json", Text, nullable=True),  # every file of the bundle at register time
+    Column("gate_key_id", String(64), nullable=True),  # the trusted key whose verdict was recorded
     UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
 )
 
@@ -131,7 +135,31 @@ waivers = Table(
     Column("affected", Text, nullable=False),
 )
 
-#: append-only: the migration installs triggers refusing UPDATE and DELETE.
+#: the public keys whose signed gate verdicts the registry accepts (removed keys are kept, marked)
+trusted_keys = Table(
+    "trusted_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_id", String(64), nullable=False, unique=True),
+    Column("public_key", Text, nullable=False),
+    Column("label", String(128), nullable=False),
+    _ts("added_at"),
+    Column("added_by", String(128), nullable=False),
+    _ts("removed_at", nullable=True),
+    Column("removed_by", String(128), nullable=True),
+)
+
+#: named settings of the registry itself, e.g. ``min_policy`` (JSON of the minimum gate policy)
+registry_config = Table(
+    "registry_config",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    _ts("updated_at"),
+    Column("updated_by", String(128), nullable=False),
+)
+
+#: append-only: the migrations install triggers refusing UPDATE, DELETE and (PostgreSQL) TRUNCATE.
 audit_log = Table(
     "audit_log",
     metadata,

@@ -25,12 +25,13 @@ from cascade_registry.records import as_utc, audit_from_row
 from cascade_registry.schema import audit_log, model_versions, waivers
 from cascade_registry.sql_consumers import ConsumerOps
 from cascade_registry.sql_graph import CascadeRows, load_cascade
+from cascade_registry.sql_trust import TrustOps
 from cascade_registry.sql_versions import VersionOps
 
 __all__ = ["SqlRegistryStore"]
 
 
-class SqlRegistryStore(VersionOps, ConsumerOps):
+class SqlRegistryStore(VersionOps, ConsumerOps, TrustOps):
     """Registry storage on one SQLAlchemy engine."""
 
     def __init__(self, db: Database) -> None:
@@ -80,11 +81,13 @@ class SqlRegistryStore(VersionOps, ConsumerOps):
     def audit(self, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]:
         q = select(audit_log).order_by(audit_log.c.id)
         if subject is not None:
+            # '_' and '%' in a name are literal, not LIKE wildcards
+            literal = subject.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             q = q.where(
                 (audit_log.c.subject == subject)
-                | audit_log.c.subject.like(f"{subject}:%")
-                | audit_log.c.subject.like(f"{subject}->%")
-                | audit_log.c.subject.like(f"%->{subject}")
+                | audit_log.c.subject.like(f"{literal}:%", escape="\\")
+                | audit_log.c.subject.like(f"{literal}->%", escape="\\")
+                | audit_log.c.subject.like(f"%->{literal}", escape="\\")
             )
         if limit is not None:
             q = q.order_by(None).order_by(audit_log.c.id.desc()).limit(limit)

@@ -15,9 +15,11 @@ from cascade_registry.errors import (
     GateError,
     NotFoundError,
 )
+from cascade_registry.manifest import Manifest
 from cascade_registry.records import append_audit, as_utc, now, set_status, version_from_row
 from cascade_registry.schema import consumers, declarations, model_versions, transitions, waivers
 from cascade_registry.sql_graph import load_cascade
+from cascade_registry.trust import GateVerdict
 
 __all__ = ["VersionOps"]
 
@@ -77,12 +79,15 @@ class VersionOps:
         return self.db.read(op)
 
     # ------------------------------------------------------------------------------ register
-    def register_version(self, bundle: ModelBundle, actor: str) -> ModelVersionInfo:
+    def register_version(
+        self, bundle: ModelBundle, manifest: Manifest, gate: GateVerdict | None, actor: str
+    ) -> ModelVersionInfo:
+        """Record the bundle with its card and manifest; ``gate`` is its verified verdict, if it has one."""
         card, sha, ref = bundle.card, bundle.onnx_sha256, bundle.ref
-        report = bundle.gate_report()
         gate_status = None
-        if report is not None and report.ref == ref and report.onnx_sha256 == sha:
-            gate_status = "gated_passed" if report.passed else "gated_failed"
+        if gate is not None and gate.report.ref == ref and gate.report.onnx_sha256 == sha:
+            failed = any(c.status in ("fail", "error") for c in gate.report.checks)
+            gate_status = "gated_passed" if gate.report.passed and not failed else "gated_failed"
 
         def op(conn: Connection) -> ModelVersionInfo:
             clash = conn.execute(select(mv.c.name, mv.c.version).where(mv.c.onnx_sha256 == sha)).first()
@@ -121,6 +126,8 @@ class VersionOps:
                     status_by=actor,
                     stale=stale_reason is not None,
                     stale_reason=stale_reason,
+                    manifest_json=manifest.model_dump_json(),
+                    gate_key_id=gate.key_id if gate_status is not None and gate is not None else None,
                 )
             ).inserted_primary_key[0]
             conn.execute(
@@ -136,7 +143,7 @@ class VersionOps:
             if stale_reason is not None:
                 set_status(conn, vid, "registered", "stale", actor, stale_reason)
             elif gate_status is not None:
-                set_status(conn, vid, "registered", gate_status, actor, "gate.json in the bundle")
+                set_status(conn, vid, "registered", gate_status, actor, "signed gate verdict in the bundle")
             if card.upstream:
                 cid = self._model_consumer(conn, ref.name, actor)
                 for up in card.upstream:
@@ -209,7 +216,9 @@ class VersionOps:
         return row.id
 
     # ------------------------------------------------------------------------------ gate, retire
-    def record_gate(self, ref: ModelRef, passed: bool, gate_sha256: str, actor: str) -> ModelVersionInfo:
+    def record_gate(
+        self, ref: ModelRef, passed: bool, gate_sha256: str, actor: str, key_id: str | None = None
+    ) -> ModelVersionInfo:
         def op(conn: Connection) -> ModelVersionInfo:
             row = _version_row(conn, ref)
             if row.onnx_sha256 != gate_sha256:
@@ -222,7 +231,10 @@ class VersionOps:
             target = "gated_passed" if passed else "gated_failed"
             if row.status != target and not (row.status == "stale" and passed):
                 set_status(conn, row.id, row.status, target, actor, "gate report recorded")
-            append_audit(conn, actor, "gate", str(ref), {"passed": passed, "sha256": gate_sha256})
+            conn.execute(update(mv).where(mv.c.id == row.id).values(gate_key_id=key_id))
+            append_audit(
+                conn, actor, "gate", str(ref), {"passed": passed, "sha256": gate_sha256, "key_id": key_id}
+            )
             return version_from_row(conn.execute(select(mv).where(mv.c.id == row.id)).one())
 
         return self.db.write(op)

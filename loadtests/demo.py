@@ -22,6 +22,13 @@ from pathlib import Path
 
 from cascade_registry import Registry, RegistryError
 from cascade_registry.artifacts import GATE_FILE, ModelBundle
+from cascade_registry.attestation import (
+    AttestationError,
+    generate_private_key,
+    private_key_pem,
+    public_key_pem,
+    read_envelope,
+)
 from loadtests.errors import LoadtestError
 from loadtests.gateway import is_ready
 from loadtests.reports import write_text_atomic
@@ -76,16 +83,39 @@ def _bundle(workspace: Path) -> Path:
         )
     loaded = ModelBundle.load(bundle)
     report = loaded.gate_report()
-    if report is None or not report.binds(loaded.onnx_sha256):
-        _run(_lockgate("check", str(bundle), "--quiet"), "the safety gate")
+    if report is None or not report.binds(loaded.onnx_sha256) or not _signed(bundle):
+        key = _gate_key(bundle.parent)
+        _run(_lockgate("check", str(bundle), "--quiet", "--sign-key", str(key)), "the safety gate")
     if not (bundle / GATE_FILE).is_file():
         raise LoadtestError(f"{bundle} has no {GATE_FILE} after 'lockgate check'")
     return bundle
 
 
+def _signed(bundle: Path) -> bool:
+    try:
+        return bool(read_envelope(bundle / GATE_FILE).signatures)
+    except AttestationError:
+        return False
+
+
+def _gate_key(workspace: Path) -> Path:
+    """The workspace's own gate signing key (made once; the demo registry trusts it)."""
+    path = workspace / "gate-key"
+    if not path.exists():
+        key = generate_private_key()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(private_key_pem(key))
+        Path(f"{path}.pub").write_text(public_key_pem(key))
+    return path
+
+
 def _registry(workspace: Path, bundle: Path) -> tuple[str, dict[str, str]]:
     url = f"sqlite:///{(workspace / 'registry.db').resolve()}"
+    public = Path(f"{_gate_key(bundle.parent)}.pub").read_text()
     with Registry.open(url) as reg:
+        if public not in {k.public_key for k in reg.trusted_keys()}:
+            reg.trust_key(public, label="loadtest-demo gate", actor="loadtest-demo")
         if not any(v.ref.name == "demo" for v in reg.versions()):
             reg.register(bundle, actor="loadtest-demo")
         if not any(v.ref.name == "demo" for v in reg.released()):

@@ -8,7 +8,8 @@ import sys
 #: subcommand -> (module holding ``main(argv) -> int``, one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli", "train, calibrate and export a model as an ONNX bundle"),
-    "check": ("safety.cli", "run the pre-deploy safety gate on a bundle (writes gate.json)"),
+    "keygen": ("safety.keygen", "make the gate's Ed25519 signing key pair"),
+    "check": ("safety.cli", "run the pre-deploy safety gate on a bundle (writes signed gate.json)"),
     "registry": ("cascade_registry.cli", "register, declare consumers, issue keys, release, show impact"),
     "serve": ("serving.cli", "run the BentoML gateway: released models, declared consumers only"),
     "loadtest": ("loadtests.cli", "Locust load test of a running gateway, judged by an SLO file"),

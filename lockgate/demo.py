@@ -1,6 +1,7 @@
 """``lockgate demo``: the whole flow on the embedded demo data (breast_cancer).
 
-train + calibrate + export -> safety gate -> registry (register, declare a consumer, release) -> serve.
+train + calibrate + export -> safety gate (signed with the demo's own key, <out>/gate-key) -> registry
+(trust that key, register, declare a consumer, release) -> serve.
 It ends with the gateway running on 127.0.0.1:3000 (Ctrl+C stops it) unless ``--no-serve`` is given.
 The demo keeps its own registry under ``<out>/registry.db`` so it can be run again and again.
 """
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from cascade_registry import Registry, RegistryError
     from safety.cli import main as check_main
+    from safety.keygen import write_key_pair
     from training.cli import main as train_main
 
     out: Path = args.out.resolve()
@@ -69,19 +71,24 @@ def main(argv: list[str] | None = None) -> int:
         return code
     bundle = out / f"{DEMO_MODEL}-1"
 
-    _step(f"2/4 safety gate, including a canary gateway (lockgate check {bundle} --serve)")
-    code = check_main([str(bundle), "--serve"])
+    key = out / "gate-key"
+    if not key.exists():
+        print(f"the gate's signing key: {key} (lockgate keygen --out {key})")
+        write_key_pair(key)
+    _step(f"2/4 safety gate, including a canary gateway (lockgate check {bundle} --serve --sign-key {key})")
+    code = check_main([str(bundle), "--serve", "--sign-key", str(key)])
     if code:
         print("lockgate demo: the gate refused the demo bundle; see the table above", file=sys.stderr)
         return code
 
-    _step("3/4 registry: register, declare a consumer, release (lockgate registry)")
+    _step("3/4 registry: trust the gate key, register, declare a consumer, release (lockgate registry)")
     db = out / "registry.db"
     for leftover in out.glob("registry.db*"):
         leftover.unlink()
     url = f"sqlite:///{db}"
     try:
         with Registry.open(url) as reg:
+            reg.trust_key(Path(f"{key}.pub").read_text(), label="demo gate", actor="demo")
             version = reg.register(bundle, actor="demo")
             reg.add_consumer(ALLOWED_CONSUMER, kind="service", owner="demo team", actor="demo")
             reg.add_consumer(REFUSED_CONSUMER, kind="service", owner="someone else", actor="demo")

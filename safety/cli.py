@@ -1,6 +1,8 @@
-"""``lockgate check BUNDLE [--policy FILE] [--junit FILE] [--registry-url URL] [--serve]``.
+"""``lockgate check BUNDLE [--sign-key FILE] [--policy FILE] [--holdout FILE] [--junit FILE] [--serve]``.
 
 Exit 0 when every check passes, 1 when any fails (or errors), 2 for a usage or harness error.
+The signing key comes from ``--sign-key FILE`` or, in CI, from ``LOCKGATE_GATE_SIGN_KEY`` (the PEM text
+itself, or a path to it); without one the verdict is written unsigned and the registry will refuse it.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from safety.errors import SafetyError
+from cascade_registry.attestation import AttestationError, key_id, load_private_key
+from cascade_registry.manifest import ManifestError, read_bounded
+from safety.errors import GateUsageError, SafetyError
 from safety.harness import run_gate
+from safety.isolation import Isolation
 from safety.policy import load_policy
 from safety.report import format_table, write_junit
 
@@ -26,6 +33,24 @@ class SafetySettings(BaseSettings):
 
     policy: Path | None = None
     registry_url: str | None = None
+    sign_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("LOCKGATE_GATE_SIGN_KEY", "LOCKGATE_SAFETY_SIGN_KEY"),
+        description="the gate's Ed25519 private key: PEM text, or the path of a PEM file",
+    )
+
+
+def read_sign_key(source: str | Path, what: str) -> Ed25519PrivateKey:
+    """The private key in PEM text ``source`` or in the file it names; raises :class:`GateUsageError`."""
+    text = str(source)
+    try:
+        pem = text.lstrip().startswith("-----BEGIN")
+        data = text.encode("ascii") if pem else read_bounded(text, 64 * 1024)
+        return load_private_key(data, what)
+    except (ManifestError, AttestationError, UnicodeEncodeError) as e:
+        raise GateUsageError(
+            f"{what}: {e}", "make a key pair with 'lockgate keygen --out gate-key'"
+        ) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,8 +62,10 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="lockgate check",
-        description="Run the pre-deploy safety gate on a bundle and write <bundle>/gate.json. "
+        description="Run the pre-deploy safety gate on a bundle and write <bundle>/gate.json, the verdict "
+        "signed over the sha256 of every file of the bundle. "
         "Exit 0: every check passed; 1: a check failed; 2: usage or harness error.",
+        epilog=f"sandbox isolation on this machine: {Isolation.detect().description}.",
     )
     p.add_argument("bundle", type=Path, help="the bundle directory (model.onnx, card.json, reference.npz)")
     p.add_argument(
@@ -46,13 +73,29 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="gate policy TOML (default: the shipped safety/default_policy.toml; env LOCKGATE_SAFETY_POLICY)",
     )
+    p.add_argument(
+        "--sign-key",
+        metavar="FILE",
+        help="the gate's Ed25519 private key (PEM, from 'lockgate keygen'); env LOCKGATE_GATE_SIGN_KEY "
+        "holds the PEM text or a path. Without a key gate.json is unsigned and the registry refuses it",
+    )
+    p.add_argument(
+        "--holdout",
+        type=Path,
+        metavar="FILE",
+        help="score quality on this held-out .npz (holdout_inputs, holdout_labels, optional "
+        "holdout_segments) instead of the rows the bundle's author supplied in reference.npz",
+    )
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML for CI dashboards")
     p.add_argument(
         "--registry-url",
         help="compare quality with the released version in this registry (env LOCKGATE_SAFETY_REGISTRY_URL)",
     )
     p.add_argument(
-        "--serve", action="store_true", help="also start 'lockgate serve --canary' and probe it over HTTP"
+        "--serve",
+        action="store_true",
+        help="once every sandboxed check passed, also start 'lockgate serve --canary' (under the sandbox's "
+        "memory and CPU limits) and probe it over HTTP",
     )
     p.add_argument("--no-write", action="store_true", help="do not write gate.json (dry run)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
@@ -88,8 +131,17 @@ def main(argv: list[str] | None = None) -> int:
             if problem:
                 print(f"lockgate check: --registry-url: {problem}", file=sys.stderr)
                 return 2
+        source = args.sign_key or (settings.sign_key.get_secret_value() if settings.sign_key else None)
+        what = "--sign-key" if args.sign_key else "LOCKGATE_GATE_SIGN_KEY"
+        key = read_sign_key(source, what) if source else None
         report = run_gate(
-            args.bundle, policy, registry_url=registry_url, serve=args.serve, write=not args.no_write
+            args.bundle,
+            policy,
+            registry_url=registry_url,
+            serve=args.serve,
+            write=not args.no_write,
+            sign_key=key,
+            holdout=args.holdout,
         )
         if args.junit:
             write_junit(report, args.junit)
@@ -104,4 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     table = format_table(report)
     print(table.splitlines()[-1] if args.quiet else table)
+    if not args.no_write:
+        print(
+            f"gate.json signed by key {key_id(key)}"
+            if key is not None
+            else "gate.json is UNSIGNED: the registry will refuse it "
+            "(pass --sign-key or LOCKGATE_GATE_SIGN_KEY)",
+            file=sys.stderr if key is None else sys.stdout,
+        )
     return 0 if report.passed else 1

@@ -6,8 +6,8 @@ The context never parses or executes the ONNX file in this process: :meth:`GateC
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import stat
 import time
 import zipfile
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from cascade_registry.artifacts import (
     ModelCard,
 )
 from safety.errors import ReferenceDataError
+from safety.isolation import Isolation
 from safety.policy import GatePolicy
 from safety.sandbox import SandboxCase, SandboxLimits, SandboxRun, run_job
 
@@ -33,10 +34,30 @@ __all__ = ["GateContext", "Reference"]
 
 #: reference.npz may not decompress to more than this (a zip bomb would otherwise fill the gate's memory)
 MAX_REFERENCE_MB = 1024
-#: a card larger than this is not read (a few hundred KB is typical)
-MAX_CARD_MB = 64
 #: the largest batch the gate builds, in values (rows x features)
 MAX_BATCH_CELLS = 50_000_000
+
+
+def read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive, without pickle and refusing zip bombs and non-regular files."""
+    try:
+        st = path.lstat()
+    except OSError as e:
+        raise ReferenceDataError(f"{what} cannot be read: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ReferenceDataError(f"{what} is not a regular file (a link, device or directory)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ReferenceDataError(f"{what} is not an .npz archive: {e}") from None
+    if total > MAX_REFERENCE_MB * 1024 * 1024:
+        raise ReferenceDataError(f"{what} unpacks to {total / 2**20:.0f} MB (> {MAX_REFERENCE_MB} MB)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ReferenceDataError(f"{what} cannot be read without pickle: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -56,30 +77,41 @@ class GateContext:
     """Shared, lazily computed state of one gate run."""
 
     def __init__(
-        self, bundle: Path, policy: GatePolicy, *, registry_url: str | None = None, serve: bool = False
+        self,
+        bundle: Path,
+        policy: GatePolicy,
+        *,
+        registry_url: str | None = None,
+        serve: bool = False,
+        holdout: Path | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         self.bundle = bundle
         self.policy = policy
         self.registry_url = registry_url
         self.serve = serve
+        #: a held-out .npz the gate was given (replaces reference.npz's held-out split for scoring)
+        self.holdout_path = holdout
+        self.isolation = isolation or Isolation.detect()
         self.model_path = bundle / MODEL_FILE
         self.started = time.monotonic()
         self.deadline = self.started + policy.budget_seconds
         self.results: dict[str, CheckResult] = {}
+        #: checks skipped because a prerequisite did not pass (the gate fails)
+        self.blocked: set[str] = set()
         self.loaded: dict[str, Any] | None = None  # the worker's "loaded" event (inputs/outputs metadata)
         self._card: ModelCard | None = None
         self._card_error: str | None = None
         self._inspection: SandboxRun | None = None
         self._reference: Reference | ReferenceDataError | None = None
+        self._reference_run: SandboxRun | None = None
+        self._reference_extra: set[str] = set()
+        #: runs a check made ahead for a later one (load scores the contract's rows in its session)
+        self.prefetched: dict[str, SandboxRun] = {}
         self._read_card()
 
     # ------------------------------------------------------------------ card
     def _read_card(self) -> None:
-        with contextlib.suppress(OSError):
-            size = (self.bundle / CARD_FILE).stat().st_size
-            if size > MAX_CARD_MB * 2**20:
-                self._card_error = f"{CARD_FILE} is {size / 2**20:.0f} MB (> {MAX_CARD_MB} MB); not read"
-                return
         try:
             self._card = ModelBundle.read_card(self.bundle)
         except InvalidBundleError as e:
@@ -107,7 +139,9 @@ class GateContext:
     def limits(self) -> SandboxLimits:
         sandbox = self.policy.sandbox
         wall = max(0.5, min(sandbox.wall_seconds, self.remaining()))
-        return SandboxLimits(sandbox.memory_mb, sandbox.cpu_seconds, wall, sandbox.threads)
+        return SandboxLimits(
+            sandbox.memory_mb, sandbox.cpu_seconds, wall, sandbox.threads, isolation=self.isolation
+        )
 
     def inspection(self) -> SandboxRun:
         """Parse the model in the sandbox (external data never loaded); cached."""
@@ -125,6 +159,23 @@ class GateContext:
             return self.inspection()
         mode = "path" if self.policy.file.allow_external_data else "proto"
         return run_job({"op": "inspect", "model": str(self.model_path), "checker": mode}, self.limits())
+
+    def reference_run(self, extra: list[SandboxCase] | None = None) -> SandboxRun | None:
+        """One sandboxed session scoring reference.npz's parity inputs (case ``parity``), the held-out rows
+        (case ``holdout``) and, when the first caller gives them, ``extra`` cases after those; cached, so
+        parity, quality and determinism share one worker. None when ``extra`` was asked for too late."""
+        if self._reference_run is None:
+            ref = self.reference()
+            dtype = self.input_dtype()
+            cases = [
+                SandboxCase("parity", ref.inputs.astype(dtype), categorical=ref.categorical),
+                SandboxCase("holdout", ref.holdout_inputs.astype(dtype), categorical=ref.holdout_categorical),
+            ]
+            self._reference_run = self.run_model(cases + list(extra or []))
+            self._reference_extra = {c.id for c in extra or []}
+        elif extra and not {c.id for c in extra} <= self._reference_extra:
+            return None
+        return self._reference_run
 
     def run_model(self, cases: list[SandboxCase], model_path: Path | None = None) -> SandboxRun:
         """Create a session in the sandbox and run ``cases`` in it.
@@ -195,23 +246,19 @@ class GateContext:
         path = self.bundle / REFERENCE_FILE
         if not path.is_file() or path.is_symlink():
             raise ReferenceDataError(f"{REFERENCE_FILE} is missing (training writes it next to model.onnx)")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                total = sum(info.file_size for info in zf.infolist())
-        except (OSError, zipfile.BadZipFile) as e:
-            raise ReferenceDataError(f"{REFERENCE_FILE} is not an .npz archive: {e}") from None
-        if total > MAX_REFERENCE_MB * 1024 * 1024:
-            raise ReferenceDataError(
-                f"{REFERENCE_FILE} unpacks to {total / 2**20:.0f} MB (> {MAX_REFERENCE_MB} MB)"
-            )
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise ReferenceDataError(f"{REFERENCE_FILE} cannot be read without pickle: {e}") from None
+        arrays = read_npz(path, REFERENCE_FILE)
         missing = {"inputs", "probabilities", "holdout_inputs", "holdout_labels"} - arrays.keys()
         if missing:
             raise ReferenceDataError(f"{REFERENCE_FILE} lacks {sorted(missing)} (has {sorted(arrays)})")
+        if self.holdout_path is not None:
+            arrays = {k: v for k, v in arrays.items() if not k.startswith("holdout_")}
+            given = read_npz(self.holdout_path, f"--holdout {self.holdout_path.name}")
+            if not {"holdout_inputs", "holdout_labels"} <= given.keys():
+                raise ReferenceDataError(
+                    f"--holdout {self.holdout_path.name} lacks holdout_inputs/holdout_labels "
+                    f"(has {sorted(given)})"
+                )
+            arrays.update({k: v for k, v in given.items() if k.startswith("holdout_")})
         card = self.card
         n_features, n_classes = len(card.numeric_features), len(card.classes)
         inputs, probs = arrays["inputs"], arrays["probabilities"]

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -24,20 +25,16 @@ from typing import Any
 import numpy as np
 
 from safety.errors import SandboxError
+from safety.isolation import Isolation
 
 __all__ = ["SandboxCase", "SandboxLimits", "SandboxRun", "run_job"]
 
 WORKER = Path(__file__).with_name("worker.py")
 _POLL_SECONDS = 0.01
-#: outputs larger than this are not loaded into the gate's process (a model may inflate its outputs)
+#: outputs larger than this are not written by the worker nor loaded by the gate (a model may inflate them)
 MAX_OUTPUT_BYTES = 256 * 2**20
-
-
-def _nbytes(meta: dict[str, Any]) -> int:
-    try:
-        return int(np.prod(meta["shape"], dtype=np.int64)) * np.dtype(meta["dtype"]).itemsize
-    except (KeyError, TypeError, ValueError):
-        return 0
+#: the worker's event log is read up to this size; the rest is ignored (a chatty or hostile worker)
+MAX_EVENTS_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,7 @@ class SandboxLimits:
     wall_seconds: float = 20.0
     threads: int = 1
     python: str = sys.executable  # the interpreter of the worker (needs numpy, onnx, onnxruntime)
+    isolation: Isolation = Isolation("none")
 
 
 @dataclass(frozen=True)
@@ -123,6 +121,7 @@ def run_job(job: dict[str, Any], limits: SandboxLimits, cases: list[SandboxCase]
     with tempfile.TemporaryDirectory(prefix="lockgate-sandbox-") as tmp:
         tmpdir = Path(tmp)
         job = dict(job)
+        job["max_output_bytes"] = MAX_OUTPUT_BYTES
         if cases is not None:
             job["outdir"] = str(tmpdir)
             job["threads"] = limits.threads
@@ -147,27 +146,52 @@ def run_job(job: dict[str, Any], limits: SandboxLimits, cases: list[SandboxCase]
         job_path, events_path = tmpdir / "job.json", tmpdir / "events.jsonl"
         job_path.write_text(json.dumps(job), encoding="utf-8")
         events_path.touch()
-        run = _spawn(job_path, events_path, tmpdir, limits)
+        bundle = Path(job["model"]).parent if "model" in job else None
+        run = _spawn(job_path, events_path, tmpdir, limits, bundle)
+        case_ids = {c.id for c in cases or []}
         for event in run.events:
             if event.get("event") == "done" and event.get("files"):
-                size = sum(_nbytes(meta) for meta in event.get("outputs", {}).values())
-                if size > MAX_OUTPUT_BYTES:
-                    event["event"] = "error"
-                    event["error"] = (
-                        f"the outputs take {size / 2**20:.0f} MB for this batch "
-                        f"(> {MAX_OUTPUT_BYTES // 2**20} MB); not read back"
-                    )
-                    continue
-                try:
-                    run.outputs[event["id"]] = {
-                        name: np.load(path, allow_pickle=False) for name, path in event["files"].items()
-                    }
-                except (OSError, ValueError) as e:
-                    event["event"], event["error"] = "error", f"output could not be read back: {e}"
+                problem = _read_outputs(event, tmpdir, case_ids, run)
+                if problem:
+                    event["event"], event["error"] = "error", problem
         return run
 
 
-def _spawn(job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimits) -> SandboxRun:
+def _read_outputs(event: dict[str, Any], tmpdir: Path, case_ids: set[str], run: SandboxRun) -> str:
+    """Load a case's output files into ``run.outputs``; '' or why they were not read.
+
+    Nothing the worker wrote is trusted: the files must be regular files in the scratch directory, named
+    for a case the gate sent, and small enough on disk *before* they are opened."""
+    case_id = event.get("id")
+    files = event.get("files")
+    if case_id not in case_ids or not isinstance(files, dict):
+        return "the worker reported outputs for a case the gate did not send"
+    arrays: dict[str, np.ndarray] = {}
+    total = 0
+    for name, raw_path in files.items():
+        path = Path(str(raw_path))
+        if path.parent != tmpdir or not path.name.startswith(f"{case_id}."):
+            return f"the worker named an output file outside its scratch directory ({str(path)[:80]})"
+        try:
+            st = path.lstat()
+        except OSError as e:
+            return f"output could not be read back: {e.strerror}"
+        total += st.st_size
+        if not stat.S_ISREG(st.st_mode):
+            return "an output file is not a regular file"
+        if total > MAX_OUTPUT_BYTES:
+            return f"the outputs take more than {MAX_OUTPUT_BYTES // 2**20} MB for this batch; not read back"
+        try:
+            arrays[str(name)] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            return f"output could not be read back: {e}"
+    run.outputs[str(case_id)] = arrays
+    return ""
+
+
+def _spawn(
+    job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimits, bundle: Path | None
+) -> SandboxRun:
     argv = [
         limits.python,
         "-I",
@@ -177,6 +201,12 @@ def _spawn(job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimit
         str(limits.memory_mb),
         str(limits.cpu_seconds),
     ]
+    if not (os.path.isfile(limits.python) and os.access(limits.python, os.X_OK)):
+        raise SandboxError(
+            f"cannot start the sandbox worker {limits.python} {WORKER}: not an executable file",
+            "check the Python installation",
+        )
+    argv = limits.isolation.wrap(argv, tmpdir, bundle)
     env = {
         "PATH": os.defpath,
         "OMP_NUM_THREADS": "1",
@@ -211,7 +241,7 @@ def _spawn(job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimit
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            peak_kb = max(peak_kb, _peak_rss_kb(proc.pid))
+            peak_kb = max(peak_kb, _tree_peak_rss_kb(proc.pid))
             if time.monotonic() > deadline:
                 killed_by = "timeout"
                 _kill_group(proc.pid)
@@ -229,12 +259,12 @@ def _spawn(job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimit
     wall = time.monotonic() - start
     if killed_by is None and os.WIFSIGNALED(status):
         killed_by = signal.Signals(os.WTERMSIG(status)).name
-    events = []
-    for line in events_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by the kill
+    elif killed_by is None and limits.isolation.level == "bwrap" and 128 < proc.returncode < 128 + 65:
+        # bwrap runs the worker as its child and exits with 128 + the signal that killed it
+        with contextlib.suppress(ValueError):
+            killed_by = signal.Signals(proc.returncode - 128).name
+            proc.returncode = -(proc.returncode - 128)
+    events = _read_events(events_path)
     with open(stderr_path, "rb") as f:  # only the tail: a chatty runtime can write a lot
         f.seek(max(0, stderr_path.stat().st_size - 4000))
         stderr = f.read().decode("utf-8", errors="replace")
@@ -247,6 +277,28 @@ def _spawn(job_path: Path, events_path: Path, tmpdir: Path, limits: SandboxLimit
         maxrss_mb=max([peak_kb] + [int(e.get("maxrss_kb", 0)) for e in events]) / 1024.0,
         stderr=stderr,
     )
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    """The worker's events: at most MAX_EVENTS_BYTES read, only JSON objects kept (a line cut short by a
+    kill, or anything else the worker wrote, is skipped)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return []
+        data = f.read(MAX_EVENTS_BYTES)
+    events = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
 
 
 def _peak_rss_kb(pid: int) -> int:
@@ -262,6 +314,21 @@ def _peak_rss_kb(pid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+def _tree_peak_rss_kb(pid: int, depth: int = 0) -> int:
+    """The largest VmHWM in the process tree under ``pid`` (isolation wrappers run the worker as a child
+    or grandchild); a few levels deep at most."""
+    peak = _peak_rss_kb(pid)
+    if depth < 3:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+                children = [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            children = []
+        for child in children:
+            peak = max(peak, _tree_peak_rss_kb(child, depth + 1))
+    return peak
 
 
 def _kill_group(pid: int) -> None:

@@ -75,12 +75,16 @@ def _graphs(graph: Any) -> Any:
 
 
 def _bodies(model: Any) -> Any:
-    """(nodes, initializers, sparse initializers) of the main graph, every sub-graph and every local
-    function (and the sub-graphs inside functions)."""
+    """(nodes, initializers, sparse initializers) of the main graph, every sub-graph, every local
+    function (and the sub-graphs inside functions) and the ``training_info`` graphs."""
     import onnx
 
-    for graph in _graphs(model.graph):
-        yield graph.node, graph.initializer, graph.sparse_initializer
+    roots = [model.graph]
+    for info in model.training_info:
+        roots += [info.initialization, info.algorithm]
+    for root in roots:
+        for graph in _graphs(root):
+            yield graph.node, graph.initializer, graph.sparse_initializer
     for function in model.functions:
         yield function.node, [], []
         for node in function.node:
@@ -105,6 +109,13 @@ def _tensors(model: Any) -> Any:
                     yield attr.t
                 elif attr.type == onnx.AttributeProto.TENSORS:
                     yield from attr.tensors
+                elif attr.type == onnx.AttributeProto.SPARSE_TENSOR:
+                    yield attr.sparse_tensor.values
+                    yield attr.sparse_tensor.indices
+                elif attr.type == onnx.AttributeProto.SPARSE_TENSORS:
+                    for sparse in attr.sparse_tensors:
+                        yield sparse.values
+                        yield sparse.indices
 
 
 def _inspect(job: dict[str, Any]) -> None:
@@ -209,6 +220,10 @@ def _run(job: dict[str, Any]) -> None:
         cpu = time.process_time() - cpu0
         names = [o.name for o in session.get_outputs()]
         files = {}
+        size = sum(np.asarray(v).nbytes for v in outputs)
+        if case.get("save", True) and size > int(job.get("max_output_bytes", 2**28)):
+            _emit("error", id=case["id"], error=f"the outputs take {size / 2**20:.0f} MB; not written")
+            continue
         if case.get("save", True):
             for i, (name, value) in enumerate(zip(names, outputs, strict=False)):
                 path = f"{job['outdir']}/{case['id']}.{i}.npy"

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from .batcher import MicroBatcher
 from .errors import BundleRejectedError
+from .integrity import verify_release
 from .predictor import OnnxPredictor
 from .settings import ServeSettings
 from .validation import RowValidator
@@ -51,6 +52,9 @@ class Release:
     bundle_path: str
     onnx_sha256: str | None = None
     released_at: datetime | None = None
+    #: the registry's record: every file's sha256 and the card, both as registered (None in canary mode)
+    manifest: Any = None
+    card: Any = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class RegistrySource:
                 bundle_path=info.bundle_path,
                 onnx_sha256=info.onnx_sha256,
                 released_at=info.released_at,
+                manifest=info.manifest,
+                card=info.card,
             )
             for info in self.registry.released()
         ]
@@ -170,11 +176,13 @@ def build_catalog(
         try:
             if rel.bundle_path.startswith("!"):
                 raise BundleRejectedError(rel.bundle_path[1:])
+            stored = None if canary else verify_release(rel)
             predictor = OnnxPredictor.from_bundle(
                 rel.bundle_path,
                 released_at=rel.released_at,
                 canary=canary,
                 intra_op_threads=settings.intra_op_threads,
+                card=stored.card if stored else None,
             )
             if (predictor.name, predictor.version) != (rel.name, rel.version):
                 raise BundleRejectedError(

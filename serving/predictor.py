@@ -80,11 +80,13 @@ class OnnxPredictor:
         released_at: datetime | None = None,
         canary: bool = False,
         intra_op_threads: int = 1,
+        card: ModelCard | None = None,
     ) -> OnnxPredictor:
         """Validate the bundle and its gate report, then open an ONNX Runtime session.
 
         A canary (``lockgate serve --canary``, used by the gate's own ``--serve`` check, before any
         gate report exists) skips the gate-report requirement; its answers are marked ``canary``.
+        ``card`` (the registry's stored card) replaces the one read from disk.
         Raises :class:`BundleRejectedError` saying why the bundle may not be served.
         """
         path = Path(path)
@@ -96,6 +98,8 @@ class OnnxPredictor:
             ) from None
         if not canary:
             _require_gate(path, bundle)
+        if card is not None:  # the card the registry stored at register time is the one served
+            bundle = ModelBundle(bundle.path, card, bundle.onnx_sha256)
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1

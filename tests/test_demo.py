@@ -1,11 +1,11 @@
 """`lockgate demo` end to end (without the final foreground server): train, gate, register, release."""
 
-import json
 from pathlib import Path
 
 from cascade_registry import Registry
-from cascade_registry.artifacts import GateReport, ModelBundle
+from cascade_registry.artifacts import ModelBundle
 from lockgate.cli import main
+from tests.bundles import read_gate
 
 
 def test_demo_releases_a_gated_model_with_one_declared_consumer(tmp_path: Path, capsys):
@@ -15,7 +15,7 @@ def test_demo_releases_a_gated_model_with_one_declared_consumer(tmp_path: Path, 
     assert "PASSED" in printed and "curl" in printed
 
     bundle = ModelBundle.load(out / "demo-1")
-    gate = GateReport.model_validate(json.loads((out / "demo-1" / "gate.json").read_text()))
+    gate = read_gate(out / "demo-1")
     assert gate.binds(bundle.onnx_sha256)
 
     keys = dict(line.split() for line in (out / "keys.txt").read_text().splitlines())

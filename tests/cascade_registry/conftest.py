@@ -22,12 +22,10 @@ from cascade_registry.artifacts import (
     MODEL_FILE,
     CalibrationInfo,
     CalibrationMetrics,
-    CheckResult,
     CostInfo,
     DatasetInfo,
     ExportInfo,
     FeatureSpec,
-    GateReport,
     InfrastructureInfo,
     ModelCard,
     ModelRef,
@@ -39,6 +37,7 @@ from cascade_registry.artifacts import (
     sha256_file,
     write_json_atomic,
 )
+from tests.bundles import open_trusting, write_attestation
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 N_FEATURES = 3
@@ -150,9 +149,9 @@ def make_card(ref: ModelRef, sha: str, upstream: list[UpstreamRef]) -> ModelCard
 
 
 def write_gate(bundle: Path, ref: ModelRef, sha: str, passed: bool) -> None:
-    check = CheckResult(name="parity", status="pass" if passed else "fail", value=0.0, limit=1e-4)
-    report = GateReport(ref=ref, onnx_sha256=sha, passed=passed, checks=[check], created_at=datetime.now(UTC))
-    write_json_atomic(bundle / "gate.json", report)
+    """A verdict signed by the session's test key over the bundle's files (``sha`` is model.onnx's)."""
+    assert sha256_file(bundle / MODEL_FILE) == sha
+    write_attestation(bundle, ref, passed)
 
 
 BundleFactory = Callable[..., Path]
@@ -222,11 +221,24 @@ def pg_url(pg_server: str) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The same tests on a SQLite file and on a fresh PostgreSQL schema."""
+def fresh_registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same tests on a SQLite file and on a fresh PostgreSQL schema; nothing created yet."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def registry_url(fresh_registry_url: str) -> str:
+    """:func:`fresh_registry_url`, created and trusting the session's gate key (``trust.add`` is its one
+    audit entry, by actor ``tests``: see :func:`changes`)."""
+    open_trusting(fresh_registry_url).close()
+    return fresh_registry_url
+
+
+def changes(registry) -> list:
+    """The audit log without the test set-up's ``trust.add`` entry."""
+    return [e for e in registry.audit() if e.action != "trust.add"]
 
 
 @pytest.fixture

@@ -88,7 +88,8 @@ def _open_and_write(url: str, i: int, barrier, queue) -> None:
         queue.put(traceback.format_exc())
 
 
-def test_eight_processes_create_and_migrate_a_fresh_registry_at_once(registry_url: str) -> None:
+def test_eight_processes_create_and_migrate_a_fresh_registry_at_once(fresh_registry_url: str) -> None:
+    registry_url = fresh_registry_url
     ctx = mp.get_context("fork")
     barrier, queue = ctx.Barrier(WORKERS), ctx.Queue()
     procs = [

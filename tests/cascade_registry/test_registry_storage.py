@@ -12,11 +12,12 @@ from sqlalchemy.exc import DBAPIError
 from cascade_registry import ConflictError, InvalidInputError, Registry, RegistryUnavailableError
 from cascade_registry.engine import resolve_url
 from cascade_registry.settings import RegistrySettings
+from tests.cascade_registry.conftest import changes
 
 
-def test_migrated_to_head_on_open(registry: Registry) -> None:
-    with registry.store.db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+def test_migrated_to_head_on_open(fresh_registry_url: str) -> None:
+    with Registry.open(fresh_registry_url) as registry, registry.store.db.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
         assert conn.execute(text("SELECT generation FROM registry_state WHERE id = 1")).scalar() == 0
 
 
@@ -26,7 +27,7 @@ def test_audit_log_is_append_only(registry: Registry) -> None:
     for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
         with pytest.raises(DBAPIError, match="append-only"), engine.connect() as conn, conn.begin():
             conn.execute(text(statement))
-    assert [e.actor for e in registry.audit()] == ["cli"]
+    assert [e.actor for e in changes(registry)] == ["cli"]
 
 
 def test_a_failing_operation_leaves_no_rows(registry: Registry, make_bundle) -> None:
@@ -35,10 +36,10 @@ def test_a_failing_operation_leaves_no_rows(registry: Registry, make_bundle) -> 
     registry.register(make_bundle("a", 1))
     registry.register(make_bundle("b", 1, upstream=["a:1"]))
     registry.revoke_consumer("b")
-    before = (registry.generation(), len(registry.audit()), len(registry.declarations()))
+    before = (registry.generation(), len(changes(registry)), len(registry.declarations()))
     with pytest.raises(ConflictError, match="consumer 'b' was revoked"):
         registry.register(make_bundle("b", 2, upstream=["a:1"]))
-    assert (registry.generation(), len(registry.audit()), len(registry.declarations())) == before
+    assert (registry.generation(), len(changes(registry)), len(registry.declarations())) == before
     assert [str(v.ref) for v in registry.versions()] == ["a:1", "b:1"]
     with registry.store.db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM transitions")).scalar() == 4  # a:1 and b:1, two each

@@ -13,6 +13,7 @@ from cascade_registry import (
     Registry,
 )
 from cascade_registry.artifacts import CARD_FILE, ModelRef
+from tests.cascade_registry.conftest import changes
 
 
 def test_register_records_the_bundle(registry: Registry, make_bundle) -> None:
@@ -63,7 +64,7 @@ def test_release_supersedes_the_previous_version(registry: Registry, make_bundle
     assert [str(v.ref) for v in registry.released()] == ["m:2"]
     with pytest.raises(ConflictError, match="already released"):
         registry.release("m:2")
-    actions = [e.action for e in registry.audit()]
+    actions = [e.action for e in changes(registry)]
     assert actions == ["register", "register", "release", "supersede", "release"]
 
 
@@ -74,7 +75,7 @@ def test_duplicates_are_refused(registry: Registry, make_bundle, tmp_path) -> No
         registry.register(bundle)
     with pytest.raises(ConflictError, match="a:1 is already registered"):
         registry.register(make_bundle("a", 1, root=tmp_path / "other"))
-    assert len(registry.versions()) == 1 and len(registry.audit()) == 1
+    assert len(registry.versions()) == 1 and len(changes(registry)) == 1
 
 
 def test_bad_input_is_named(registry: Registry, make_bundle, tmp_path) -> None:
@@ -92,7 +93,7 @@ def test_bad_input_is_named(registry: Registry, make_bundle, tmp_path) -> None:
     for bad in ("B:1", "b", "b:x", "b:0"):
         with pytest.raises(InvalidInputError):
             registry.get(bad)
-    assert registry.versions() and len(registry.audit()) == 1
+    assert registry.versions() and len(changes(registry)) == 1
 
 
 def test_retire(registry: Registry, make_bundle) -> None:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from cascade_registry import Registry
 from loadtests.measurements import Measurements
 from loadtests.prometheus import (
     PrometheusServer,
@@ -36,6 +35,7 @@ from loadtests.prometheus import (
     settled_outcome_counts,
 )
 from loadtests.slo import evaluate, parse_slo
+from tests.bundles import open_trusting
 
 ROOT = Path(__file__).resolve().parents[2]
 DURATION_S = 15
@@ -70,7 +70,7 @@ def world(tmp_path_factory, demo_bundle):
     tmp = tmp_path_factory.mktemp("loadworld")
     bundle = demo_bundle
     url = f"sqlite:///{tmp / 'registry.db'}"
-    with Registry.open(url) as reg:
+    with open_trusting(url) as reg:
         reg.register(bundle, actor="test")
         reg.release("demo:1", actor="test")
         keys = {}

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from cascade_registry import Registry
 from loadtests.errors import PlanError
 from loadtests.registry_source import plan_from_registry
 from loadtests.sources import TrafficFile
+from tests.bundles import open_trusting
 
 
 @pytest.fixture()
 def registry_url(tmp_path, demo_bundle):
     url = f"sqlite:///{tmp_path / 'registry.db'}"
-    with Registry.open(url) as reg:
+    with open_trusting(url) as reg:
         reg.register(demo_bundle, actor="test")
         reg.release("demo:1", actor="test")
         for name in ("web", "nokey", "outsider"):
@@ -42,7 +42,7 @@ def test_rotate_keys_gives_each_declared_consumer_a_working_key(registry_url):
     plan = plan_from_registry(registry_url, None, rotate_keys=True)
     keys = {c.name: c.key for c in plan.consumers}
     assert sorted(keys) == ["nokey", "web"]
-    with Registry.open(registry_url) as reg:
+    with open_trusting(registry_url) as reg:
         for name, key in keys.items():
             decision = reg.check_access(key, "demo")
             assert decision.allowed and decision.consumer == name

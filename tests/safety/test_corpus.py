@@ -23,6 +23,7 @@ from safety.corpus import (
     noise,
     with_external_weights,
 )
+from tests.bundles import read_gate
 
 
 def statuses(report: GateReport) -> dict[str, str]:
@@ -47,7 +48,7 @@ def test_good_bundle_passes_every_check(good_bundle: Path, fast_policy):
     assert report.passed, [(c.name, c.status, c.message) for c in report.checks if c.status != "pass"]
     assert statuses(report)["quality.regression"] == "skip" and statuses(report)["serve"] == "skip"
     assert {s for n, s in statuses(report).items() if n not in {"quality.regression", "serve"}} == {"pass"}
-    saved = GateReport.model_validate_json((good_bundle / "gate.json").read_text())
+    saved = read_gate(good_bundle)
     from cascade_registry.artifacts import ModelBundle
 
     bundle = ModelBundle.load(good_bundle)

@@ -11,13 +11,14 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from cascade_registry.artifacts import GATE_FILE, CheckResult, GateReport, ModelBundle
+from cascade_registry.artifacts import CheckResult, ModelBundle
 from safety import GateContext, GatePolicy, PolicyError, default_checks, load_policy, run_checks, run_gate
 from safety.checks import outcome
 from safety.cli import main
 from safety.errors import GateUsageError, SandboxError
 from safety.policy import default_policy_text
 from safety.sandbox import run_job
+from tests.bundles import read_gate
 
 
 class ExplodingCheck:
@@ -117,7 +118,7 @@ def test_cli_passing_bundle_writes_report_table_and_junit(good_bundle: Path, tmp
     assert main([str(good_bundle), "--policy", str(policy), "--junit", str(junit)]) == 0
     out = capsys.readouterr().out
     assert "file.sha256" in out and "PASSED" in out and "inputs" in out
-    report = GateReport.model_validate_json((good_bundle / GATE_FILE).read_text())
+    report = read_gate(good_bundle)
     assert report.binds(ModelBundle.load(good_bundle).onnx_sha256)
     suite = ET.parse(junit).getroot()
     assert suite.tag == "testsuite" and int(suite.get("tests")) == len(report.checks)
@@ -132,7 +133,7 @@ def test_cli_failing_bundle_exits_1(variant, good_card, tmp_path: Path, capsys):
     junit = tmp_path / "gate.xml"
     assert main([str(bundle), "--junit", str(junit), "--quiet"]) == 1
     assert "FAILED" in capsys.readouterr().out
-    report = GateReport.model_validate_json((bundle / GATE_FILE).read_text())
+    report = read_gate(bundle)
     assert not report.passed and not report.binds(report.onnx_sha256)
     failures = [
         c.get("name") for c in ET.parse(junit).getroot().iter("testcase") if c.find("failure") is not None

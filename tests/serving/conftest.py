@@ -11,14 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cascade_registry.artifacts import CheckResult, GateReport, ModelBundle, write_json_atomic
-from tests.bundles import gate_bundle, train_bundle
+from cascade_registry.artifacts import ModelBundle
+from tests.bundles import gate_bundle, train_bundle, write_attestation
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,16 +82,10 @@ def bundle_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_gate(bundle: Path, passed: bool = True, sha256: str | None = None) -> None:
-    """A gate report as ``lockgate check`` writes it; bound to model.onnx unless ``sha256`` is given."""
+    """A signed gate verdict as ``lockgate check`` writes it (by the session's test key); bound to
+    model.onnx unless ``sha256`` is given."""
     loaded = ModelBundle.load(bundle)
-    report = GateReport(
-        ref=loaded.ref,
-        onnx_sha256=sha256 or loaded.onnx_sha256,
-        passed=passed,
-        checks=[CheckResult(name="parity", status="pass" if passed else "fail")],
-        created_at=datetime.now(UTC),
-    )
-    write_json_atomic(bundle / "gate.json", report)
+    write_attestation(bundle, loaded.ref, passed, model_sha256=sha256)
 
 
 def copy_bundle(src: Path, dst: Path) -> Path:

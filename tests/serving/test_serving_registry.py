@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cascade_registry import Registry
+from tests.bundles import open_trusting
 
 
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> float:
@@ -34,7 +34,7 @@ def predict(gw, rows, key: str | None = None, **extra) -> httpx.Response:
 @pytest.fixture
 def registry(tmp_path: Path, demo_bundle: Path):
     url = f"sqlite:///{tmp_path / 'registry.db'}"
-    reg = Registry.open(url)
+    reg = open_trusting(url)
     bundle = shutil.copytree(demo_bundle, tmp_path / "bundles" / "demo-1")
     reg.register(bundle)
     reg.release("demo:1")

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from cascade_registry import Registry
+from tests.bundles import open_trusting
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 pytestmark = pytest.mark.postgres
@@ -63,7 +63,7 @@ def test_two_replicas_enforce_one_registry_change_within_seconds(
     pg_url, start_gateway, demo_bundle, demo_bundle_v2, rows, tmp_path: Path
 ):
     one = rows[:1]
-    reg = Registry.open(pg_url)
+    reg = open_trusting(pg_url)
     try:
         reg.register(shutil.copytree(demo_bundle, tmp_path / "demo-1"))
         reg.release("demo:1")

@@ -43,7 +43,8 @@ def test_export_fuses_calibrator_with_parity(fitted, method: str) -> None:
     est, X, y = fitted
     cal_rows, check_rows = slice(0, 60), slice(60, None)
     y_idx = np.searchsorted(est.classes_, y)
-    cal = fit_calibrator(method, response(est, X[cal_rows]), y_idx[cal_rows], len(est.classes_), "margin")
+    n_classes = len(est.classes_)
+    cal = fit_calibrator(method, response(est, X[cal_rows]), y_idx[cal_rows], n_classes, "probability")
     model = export_mlp(est, cal)
     assert [o.name for o in model.graph.output] == ["label", "probabilities"]
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
@@ -60,7 +61,7 @@ def test_export_fuses_calibrator_with_parity(fitted, method: str) -> None:
 def test_export_bytes_are_deterministic(fitted) -> None:
     est, X, y = fitted
     cal = fit_calibrator("temperature", response(est, X), np.searchsorted(est.classes_, y),
-                         len(est.classes_), "margin")
+                         len(est.classes_), "probability")
     first, second = onnx_bytes(export_mlp(est, cal)), onnx_bytes(export_mlp(est, cal))
     assert first == second
     model = onnx.load_from_string(first)

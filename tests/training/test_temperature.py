@@ -29,7 +29,7 @@ def _check_temperature_bundle(bundle: Path, n_classes: int) -> dict:
     T = card["details"]["temperature"]
     assert isinstance(T, float) and T > 0
     assert f"T = {T:.4g}" in cal["reason"]
-    assert card["details"]["calibration_input"] in ("decision_function", "decision_scores")
+    assert card["details"]["calibration_input"] in ("decision_function", "predict_proba")
     for side in ("before", "after"):
         assert 0 <= cal[side]["ece"] <= 1 and 0 <= cal[side]["brier"] <= 2
     # T minimizes the log loss on the calibration split, and T = 1 is the uncalibrated model
@@ -57,7 +57,7 @@ def test_mlp_binary_through_the_cli(tmp_path: Path, write_csv) -> None:
             "--name", "tmlp"]
     assert main(["train", *args]) == 0
     card = _check_temperature_bundle(tmp_path / "tmlp-1", 2)
-    assert card["details"]["calibration_input"] == "decision_scores"
+    assert card["details"]["calibration_input"] == "predict_proba"  # log p: the logits up to a shift
     assert card["family"] == "mlp"
 
 

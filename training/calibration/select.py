@@ -54,10 +54,10 @@ def fit_calibrator(
     return make_calibrator(method, n_classes, kind).fit(np.asarray(R, np.float64), np.asarray(y, np.int64))
 
 
-def auto_candidates(n_classes: int, kind: ResponseKind) -> list[str]:
-    """What ``auto`` compares: every method that applies (temperature only on logits)."""
+def auto_candidates(n_classes: int, kind: ResponseKind, logits: bool | None = None) -> list[str]:
+    """What ``auto`` compares: every method that applies (temperature only for models with logits)."""
     out = ["none", "sigmoid", "beta", "isotonic"]
-    if kind == "margin":
+    if kind == "margin" if logits is None else logits:
         out.insert(2, "temperature")
     if n_classes > 2:
         out += list(MULTICLASS_ONLY)

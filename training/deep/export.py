@@ -3,8 +3,9 @@
 The network is exported with ``torch.onnx.export`` (the TorchScript exporter, ``dynamo=False``: the
 dynamo exporter needs onnxscript, which lockgate does not ship) at a fixed opset with doc strings off.
 :func:`mlp_exporter` is the family's :data:`training.graph.Exporter` (probabilities, or the response:
-the margin ``S1 - S0`` for binary, the logits ``S`` for multiclass); :func:`export_mlp` adds a
-calibrator of :mod:`training.calibration` and the ``label``/``probabilities`` outputs.
+the positive-class probability for binary, all of them for multiclass, see :mod:`training.response`);
+:func:`export_mlp` adds a calibrator of :mod:`training.calibration` and the ``label``/``probabilities``
+outputs.
 """
 
 from __future__ import annotations
@@ -54,15 +55,12 @@ def mlp_scores_onnx(mlp: MLPClassifier) -> onnx.ModelProto:
 
 
 def mlp_exporter(estimator: MLPClassifier, n_features: int, n_classes: int, kind: Kind) -> BaseGraph:
-    """The network's probabilities (``kind="proba"``) or its response (margin / logits), in float64."""
+    """The network's probabilities (``kind="proba"``) or its response (the same, one column for binary)."""
     b = GraphBuilder("mlp_base")
     scores = b.double(embed_model(b, mlp_scores_onnx(estimator), prefix="mlp/")["scores"])
-    if kind == "proba":
-        out = b.softmax(scores)
-    elif n_classes == 2:
-        out = b.op("Sub", [b.column(scores, 1), b.column(scores, 0)])
-    else:
-        out = scores
+    out = b.softmax(scores)
+    if kind == "response" and n_classes == 2:
+        out = b.column(out, 1)
     out = b.op("Identity", [out], hint="out")
     return BaseGraph(
         model=base_model(b, n_features, out, "mlp"),
@@ -75,7 +73,7 @@ def mlp_exporter(estimator: MLPClassifier, n_features: int, n_classes: int, kind
 def export_mlp(mlp: MLPClassifier, calibrator: Calibrator | None = None) -> onnx.ModelProto:
     """Network + calibrator + outputs ``label`` int64 / ``probabilities`` float32, in one graph."""
     n_classes = len(mlp.classes_)
-    cal = calibrator or NoCalibration(n_classes, "margin")
+    cal = calibrator or NoCalibration(n_classes, "probability")
     base = mlp_exporter(mlp, mlp.n_features_in_, n_classes, "response")
     return build_model([(base, cal)], mlp.n_features_in_, n_classes, "", {}, "lockgate-mlp")
 
