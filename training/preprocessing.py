@@ -201,7 +201,8 @@ class Preprocessor:
 
     def features(self) -> list[FeatureSpec]:
         """The card's typed schema, in the table's column order."""
-        by_name = {n.name: n.spec(self.impute or not self.identity) for n in self.numeric}
+        # missing = what the graph does: an identity graph (all-numeric, no gaps) imputes nothing
+        by_name = {n.name: n.spec(self.impute and not self.identity) for n in self.numeric}
         by_name.update({c.name: c.spec() for c in self.categorical})
         return [by_name[n] for n in self.names]
 
