@@ -50,6 +50,12 @@ median; compare within one run):
 6. The registry poller (``generation()`` every second, in a worker thread) costs ~0.2 ms per second.
 7. MLServer 1.7.1 (``--mlserver``, own virtualenv, custom ONNX Runtime model, ``parallel_workers: 0``
    because its worker pool fails to start on this Python/uvloop): ~1,450-1,850 req/s at c=16.
+8. Issue 12/18 (hostile callers, lean answers): the key is identified before the body is read (one
+   digest + LRU lookup, then a (consumer, model, version) LRU lookup), bodies pass a structure bound
+   (containers and depth on the raw bytes: two ``bytes.count`` below 8 KiB, one vectorised numpy pass
+   above; a first version with ``bytes.translate`` cost ~2/3 of the parse on 100 rows), and the answer
+   lost its 1 kB "consume" paragraph (opt-in with ``"explain": true``). ``--baseline DIR`` runs the
+   previous tree as ``lockgate-base`` in the same run; answer bytes are printed for 1 and 100 rows.
 
 A quiet-machine run (23:00 UTC, ``--mlserver --batching both``), median of 3 rounds of 3 s
 (req/s, rows/s, p50 ms, p99 ms, failed, range):
@@ -341,6 +347,23 @@ def prepare(work: Path) -> tuple[Path, str, str]:
     return bundle, url, key
 
 
+def baseline_key(source: Path, registry_url: str) -> str:
+    """A key issued by the baseline tree's own code, so its hash is one that version can verify."""
+    code = (
+        "import sys; from cascade_registry import Registry; "
+        "print(Registry.open(sys.argv[1]).issue_key('bench-client'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, registry_url],
+        cwd=source,
+        env={**os.environ, "PYTHONPATH": str(source)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 def ort_floor(model: Path, rows1: np.ndarray, rows100: np.ndarray) -> dict[str, float]:
     import onnxruntime as ort
 
@@ -387,6 +410,13 @@ def main() -> int:
         help="lockgate's micro-batcher; 'both' adds a 'lockgate-nb' server without it",
     )
     ap.add_argument("--mlserver", action="store_true", help=f"also measure MLServer {MLSERVER_VERSION}")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SOURCE_DIR",
+        help="also run 'lockgate-base': lockgate from another source tree (e.g. 'git archive main'), "
+        "for before/after figures in the same run",
+    )
     args = ap.parse_args()
     wrk = ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="lockgate-bench-"))
@@ -420,10 +450,14 @@ def main() -> int:
             paths["mlserver"] = "/v2/models/bench/infer"
         if args.batching == "both":
             bodies["lockgate-nb"], paths["lockgate-nb"] = bodies["lockgate"], paths["lockgate"]
+        keys = {name: key for name in bodies}
+        if args.baseline is not None:
+            bodies["lockgate-base"], paths["lockgate-base"] = bodies["lockgate"], paths["lockgate"]
+            keys["lockgate-base"] = baseline_key(args.baseline, registry_url)
         auth = {name: "" for name in bodies}
         for name in bodies:
             if name.startswith("lockgate"):
-                auth[name] = f'wrk.headers["Authorization"] = "Bearer {key}"'
+                auth[name] = f'wrk.headers["Authorization"] = "Bearer {keys[name]}"'
         ports = {name: free_port() for name in bodies}
         py = sys.executable
         specs = {
@@ -453,6 +487,8 @@ def main() -> int:
         }
         if args.batching == "both":
             specs["lockgate-nb"] = [*specs["lockgate"][:-1], str(ports["lockgate-nb"]), "--no-batching"]
+        if args.baseline is not None:
+            specs["lockgate-base"] = [*specs["lockgate"][:-1], str(ports["lockgate-base"])]
         if args.mlserver:
             specs["mlserver"] = [
                 str(ensure_mlserver()),
@@ -460,13 +496,21 @@ def main() -> int:
                 str(mlserver_dir(work, bundle / "model.onnx", ports["mlserver"])),
             ]
         env = {"PLAIN_MODEL": str(bundle / "model.onnx"), "BENTOML_DO_NOT_TRACK": "true"}
+        answer_bytes: dict[str, tuple[int, int]] = {}
         for name, cmd in specs.items():
-            server = Server(name, cmd, ports[name], env, ROOT, work / f"{name}.log", paths[name])
+            cwd, server_env = ROOT, env
+            if name == "lockgate-base":
+                cwd, server_env = args.baseline, {**env, "PYTHONPATH": str(args.baseline)}
+            server = Server(name, cmd, ports[name], server_env, cwd, work / f"{name}.log", paths[name])
             servers.append(server)
             headers = {"Content-Type": "application/json"}
             if name.startswith("lockgate"):
-                headers["Authorization"] = f"Bearer {key}"
+                headers["Authorization"] = f"Bearer {keys[name]}"
             server.wait(bodies[name](rows1).encode(), headers)
+            answer_bytes[name] = tuple(
+                len(httpx.post(server.url, content=bodies[name](r).encode(), headers=headers).content)
+                for r in (rows1, rows100)
+            )
         # All servers are up (idle ones cost no CPU); every scenario runs on each server in turn, for
         # several rounds in rotating order, so background load on this shared machine hits all of
         # them alike. The median round is reported.
@@ -499,7 +543,7 @@ def main() -> int:
         f"wrk 1 thread, one worker each, batching {args.batching}"
     )
     print(
-        f"{'server':<10} {'run':<8} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}"
+        f"{'server':<13} {'run':<8} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}"
         f"  req/s range over {args.rounds} rounds"
     )
     for name, by_label in results.items():
@@ -507,7 +551,7 @@ def main() -> int:
             rows = r["rps"] * (100 if label == "rows100" else 1)
             low, high = spread[name][label]
             print(
-                f"{name:<10} {label:<8} {r['rps']:>9.0f} {rows:>10.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+                f"{name:<13} {label:<8} {r['rps']:>9.0f} {rows:>10.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
                 f"{r['failed']:>7d}  {low:.0f}-{high:.0f}"
             )
     print(f"{'ort':<10} {'1 row':<8} {floor['rps']:>9.0f} {'':>10} {floor['ms_per_call']:>8.3f}")
@@ -537,6 +581,17 @@ def main() -> int:
     if "mlserver" in results:
         ratio = lg["c16"]["rps"] / results["mlserver"]["c16"]["rps"]
         checks.insert(1, ("c=16 req/s vs MLServer", ratio, ">= 1.5x", 1.5, True))
+    print("\nanswer bytes (1 row / 100 rows)")
+    for name, (one, hundred) in answer_bytes.items():
+        print(f"  {name:<14} {one:>7} / {hundred:>7}")
+    if "lockgate-base" in results:
+        base = results["lockgate-base"]
+        for label in ("c1", "c16", "c64", "rows100"):
+            print(
+                f"  after/before {label}: req/s {lg[label]['rps']:.0f}/{base[label]['rps']:.0f} = "
+                f"{lg[label]['rps'] / base[label]['rps']:.2f}, p99 {lg[label]['p99']:.1f}/"
+                f"{base[label]['p99']:.1f} ms"
+            )
     print("\nratios and targets")
     for text, value, target, limit, higher in checks:
         ok = value >= limit if higher else value <= limit

@@ -72,6 +72,7 @@ __all__ = [
     "TrialRecord",
     "UpstreamRef",
     "atomic_directory",
+    "published_mode",
     "sha256_file",
     "write_json_atomic",
 ]
@@ -445,9 +446,19 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def write_json_atomic(path: Path | str, model: BaseModel | dict[str, Any], mode: int = 0o644) -> None:
+def published_mode() -> int:
+    """The mode ``open()`` would give a new file (0644 under the usual umask 022). ``mkstemp`` makes 0600
+    temp files; every file we rename into place gets this mode first, so reports read like the rest."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_json_atomic(
+    path: Path | str, model: BaseModel | dict[str, Any], mode: int | None = None
+) -> None:
     """Write JSON to a temp file beside ``path`` and rename it into place (readable like the rest of a
-    bundle: ``mode`` 0644, not mkstemp's 0600)."""
+    bundle: ``mode``, default :func:`published_mode`, 0644 under umask 022 — not mkstemp's 0600)."""
     path = Path(path)
     text = (
         model.model_dump_json(indent=2)
@@ -456,7 +467,7 @@ def write_json_atomic(path: Path | str, model: BaseModel | dict[str, Any], mode:
     )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        os.fchmod(fd, mode)
+        os.fchmod(fd, published_mode() if mode is None else mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text + "\n")
         os.replace(tmp, path)

@@ -86,6 +86,7 @@ REQUIRED_CHECKS: tuple[str, ...] = (
     "determinism",
     "parity",
     "quality",
+    "calibration",
     "quality.regression",
     "card.completeness",
     "serve",

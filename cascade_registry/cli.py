@@ -1,7 +1,8 @@
 """``lockgate registry``: versions, consumers, keys, declarations, releases and the cascade.
 
 Exit codes: 0 done; 1 refused (unknown name, conflict, gate or cascade refusal, cycle);
-2 bad input or usage; 3 the registry database cannot be reached. Errors are one line on stderr.
+2 bad input or usage; 3 the registry database cannot be reached (or does not exist yet, for a command
+that only reads). Errors are one line on stderr. SQLAlchemy is imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import sys
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel
 
+from cascade_registry.artifacts import published_mode
 from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUnavailableError
 from cascade_registry.manifest import ManifestError, read_bounded
-from cascade_registry.registry import Registry
 from cascade_registry.rendering import (
     render_dot,
     render_impact,
@@ -31,11 +32,19 @@ from cascade_registry.rendering import (
     render_version,
     when,
 )
-from cascade_registry.settings import RegistrySettings
+from cascade_registry.settings import LOCATION_HELP, RegistrySettings, locate_registry
 
-__all__ = ["main"]
+if TYPE_CHECKING:  # pragma: no cover
+    from cascade_registry.registry import Registry
 
-EPILOG = """\
+__all__ = ["READ_ONLY", "build_parser", "main"]
+
+#: commands that never create a registry ("no registry at ..." instead)
+READ_ONLY = {
+    "list", "show", "impact", "graph", "audit", "consumer list", "key list", "trust list", "policy show"
+}
+
+EPILOG = f"""\
 examples:
   lockgate registry register out/churn-1
   lockgate registry consumer add web --kind service --owner team-web
@@ -45,9 +54,15 @@ examples:
   lockgate registry release churn:1               # needs a passing, signed out/churn-1/gate.json
   lockgate registry impact churn
   lockgate registry graph --format dot --png cascade.png
-  lockgate registry --url postgresql+psycopg://postgres@127.0.0.1:5432/test list --json
+  lockgate registry list --registry-url postgresql+psycopg://postgres@127.0.0.1:5432/test --json
 
-exit codes: 0 ok, 1 refused, 2 bad input, 3 registry unreachable.   docs: docs/registry.md
+register reads the bundle's gate.json if there is one; 'gate NAME:VERSION' records a verdict written
+later (lockgate check after register); release re-reads gate.json and refuses without a passing one.
+
+{LOCATION_HELP}; 'lockgate' prints the one in use.
+Commands that only read (list, show, impact, graph, audit, consumer/key/trust list, policy show) never
+create one.
+exit codes: 0 ok, 1 refused, 2 bad input, 3 registry unreachable or missing.   docs: docs/registry.md
 """
 
 
@@ -59,16 +74,20 @@ class _Parser(argparse.ArgumentParser):
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     p.add_argument(
-        "--url", help="database URL or SQLite path (env LOCKGATE_REGISTRY_URL; default .lockgate/registry.db)"
+        "--registry-url",
+        metavar="URL",
+        help="SQLite path, sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+        "(else $LOCKGATE_REGISTRY_URL, else ./.lockgate/registry.db)",
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--url", dest="registry_url", help=argparse.SUPPRESS)  # deprecated spelling
+    p.add_argument("--json", action="store_true", help="print JSON to stdout instead of a table")
     p.add_argument(
         "--actor", help="who to record in the audit log (env LOCKGATE_REGISTRY_ACTOR; default: login)"
     )
     return p
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     common = _common()
     p = _Parser(
         prog="lockgate registry",
@@ -82,14 +101,20 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, help_: str, parent: Any = sub) -> argparse.ArgumentParser:
         return parent.add_parser(name, help=help_, description=help_, parents=[common])
 
-    add("register", "validate a bundle and record it").add_argument("bundle", metavar="BUNDLE")
-    add("list", "every version (of NAME)").add_argument("name", metavar="NAME", nargs="?")
-    add("show", "a model's versions and consumers, or one version's details").add_argument(
-        "target", metavar="NAME[:VERSION]"
+    add("register", "validate a bundle and record it (with its gate.json verdict, if any)").add_argument(
+        "bundle", metavar="BUNDLE", help="bundle directory written by 'lockgate train'"
     )
-    add("gate", "record the bundle's gate.json verdict").add_argument("ref", metavar="NAME:VERSION")
+    add("list", "every version (of NAME) with its key metrics").add_argument(
+        "name", metavar="NAME", nargs="?", help="only this model"
+    )
+    add("show", "a model's versions and consumers, or one version's details").add_argument(
+        "target", metavar="NAME[:VERSION]", help="a model name, or name:version for one version"
+    )
+    add(
+        "gate", "record the verdict of the bundle's gate.json (after 'lockgate check' on a registered bundle)"
+    ).add_argument("ref", metavar="NAME:VERSION", help="e.g. churn:3")
     rel = add("release", "release a version (needs a passing gate report)")
-    rel.add_argument("ref", metavar="NAME:VERSION")
+    rel.add_argument("ref", metavar="NAME:VERSION", help="e.g. churn:3")
     rel.add_argument(
         "--waive",
         metavar="REASON",
@@ -97,60 +122,71 @@ def _parser() -> argparse.ArgumentParser:
         "would consume it untested; the reason is recorded and shown by impact",
     )
     ret = add("retire", "take a version out of service for good")
-    ret.add_argument("ref", metavar="NAME:VERSION")
-    ret.add_argument("--reason", required=True)
+    ret.add_argument("ref", metavar="NAME:VERSION", help="e.g. churn:3")
+    ret.add_argument("--reason", required=True, help="why it is retired (recorded in the audit log)")
     add("impact", "every downstream consumer, in topological order, and what it must do").add_argument(
-        "name", metavar="NAME"
+        "name", metavar="NAME", help="the model whose consumers to list"
     )
     graph = add("graph", "the cascade as Mermaid or Graphviz DOT")
-    graph.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    graph.add_argument(
+        "--format", choices=["mermaid", "dot"], default="mermaid", help="text format (default mermaid)"
+    )
     graph.add_argument("--png", metavar="FILE", type=Path, help="also render a PNG (needs Graphviz 'dot')")
     audit = add("audit", "the append-only log of every change")
-    audit.add_argument("--subject", metavar="NAME")
-    audit.add_argument("--limit", metavar="N", type=int)
+    audit.add_argument("--subject", metavar="NAME", help="only entries about this model or consumer")
+    audit.add_argument("--limit", metavar="N", type=int, help="only the N most recent entries")
     dec = add("declare", "consumer may call model (optionally a version range)")
-    dec.add_argument("consumer")
-    dec.add_argument("model")
+    dec.add_argument("consumer", help="consumer name (see 'consumer add')")
+    dec.add_argument("model", help="model name")
     dec.add_argument("--versions", metavar="RANGE", help="e.g. '2', '>=2,<5' (default: any)")
     und = add("undeclare", "remove a manual declaration")
-    und.add_argument("consumer")
-    und.add_argument("model")
+    und.add_argument("consumer", help="consumer name")
+    und.add_argument("model", help="model name")
 
     consumer = add("consumer", "add, list or revoke consumers").add_subparsers(
         dest="action", required=True, metavar="ACTION", parser_class=_Parser
     )
     c_add = add("add", "add a consumer", consumer)
-    c_add.add_argument("name")
-    c_add.add_argument("--kind", choices=["service", "model"], default="service")
+    c_add.add_argument("name", help="consumer name: lowercase letters, digits, '-', '_'")
+    c_add.add_argument(
+        "--kind",
+        choices=["service", "model"],
+        default="service",
+        help="service (calls over HTTP) or model (a downstream model fed by this one); default service",
+    )
     c_add.add_argument("--owner", required=True, help="the person or team answerable for it")
     add("list", "every consumer", consumer)
-    add("revoke", "revoke a consumer and all its keys", consumer).add_argument("name")
+    add("revoke", "revoke a consumer and all its keys", consumer).add_argument("name", help="consumer name")
 
     trust = add("trust", "the gate keys whose signed verdicts are accepted").add_subparsers(
         dest="action", required=True, metavar="ACTION", parser_class=_Parser
     )
     t_add = add("add", "trust a gate's public key (the .pub file of 'lockgate keygen')", trust)
-    t_add.add_argument("public_key", metavar="KEY.pub", type=Path)
+    t_add.add_argument("public_key", metavar="KEY.pub", type=Path, help="public key file (PEM)")
     t_add.add_argument("--label", required=True, help="whose key this is, e.g. ci-gate")
     add("list", "the trusted keys", trust)
-    add("remove", "stop trusting a key (by its id)", trust).add_argument("key_id", metavar="KEY_ID")
+    add("remove", "stop trusting a key (by its id)", trust).add_argument(
+        "key_id", metavar="KEY_ID", help="the key id shown by 'trust list'"
+    )
     policy = add("policy", "the minimum gate policy a verdict must meet").add_subparsers(
         dest="action", required=True, metavar="ACTION", parser_class=_Parser
     )
     add("show", "the minimum policy (JSON)", policy)
     add("set", "set the minimum policy from a gate policy TOML file", policy).add_argument(
-        "file", metavar="POLICY.toml", type=Path
+        "file", metavar="POLICY.toml", type=Path, help="a gate policy file, e.g. examples/gate-policy.toml"
     )
 
     key = add("key", "issue, rotate or revoke API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION", parser_class=_Parser
     )
-    add("issue", "issue a new key (printed once)", key).add_argument("consumer")
-    add("rotate", "revoke the active keys and issue a new one", key).add_argument("consumer")
+    add("issue", "issue a new key (printed once)", key).add_argument("consumer", help="consumer name")
+    add("rotate", "revoke the active keys and issue a new one", key).add_argument(
+        "consumer", help="consumer name"
+    )
     k_rev = add("revoke", "revoke the consumer's keys (or one key)", key)
-    k_rev.add_argument("consumer")
-    k_rev.add_argument("--key-id", metavar="ID")
-    add("list", "a consumer's keys (ids only)", key).add_argument("consumer")
+    k_rev.add_argument("consumer", help="consumer name")
+    k_rev.add_argument("--key-id", metavar="ID", help="revoke only this key (see 'key list'); default: all")
+    add("list", "a consumer's keys (ids only)", key).add_argument("consumer", help="consumer name")
     return p
 
 
@@ -174,13 +210,17 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 def _versions_table(infos: list) -> str:
     return render_table(
-        ["model", "version", "status", "stale", "registered", "released", "sha256"],
+        ["model", "version", "status", "stale", "f1_macro", "accuracy", "ece"]
+        + ["registered", "released", "sha256"],
         [
             [
                 i.ref.name,
                 i.ref.version,
                 i.status,
                 "yes" if i.stale else "",
+                f"{i.card.metrics.f1_macro:.3f}",
+                f"{i.card.metrics.accuracy:.3f}",
+                f"{i.card.metrics.ece:.3f}",
                 when(i.registered_at),
                 when(i.released_at),
                 i.onnx_sha256[:12],
@@ -233,6 +273,7 @@ def _graph(reg: Registry, args: argparse.Namespace) -> None:
             )
         out = args.png.resolve()
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        os.fchmod(fd, published_mode())
         os.close(fd)
         try:
             subprocess.run([exe, "-Tpng", "-o", tmp], input=dot.encode(), check=True, capture_output=True)
@@ -381,17 +422,30 @@ def _key(reg: Registry, args: argparse.Namespace, actor: str) -> None:
         )
 
 
+def _command(args: argparse.Namespace) -> str:
+    action = getattr(args, "action", None)
+    return f"{args.command} {action}" if action else args.command
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     settings = RegistrySettings()
-    url = getattr(args, "url", None) or settings.url
+    location = locate_registry(getattr(args, "registry_url", None), settings)
     try:
         actor = getattr(args, "actor", None) or settings.actor or getpass.getuser()
     except (KeyError, OSError):
         actor = "cli"
     try:
-        with Registry.open(url) as reg:
+        from cascade_registry.registry import Registry  # SQLAlchemy: only when a command runs
+
+        with Registry.open(location.url, create=_command(args) not in READ_ONLY) as reg:
+            if reg.created:
+                print(f"lockgate registry: created a new registry at {location.describe()}", file=sys.stderr)
             _run(reg, args, actor)
+            sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `lockgate registry list --json | head -1`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except RegistryUnavailableError as e:
         print(f"lockgate registry: error: {e}", file=sys.stderr)
         return 3

@@ -28,11 +28,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, Operationa
 
 from cascade_registry.errors import ConflictError, InvalidInputError, RegistryUnavailableError
 from cascade_registry.schema import registry_state
+from cascade_registry.settings import DEFAULT_PATH, ENV_VAR
 
 __all__ = ["DEFAULT_PATH", "Database", "resolve_url"]
 
 T = TypeVar("T")
-DEFAULT_PATH = Path(".lockgate") / "registry.db"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 7_461_003  # arbitrary advisory-lock key: one migrator at a time
 _RETRY_SECONDS = 60.0
@@ -50,6 +50,14 @@ def resolve_url(url: str | None) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def _no_registry(where: str) -> RegistryUnavailableError:
+    return RegistryUnavailableError(
+        f"no registry at {where}",
+        f"pass --registry-url or set {ENV_VAR} to an existing registry, or create this one with a "
+        "write command such as 'lockgate registry register BUNDLE'",
+    )
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
@@ -101,14 +109,19 @@ class Database:
     def __init__(self, engine: Engine, display_url: str) -> None:
         self.engine = engine
         self.display_url = display_url
+        #: True when :meth:`connect` created the registry (an empty database or a new SQLite file)
+        self.created = False
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @classmethod
-    def connect(cls, url: str | None) -> Database:
-        """Create the engine, check the database answers, and migrate it to the current schema."""
+    def connect(cls, url: str | None, create: bool = True) -> Database:
+        """Create the engine, check the database answers, and migrate it to the current schema.
+
+        ``create=False`` (read-only commands, the gateway): a missing SQLite file or a database without
+        a registry raises :class:`RegistryUnavailableError` instead of being created."""
         resolved = resolve_url(url)
         try:
             parsed = make_url(resolved)
@@ -120,7 +133,7 @@ class Database:
         display = parsed.render_as_string(hide_password=True)
         backend = parsed.get_backend_name()
         if backend == "sqlite":
-            engine = cls._sqlite_engine(parsed, display)
+            engine = cls._sqlite_engine(parsed, create)
         elif backend == "postgresql":
             engine = create_engine(
                 parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5}, pool_size=5, max_overflow=5
@@ -132,30 +145,44 @@ class Database:
         db = cls(engine, display)
         _dispose_in_forked_children(engine)
         try:
-            db._migrate()
+            db._migrate(create)
         except DBAPIError as e:
             engine.dispose()
             first = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
-            raise RegistryUnavailableError(
-                f"cannot reach the registry database {display}: {first}",
-                "check --url / LOCKGATE_REGISTRY_URL and that the database server is running",
-            ) from None
+            fix = (
+                f"check --registry-url / {ENV_VAR}: it must name a lockgate registry file"
+                if backend == "sqlite"
+                else f"check --registry-url / {ENV_VAR} and that the database server is running"
+            )
+            what = "open the registry file" if backend == "sqlite" else "reach the registry database"
+            problem = f"cannot {what} {display}: {first}"
+            raise RegistryUnavailableError(problem, fix) from None
+        except RegistryUnavailableError:
+            engine.dispose()
+            raise
         return db
 
     @staticmethod
-    def _sqlite_engine(parsed, display: str) -> Engine:
+    def _sqlite_engine(parsed, create: bool) -> Engine:
         database = parsed.database or ""
         if not database or database == ":memory:":
             raise InvalidInputError(
                 "an in-memory SQLite registry cannot be shared", "give a file path, e.g. sqlite:///reg.db"
             )
         path = Path(database)
+        if path.is_dir():
+            raise InvalidInputError(
+                f"the registry path {path} is a directory, not a SQLite file",
+                f"name a file, e.g. --registry-url {path / 'registry.db'}",
+            )
+        if not create and not path.is_file():
+            raise _no_registry(str(path.resolve()))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RegistryUnavailableError(
                 f"cannot create the directory for the registry file {path}: {e.strerror}",
-                "choose a writable location with --url",
+                "choose a writable location with --registry-url",
             ) from None
         engine = create_engine(parsed, connect_args={"timeout": 30})
 
@@ -236,7 +263,7 @@ class Database:
             except DBAPIError:
                 return None
 
-    def _migrate(self) -> None:
+    def _migrate(self, create: bool) -> None:
         def upgrade(conn: Connection) -> None:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
@@ -248,12 +275,16 @@ class Database:
         deadline = time.monotonic() + _RETRY_SECONDS
         while True:
             try:
-                if self._current_revision() == _head_revision():
+                current = self._current_revision()
+                if current == _head_revision():
                     return
+                if current is None and not create:
+                    raise _no_registry(self.display_url)
                 with self.engine.connect() as conn:
                     conn.execution_options(**{_WRITE: True})
                     with conn.begin():
                         upgrade(conn)
+                self.created = current is None
                 return
             except DBAPIError as e:
                 if not _is_retryable(e) or time.monotonic() > deadline:

@@ -76,18 +76,22 @@ def _text(value: Any, what: str, limit: int = 128) -> str:
 class Registry:
     """Versions, consumers, keys, declarations and cascade rules. Build with :meth:`open`."""
 
-    def __init__(self, store: RegistryStore, poll_seconds: float = 1.0) -> None:
+    def __init__(self, store: RegistryStore, poll_seconds: float = 1.0, created: bool = False) -> None:
         self.store = store
+        self.created = created
         self._access = AccessCache(store, poll_seconds=poll_seconds)
 
     @classmethod
-    def open(cls, url: str | None = None, poll_seconds: float = 1.0) -> Registry:
+    def open(cls, url: str | None = None, poll_seconds: float = 1.0, create: bool = True) -> Registry:
         """Open (creating and migrating as needed) the registry at ``url``.
 
         ``None`` -> the SQLite file ``.lockgate/registry.db``; a path or ``sqlite:///PATH``; or
-        ``postgresql+psycopg://USER@HOST:PORT/DB``. Raises :class:`RegistryUnavailableError`.
+        ``postgresql+psycopg://USER@HOST:PORT/DB``. With ``create=False`` a registry that does not exist
+        yet is an error instead of being created (``created`` tells which happened).
+        Raises :class:`RegistryUnavailableError`.
         """
-        return cls(SqlRegistryStore.open(url), poll_seconds=poll_seconds)
+        store = SqlRegistryStore.open(url, create=create)
+        return cls(store, poll_seconds=poll_seconds, created=store.db.created)
 
     @property
     def url(self) -> str:
@@ -323,6 +327,10 @@ class Registry:
 
     def check_consumer(self, consumer: str, model_name: str, version: int | None = None) -> AccessDecision:
         return self._access.check_consumer(consumer, model_name, version)
+
+    def identify(self, api_key: str | None) -> AccessDecision:
+        """The consumer holding ``api_key`` (allowed) or why the key is refused, before any model is named."""
+        return self._access.identify(api_key)
 
     def generation(self) -> int:
         """A counter bumped by every write (in any process); cheap to poll for cache refreshes."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cascade_registry.entities import ImpactReport, ModelVersionInfo, TransitionInfo
-from cascade_registry.sql_graph import CascadeRows
+
+if TYPE_CHECKING:  # pragma: no cover - SQLAlchemy stays out of `lockgate registry --help`
+    from cascade_registry.sql_graph import CascadeRows
 
 __all__ = ["render_dot", "render_impact", "render_mermaid", "render_table", "render_version", "when"]
 

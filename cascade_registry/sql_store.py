@@ -38,8 +38,8 @@ class SqlRegistryStore(VersionOps, ConsumerOps, TrustOps):
         self.db = db
 
     @classmethod
-    def open(cls, url: str | None) -> SqlRegistryStore:
-        return cls(Database.connect(url))
+    def open(cls, url: str | None, create: bool = True) -> SqlRegistryStore:
+        return cls(Database.connect(url, create=create))
 
     @property
     def display_url(self) -> str:

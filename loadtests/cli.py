@@ -13,18 +13,21 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cascade_registry.durations import DURATION_HELP
+from cascade_registry.settings import LOCATION_HELP
 from loadtests.settings import LoadtestSettings
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 PROG = "lockgate loadtest"
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Load-test a running lockgate gateway with Locust and check service-level objectives.",
         epilog="Every option also reads LOCKGATE_LOADTEST_<OPTION> (e.g. LOCKGATE_LOADTEST_USERS=20). "
+        f"Durations: {DURATION_HELP}. {LOCATION_HELP}. "
         "Exit: 0 objectives held, 1 an objective broke, 2 usage/harness error. See docs/loadtests.md.",
     )
     a = p.add_argument
@@ -50,8 +53,17 @@ def _parser() -> argparse.ArgumentParser:
     a("--think-time", help="each user waits up to this long between calls (default 0)")
     a("--slo", type=Path, help="SLO file (TOML); default: the packaged default_slo.toml")
     a("--traffic", type=Path, help="traffic file: consumers, keys, weights (and bundles without a registry)")
-    a("--registry-url", help="read released models and declarations from this registry")
-    a("--use-registry", action="store_const", const=True, help="read the default registry file")
+    a(
+        "--registry-url",
+        metavar="URL",
+        help="read released models and declarations from this registry (else $LOCKGATE_REGISTRY_URL)",
+    )
+    a(
+        "--use-registry",
+        action="store_const",
+        const=True,
+        help="read the registry even without --registry-url (./.lockgate/registry.db)",
+    )
     a(
         "--rotate-keys",
         action="store_const",
@@ -71,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--step-users", type=int, help="step mode: users added per step (default 5)")
     a("--step-duration", help="step mode: measured seconds per step (default 10s)")
     a("--max-users", type=int, help="step mode: stop here (default 200)")
-    a("--memory-interval", help="soak mode: seconds between memory samples (default 5s)")
+    a("--memory-interval", help="soak mode: time between memory samples (default 5s)")
     a("--warmup", help="soak mode: load before the measured window (default 10%% of --duration, <= 60s)")
     return p
 
@@ -89,7 +101,7 @@ def _one_line(e: ValidationError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
     except ValidationError as e:

@@ -148,6 +148,8 @@ class _Gateway:
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             _lockgate("serve", "--registry-url", url, "--port", str(port)),
+            # the load test compares Prometheus counts per consumer name with what Locust sent
+            env={**os.environ, "LOCKGATE_SERVE_METRICS_CONSUMER_NAMES": "true"},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -11,9 +11,9 @@ Any consumer with a key that is *not* declared for a released model makes the mu
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from cascade_registry import Registry, RegistryError
+from cascade_registry.settings import locate_registry
 from loadtests.errors import PlanError
 from loadtests.plan import ConsumerTraffic, ModelTarget, TrafficPlan
 from loadtests.sources import TrafficFile, make_plan, target_from_bundle
@@ -21,8 +21,6 @@ from loadtests.sources import TrafficFile, make_plan, target_from_bundle
 __all__ = ["plan_from_registry"]
 
 log = logging.getLogger(__name__)
-#: where ``Registry.open(None)`` keeps its SQLite file (relative to the working directory)
-DEFAULT_REGISTRY_FILE = Path(".lockgate/registry.db")
 
 
 def _declared(reg: Registry, consumers: list[str], models: list[str]) -> dict[str, set[str]]:
@@ -38,16 +36,12 @@ def plan_from_registry(
     seed: int | None = None,
     max_batch: int | None = None,
 ) -> TrafficPlan:
-    """Build the plan from the registry at ``url`` (None = the default SQLite file, which must exist)."""
-    if url is None and not DEFAULT_REGISTRY_FILE.is_file():
-        raise PlanError(
-            f"no registry at {DEFAULT_REGISTRY_FILE}",
-            "pass --registry-url, or run from the directory that holds .lockgate/registry.db",
-        )
+    """Build the plan from the registry at ``url`` (None = the default SQLite file); it must exist."""
+    location = locate_registry(url)
     try:
-        reg = Registry.open(url)
+        reg = Registry.open(location.url, create=False)
     except RegistryError as e:
-        raise PlanError(f"cannot open the registry: {e}", "check --registry-url") from None
+        raise PlanError(f"cannot open the registry {location.describe()}: {e}") from None
     try:
         return _plan(reg, traffic, rotate_keys, refused_share, seed, max_batch)
     except RegistryError as e:

@@ -1,7 +1,8 @@
 """``LoadtestSettings``: the one settings class of ``lockgate loadtest`` (prefix ``LOCKGATE_LOADTEST_``).
 
-Every command-line option has an environment twin: ``--users 20`` = ``LOCKGATE_LOADTEST_USERS=20``.
-Durations accept seconds (``90``) or ``30s``, ``5m``, ``1h``, ``1h30m``.
+Every command-line option has an environment twin: ``--users 20`` = ``LOCKGATE_LOADTEST_USERS=20``,
+except the registry, which is ``LOCKGATE_REGISTRY_URL`` for every subcommand.
+Durations accept seconds (``90``) or ``500ms``, ``30s``, ``5m``, ``1h``, ``1h30m``.
 """
 
 from __future__ import annotations
@@ -13,25 +14,14 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cascade_registry.durations import parse_duration
+from cascade_registry.settings import ENV_VAR
+
 __all__ = ["LoadtestSettings", "parse_duration"]
-
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
-
-
-def parse_duration(value: str | float | int) -> float:
-    """``'90'``, ``'30s'``, ``'5m'``, ``'1h30m'`` -> seconds; raises ``ValueError`` saying the format."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = value.strip().lower()
-    match = _DURATION.match(text) if text else None
-    if not match or not any(match.groups()):
-        raise ValueError(f"duration {value!r} is not like 90, 30s, 5m or 1h30m")
-    h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    return h * 3600 + m * 60 + s
 
 
 class LoadtestSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOCKGATE_LOADTEST_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="LOCKGATE_LOADTEST_", extra="forbid", populate_by_name=True)
 
     host: str = Field("http://127.0.0.1:3000", description="base URL of the gateway")
     mode: Literal["run", "step", "soak"] = "run"
@@ -41,14 +31,16 @@ class LoadtestSettings(BaseSettings):
     think_time: float = Field(0.0, ge=0, le=60, description="each user waits up to this many s between calls")
     slo: Path | None = Field(None, description="SLO file; None = the packaged default_slo.toml")
     traffic: Path | None = Field(None, description="traffic file (consumers, keys, weights, bundles)")
-    registry_url: str | None = Field(None, description="read models and declarations from this registry")
+    registry_url: str | None = Field(
+        None, validation_alias=ENV_VAR, description="read models and declarations from this registry"
+    )
     use_registry: bool = Field(
         False, description="read the registry even without --registry-url (default file)"
     )
     rotate_keys: bool = Field(False, description="DEMO ONLY: rotate each declared consumer's key to get one")
     refused_share: float | None = Field(None, ge=0, le=1)
     max_batch: int | None = Field(None, ge=1, description="cap rows per request below the model's maximum")
-    seed: int | None = None
+    seed: int | None = Field(None, description="seed for payloads and the traffic mix")
     report_dir: Path = Field(Path(".lockgate/loadtest"), description="CSV, HTML and JSON reports land here")
     ui: bool = False
     ui_host: str = "127.0.0.1"
@@ -64,7 +56,9 @@ class LoadtestSettings(BaseSettings):
         None, ge=0, description="soak: load before the measured window; None = 10% of duration, at most 60 s"
     )
 
-    @field_validator("duration", "step_duration", "memory_interval", "think_time", "warmup", mode="before")
+    @field_validator(
+        "duration", "step_duration", "memory_interval", "think_time", "warmup", "ready_timeout", mode="before"
+    )
     @classmethod
     def _durations(cls, v: object) -> object:
         return parse_duration(v) if isinstance(v, str) else v

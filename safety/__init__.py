@@ -7,12 +7,30 @@ happens in a resource-limited child process (:mod:`safety.sandbox`), so hostile 
     report = run_gate(bundle_dir, GatePolicy())   # -> cascade_registry.artifacts.GateReport
 """
 
-from safety.checks import Check, default_checks
-from safety.context import GateContext
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from safety.errors import GateUsageError, PolicyError, ReferenceDataError, SafetyError, SandboxError
-from safety.harness import run_checks, run_gate
 from safety.policy import GatePolicy, load_policy
 from safety.report import format_table, junit_xml
+
+if TYPE_CHECKING:  # pragma: no cover
+    from safety.checks import Check as Check
+    from safety.checks import default_checks as default_checks
+    from safety.context import GateContext as GateContext
+    from safety.harness import run_checks as run_checks
+    from safety.harness import run_gate as run_gate
+
+# loaded on first use, so `lockgate check --help` (safety.cli) does not import numpy, onnx or the checks
+_LAZY = {
+    "Check": "checks",
+    "default_checks": "checks",
+    "GateContext": "context",
+    "run_checks": "harness",
+    "run_gate": "harness",
+}
 
 __all__ = [
     "Check",
@@ -30,3 +48,14 @@ __all__ = [
     "run_checks",
     "run_gate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'safety' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"safety.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,8 +1,11 @@
-"""``lockgate check BUNDLE [--sign-key FILE] [--policy FILE] [--holdout FILE] [--junit FILE] [--serve]``.
+"""``lockgate check BUNDLE [--sign-key FILE] [--policy FILE] [--holdout FILE] [--junit FILE]
+[--registry-url URL] [--serve] [--json]``.
 
-Exit 0 when every check passes, 1 when any fails (or errors), 2 for a usage or harness error.
+Exit 0 when every check passes, 1 when any fails (or errors), 2 for a usage or harness error (a missing
+path, a directory that is not a bundle, an unreadable policy or key).
 The signing key comes from ``--sign-key FILE`` or, in CI, from ``LOCKGATE_GATE_SIGN_KEY`` (the PEM text
 itself, or a path to it); without one the verdict is written unsigned and the registry will refuse it.
+The checks (numpy, ONNX) are imported only when the gate runs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cascade_registry.artifacts import CARD_FILE, MODEL_FILE
 from cascade_registry.attestation import AttestationError, key_id, load_private_key
 from cascade_registry.manifest import ManifestError, read_bounded
+from cascade_registry.settings import ENV_VAR, RegistrySettings, locate_registry
 from safety.errors import GateUsageError, SafetyError
-from safety.harness import run_gate
 from safety.isolation import Isolation
 from safety.policy import load_policy
 from safety.report import format_table, write_junit
@@ -32,7 +36,6 @@ class SafetySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOCKGATE_SAFETY_", extra="ignore")
 
     policy: Path | None = None
-    registry_url: str | None = None
     sign_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("LOCKGATE_GATE_SIGN_KEY", "LOCKGATE_SAFETY_SIGN_KEY"),
@@ -59,7 +62,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="lockgate check",
         description="Run the pre-deploy safety gate on a bundle and write <bundle>/gate.json, the verdict "
@@ -89,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML for CI dashboards")
     p.add_argument(
         "--registry-url",
-        help="compare quality with the released version in this registry (env LOCKGATE_SAFETY_REGISTRY_URL)",
+        metavar="URL",
+        help=f"compare quality with the released version in this registry (else ${ENV_VAR}; "
+        "without either, no comparison)",
     )
     p.add_argument(
         "--serve",
@@ -99,7 +104,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-write", action="store_true", help="do not write gate.json (dry run)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.add_argument("--json", action="store_true", help="print the gate report as JSON instead of the table")
     return p
+
+
+def _not_a_bundle(path: Path) -> str | None:
+    """A directory with neither model.onnx nor card.json is a usage error (exit 2), not 18 failed checks."""
+    if path.is_dir() and not (path / MODEL_FILE).exists() and not (path / CARD_FILE).exists():
+        return (
+            f"{path} is not a bundle: it has no {MODEL_FILE} and no {CARD_FILE} "
+            "(pass the directory written by 'lockgate train', e.g. out/demo-1)"
+        )
+    return None
 
 
 def _registry_problem(url: str) -> str | None:
@@ -107,7 +123,7 @@ def _registry_problem(url: str) -> str | None:
     try:
         from cascade_registry import Registry
 
-        with Registry.open(url) as registry:
+        with Registry.open(url, create=False) as registry:
             registry.generation()
     except Exception as e:  # noqa: BLE001 - any failure to reach the registry is reported in one line
         return f"{type(e).__name__}: {e}"
@@ -116,16 +132,23 @@ def _registry_problem(url: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
+    problem = _not_a_bundle(args.bundle)
+    if problem:
+        print(f"lockgate check: {problem}", file=sys.stderr)
+        return 2
     try:
+        from safety.harness import run_gate  # numpy, ONNX and the checks: only when the gate runs
+
         settings = SafetySettings()
         policy = load_policy(args.policy or settings.policy)
         if args.junit and not args.junit.parent.is_dir():
             print(f"lockgate check: the directory of --junit {args.junit} does not exist", file=sys.stderr)
             return 2
-        registry_url = args.registry_url or settings.registry_url
+        given = args.registry_url or RegistrySettings().url
+        registry_url = locate_registry(given).url if given else None
         if registry_url:
             problem = _registry_problem(registry_url)
             if problem:
@@ -154,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lockgate check: interrupted; no gate.json was written", file=sys.stderr)
         return 130
+    if args.json:
+        print(report.model_dump_json(indent=2))
+        return 0 if report.passed else 1
     table = format_table(report)
     print(table.splitlines()[-1] if args.quiet else table)
     if not args.no_write:

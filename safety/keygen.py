@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cascade_registry.attestation import generate_private_key, key_id, private_key_pem, public_key_pem
 
-__all__ = ["main", "write_key_pair"]
+__all__ = ["build_parser", "main", "write_key_pair"]
 
 
 def write_key_pair(prefix: Path) -> str:
@@ -33,13 +33,17 @@ def write_key_pair(prefix: Path) -> str:
     return key_id(key)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lockgate keygen",
         description="Make the safety gate's Ed25519 signing key pair: PREFIX (private, 0600) and PREFIX.pub.",
     )
     p.add_argument("--out", type=Path, default=Path("gate-key"), metavar="PREFIX", help="default ./gate-key")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         kid = write_key_pair(args.out)
     except FileExistsError as e:

@@ -2,6 +2,8 @@
 
 Handlers only read headers and the body (with a size limit), call the data plane, and turn
 :class:`ServingError` into the JSON error answer via ``errors.py``. Nothing here parses a payload.
+The caller's key is checked before the body is read. Every error answer is built from a new exception
+object (a shared one would keep each failed request's traceback, frames and body alive).
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .catalog import CanarySource, OpenAccess, RegistryAccess, RegistrySource
+from .access import OpenAccess, RegistryAccess
+from .catalog import CanarySource, RegistrySource
 from .dataplane import DataPlane
 from .errors import (
+    AuthError,
     NotFoundError,
     PayloadTooLargeError,
     ServingError,
     UnsupportedMediaTypeError,
     error_body,
+    error_headers,
     http_status,
     v2_error_body,
 )
-from .openapi import OPENAPI
+from .openapi import OPENAPI_JSON, api_page
 from .settings import ServeSettings
 
 __all__ = ["build_app", "open_dataplane"]
@@ -46,8 +51,14 @@ def open_dataplane(settings: ServeSettings) -> DataPlane:
         return DataPlane(settings, CanarySource(settings.canary), OpenAccess())
     from cascade_registry import Registry
 
-    registry = Registry.open(settings.registry_url, poll_seconds=settings.poll_interval)
-    access = RegistryAccess(registry, settings.access_cache_size, settle_seconds=settings.poll_interval + 0.2)
+    registry = Registry.open(settings.registry_url, poll_seconds=settings.poll_interval, create=False)
+    access = RegistryAccess(
+        registry,
+        settings.access_cache_size,
+        settle_seconds=settings.poll_interval + 0.2,
+        ttl_seconds=settings.access_cache_seconds,
+        fail_closed_after=settings.fail_closed_after_polls,
+    )
     return DataPlane(settings, RegistrySource(registry), access)
 
 
@@ -56,7 +67,9 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 def _error(e: ServingError, v2: bool = False) -> Response:
-    return Response(v2_error_body(e) if v2 else error_body(e), http_status(e), media_type=JSON)
+    body = v2_error_body(e) if v2 else error_body(e)
+    headers = {k.decode(): v.decode() for k, v in error_headers(e)}
+    return Response(body, http_status(e), headers=headers or None, media_type=JSON)
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -64,14 +77,25 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
 
 
 def _api_key(headers: dict[bytes, bytes]) -> str | None:
+    """The Bearer token, None without an Authorization header; a clear 401 for any other shape."""
     value = headers.get(b"authorization")
     if not value:
         return None
-    scheme, _, key = value.decode("latin-1").partition(" ")
+    scheme, _, key = value.decode("latin-1").strip().partition(" ")
     key = key.strip()
-    if scheme.lower() != "bearer" or not key:
-        return ""  # present but malformed: the registry answers unknown_key
-    return key
+    if scheme.lower() == "bearer" and key:
+        return key
+    if not key and scheme.startswith("lg_"):
+        raise AuthError(
+            "the Authorization header holds a bare key without the word 'Bearer'",
+            "send 'Authorization: Bearer <key>' (add 'Bearer ' before the key)",
+            code="bad_auth_scheme",
+        )
+    raise AuthError(
+        f"the Authorization header uses the scheme {scheme[:20]!r}; this gateway takes Bearer keys",
+        "send 'Authorization: Bearer <key>'",
+        code="bad_auth_scheme",
+    )
 
 
 async def _body(headers: dict[bytes, bytes], receive: Receive, limit: int, allowed: tuple[str, ...]) -> bytes:
@@ -83,7 +107,7 @@ async def _body(headers: dict[bytes, bytes], receive: Receive, limit: int, allow
             f"send the body as {allowed[0]} with the header 'Content-Type: {allowed[0]}'",
         )
     length = headers.get(b"content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
         raise PayloadTooLargeError(
             f"the body is {int(length)} bytes; the limit is {limit}",
             "send fewer rows per request",
@@ -118,15 +142,24 @@ class _AsgiEndpoint:
         await self.fn(scope, receive, send)
 
 
-async def _send_json(send: Send, status: int, payload: bytes) -> None:
+async def _send_json(
+    send: Send, status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
     await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))],
-        }
+        {"type": "http.response.start", "status": status, "headers": headers + extra if extra else headers}
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _send_error(send: Send, e: ServingError) -> None:
+    await _send_json(send, http_status(e), error_body(e), error_headers(e))
+
+
+def _internal() -> ServingError:
+    return ServingError(
+        "internal error while handling the request", "retry; report it if it persists", code="internal"
+    )
 
 
 def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> Starlette:
@@ -141,22 +174,18 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
         dp = plane()
         headers = _headers(scope)
         try:
+            who = await dp.identify(_api_key(headers))  # before a byte of the body is read
             body = await _body(headers, receive, dp.settings.max_body_bytes, (JSON,))
         except ServingError as e:
             dp.count_edge_error(e)
-            return await _send_json(send, http_status(e), error_body(e))
+            return await _send_error(send, e)
         try:
-            answer = await dp.predict(_api_key(headers), body)
+            answer = await dp.predict(who, body)
         except ServingError as e:
-            return await _send_json(send, http_status(e), error_body(e))
+            return await _send_error(send, e)
         except Exception:
             log.exception("unexpected error on POST /predict")
-            e = ServingError(
-                "internal error while handling the request",
-                "retry; report it if it persists",
-                code="internal",
-            )
-            return await _send_json(send, 500, error_body(e))
+            return await _send_error(send, _internal())
         await _send_json(send, 200, answer)
 
     async def v2_infer(request: Request) -> Response:
@@ -164,6 +193,7 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
         params = request.path_params
         headers = _headers(request.scope)
         try:
+            who = await dp.identify(_api_key(headers))
             body = await _body(
                 headers, request.receive, dp.settings.max_body_bytes, (JSON, "application/octet-stream", "")
             )
@@ -172,7 +202,7 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
             return _error(e, v2=True)
         try:
             answer = await dp.infer_v2(
-                _api_key(headers),
+                who,
                 params["name"],
                 params.get("version"),
                 body,
@@ -186,12 +216,10 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
         return _json(plane().models())
 
     async def model_detail(request: Request) -> Response:
-        version = request.query_params.get("version")
         try:
-            if version is not None and not version.isdigit():
-                raise NotFoundError(f"version {version!r} is not a positive integer", "use ?version=N")
+            key = _api_key(_headers(request.scope))
             return _json(
-                await plane().describe(request.path_params["name"], int(version) if version else None)
+                await plane().describe(key, request.path_params["name"], request.query_params.get("version"))
             )
         except ServingError as e:
             return _error(e)
@@ -207,7 +235,10 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
-        return _json(OPENAPI)
+        return Response(OPENAPI_JSON, media_type=JSON)
+
+    async def page(request: Request) -> Response:
+        return Response(api_page(), media_type="text/html; charset=utf-8")
 
     async def v2_server(request: Request) -> Response:
         return _json({"name": "lockgate", "version": "0.1.0", "extensions": ["binary_tensor_data"]})
@@ -222,14 +253,15 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
     async def v2_model(request: Request) -> Response:
         try:
             p = request.path_params
-            return _json(plane().v2_metadata(p["name"], p.get("version")))
+            key = _api_key(_headers(request.scope))
+            return _json(await plane().v2_metadata(key, p["name"], p.get("version")))
         except ServingError as e:
             return _error(e, v2=True)
 
     async def v2_model_ready(request: Request) -> Response:
         try:
             p = request.path_params
-            plane().v2_metadata(p["name"], p.get("version"))
+            plane().v2_ready(p["name"], p.get("version"))
             return _json({"name": p["name"], "ready": True})
         except ServingError as e:
             return _error(e, v2=True)
@@ -253,10 +285,7 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
 
     async def crashed(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        e = ServingError(
-            "internal error while handling the request", "retry; report it if it persists", code="internal"
-        )
-        return Response(error_body(e), 500, media_type=JSON)
+        return Response(error_body(_internal()), 500, media_type=JSON)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -276,6 +305,9 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
             await dp.stop()
 
     routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/docs", page, methods=["GET"]),
+        Route("/docs.json", openapi, methods=["GET"]),
         Route("/predict", _AsgiEndpoint(predict_asgi), methods=["POST"]),
         Route("/models", models, methods=["GET"]),
         Route("/models/{name}", model_detail, methods=["GET"]),
@@ -304,5 +336,15 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
     return app
 
 
-#: the paths this app owns; service.py routes them straight here
-OWN_PREFIXES = ("/predict", "/models", "/healthz", "/livez", "/readyz", "/metrics", "/openapi.json", "/v2")
+#: the paths this app owns; service.py routes them straight here (``/`` and ``/docs``: exact matches)
+OWN_PREFIXES = (
+    "/predict",
+    "/models",
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/v2",
+)

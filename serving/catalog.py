@@ -6,15 +6,18 @@
   keeps the predictor it started with and none fails during a swap.
 - :class:`CanarySource` serves one bundle from disk; :class:`RegistrySource` serves every released
   version in the registry and is polled by ``generation()``.
-- :class:`OpenAccess` (canary: everyone) and :class:`RegistryAccess` (the registry's decision, cached
-  per key and model until the registry's generation changes).
+- Who may call what is :mod:`serving.access`.
+
+A bundle that cannot be served is refused alone, whatever goes wrong with it (a schema error, a card
+nested 50,000 deep, a gate report that is a link to ``/dev/zero``, a corrupt model): it is logged with
+its path, counted in ``lockgate_bundle_refusals_total`` and named in ``/readyz`` with a reason that
+carries no file-system path.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +27,7 @@ from typing import Any, Protocol
 from .batcher import MicroBatcher
 from .errors import BundleRejectedError
 from .integrity import verify_release
+from .metrics import BUNDLE_REFUSALS
 from .predictor import OnnxPredictor
 from .settings import ServeSettings
 from .validation import RowValidator
@@ -31,13 +35,11 @@ from .validation import RowValidator
 __all__ = [
     "CanarySource",
     "Catalog",
-    "Decision",
     "ModelSlot",
-    "OpenAccess",
-    "RegistryAccess",
     "RegistrySource",
     "Release",
     "build_catalog",
+    "public_reason",
 ]
 
 log = logging.getLogger("lockgate.serving")
@@ -118,6 +120,7 @@ class RegistrySource:
 
     def __init__(self, registry: Any) -> None:
         self.registry = registry
+        self.url = str(getattr(registry, "url", ""))
 
     def generation(self) -> int:
         return int(self.registry.generation())
@@ -151,6 +154,58 @@ class RegistrySource:
         ]
 
 
+_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s'\"/\\:,;()]+[/\\]?)+")
+
+
+def public_reason(text: str, bundle_path: str = "") -> str:
+    """``text`` without file-system paths (the bundle's own path, then anything path-shaped)."""
+    if bundle_path:
+        text = text.replace(bundle_path, "<bundle>")
+    return _PATH.sub("<path>", text)
+
+
+def _load_slot(
+    rel: Release, settings: ServeSettings, canary: bool, make_batcher: Callable[[OnnxPredictor], MicroBatcher]
+) -> ModelSlot:
+    key = f"{rel.name}:{rel.version}"
+    if rel.bundle_path.startswith("!"):
+        raise BundleRejectedError(rel.bundle_path[1:])
+    stored = None if canary else verify_release(rel)
+    predictor = OnnxPredictor.from_bundle(
+        rel.bundle_path,
+        released_at=rel.released_at,
+        canary=canary,
+        intra_op_threads=settings.intra_op_threads,
+        card=stored.card if stored else None,
+    )
+    if (predictor.name, predictor.version) != (rel.name, rel.version):
+        raise BundleRejectedError(
+            f"the bundle holds {predictor.name}:{predictor.version}, not {key}", "register the bundle again"
+        )
+    if rel.onnx_sha256 is not None and predictor.sha256 != rel.onnx_sha256:
+        raise BundleRejectedError(
+            "model.onnx changed since it was registered", "register and release the bundle again"
+        )
+    return ModelSlot(
+        predictor=predictor,
+        validator=RowValidator(predictor.card, settings.max_batch_rows),
+        batcher=make_batcher(predictor),
+    )
+
+
+def _refusal_reason(e: BaseException) -> tuple[str, str]:
+    """(metric reason, readable reason) for anything that stopped a bundle from loading."""
+    if isinstance(e, BundleRejectedError):
+        return e.code.removeprefix("bundle_"), str(e)
+    if isinstance(e, RecursionError):
+        return "too_deep", "a JSON file of the bundle is nested too deeply to read"
+    if isinstance(e, MemoryError):
+        return "too_large", "a file of the bundle is too large to load"
+    if isinstance(e, OSError):
+        return "unreadable", f"a file of the bundle cannot be read ({e.strerror or type(e).__name__})"
+    return "error", f"the bundle cannot be loaded ({type(e).__name__}: {e})"
+
+
 def build_catalog(
     releases: list[Release],
     previous: Catalog,
@@ -174,98 +229,15 @@ def build_catalog(
             models[rel.name] = old
             continue
         try:
-            if rel.bundle_path.startswith("!"):
-                raise BundleRejectedError(rel.bundle_path[1:])
-            stored = None if canary else verify_release(rel)
-            predictor = OnnxPredictor.from_bundle(
-                rel.bundle_path,
-                released_at=rel.released_at,
-                canary=canary,
-                intra_op_threads=settings.intra_op_threads,
-                card=stored.card if stored else None,
-            )
-            if (predictor.name, predictor.version) != (rel.name, rel.version):
-                raise BundleRejectedError(
-                    f"{rel.bundle_path} holds {predictor.name}:{predictor.version}, not {key}",
-                    "register the bundle again",
-                )
-            if rel.onnx_sha256 is not None and predictor.sha256 != rel.onnx_sha256:
-                raise BundleRejectedError(
-                    f"{rel.bundle_path}: model.onnx changed since it was registered",
-                    "register and release the bundle again",
-                )
-        except BundleRejectedError as e:
-            missing[key] = str(e)
-            log.warning("not serving %s: %s", key, e)
+            slot = _load_slot(rel, settings, canary, make_batcher)
+        except Exception as e:  # any failure refuses this bundle alone, never the others
+            metric_reason, reason = _refusal_reason(e)
+            missing[key] = public_reason(reason, rel.bundle_path)
+            BUNDLE_REFUSALS.labels(rel.name, metric_reason).inc()
+            log.warning("not serving %s from %s: %s", key, rel.bundle_path.lstrip("!"), reason)
             if old is not None:
                 models[rel.name] = old  # keep answering with the version that did pass
             continue
-        models[rel.name] = ModelSlot(
-            predictor=predictor,
-            validator=RowValidator(predictor.card, settings.max_batch_rows),
-            batcher=make_batcher(predictor),
-        )
-        log.info("serving %s (sha256 %s…)", key, predictor.sha256[:12])
+        models[rel.name] = slot
+        log.info("loaded %s (sha256 %s…)", key, slot.predictor.sha256[:12])
     return Catalog(models=models, missing=missing, generation=generation)
-
-
-# ---------------------------------------------------------------------------------------- access
-@dataclass(frozen=True, slots=True)
-class Decision:
-    allowed: bool
-    consumer: str | None
-    reason: str
-    message: str
-
-
-class OpenAccess:
-    """Canary mode: no authentication; every answer is marked ``canary``."""
-
-    def check(self, api_key: str | None, model: str, version: int) -> Decision | None:
-        return Decision(True, "canary", "ok", "canary mode: no authentication")
-
-    def lookup(self, api_key: str | None, model: str, version: int) -> Decision:
-        return Decision(True, "canary", "ok", "canary mode: no authentication")
-
-    def invalidate(self) -> None:
-        pass
-
-
-class RegistryAccess:
-    """``Registry.check_access`` with a bounded cache, emptied whenever the registry changes.
-
-    The registry keeps its own cache, refreshed at most every ``settle_seconds``; a decision it gives
-    within that window after a change may predate the change, so such decisions are used but not
-    cached here (otherwise a stale refusal could stick until the next change).
-    """
-
-    def __init__(self, registry: Any, max_entries: int = 10_000, settle_seconds: float = 1.0) -> None:
-        self.registry = registry
-        self.max_entries = max_entries
-        self.settle_seconds = settle_seconds
-        self._cache: dict[tuple[str | None, str, int], Decision] = {}
-        self._epoch = 0
-        self._invalidated_at = time.monotonic()
-        self._lock = threading.Lock()
-
-    def check(self, api_key: str | None, model: str, version: int) -> Decision | None:
-        """The cached decision, or None when the registry must be asked (:meth:`lookup`)."""
-        return self._cache.get((api_key, model, version))
-
-    def lookup(self, api_key: str | None, model: str, version: int) -> Decision:
-        epoch, started = self._epoch, time.monotonic()
-        d = self.registry.check_access(api_key, model, version)
-        decision = Decision(bool(d.allowed), d.consumer, str(d.reason), str(d.message))
-        with self._lock:
-            settled = started - self._invalidated_at >= self.settle_seconds
-            if epoch == self._epoch and settled:
-                if len(self._cache) >= self.max_entries:
-                    self._cache = {}
-                self._cache[(api_key, model, version)] = decision
-        return decision
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._epoch += 1
-            self._invalidated_at = time.monotonic()
-            self._cache = {}

@@ -3,8 +3,11 @@
     lockgate serve [--registry-url URL] [--host H] [--port P]     every released model of the registry
     lockgate serve --canary BUNDLE_DIR [--port P]                  one bundle from disk, no auth
 
-Options override ``LOCKGATE_SERVE_*`` environment variables. Exit codes: 0 clean stop, 2 usage error
-(bad option, unusable bundle or registry, port taken), otherwise the server's own exit code.
+Options override ``LOCKGATE_SERVE_*`` environment variables; the registry is found by the one rule of
+every subcommand (``--registry-url``, else ``LOCKGATE_REGISTRY_URL``, else ``./.lockgate/registry.db``)
+and is never created here: serving an empty new registry would only ever answer "not ready".
+Exit codes: 0 clean stop, 2 usage error (bad option, unusable bundle, missing or unusable registry,
+port taken), otherwise the server's own exit code.
 """
 
 from __future__ import annotations
@@ -19,20 +22,36 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cascade_registry.durations import DURATION_HELP, duration_option
+from cascade_registry.errors import RegistryError
+from cascade_registry.settings import (
+    ENV_VAR,
+    LOCATION_HELP,
+    RegistryLocation,
+    RegistrySettings,
+    locate_registry,
+)
+
 from .errors import BundleRejectedError
 from .settings import ServeSettings
 
-__all__ = ["environment", "main", "serve_command"]
+__all__ = ["build_parser", "environment", "main", "serve_command"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lockgate serve",
         description="Serve every released, gate-bound model of the registry (or one canary bundle).",
+        epilog=f"{LOCATION_HELP}; it must exist (lockgate registry register ... creates it). "
+        f"Durations: {DURATION_HELP}.",
     )
-    p.add_argument("--registry-url", help="registry URL (default: the SQLite file .lockgate/registry.db)")
+    p.add_argument(
+        "--registry-url",
+        metavar="URL",
+        help=f"SQLite path or database URL (else ${ENV_VAR}, else ./.lockgate/registry.db)",
+    )
     p.add_argument(
         "--canary",
         type=Path,
@@ -41,13 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 3000)")
-    p.add_argument("--poll-interval", type=float, help="seconds between registry polls (default 1)")
+    p.add_argument(
+        "--poll-interval", type=duration_option, help="time between registry polls (default 1s)"
+    )
     p.add_argument("--no-batching", action="store_true", help="one ONNX Runtime call per request")
-    p.add_argument("--timeout", type=int, help="seconds before a request gets 504 (default 10)")
+    p.add_argument(
+        "--timeout", type=duration_option, help="time before a request gets 504, whole seconds (default 10s)"
+    )
     return p
 
 
-def _settings(args: argparse.Namespace) -> ServeSettings:
+def _settings(args: argparse.Namespace) -> tuple[ServeSettings, RegistryLocation]:
     overrides = {
         "registry_url": args.registry_url,
         "canary": args.canary,
@@ -59,36 +82,21 @@ def _settings(args: argparse.Namespace) -> ServeSettings:
     }
     settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     # the BentoML worker runs in the repository directory: hand it absolute paths
-    update: dict[str, object] = {"registry_url": _absolute_url(settings.registry_url)}
+    # the flag, else LOCKGATE_REGISTRY_URL (already read by ServeSettings), else the default file
+    location = locate_registry(args.registry_url, RegistrySettings(url=settings.registry_url))
+    update: dict[str, object] = {"registry_url": location.url}
     if settings.canary is not None:
         update["canary"] = settings.canary.resolve()
-    return settings.model_copy(update=update)
-
-
-def _absolute_url(url: str | None) -> str:
-    """The registry URL with any relative SQLite path made absolute (None -> the registry's default file)."""
-    if url is None:
-        from cascade_registry.engine import DEFAULT_PATH
-
-        return f"sqlite:///{(Path.cwd() / DEFAULT_PATH).resolve()}"
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        return (
-            url
-            if path.startswith("/") or path.startswith(":memory:")
-            else f"sqlite:///{Path(path).resolve()}"
-        )
-    if "://" not in url:
-        return str(Path(url).resolve())
-    return url
+    return settings.model_copy(update=update), location
 
 
 def environment(settings: ServeSettings) -> dict[str, str]:
-    """The ``LOCKGATE_SERVE_*`` variables that hand ``settings`` to the BentoML worker process."""
+    """The variables that hand ``settings`` to the BentoML worker process (``LOCKGATE_SERVE_*``, and the
+    registry as ``LOCKGATE_REGISTRY_URL``, the one name every subcommand reads)."""
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
         if value is not None:
-            env[f"LOCKGATE_SERVE_{name.upper()}"] = str(value)
+            env[ENV_VAR if name == "registry_url" else f"LOCKGATE_SERVE_{name.upper()}"] = str(value)
     return env
 
 
@@ -108,16 +116,23 @@ def serve_command(settings: ServeSettings) -> list[str]:
     ]
 
 
-def _preflight(settings: ServeSettings) -> None:
-    """Fail fast, with one readable line, on what would only show up later in a worker log."""
+def _preflight(settings: ServeSettings, location: RegistryLocation) -> str:
+    """Fail fast, with one readable line, on what would only show up later in a worker log; say what
+    will be served."""
     if settings.canary is not None:
         from .predictor import OnnxPredictor
 
         OnnxPredictor.from_bundle(settings.canary, canary=True)
+        what = f"canary {settings.canary}"
     else:
         from cascade_registry import Registry
 
-        Registry.open(settings.registry_url).generation()
+        with Registry.open(location.url, create=False) as registry:
+            released = sorted(str(info.ref) for info in registry.released())
+        what = f"registry {location.describe()}; released: " + (
+            ", ".join(released)
+            or "none yet (/readyz stays not ready until 'lockgate registry release NAME:VERSION')"
+        )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -126,13 +141,14 @@ def _preflight(settings: ServeSettings) -> None:
             raise OSError(
                 f"cannot listen on {settings.host}:{settings.port}: {e.strerror}; pick another --port"
             ) from None
+    return what
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        settings = _settings(args)
-        _preflight(settings)
+        settings, location = _settings(args)
+        what = _preflight(settings, location)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
@@ -150,15 +166,14 @@ def main(argv: list[str] | None = None) -> int:
             f"lockgate serve: the registry is not available ({e}); use --canary BUNDLE_DIR", file=sys.stderr
         )
         return 2
-    except Exception as e:  # registry open failures (RegistryError, SQLAlchemy), port taken
+    except RegistryError as e:  # no registry there, unreachable, not a registry
+        print(f"lockgate serve: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # SQLAlchemy surprises, port taken
         print(f"lockgate serve: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
-    mode = (
-        f"canary {settings.canary}" if settings.canary else f"registry {settings.registry_url or 'default'}"
-    )
-    print(
-        f"lockgate serve: {mode} on http://{settings.host}:{settings.port} (Ctrl+C to stop)", file=sys.stderr
-    )
+    print(f"lockgate serve: {what}", file=sys.stderr)
+    print(f"lockgate serve: on http://{settings.host}:{settings.port} (Ctrl+C to stop)", file=sys.stderr)
     child = subprocess.Popen(serve_command(settings), env={**os.environ, **environment(settings)})
 
     def forward(signum: int, _frame: object) -> None:

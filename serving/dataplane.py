@@ -1,9 +1,11 @@
 """The data plane: one path from (caller, model, rows) to an answer, behind both /predict and /v2.
 
-Order of checks for every prediction: key present (401) -> model and version served (404) -> the
-registry's access decision for this key and model (401 unknown/revoked key, 403 undeclared) -> rows
-valid for the card (413/422) -> ONNX Runtime via the micro-batcher -> metrics. Domain errors are
-:class:`ServingError` subclasses; the transport (``app.py``) turns them into HTTP.
+Order of checks for every prediction: key present and known (401; 503 when the registry cannot be asked)
+-> the body is read (413/415) -> its structure is bounded and it is decoded (422) -> model and version
+served (404) -> the registry's access decision for this consumer and model (403 undeclared) -> rows
+valid for the card (413/422) -> ONNX Runtime via the micro-batcher -> metrics. Nothing about models is
+revealed to a caller without a valid key. Domain errors are :class:`ServingError` subclasses; the
+transport (``app.py``) turns them into HTTP.
 """
 
 from __future__ import annotations
@@ -11,22 +13,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from typing import Any
 
 import numpy as np
 
 from . import codecs
+from .access import Decision, OpenAccess, RegistryAccess
 from .batcher import MicroBatcher
-from .catalog import Catalog, Decision, ModelSlot, OpenAccess, RegistryAccess, build_catalog
+from .catalog import Catalog, ModelSlot, build_catalog
 from .errors import AuthError, ForbiddenError, NotFoundError, ServingError
 from .metrics import MODEL_INFO, PROBABILITIES, RequestMetrics
 from .predictor import OnnxPredictor
 from .settings import ServeSettings
 
-__all__ = ["DataPlane"]
+__all__ = ["DataPlane", "parse_version"]
 
 log = logging.getLogger("lockgate.serving")
+_VERSION = re.compile(r"[1-9][0-9]{0,8}")  # ASCII digits only: '²'.isdigit() is True
+
+
+def parse_version(version: str | None) -> int | None:
+    """A version from a path or query (``None`` or ``""`` = the released one); 404 unless 1..999999999."""
+    if version is None or version == "":
+        return None
+    if _VERSION.fullmatch(version) is None:
+        raise NotFoundError(
+            f"model version {version[:20]!r} is not a positive integer",
+            "use the integer version (1, 2, ...), or omit it for the released one",
+            code="unknown_version",
+        )
+    return int(version)
+
+
+def _int(text: str) -> int:
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
+
+
+def _missing_note(catalog: Catalog) -> str:
+    if not catalog.missing:
+        return ""
+    return "; not loaded: " + "; ".join(f"{k} ({why})" for k, why in sorted(catalog.missing.items()))
 
 
 class DataPlane:
@@ -36,7 +64,8 @@ class DataPlane:
         self.access = access
         self.canary = bool(source.canary)
         self.catalog = Catalog()
-        self.metrics = RequestMetrics()
+        self.metrics = RequestMetrics(consumer_names=settings.metrics_consumer_names)
+        self.max_containers = settings.max_batch_rows + 64
         self.loaded = False
         self._poller: asyncio.Task | None = None
 
@@ -60,15 +89,36 @@ class DataPlane:
         new = build_catalog(releases, old, self.settings, self.canary, self._make_batcher, generation)
         self.catalog = new  # the atomic swap: one reference
         self.access.invalidate()
-        self.loaded = True
-        for name, slot in old.models.items():
-            p = slot.predictor
-            if new.models.get(name) is not slot:
-                MODEL_INFO.remove(p.name, str(p.version), p.sha256, p.card.calibration.method)
-        for slot in new.models.values():
-            p = slot.predictor
-            MODEL_INFO.labels(p.name, str(p.version), p.sha256, p.card.calibration.method).set(1)
+        first, self.loaded = not self.loaded, True
+        MODEL_INFO.set_models(
+            [
+                (p.name, str(p.version), p.sha256, p.card.calibration.method)
+                for p in (slot.predictor for slot in new.models.values())
+            ]
+        )
+        served = self._served(new)
+        if first:
+            self._log_start(served, new)
+        elif served != self._served(old) or new.missing != old.missing:
+            log.info("now serving %s%s", ", ".join(served) or "nothing", _missing_note(new))
         return True
+
+    @staticmethod
+    def _served(catalog: Catalog) -> list[str]:
+        return sorted(f"{s.predictor.name}:{s.predictor.version}" for s in catalog.models.values())
+
+    def _log_start(self, served: list[str], catalog: Catalog) -> None:
+        where = "canary bundle" if self.canary else f"registry {getattr(self.source, 'url', '')}".rstrip()
+        if served:
+            log.info("serving %s from the %s%s", ", ".join(served), where, _missing_note(catalog))
+        else:
+            log.warning(
+                "serving nothing: the %s has no released model%s; release one with "
+                "'lockgate registry release NAME:VERSION' (the gateway picks it up within %gs)",
+                where,
+                _missing_note(catalog),
+                self.settings.poll_interval,
+            )
 
     async def start(self) -> None:
         await asyncio.to_thread(self.reload)
@@ -87,12 +137,14 @@ class DataPlane:
         while True:
             await asyncio.sleep(self.settings.poll_interval)
             try:
-                if await asyncio.to_thread(self.reload):
-                    log.info("registry changed: now serving %s", sorted(self.catalog.models))
+                await asyncio.to_thread(self.reload)
             except Exception as e:  # keep serving the last good catalog; try again next tick
+                self.access.poll_failed()
                 log.warning(
                     "registry poll failed (%s: %s); still serving the previous set", type(e).__name__, e
                 )
+            else:
+                self.access.poll_succeeded()
 
     # ------------------------------------------------------------------------------------ checks
     def _slot(self, model: str, version: int | None) -> ModelSlot:
@@ -118,17 +170,35 @@ class DataPlane:
             )
         return slot
 
-    async def _authorize(self, api_key: str | None, model: str, version: int) -> Decision:
-        if api_key is None and not self.canary:
-            self.metrics.refusal(model, "missing_key")
+    async def identify(self, api_key: str | None) -> Decision:
+        """Who is calling: 401 without a known, unrevoked key (before the body is read)."""
+        if self.canary:
+            return self.access.identify(api_key)
+        if api_key is None:
+            self.metrics.refusal("-", "missing_key")
             raise AuthError(
                 "no API key: send the header 'Authorization: Bearer <key>'",
                 "ask the model's owner for a key ('lockgate registry key issue <consumer>')",
                 code="missing_key",
             )
-        decision = self.access.check(api_key, model, version)
+        decision = self.access.identify_cached(api_key)
         if decision is None:
-            decision = await asyncio.to_thread(self.access.lookup, api_key, model, version)
+            decision = await asyncio.to_thread(self.access.identify, api_key)
+        if decision.allowed:
+            return decision
+        self.metrics.refusal("-", decision.reason)
+        raise AuthError(
+            decision.message or f"API key refused ({decision.reason})",
+            "ask the model's owner for a valid key ('lockgate registry key issue <consumer>')",
+            code=decision.reason,
+        )
+
+    async def _authorize(self, who: Decision, model: str, version: int) -> Decision:
+        """May this (identified) consumer call this model version: 403 when it did not declare it."""
+        consumer = who.consumer or "-"
+        decision = self.access.check(consumer, model, version)
+        if decision is None:
+            decision = await asyncio.to_thread(self.access.lookup, consumer, model, version)
         if decision.allowed:
             return decision
         self.metrics.refusal(model, decision.reason)
@@ -155,18 +225,21 @@ class DataPlane:
         self.metrics.request(p.name, str(p.version), consumer or "-", outcome, seconds)
 
     # ------------------------------------------------------------------------------------ predict
-    async def predict(self, api_key: str | None, body: bytes) -> bytes:
+    async def predict(self, who: Decision, body: bytes) -> bytes:
+        """``who`` is :meth:`identify`'s answer for the caller's key."""
         started = time.perf_counter()
         slot: ModelSlot | None = None
-        consumer: str | None = None
+        consumer: str | None = who.consumer
         try:
+            codecs.check_structure(body, self.max_containers, self.settings.max_json_depth)
             request = codecs.decode_predict(body)
             slot = self._slot(request.model, request.version)
-            consumer = (await self._authorize(api_key, request.model, slot.predictor.version)).consumer
+            await self._authorize(who, request.model, slot.predictor.version)
             x = slot.validator.to_matrix(request.inputs)
             labels, probabilities = await slot.batcher.predict(x)
+            p = slot.predictor
             answer = codecs.encode_predictions(
-                slot.predictor.answer_prefix,
+                p.explained_prefix if request.explain else p.answer_prefix,
                 slot.predictor.classes,
                 labels,
                 probabilities,
@@ -179,37 +252,29 @@ class DataPlane:
         return answer
 
     async def infer_v2(
-        self, api_key: str | None, model: str, version: str | None, body: bytes, header_length: str | None
+        self, who: Decision, model: str, version: str | None, body: bytes, header_length: str | None
     ) -> bytes:
         started = time.perf_counter()
         slot: ModelSlot | None = None
-        consumer: str | None = None
+        consumer: str | None = who.consumer
         try:
-            slot = self._slot(model, self._v2_version(version))
-            consumer = (await self._authorize(api_key, model, slot.predictor.version)).consumer
+            slot = self._slot(model, parse_version(version))
+            await self._authorize(who, model, slot.predictor.version)
+            json_part = body if header_length is None else body[: max(0, min(len(body), _int(header_length)))]
+            codecs.check_structure(json_part, self.max_containers, self.settings.max_json_depth)
             request = codecs.decode_v2(body, header_length, slot.predictor.n_features)
             slot.validator.check_count(request.matrix.shape[0])
             x = slot.validator.check_values(request.matrix, "inputs[0].data")
             labels, probabilities = await slot.batcher.predict(x)
             p = slot.predictor
-            answer = codecs.encode_v2(p.name, p.version, request.id, labels, probabilities, p.metadata)
+            answer = codecs.encode_v2(
+                p.name, p.version, request.id, labels, probabilities, p.metadata, p.classes
+            )
         except ServingError as e:
             self._count(slot, consumer, e.outcome, None)
             raise
         self._count(slot, consumer, "ok", started)
         return answer
-
-    @staticmethod
-    def _v2_version(version: str | None) -> int | None:
-        if version is None or version == "":
-            return None
-        if not version.isdigit():
-            raise NotFoundError(
-                f"model version {version!r} is not a positive integer",
-                "use the integer version, or omit it",
-                code="unknown_version",
-            )
-        return int(version)
 
     def count_edge_error(self, error: ServingError) -> None:
         """Errors found before the data plane (content type, body size) still count."""
@@ -217,15 +282,25 @@ class DataPlane:
 
     # ------------------------------------------------------------------------------------ reads
     def models(self) -> dict[str, Any]:
+        """Served models with their compact identity (no card; that needs a key: :meth:`describe`)."""
         return {
             "models": [slot.predictor.metadata for slot in self.catalog.models.values()],
             "missing": self.catalog.missing,
             "canary": self.canary,
         }
 
-    async def describe(self, model: str, version: int | None = None) -> dict[str, Any]:
-        """The served version's card, plus every version the source knows with its status."""
-        answer = self._slot(model, version).predictor.describe()
+    async def _may_read(self, api_key: str | None, model: str, version: int | None) -> ModelSlot:
+        """The slot of a detail read: a declared consumer's key first, unless details are public."""
+        if self.settings.public_details or self.canary:
+            return self._slot(model, version)
+        who = await self.identify(api_key)
+        slot = self._slot(model, version)
+        await self._authorize(who, model, slot.predictor.version)
+        return slot
+
+    async def describe(self, api_key: str | None, model: str, version: str | None = None) -> dict[str, Any]:
+        """The served version's consumer card, plus every version the source knows with its status."""
+        answer = (await self._may_read(api_key, model, parse_version(version))).predictor.describe()
         answer["versions"] = await asyncio.to_thread(self.source.versions, model)
         return answer
 
@@ -239,8 +314,14 @@ class DataPlane:
             "generation": catalog.generation,
         }
 
-    def v2_metadata(self, model: str, version: str | None = None) -> dict[str, Any]:
-        p = self._slot(model, self._v2_version(version)).predictor
+    def v2_ready(self, model: str, version: str | None = None) -> None:
+        """Open Inference Protocol model readiness (no key: it says only whether the name is served)."""
+        self._slot(model, parse_version(version))
+
+    async def v2_metadata(
+        self, api_key: str | None, model: str, version: str | None = None
+    ) -> dict[str, Any]:
+        p = (await self._may_read(api_key, model, parse_version(version))).predictor
         return {
             "name": p.name,
             "versions": [str(p.version)],

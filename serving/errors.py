@@ -7,10 +7,13 @@
     ├── AuthError                     the caller could not be identified            -> 401
     ├── ForbiddenError                an identified consumer not declared for a model -> 403
     ├── NotFoundError                 unknown model, version or route               -> 404
+    ├── HeaderTimeoutError            request headers slower than the header timeout -> 408
     ├── PayloadTooLargeError          body or batch above the configured limits     -> 413
     ├── UnsupportedMediaTypeError     anything but application/json                 -> 415
     ├── InvalidInputError             the payload does not match the model's inputs -> 422
+    ├── TooManyConnectionsError       one client address holds too many connections  -> 429
     ├── NotReadyError                 no model loaded yet / model unavailable       -> 503
+    │   └── RegistryUnavailableError  the registry cannot be asked and nothing is cached -> 503 + Retry-After
     └── ModelOutputError              the model produced non-finite output          -> 500
 
 Domain code raises these with structured arguments; :func:`http_status` and :func:`error_body` turn
@@ -26,15 +29,20 @@ __all__ = [
     "AuthError",
     "BundleRejectedError",
     "ForbiddenError",
+    "HeaderTimeoutError",
     "InvalidInputError",
     "ModelOutputError",
     "NotFoundError",
     "NotReadyError",
     "PayloadTooLargeError",
+    "RegistryUnavailableError",
     "ServingError",
+    "TooManyConnectionsError",
     "UnsupportedMediaTypeError",
     "error_body",
+    "error_headers",
     "http_status",
+    "raw_http_answer",
     "v2_error_body",
 ]
 
@@ -73,6 +81,16 @@ class NotFoundError(ServingError):
     outcome = "not_found"
 
 
+class HeaderTimeoutError(ServingError):
+    code = "header_timeout"
+    outcome = "error"
+
+
+class TooManyConnectionsError(ServingError):
+    code = "too_many_connections"
+    outcome = "error"
+
+
 class PayloadTooLargeError(ServingError):
     code = "payload_too_large"
     outcome = "too_large"
@@ -93,6 +111,16 @@ class NotReadyError(ServingError):
     outcome = "not_ready"
 
 
+class RegistryUnavailableError(NotReadyError):
+    """The access decision needs the registry, which does not answer; ``retry_after`` in seconds."""
+
+    code = "registry_unavailable"
+
+    def __init__(self, message: str, fix: str = "", retry_after: int = 2) -> None:
+        super().__init__(message, fix)
+        self.retry_after = retry_after
+
+
 class ModelOutputError(ServingError):
     code = "model_output_invalid"
     outcome = "error"
@@ -102,7 +130,9 @@ _STATUS: dict[type[ServingError], int] = {
     AuthError: 401,
     ForbiddenError: 403,
     NotFoundError: 404,
+    HeaderTimeoutError: 408,
     PayloadTooLargeError: 413,
+    TooManyConnectionsError: 429,
     UnsupportedMediaTypeError: 415,
     InvalidInputError: 422,
     NotReadyError: 503,
@@ -119,12 +149,37 @@ def http_status(error: ServingError) -> int:
     return 500
 
 
+def error_headers(error: ServingError) -> list[tuple[bytes, bytes]]:
+    """Extra response headers an error carries (``Retry-After`` on 503s, ``WWW-Authenticate`` on 401s)."""
+    retry = getattr(error, "retry_after", None)
+    if retry is not None:
+        return [(b"retry-after", str(int(retry)).encode())]
+    if isinstance(error, AuthError):
+        return [(b"www-authenticate", b"Bearer")]
+    return []
+
+
 def error_body(error: ServingError, extra: dict[str, Any] | None = None) -> bytes:
     """``{"error": {"code", "message", "fix"}}`` as JSON bytes (never bare NaN)."""
     body: dict[str, Any] = {"error": {"code": error.code, "message": error.message, "fix": error.fix}}
     if extra:
         body.update(extra)
     return json.dumps(body, allow_nan=False, default=str).encode()
+
+
+_REASONS = {408: "Request Timeout", 429: "Too Many Requests"}
+
+
+def raw_http_answer(error: ServingError) -> bytes:
+    """A whole HTTP/1.1 answer (status line, headers, JSON body, ``Connection: close``), for the guards
+    below the ASGI app (``connections.py``)."""
+    status = http_status(error)
+    body = error_body(error)
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
 
 
 def v2_error_body(error: ServingError) -> bytes:

@@ -1,24 +1,29 @@
 """Module-level Prometheus metrics of the gateway (prometheus_client), with bounded label sets.
 
 Label values are never taken from the request: ``model``/``version`` are loaded models (or
-``"unknown"``), ``consumer`` is a consumer the registry declared (or ``"-"``), ``outcome`` and
-``reason`` come from fixed sets. The predicted-probability histogram is kept in numpy arrays (one
-vectorised update per batch instead of one ``observe`` per row and class) and exported by a collector.
+``"unknown"``), ``consumer`` is a consumer the registry declared (or ``"-"``), shown as a short digest
+of its name unless ``metrics_consumer_names`` is set (``/metrics`` needs no key, so it must not list
+who calls what), ``outcome`` and ``reason`` come from fixed sets. ``_created`` series are switched off
+(they doubled every counter and histogram without telling anyone anything). The predicted-probability
+histogram is kept in numpy arrays (one vectorised update per batch instead of one ``observe`` per row
+and class) and exported by a collector.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator
 
 import numpy as np
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = [
     "BATCH_ROWS",
+    "BUNDLE_REFUSALS",
     "MODEL_INFO",
     "OUTCOMES",
     "PROBABILITIES",
@@ -40,6 +45,8 @@ OUTCOMES = (
     "not_ready",
     "error",
 )
+
+disable_created_metrics()
 
 REQUESTS = Counter(
     "lockgate_requests",
@@ -63,10 +70,10 @@ REFUSALS = Counter(
     "Requests refused by the access check, by model and reason",
     ["model", "reason"],
 )
-MODEL_INFO = Gauge(
-    "lockgate_model_info",
-    "Models being served (1) with their identity",
-    ["model", "version", "sha256", "calibration"],
+BUNDLE_REFUSALS = Counter(
+    "lockgate_bundle_refusals",
+    "Released bundles the gateway refused to load, by model and reason",
+    ["model", "reason"],
 )
 PROBABILITY_BUCKETS = np.array([0.05 * i for i in range(1, 20)] + [1.0])
 _BUCKETS = PROBABILITY_BUCKETS.tolist()
@@ -133,10 +140,44 @@ PROBABILITIES = _ProbabilityCollector()
 REGISTRY.register(PROBABILITIES)
 
 
+class _ModelInfoCollector(Collector):
+    """``lockgate_model_info{model, version, sha256, calibration} 1`` for each model being served.
+
+    The served set is replaced as a whole on each catalog swap (no per-series removal: in BentoML's
+    multi-process mode prometheus_client warns on every ``remove``)."""
+
+    def __init__(self) -> None:
+        self._models: tuple[tuple[str, str, str, str], ...] = ()
+
+    def set_models(self, models: list[tuple[str, str, str, str]]) -> None:
+        self._models = tuple(models)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "lockgate_model_info",
+            "Models being served (1) with their identity",
+            labels=["model", "version", "sha256", "calibration"],
+        )
+        for labels in self._models:
+            family.add_metric(list(labels), 1.0)
+        yield family
+
+
+MODEL_INFO = _ModelInfoCollector()
+REGISTRY.register(MODEL_INFO)
+
+
+def consumer_digest(consumer: str) -> str:
+    """The ``consumer`` label when names are hidden: ``c-`` and 10 hex digits of the name's sha256
+    (``lockgate registry`` users can compute it; a scraper without a key cannot read the names)."""
+    return "c-" + hashlib.sha256(consumer.encode()).hexdigest()[:10]
+
+
 class RequestMetrics:
     """Cached label children so the hot path does a dict lookup, not ``labels()``, per request."""
 
-    def __init__(self) -> None:
+    def __init__(self, consumer_names: bool = False) -> None:
+        self.consumer_names = consumer_names
         self._requests: dict[tuple[str, str, str, str], object] = {}
         self._latency: dict[tuple[str, str], object] = {}
         self._batch: dict[str, object] = {}
@@ -145,7 +186,10 @@ class RequestMetrics:
         key = (model, version, consumer, outcome)
         child = self._requests.get(key)
         if child is None:
-            child = self._requests[key] = REQUESTS.labels(*key)
+            label = (
+                consumer if self.consumer_names or consumer in ("-", "canary") else consumer_digest(consumer)
+            )
+            child = self._requests[key] = REQUESTS.labels(model, version, label, outcome)
         child.inc()  # type: ignore[attr-defined]
         if seconds is not None:
             lkey = (model, version)

@@ -1,50 +1,72 @@
-"""The gateway's OpenAPI document, built once at import from pydantic models (never per request)."""
+"""The gateway's OpenAPI document and its browser page, built once at import (never per request).
+
+The answer's meaning is versioned: every ``/predict`` answer starts with ``"schema"`` (``ANSWER_SCHEMA``),
+and ``PredictAnswer`` below is what that version means. The page at ``/`` is plain HTML rendered from
+this document: no script, no third-party asset.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import html
+import json
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["OPENAPI"]
+from .predictor import ANSWER_SCHEMA
+
+__all__ = ["OPENAPI", "OPENAPI_JSON", "api_page"]
 
 
 class PredictBody(BaseModel):
     model: str = Field(description="model name (GET /models lists them)")
     version: int | None = Field(None, ge=1, description="omit for the released version")
     inputs: list[list[float] | dict[str, float]] = Field(
-        description="rows: numbers in the card's feature order, or objects keyed by feature name"
+        description="rows: each a list of numbers in the card's feature order, or an object keyed by "
+        "feature name; one row is still a list of rows: [[1.0, 2.0]]"
+    )
+    explain: bool = Field(
+        False, description="true adds 'consume': prose on how to read the probabilities (off by default)"
     )
 
 
-class Calibration(BaseModel):
-    method: str
-    ece: float
+class UpstreamPin(BaseModel):
+    name: str
+    version: int = Field(description="the upstream version this model was trained against")
 
 
 class ModelBlock(BaseModel):
+    """Who answered: enough to pin, audit and fetch the card; the rest is at ``card_url``."""
+
     name: str
     version: int
-    sha256: str = Field(description="sha256 of model.onnx")
-    released_at: str | None
-    calibration: Calibration
-    classes: list[str]
-    recommended_threshold: float | None
-    upstream: list[dict[str, Any]]
-    card_url: str
+    sha256: str = Field(description="sha256 of model.onnx, bound to its signed gate verdict")
+    calibration: Literal["none", "sigmoid", "isotonic", "temperature"] = Field(
+        description="how the probabilities were calibrated"
+    )
+    threshold: float | None = Field(
+        description="binary models: answer the positive class when its probability is at least this"
+    )
+    upstream: list[UpstreamPin] = Field(description="models whose outputs this one consumes, pinned")
+    card_url: str = Field(description="GET it with your key for classes, features, metrics, calibration")
 
 
 class Prediction(BaseModel):
-    label: str
-    probabilities: dict[str, float]
-    warnings: list[str]
+    label: str = Field(description="the most probable class")
+    probabilities: dict[str, float] = Field(
+        description="class -> calibrated probability (6 decimals; they sum to 1)"
+    )
+    warnings: list[str] = Field(description="e.g. a value far outside the training range")
 
 
 class PredictAnswer(BaseModel):
+    schema_: Literal["lockgate.predict/2"] = Field(
+        alias="schema", description="the version of this answer's meaning"
+    )
     model: ModelBlock
-    consume: str
+    consume: str | None = Field(None, description='only with "explain": true in the request')
     canary: bool | None = Field(None, description="present (true) only in canary mode")
-    predictions: list[Prediction]
+    predictions: list[Prediction] = Field(description="one per input row, in order")
 
 
 class ErrorDetail(BaseModel):
@@ -60,7 +82,7 @@ class ErrorAnswer(BaseModel):
 def _document() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (PredictBody, PredictAnswer, ErrorAnswer):
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
 
@@ -70,15 +92,19 @@ def _document() -> dict[str, Any]:
     errors = {
         str(code): {"description": text, **ref("ErrorAnswer")}
         for code, text in [
-            (401, "no, unknown or revoked API key"),
+            (401, "no, unknown or revoked API key, or not sent as 'Bearer <key>'"),
             (403, "consumer not declared for the model"),
             (404, "unknown model or version"),
             (413, "body or batch too large"),
             (415, "not application/json"),
             (422, "invalid input"),
+            (503, "the registry cannot be reached to check the key (see Retry-After)"),
         ]
     }
     simple = {"200": {"description": "JSON"}}
+    keyed = {**simple, "401": errors["401"], "403": errors["403"], "404": errors["404"]}
+    name = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    version = [{"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}}]
     return {
         "openapi": "3.0.3",
         "info": {
@@ -105,35 +131,57 @@ def _document() -> dict[str, Any]:
                     },
                 }
             },
-            "/models": {"get": {"summary": "served models and their identity", "responses": simple}},
+            "/models": {"get": {"summary": "served models and their identity (no key)", "responses": simple}},
             "/models/{name}": {
                 "get": {
-                    "summary": "one model's card",
-                    "responses": simple,
+                    "summary": "one model's consumer card: classes, features, metrics, calibration, how to "
+                    "read the answer (a declared consumer's key)",
+                    "security": [{"bearer": []}],
+                    "responses": keyed,
                     "parameters": [
-                        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                        *name,
+                        {"name": "version", "in": "query", "required": False, "schema": {"type": "integer"}},
                     ],
                 }
             },
             "/healthz": {"get": {"summary": "process is up", "responses": simple}},
             "/readyz": {
                 "get": {
-                    "summary": "every released model is loaded (names the missing ones)",
+                    "summary": "every released model is loaded (names the missing ones and why)",
                     "responses": {**simple, "503": {"description": "not ready"}},
                 }
             },
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": simple}},
+            "/v2": {"get": {"summary": "Open Inference Protocol server metadata", "responses": simple}},
+            "/v2/health/live": {"get": {"summary": "Open Inference Protocol liveness", "responses": simple}},
             "/v2/health/ready": {
                 "get": {"summary": "Open Inference Protocol readiness", "responses": simple}
             },
             "/v2/models/{name}": {
-                "get": {"summary": "Open Inference Protocol model metadata", "responses": simple}
+                "get": {
+                    "summary": "Open Inference Protocol model metadata (a declared consumer's key)",
+                    "security": [{"bearer": []}],
+                    "parameters": name,
+                    "responses": keyed,
+                }
+            },
+            "/v2/models/{name}/ready": {
+                "get": {"summary": "is this model served", "parameters": name, "responses": simple}
             },
             "/v2/models/{name}/infer": {
                 "post": {
-                    "summary": "Open Inference Protocol inference",
+                    "summary": "Open Inference Protocol inference (JSON or the binary tensor extension)",
                     "security": [{"bearer": []}],
-                    "responses": simple,
+                    "parameters": name,
+                    "responses": {**simple, **errors},
+                }
+            },
+            "/v2/models/{name}/versions/{version}/infer": {
+                "post": {
+                    "summary": "Open Inference Protocol inference with one version",
+                    "security": [{"bearer": []}],
+                    "parameters": [*name, *version],
+                    "responses": {**simple, **errors},
                 }
             },
         },
@@ -141,3 +189,48 @@ def _document() -> dict[str, Any]:
 
 
 OPENAPI = _document()
+OPENAPI_JSON = json.dumps(OPENAPI).encode()
+
+_EXAMPLE = """curl -s http://HOST:PORT/predict \\
+  -H 'Authorization: Bearer lg_...' -H 'Content-Type: application/json' \\
+  -d '{"model": "demo", "inputs": [[1.0, 2.0, ...]]}'"""
+
+
+def _render() -> str:
+    rows = []
+    for path, ops in OPENAPI["paths"].items():
+        for method, op in ops.items():
+            key = "key" if op.get("security") else ""
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{key}</td><td>{html.escape(op.get('summary', ''))}</td></tr>"
+            )
+    schemas = "".join(
+        f"<h3 id='{html.escape(n)}'>{html.escape(n)}</h3><pre>{html.escape(json.dumps(sc, indent=2))}</pre>"
+        for n, sc in OPENAPI["components"]["schemas"].items()
+    )
+    info = OPENAPI["info"]
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(info['title'])}</title><style>"
+        "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
+        "td,th{padding:.2rem .6rem;text-align:left;vertical-align:top}pre{background:#f4f4f4;padding:.6rem;"
+        "overflow:auto}</style></head><body>"
+        f"<h1>{html.escape(info['title'])} <small>{html.escape(info['version'])}</small></h1>"
+        f"<p>{html.escape(info['description'])} The machine-readable document is "
+        "<a href='/openapi.json'>/openapi.json</a>; answers follow the schema "
+        f"<code>{html.escape(ANSWER_SCHEMA)}</code> (<a href='#PredictAnswer'>PredictAnswer</a>).</p>"
+        f"<h2>Try it</h2><pre>{html.escape(_EXAMPLE)}</pre>"
+        "<h2>Routes</h2><table><tr><th>method</th><th>path</th><th>auth</th><th>what</th></tr>"
+        + "".join(rows)
+        + "</table><p>'key': send <code>Authorization: Bearer &lt;key&gt;</code> of a consumer declared "
+        "for the model.</p><h2>Schemas</h2>" + schemas + "</body></html>"
+    )
+
+
+_PAGE = _render()
+
+
+def api_page() -> str:
+    """The browser page at ``/``: lockgate's routes and schemas as plain HTML (no script)."""
+    return _PAGE

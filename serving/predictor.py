@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,26 +18,78 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from cascade_registry.artifacts import InvalidBundleError, ModelBundle, ModelCard
+from cascade_registry.artifacts import CARD_FILE, GATE_FILE, InvalidBundleError, ModelBundle, ModelCard
 
 from .errors import BundleRejectedError, ModelOutputError
 
-__all__ = ["OnnxPredictor"]
+__all__ = ["ANSWER_SCHEMA", "OnnxPredictor"]
+
+#: the version of the /predict answer's meaning (described in /openapi.json as ``PredictAnswer``)
+ANSWER_SCHEMA = "lockgate.predict/2"
+#: card sections a consumer needs; the rest (hyperparameters, search, host, runtime, cost, file
+#: sources) stays in the registry for the model's owner
+_CONSUMER_CARD = {
+    "schema_version": True,
+    "ref": True,
+    "task": True,
+    "family": True,
+    "classes": True,
+    "features": True,
+    "input_policy": True,
+    "calibration": True,
+    "metrics": True,
+    "recommended_threshold": True,
+    "upstream": True,
+    "how_to_consume": True,
+    "created_at": True,
+    "dataset": {"name", "description", "rows", "n_features", "target", "segment", "sha256"},
+    "export": {"onnx_sha256", "opset", "parity_max_abs_diff", "precision"},
+}
 
 log = logging.getLogger("lockgate.serving")
+
+
+#: the largest card.json / gate.json read (a real one is tens of kB); anything else is refused unread
+MAX_JSON_FILE_BYTES = 32 * 1024 * 1024
+
+
+def check_bundle_files(path: Path) -> None:
+    """Refuse, without reading them, a card or gate report that is not a regular file of sane size (a link
+    to ``/dev/zero`` would otherwise be read until memory runs out)."""
+    for name in (CARD_FILE, GATE_FILE):
+        try:
+            info = os.stat(path / name)  # follows links: what a read would open
+        except FileNotFoundError:
+            continue  # reported by ModelBundle.load / _require_gate
+        except OSError as e:
+            raise BundleRejectedError(
+                f"{name} cannot be read: {e.strerror}", "fix the bundle's files", code="bundle_unreadable"
+            ) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleRejectedError(
+                f"{name} is not a regular file",
+                "replace it with the file 'lockgate train' or 'check' wrote",
+                code="bundle_not_a_file",
+            )
+        if info.st_size > MAX_JSON_FILE_BYTES:
+            raise BundleRejectedError(
+                f"{name} is {info.st_size} bytes; the limit is {MAX_JSON_FILE_BYTES}",
+                "replace it with the file 'lockgate train' or 'check' wrote",
+                code="bundle_too_large",
+            )
 
 
 def _require_gate(path: Path, bundle: ModelBundle) -> None:
     report = bundle.gate_report()
     if report is None:
         raise BundleRejectedError(
-            f"{path}: no readable gate.json", f"run 'lockgate check {path}' and serve it once it passes"
+            "no readable gate.json", "run 'lockgate check BUNDLE' and serve it once it passes"
         )
     if not report.binds(bundle.onnx_sha256):
         why = "did not pass" if not report.passed else "was made for a different model.onnx"
         raise BundleRejectedError(
-            f"{path}: the gate report {why} (sha256 on disk {bundle.onnx_sha256[:12]}…)",
-            f"re-run 'lockgate check {path}'",
+            f"the gate report {why} (sha256 on disk {bundle.onnx_sha256[:12]}…)",
+            "re-run 'lockgate check BUNDLE'",
         )
 
 
@@ -63,14 +117,17 @@ class OnnxPredictor:
         self._input_name = session.get_inputs()[0].name
         self.ready = True
         self.metadata = self._metadata()
-        #: the answer's constant part, serialised once: '"model":{...},"consume":"..."'
-        self.answer_prefix: str = (
-            '{"model":'
+        #: the answer's constant part, serialised once: '{"schema":..,"model":{...}'; the prose note
+        #: ("consume") only when a request asks for it with "explain": true
+        head = (
+            '{"schema":'
+            + json.dumps(ANSWER_SCHEMA)
+            + ',"model":'
             + json.dumps(self.metadata, allow_nan=False)
-            + ',"consume":'
-            + json.dumps(self.consume_note())
-            + (',"canary":true' if canary else "")
         )
+        tail = ',"canary":true' if canary else ""
+        self.answer_prefix: str = head + tail
+        self.explained_prefix: str = head + ',"consume":' + json.dumps(self.consume_note()) + tail
 
     # ------------------------------------------------------------------------------------ loading
     @classmethod
@@ -90,14 +147,21 @@ class OnnxPredictor:
         Raises :class:`BundleRejectedError` saying why the bundle may not be served.
         """
         path = Path(path)
+        check_bundle_files(path)
         try:
             bundle = ModelBundle.load(path)
+            if not canary:
+                _require_gate(path, bundle)
         except InvalidBundleError as e:
             raise BundleRejectedError(
                 e.problem, e.fix or "rebuild the bundle with 'lockgate train'"
             ) from None
-        if not canary:
-            _require_gate(path, bundle)
+        except RecursionError:
+            raise BundleRejectedError(
+                "card.json or gate.json is nested too deeply to read",
+                "replace it with the file 'lockgate train' or 'check' wrote",
+                code="bundle_too_deep",
+            ) from None
         if card is not None:  # the card the registry stored at register time is the one served
             bundle = ModelBundle(bundle.path, card, bundle.onnx_sha256)
         options = ort.SessionOptions()
@@ -110,11 +174,14 @@ class OnnxPredictor:
                 str(bundle.model_path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise BundleRejectedError(f"{path}: ONNX Runtime cannot load model.onnx: {e}") from None
+            log.warning("ONNX Runtime cannot load %s: %s", bundle.model_path, e)
+            raise BundleRejectedError(
+                f"ONNX Runtime cannot load model.onnx ({type(e).__name__})", "re-export the bundle"
+            ) from None
         outputs = [o.name for o in session.get_outputs()]
         if "label" not in outputs or "probabilities" not in outputs:
             raise BundleRejectedError(
-                f"{path}: model.onnx outputs {outputs}, expected 'label' and 'probabilities'",
+                f"model.onnx outputs {outputs}, expected 'label' and 'probabilities'",
                 "re-export the bundle with 'lockgate train'",
             )
         return cls(bundle, session, released_at=released_at, canary=canary)
@@ -135,16 +202,15 @@ class OnnxPredictor:
 
     # ------------------------------------------------------------------------------------ metadata
     def _metadata(self) -> dict[str, Any]:
+        """The compact model block of every answer (the card's other facts: ``GET /models/{name}``)."""
         card = self.card
         return {
             "name": self.name,
             "version": self.version,
             "sha256": self.sha256,
-            "released_at": self.released_at.isoformat() if self.released_at else None,
-            "calibration": {"method": card.calibration.method, "ece": card.calibration.after.ece},
-            "classes": self.classes,
-            "recommended_threshold": card.recommended_threshold,
-            "upstream": [u.model_dump() for u in card.upstream],
+            "calibration": card.calibration.method,
+            "threshold": card.recommended_threshold,
+            "upstream": [{"name": u.name, "version": u.version} for u in card.upstream],
             "card_url": f"/models/{self.name}?version={self.version}",
         }
 
@@ -164,10 +230,13 @@ class OnnxPredictor:
         return note + " " + card.how_to_consume
 
     def describe(self) -> dict[str, Any]:
-        """The card plus serving facts, for ``GET /models/{name}``."""
+        """What a consumer needs to read the answers, for ``GET /models/{name}`` (no file paths, no
+        hyperparameters, no host or library details)."""
         return {
             "model": self.metadata,
+            "released_at": self.released_at.isoformat() if self.released_at else None,
+            "classes": self.classes,
             "consume": self.consume_note(),
-            "card": json.loads(self.card.model_dump_json()),
+            "card": json.loads(self.card.model_dump_json(include=_CONSUMER_CARD)),
             "inputs": {"features": self.feature_names, "policy": self.card.input_policy.model_dump()},
         }

@@ -8,8 +8,10 @@ What is switched off, and why (profiled in ``benchmarks/serving.py``): BentoML's
 HTTP metrics middleware (we export our own, bounded, metrics), OpenTelemetry spans on our paths
 (``tracing.excluded_urls``), and BentoML's router in front of our paths: a small dispatch middleware
 sends ``/predict``, ``/v2/...``, ``/models``, ``/healthz``, ``/readyz``, ``/metrics`` straight to our
-app (BentoML's own ``/readyz`` and ``/metrics`` would otherwise shadow ours). Everything stays behind
-BentoML's timeout middleware.
+app (BentoML's own ``/readyz`` and ``/metrics`` would otherwise shadow ours), and ``/``, ``/docs``,
+``/docs.json`` too, so the browser page is lockgate's own API (BentoML's Swagger UI loads a
+third-party script and lists only its system routes). Everything stays behind BentoML's timeout
+middleware. Below the ASGI app, uvicorn runs :class:`~serving.connections.GuardedHttpProtocol`.
 """
 
 from __future__ import annotations
@@ -17,14 +19,20 @@ from __future__ import annotations
 import logging
 
 import bentoml
+from uvicorn.config import HTTP_PROTOCOLS
 
 from .app import OWN_PREFIXES, build_app
+from .connections import GuardedHttpProtocol
 from .settings import ServeSettings
 
 __all__ = ["Gateway", "gateway_app"]
 
 logging.getLogger("lockgate.serving").setLevel(logging.INFO)  # loads, swaps and refusals are logged
 SETTINGS = ServeSettings()
+# BentoML builds uvicorn's Config itself (http="auto"); the header timeout and the per-client connection
+# cap live in the protocol, so "auto" names ours (a subclass of uvicorn's httptools protocol).
+GuardedHttpProtocol.configure(SETTINGS.header_timeout, SETTINGS.max_connections_per_client)
+HTTP_PROTOCOLS["auto"] = "serving.connections:GuardedHttpProtocol"
 gateway_app = build_app(lambda: SETTINGS)
 predict_asgi = gateway_app.state.predict_asgi
 
@@ -40,7 +48,7 @@ class _Dispatch:
             path = scope["path"]
             if path == "/predict" and scope["method"] == "POST":
                 return await predict_asgi(scope, receive, send)  # the hot path: no router at all
-            if path.startswith(OWN_PREFIXES):
+            if path.startswith(OWN_PREFIXES) or path == "/":
                 return await gateway_app(scope, receive, send)
         await self.app(scope, receive, send)
 

@@ -17,10 +17,12 @@ __all__ = ["ServeSettings"]
 class ServeSettings(BaseSettings):
     """Every knob of the gateway. ``LOCKGATE_SERVE_PORT=3100`` sets ``port``, and so on."""
 
-    model_config = SettingsConfigDict(env_prefix="LOCKGATE_SERVE_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="LOCKGATE_SERVE_", extra="forbid", populate_by_name=True)
 
     registry_url: str | None = Field(
-        None, description="registry database URL; None -> the default SQLite file .lockgate/registry.db"
+        None,
+        validation_alias="LOCKGATE_REGISTRY_URL",  # the one variable every subcommand reads
+        description="registry database URL; None -> the default SQLite file .lockgate/registry.db",
     )
     canary: Path | None = Field(
         None, description="serve this one bundle from disk, without the registry and without auth"
@@ -35,6 +37,32 @@ class ServeSettings(BaseSettings):
     batching: bool = Field(True, description="merge concurrent requests into one ONNX Runtime call")
     max_ort_batch: int = Field(512, ge=1, description="most rows merged into one ONNX Runtime call")
     access_cache_size: int = Field(10_000, ge=1, description="cached (key, model) access decisions")
+    access_cache_seconds: float = Field(
+        5.0, gt=0, le=300, description="a cached access decision is asked again after this many seconds"
+    )
+    fail_closed_after_polls: int = Field(
+        3,
+        ge=1,
+        description="after this many failed registry polls in a row, cached access decisions are dropped "
+        "and every caller waits for the registry (503 with Retry-After)",
+    )
+    max_json_depth: int = Field(
+        16, ge=4, le=256, description="deepest nesting of arrays and objects a request body may have"
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds a client may take to send a request's headers (408)"
+    )
+    max_connections_per_client: int = Field(
+        256, ge=1, description="open connections one client address may hold (429 above)"
+    )
+    public_details: bool = Field(
+        False,
+        description="let callers without a key read GET /models/{name} and /v2/models/{name} (the card)",
+    )
+    metrics_consumer_names: bool = Field(
+        False,
+        description="label /metrics series with consumer names; by default a short digest of the name",
+    )
     intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per model")
     timeout: int = Field(10, ge=1, description="seconds before a request is answered with 504")
     gc_full_collection_every: int = Field(

@@ -79,6 +79,13 @@ class RowValidator:
                 f"'{where}' is {_kind(rows)}, expected a list of rows",
                 f'send "{where}": [[{", ".join(self.names[:3])}, ...], ...]',
             )
+        if rows and type(rows[0]) in _NUMBER_TYPES:
+            shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in rows[:3])
+            raise InvalidInputError(
+                f"'{where}' is one flat list of {len(rows)} values, but it must be a list of rows",
+                f'wrap each row in its own list, even a single one: "{where}": [[{shown}, ...]]',
+                code="flat_row",
+            )
         self.check_count(len(rows))
         n_features = self.n_features
         numbers = _NUMBER_TYPES
@@ -138,8 +145,10 @@ class RowValidator:
         if len(row) != self.n_features or not all(name in row for name in self.names):
             missing = [n for n in self.names if n not in row]
             unknown = [k for k in row if k not in self.index]
+            parts = [f"missing features {missing}"] if missing else []
+            parts += [f"unknown features {unknown}"] if unknown else []
             raise InvalidInputError(
-                f"{where}[{i}] has missing features {missing} and unknown features {unknown}",
+                f"{where}[{i}] has {' and '.join(parts) or 'duplicate features'}",
                 f"send exactly the {self.n_features} features {self.names}",
                 code="feature_names",
             )

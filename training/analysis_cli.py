@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cascade_registry.artifacts import BundleError, write_json_atomic
 from training.errors import TrainingError
 
-__all__ = ["AnalyzeSettings", "main"]
+__all__ = ["AnalyzeSettings", "build_parser", "main"]
 
 
 class AnalyzeSettings(BaseSettings):
@@ -28,7 +28,8 @@ class AnalyzeSettings(BaseSettings):
     seed: int = 0
 
 
-def _parser(settings: AnalyzeSettings) -> argparse.ArgumentParser:
+def build_parser(settings: AnalyzeSettings | None = None) -> argparse.ArgumentParser:
+    settings = settings or AnalyzeSettings()
     p = argparse.ArgumentParser(
         prog="lockgate analyze",
         description="Error analysis of a bundle on labeled data: sliced metrics, error clusters by possible "
@@ -41,21 +42,22 @@ def _parser(settings: AnalyzeSettings) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: analysis-<name>-<version>)")
     p.add_argument("--clusters", type=int, default=settings.clusters, help="k-means clusters (%(default)s)")
     p.add_argument("--top", type=int, default=settings.top, help="rows listed per table (%(default)s)")
-    p.add_argument("--seed", type=int, default=settings.seed)
-    p.add_argument("--json-only", action="store_true", help="print the JSON report instead of tables")
+    p.add_argument("--seed", type=int, default=settings.seed, help="seed of k-means (%(default)s)")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the tables")
+    p.add_argument("--json-only", dest="json", action="store_true", help=argparse.SUPPRESS)  # old spelling
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.analysis import analyze_bundle, format_analysis
-
     try:
         settings = AnalyzeSettings()
     except ValueError as e:
         message = f"lockgate analyze: invalid LOCKGATE_ANALYZE_* environment: {e}".splitlines()[0]
         print(message, file=sys.stderr)
         return 2
-    args = _parser(settings).parse_args(argv)
+    args = build_parser(settings).parse_args(argv)
+    from training.analysis import analyze_bundle, format_analysis  # scikit-learn, pandas, matplotlib
+
     out = args.out or Path(f"analysis-{args.bundle.resolve().name}")
     try:
         report = analyze_bundle(args.bundle, args.data, args.target, segment=args.segment, out_dir=out,
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lockgate analyze: {e}", file=sys.stderr)
         return 2
     try:
-        if args.json_only:
+        if args.json:
             print(report.model_dump_json(indent=2))
         else:
             print(format_analysis(report))

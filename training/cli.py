@@ -1,6 +1,7 @@
 """``lockgate train``: train, calibrate and export a model as an ONNX bundle.
 
 Exit codes: 0 bundle written; 2 bad input (one line on stderr, nothing written); 1 unexpected failure.
+This module imports torch and scikit-learn only when training runs, never for ``--help``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,22 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["TrainSettings", "main"]
+__all__ = ["FAMILY_NAMES", "TrainSettings", "build_parser", "main"]
+
+#: the built-in model families, for --help without importing scikit-learn or torch (a test keeps this
+#: equal to training.families.family_names())
+FAMILY_NAMES = (
+    "logistic_regression",
+    "random_forest",
+    "hist_gradient_boosting",
+    "svm",
+    "naive_bayes",
+    "mlp",
+    "averaging",
+    "majority_vote",
+    "stacking",
+    "balanced_ensemble",
+)
 
 EPILOG = """\
 examples:
@@ -35,13 +51,11 @@ class TrainSettings(BaseSettings):
 
     out: Path | None = None
     price_per_core_hour: float | None = None
-    progress: bool = True
+    progress: bool | None = Field(None, description="progress bar on stderr; None: only on a terminal")
     debug: bool = Field(False, description="show the traceback of unexpected errors")
 
 
-def _parser() -> argparse.ArgumentParser:
-    from training.families import family_names
-
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lockgate train",
         description="Train a classifier, calibrate it on responses it never saw (cross-fitted), evaluate it "
@@ -58,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="COL", help="CSV: label column")
     p.add_argument("--segment", metavar="COL", help="CSV: column to slice test metrics by")
     p.add_argument(
-        "--model", metavar="FAMILY", help=f"{' | '.join(family_names())} (default svm)"
+        "--model", metavar="FAMILY", help=f"{' | '.join(FAMILY_NAMES)} (default svm)"
     )
     p.add_argument(
         "--calibration",
@@ -124,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="USD per core-hour for the card's cost estimate (default 0.05)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (never one without a terminal)")
+    p.add_argument("--json", action="store_true", help="print the bundle's card as JSON, not the summary")
     p.add_argument(
         "--overfit-one-batch",
         dest="overfit_one_batch",
@@ -151,7 +166,8 @@ def _values(ns: argparse.Namespace, settings: TrainSettings) -> dict[str, Any]:
         values["out"] = settings.out
     if settings.price_per_core_hour is not None:
         values["price_per_core_hour"] = settings.price_per_core_hour
-    values["progress"] = settings.progress
+    # without a terminal a progress bar is only carriage returns in a log
+    values["progress"] = sys.stderr.isatty() if settings.progress is None else settings.progress
     if "config" in given:
         values.update(load_config(given.pop("config")))
     if given.pop("quiet", False):
@@ -163,7 +179,7 @@ def _values(ns: argparse.Namespace, settings: TrainSettings) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     from training.errors import TrainingError
 
-    parser = _parser()
+    parser = build_parser()
     parser.exit = _exit  # type: ignore[method-assign]
     parser.error = _error  # type: ignore[method-assign]
     try:
@@ -180,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
         overfit = vars(ns).pop("overfit_one_batch", False)
         describe = vars(ns).pop("describe_data", False)
+        as_json = vars(ns).pop("json", False)
         config = TrainConfig.from_mapping(_values(ns, settings))
         if describe:
             from training.datasets import TableOverrides, describe_dataset, load_dataset
@@ -208,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    print(_summary(path))
+    print(_card_json(path) if as_json else _summary(path))
     return 0
 
 
@@ -231,6 +248,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _card_json(path: Path) -> str:
+    from cascade_registry.artifacts import ModelBundle
+
+    return ModelBundle.load(path).card.model_dump_json(indent=2)
+
+
 def _summary(path: Path) -> str:
     from cascade_registry.artifacts import ModelBundle
 
@@ -242,10 +265,10 @@ def _summary(path: Path) -> str:
         f"  selection: {card.search.metric} = {card.search.best_value:.4f} on validation "
         f"({card.search.trials} candidates)",
         f"  test ({m.rows} rows): accuracy {m.accuracy:.4f}  f1_macro {m.f1_macro:.4f}  "
-        f"kappa {m.cohen_kappa:.4f}",
+        f"cohen_kappa {m.cohen_kappa:.4f}",
         f"  calibration {card.calibration.method} ({card.calibration.reason.split(';')[0]})",
-        f"    before: ECE {b.ece:.4f}  MCE {b.mce:.4f}  Brier {b.brier:.4f}  log-loss {b.log_loss:.4f}",
-        f"    after:  ECE {a.ece:.4f}  MCE {a.mce:.4f}  Brier {a.brier:.4f}  log-loss {a.log_loss:.4f}",
+        f"    before: ece {b.ece:.4f}  mce {b.mce:.4f}  brier {b.brier:.4f}  log_loss {b.log_loss:.4f}",
+        f"    after:  ece {a.ece:.4f}  mce {a.mce:.4f}  brier {a.brier:.4f}  log_loss {a.log_loss:.4f}",
         f"  ONNX parity max |dp| {card.export.parity_max_abs_diff:.2e} on {card.export.parity_rows} rows",
     ]
     if card.older_metrics is not None:

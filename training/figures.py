@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cascade_registry.artifacts import published_mode
+
 __all__ = ["save_png"]
 
 
@@ -15,6 +17,7 @@ def save_png(fig: Any, path: Path, dpi: int = 80) -> Path:
     import matplotlib.pyplot as plt
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.fchmod(fd, published_mode())
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, metadata={"Software": None})

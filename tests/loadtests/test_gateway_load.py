@@ -96,6 +96,7 @@ def gateway(world):
     proc = subprocess.Popen(
         [sys.executable, "-m", "lockgate.cli", "serve", "--registry-url", world["url"], "--port", str(port)],
         cwd=ROOT,
+        env={**os.environ, "LOCKGATE_SERVE_METRICS_CONSUMER_NAMES": "true"},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -37,11 +37,20 @@ def test_answer_carries_model_identity_and_matches_onnx_runtime(canary, demo_bun
     model = answer["model"]
     assert model["name"] == "demo" and model["version"] == 1 and answer["canary"] is True
     assert model["sha256"] == card["export"]["onnx_sha256"]
-    assert model["calibration"] == {"method": "sigmoid", "ece": card["calibration"]["after"]["ece"]}
-    assert model["classes"] == card["classes"]
-    assert model["recommended_threshold"] == card["recommended_threshold"]
-    assert model["card_url"] == "/models/demo?version=1"
-    assert "calibrated" in answer["consume"]
+    assert answer["schema"] == "lockgate.predict/2"
+    assert model == {
+        "name": "demo",
+        "version": 1,
+        "sha256": card["export"]["onnx_sha256"],
+        "calibration": "sigmoid",
+        "threshold": card["recommended_threshold"],
+        "upstream": [],
+        "card_url": "/models/demo?version=1",
+    }
+    assert "consume" not in answer  # the prose is opt-in
+    explained = strict_json(post(canary, {"model": "demo", "inputs": rows, "explain": True}).text)
+    assert "calibrated" in explained["consume"]
+    assert explained["predictions"] == answer["predictions"]
     session = ort.InferenceSession(str(demo_bundle / "model.onnx"))
     labels, probs = session.run(["label", "probabilities"], {"input": np.array(rows, dtype=np.float32)})
     assert len(answer["predictions"]) == len(rows)
@@ -93,7 +102,8 @@ def _bad_inputs(n: int) -> list:
         ("wrong count", {"model": "demo", "inputs": [ok + [1.0]]}, 422, "feature_count"),
         ("wrong names", {"model": "demo", "inputs": [{"nope": 1.0}]}, 422, "feature_names"),
         ("mixed rows", {"model": "demo", "inputs": [ok, {"a": 1}]}, 422, "ragged_rows"),
-        ("row not a list", {"model": "demo", "inputs": [1.0, 2.0]}, 422, "ragged_rows"),
+        ("flat row", {"model": "demo", "inputs": [1.0, 2.0]}, 422, "flat_row"),
+        ("row not a list", {"model": "demo", "inputs": [ok, "x"]}, 422, "ragged_rows"),
         ("empty batch", {"model": "demo", "inputs": []}, 422, "empty_batch"),
         ("oversized batch", {"model": "demo", "inputs": [ok] * 1025}, 413, "batch_too_large"),
         ("inputs not a list", {"model": "demo", "inputs": "x"}, 422, "invalid_input"),
@@ -102,14 +112,16 @@ def _bad_inputs(n: int) -> list:
         ("body not object", [ok], 422, "bad_body"),
         ("not json", "{model: demo", 422, "invalid_json"),
         ("not utf-8", b"\xff\xfe{}", 422, "invalid_input"),
-        ("deep nesting", "[" * 100_000 + "]" * 100_000, 422, "too_deep"),
+        ("many brackets", "[" * 100_000 + "]" * 100_000, 422, "too_many_values"),
+        ("deep nesting", "[" * 40 + "]" * 40, 422, "too_deep"),
+        ("explain not bool", {"model": "demo", "inputs": [ok], "explain": "yes"}, 422, "bad_body"),
         ("unknown model", {"model": "nope", "inputs": [ok]}, 404, "unknown_model"),
         ("unknown version", {"model": "demo", "version": 7, "inputs": [ok]}, 404, "unknown_version"),
         ("bad version", {"model": "demo", "version": "1", "inputs": [ok]}, 422, "bad_body"),
     ]
 
 
-@pytest.mark.parametrize("case", range(25))
+@pytest.mark.parametrize("case", range(len(_bad_inputs(2))))
 def test_bad_input_gets_a_clear_json_4xx(canary, rows, case):
     name, body, status, code = _bad_inputs(len(rows[0]))[case]
     r = post(canary, body)

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.metrics import consumer_digest
 from tests.bundles import open_trusting
 
 
@@ -67,7 +68,8 @@ def test_keys_declarations_and_revocations_take_effect_live(registry, start_gate
     assert ok.status_code == 200, ok.text
     answer = ok.json()
     assert "canary" not in answer
-    assert answer["model"]["released_at"] == reg.get("demo:1").released_at.isoformat()
+    detail = httpx.get(gw.url + "/models/demo", headers={"Authorization": f"Bearer {keys['billing']}"})
+    assert detail.json()["released_at"] == reg.get("demo:1").released_at.isoformat()
     assert len(answer["predictions"]) == len(rows)
 
     v2 = {"inputs": [{"name": "input", "shape": [1, len(rows[0])], "datatype": "FP32", "data": rows[0]}]}
@@ -85,10 +87,12 @@ def test_keys_declarations_and_revocations_take_effect_live(registry, start_gate
     assert predict(gw, rows[:1], key=keys["billing"]).json()["error"]["code"] == "revoked_key"
 
     metrics = httpx.get(gw.url + "/metrics").text
-    for reason in ("missing_key", "unknown_key", "undeclared", "revoked_key"):
-        assert f'lockgate_refusals_total{{model="demo",reason="{reason}"}}' in metrics, reason
-    assert 'consumer="billing",model="demo"' in metrics or 'consumer="billing"' in metrics
-    assert "lg_not_a_real_key" not in metrics
+    for reason in ("missing_key", "unknown_key", "revoked_key"):  # refused before any model is named
+        assert f'lockgate_refusals_total{{model="-",reason="{reason}"}}' in metrics, reason
+    assert 'lockgate_refusals_total{model="demo",reason="undeclared"}' in metrics
+    # /metrics needs no key: consumers appear as a digest of their name, never by name
+    assert f'consumer="{consumer_digest("billing")}"' in metrics and "billing" not in metrics
+    assert "lg_not_a_real_key" not in metrics and "_created" not in metrics
 
 
 def test_new_release_is_swapped_in_without_a_failed_request(
@@ -132,7 +136,8 @@ def test_new_release_is_swapped_in_without_a_failed_request(
     assert predict(gw, rows[:1], key=keys["billing"], version=1).status_code == 404
     ready = httpx.get(gw.url + "/readyz").json()
     assert ready["serving"] == ["demo:2"] and ready["missing"] == {}
-    versions = httpx.get(gw.url + "/models/demo").json()["versions"]
+    auth = {"Authorization": f"Bearer {keys['billing']}"}
+    versions = httpx.get(gw.url + "/models/demo", headers=auth).json()["versions"]
     assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "released")]
 
 
@@ -155,6 +160,7 @@ def test_only_bundles_with_a_bound_passing_gate_are_served(
     assert ready.status_code == 503
     assert list(ready.json()["missing"]) == ["other:1"]
     assert "different model.onnx" in ready.json()["missing"]["other:1"]
+    assert str(tmp_path) not in ready.text  # no file-system path in any answer
     reg.declare("billing", "other")
     r = httpx.post(
         gw.url + "/predict",

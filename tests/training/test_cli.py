@@ -25,7 +25,7 @@ def test_no_arguments_trains_the_demo(tmp_path: Path, monkeypatch: pytest.Monkey
     assert code == 0
     bundle = ModelBundle.load(tmp_path / "out" / "demo-1")
     assert bundle.card.dataset.name == "breast_cancer" and bundle.card.calibration.method != "none"
-    assert "before: ECE" in out and "after:  ECE" in out and "bundle: out/demo-1" in out
+    assert "before: ece" in out and "after:  ece" in out and "bundle: out/demo-1" in out
 
 
 def test_help_is_readable(capsys) -> None:

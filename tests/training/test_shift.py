@@ -77,7 +77,7 @@ def test_cli_reports_stores_in_card_and_exit_codes(frame: pd.DataFrame, tmp_path
     test.to_csv(tmp_path / "test.csv", index=False)
     frame.drop(columns=["f0"]).to_csv(tmp_path / "bad.csv", index=False)
     args = ["--train", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv"), "--target", "label"]
-    assert shift_main([*args, "--json", str(tmp_path / "r.json"), "--card", str(bundle)]) == 0
+    assert shift_main([*args, "--json-out", str(tmp_path / "r.json"), "--card", str(bundle)]) == 0
     out = capsys.readouterr().out
     assert "adversarial validation AUC" in out and "shift detected" in out
     assert json.loads((tmp_path / "r.json").read_text())["shifted"] is True
