@@ -126,27 +126,35 @@ class UpstreamRef(_Frozen):
 
 # --------------------------------------------------------------------------------------- data
 class FeatureSpec(_Frozen):
-    """One input column. Old cards carry only name/dtype/range: every such feature is numeric."""
+    """One column of the model's input table, in ``card.features`` order.
+
+    Numeric columns (``kind="numeric"``) travel in the ONNX input ``input`` float32 [N, n_numeric] (missing =
+    NaN); categorical and boolean columns in ``categorical`` string [N, n_categorical] (missing = ``""``,
+    booleans as ``"true"``/``"false"``). The graph itself imputes and encodes.
+    """
 
     name: str
     dtype: str = "float32"
     kind: Literal["numeric", "categorical", "boolean"] = "numeric"
-    levels: list[str] = Field(
-        default_factory=list, description="levels kept by the encoder (categorical/boolean), training split"
-    )
-    missing: Literal["error", "impute_median", "level"] = Field(
-        "error", description="how a missing value is handled (error = refused at the edge)"
-    )
-    missing_in_training: bool = False
-    missing_indicator: bool = False
-    encoding: str = "passthrough"
-    unknown: Literal["error", "ignore", "other"] = Field(
-        "other", description="what an unseen level does: 422, all-zeros encoding, or the 'other' level"
-    )
     min: float | None = None
     max: float | None = None
     mean: float | None = None
     std: float | None = None
+    levels: list[str] = Field(default_factory=list, description="levels kept by the encoder (training split)")
+    missing: Literal["error", "impute_median", "level"] = Field(
+        "error", description="a missing value: refused, replaced by the training median, or its own level"
+    )
+    missing_in_training: bool = False
+    missing_indicator: bool = Field(False, description="the graph adds a 0/1 'was missing' column")
+    impute_value: float | None = Field(None, description="the training median used for missing values")
+    encoding: str = Field("passthrough", description="passthrough | onehot | frequency | ...")
+    unknown: Literal["error", "ignore", "other"] = Field(
+        "other", description="an unseen level: refused (error), all-zeros (ignore), or the 'other' level"
+    )
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind == "numeric"
 
 
 class SplitInfo(_Frozen):
@@ -169,6 +177,9 @@ class DatasetInfo(_Frozen):
     )
     splits_disjoint: bool
     missing_values: str = Field("reject", description="how NaN/inf in features were handled")
+    time_column: str | None = Field(
+        None, description="out-of-time split: train on the oldest rows, validate/calibrate/test on newer ones"
+    )
 
 
 class InputPolicy(_Frozen):
@@ -329,12 +340,20 @@ class ModelCard(_Frozen):
     family: str
     classes: list[str] = Field(min_length=2)
     features: list[FeatureSpec] = Field(min_length=1)
+    preprocessing: dict[str, Any] | None = Field(
+        None, description="the table preprocessing fused into the graph (missing policy, unknown-level "
+        "policy, one-hot limit, rare-level threshold, encodings per column); None = the features go to the "
+        "model as they are",
+    )
     input_policy: InputPolicy = InputPolicy()
     dataset: DatasetInfo
     hyperparameters: dict[str, Any]
     search: SearchInfo
     calibration: CalibrationInfo
     metrics: TestMetrics
+    older_metrics: TestMetrics | None = Field(
+        None, description="with a time column: the same metrics on a held-out slice of the training period"
+    )
     recommended_threshold: float | None = Field(
         None, description="binary: the probability of the positive class above which to say yes"
     )
@@ -361,6 +380,16 @@ class ModelCard(_Frozen):
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def numeric_features(self) -> list[FeatureSpec]:
+        """The columns of the ONNX input ``input``, in order."""
+        return [f for f in self.features if f.kind == "numeric"]
+
+    @property
+    def categorical_features(self) -> list[FeatureSpec]:
+        """The columns of the ONNX input ``categorical`` (categorical and boolean), in order."""
+        return [f for f in self.features if f.kind != "numeric"]
 
 
 # --------------------------------------------------------------------------------------- gate

@@ -6,6 +6,7 @@ The context never parses or executes the ONNX file in this process: :meth:`GateC
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 import time
 import zipfile
@@ -68,6 +69,8 @@ class Reference:
     holdout_inputs: np.ndarray
     holdout_labels: np.ndarray
     holdout_segments: np.ndarray | None
+    categorical: np.ndarray | None = None  # str [n, n_categorical] beside ``inputs`` (mixed-type models)
+    holdout_categorical: np.ndarray | None = None
 
 
 class GateContext:
@@ -165,8 +168,8 @@ class GateContext:
             ref = self.reference()
             dtype = self.input_dtype()
             cases = [
-                SandboxCase("parity", ref.inputs.astype(dtype)),
-                SandboxCase("holdout", ref.holdout_inputs.astype(dtype)),
+                SandboxCase("parity", ref.inputs.astype(dtype), categorical=ref.categorical),
+                SandboxCase("holdout", ref.holdout_inputs.astype(dtype), categorical=ref.holdout_categorical),
             ]
             self._reference_run = self.run_model(cases + list(extra or []))
             self._reference_extra = {c.id for c in extra or []}
@@ -175,17 +178,26 @@ class GateContext:
         return self._reference_run
 
     def run_model(self, cases: list[SandboxCase], model_path: Path | None = None) -> SandboxRun:
-        """Create a session in the sandbox and run ``cases`` in it."""
+        """Create a session in the sandbox and run ``cases`` in it.
+
+        For a model with categorical columns, a case without its own ``categorical`` batch gets valid
+        strings aligned with :meth:`valid_rows` (so every check feeds both graph inputs from the card)."""
+        if self._card is not None and self._card.categorical_features:
+            cases = [c if c.categorical is not None
+                     else dataclasses.replace(c, categorical=self.valid_categorical(len(c.array)))
+                     for c in cases]
         return run_job({"op": "run", "model": str(model_path or self.model_path)}, self.limits(), cases)
 
     # ------------------------------------------------------------------ data for the checks
     def n_features(self) -> int:
-        return len(self.card.features)
+        """The width of the graph input ``input`` (the card's numeric columns)."""
+        return len(self.card.numeric_features)
 
     def max_batch_rows(self) -> int:
         """The card's largest batch, capped so a hostile card cannot make the gate allocate without bound
         (``resources.max_batch_rows_limit`` and at most ``MAX_BATCH_CELLS`` values)."""
-        cap = min(self.policy.resources.max_batch_rows_limit, max(1, MAX_BATCH_CELLS // self.n_features()))
+        width = max(1, len(self.card.features))
+        cap = min(self.policy.resources.max_batch_rows_limit, max(1, MAX_BATCH_CELLS // width))
         return min(self.card.input_policy.max_batch_rows, cap)
 
     def input_dtype(self) -> type[np.floating[Any]]:
@@ -199,10 +211,19 @@ class GateContext:
         if ref is not None and len(ref.inputs):
             idx = np.arange(n) % len(ref.inputs)
             return np.ascontiguousarray(ref.inputs[idx]).astype(self.input_dtype())
-        low = np.array([f.min for f in self.card.features], dtype=np.float64)
-        high = np.array([f.max for f in self.card.features], dtype=np.float64)
+        low = np.array([f.min or 0.0 for f in self.card.numeric_features], dtype=np.float64)
+        high = np.array([f.max or 0.0 for f in self.card.numeric_features], dtype=np.float64)
         rng = np.random.default_rng(seed)
         return (low + rng.random((n, len(low))) * (high - low)).astype(self.input_dtype())
+
+    def valid_categorical(self, n: int) -> np.ndarray:
+        """``n`` rows of valid strings for ``categorical``, aligned with :meth:`valid_rows` (reference rows
+        tiled), else each column's first kept level."""
+        ref = self.reference_or_none()
+        if ref is not None and ref.categorical is not None and len(ref.categorical):
+            return np.ascontiguousarray(ref.categorical[np.arange(n) % len(ref.categorical)])
+        first = [(f.levels or [""])[0] for f in self.card.categorical_features]
+        return np.array([first] * n, dtype=str).reshape(n, len(first))
 
     def reference(self) -> Reference:
         """The validated reference data; raises :class:`ReferenceDataError` with a readable reason."""
@@ -239,7 +260,7 @@ class GateContext:
                 )
             arrays.update({k: v for k, v in given.items() if k.startswith("holdout_")})
         card = self.card
-        n_features, n_classes = len(card.features), len(card.classes)
+        n_features, n_classes = len(card.numeric_features), len(card.classes)
         inputs, probs = arrays["inputs"], arrays["probabilities"]
         h_inputs, h_labels = arrays["holdout_inputs"], arrays["holdout_labels"]
         problems = []
@@ -260,12 +281,18 @@ class GateContext:
         segments = arrays.get("holdout_segments")
         if segments is not None and segments.shape != (h_inputs.shape[0],):
             problems.append(f"holdout_segments has shape {segments.shape}, expected [{h_inputs.shape[0]}]")
+        imputed = np.array([f.missing != "error" for f in card.numeric_features], dtype=bool)
         for key in ("inputs", "probabilities", "holdout_inputs"):
             arr = arrays[key]
             if not np.issubdtype(arr.dtype, np.number):
                 problems.append(f"{key} is {arr.dtype}, expected numbers")
-            elif not np.all(np.isfinite(arr)):
+                continue
+            finite = np.isfinite(arr)
+            if key != "probabilities" and arr.ndim == 2 and arr.shape[1] == len(imputed):
+                finite |= np.isnan(arr) & imputed[None, :]  # missing where the graph imputes
+            if not np.all(finite):
                 problems.append(f"{key} holds NaN or inf")
+        cats = _categorical_arrays(arrays, card, inputs.shape[0], h_inputs.shape[0], problems)
         if problems:
             raise ReferenceDataError(f"{REFERENCE_FILE}: " + "; ".join(problems))
         return Reference(
@@ -274,4 +301,29 @@ class GateContext:
             holdout_inputs=np.ascontiguousarray(h_inputs, dtype=np.float32),
             holdout_labels=h_labels.astype(np.int64),
             holdout_segments=None if segments is None else segments.astype(str),
+            categorical=cats[0],
+            holdout_categorical=cats[1],
         )
+
+
+def _categorical_arrays(arrays: dict[str, np.ndarray], card: ModelCard, n: int, m: int, problems: list[str]
+                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``categorical_inputs`` / ``holdout_categorical_inputs``: unicode [rows, n_categorical] when the card
+    has categorical columns (never object arrays: the file is read without pickle)."""
+    width = len(card.categorical_features)
+    if not width:
+        return None, None
+    out: list[np.ndarray | None] = []
+    for key, rows in (("categorical_inputs", n), ("holdout_categorical_inputs", m)):
+        arr = arrays.get(key)
+        if arr is None:
+            problems.append(f"{key} is missing (the card has {width} categorical columns)")
+            out.append(None)
+        elif arr.dtype.kind != "U" or arr.shape != (rows, width):
+            problems.append(f"{key} is {arr.dtype} {arr.shape}, expected unicode [{rows}, {width}]")
+            out.append(None)
+        else:
+            out.append(np.ascontiguousarray(arr))
+    if problems:
+        raise ReferenceDataError(f"{REFERENCE_FILE}: " + "; ".join(problems))
+    return out[0], out[1]

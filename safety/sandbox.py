@@ -56,6 +56,7 @@ class SandboxCase:
     repeat: int = 1
     save: bool = True
     min_seconds: float = 0.0  # keep repeating until this much wall time was spent (for CPU-time figures)
+    categorical: np.ndarray | None = None  # str [N, n_categorical]: the graph's 'categorical' input
 
 
 @dataclass
@@ -128,10 +129,15 @@ def run_job(job: dict[str, Any], limits: SandboxLimits, cases: list[SandboxCase]
             for i, case in enumerate(cases):
                 path = tmpdir / f"in-{i}.npy"
                 np.save(path, case.array, allow_pickle=False)
+                cat_path = None
+                if case.categorical is not None:
+                    cat_path = tmpdir / f"in-{i}.categorical.npy"
+                    np.save(cat_path, np.asarray(case.categorical, dtype=str), allow_pickle=False)
                 job["cases"].append(
                     {
                         "id": case.id,
                         "file": str(path),
+                        "categorical_file": None if cat_path is None else str(cat_path),
                         "repeat": case.repeat,
                         "min_seconds": case.min_seconds,
                         "save": case.save,

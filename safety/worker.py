@@ -201,6 +201,9 @@ def _run(job: dict[str, Any]) -> None:
     input_name = session.get_inputs()[0].name if session.get_inputs() else "input"
     for case in job.get("cases", []):
         x = np.load(case["file"], allow_pickle=False)
+        feeds = {input_name: x}
+        if case.get("categorical_file"):
+            feeds["categorical"] = np.load(case["categorical_file"], allow_pickle=False).astype(object)
         _emit("start", id=case["id"])
         times: list[float] = []
         cpu0 = time.process_time()
@@ -209,7 +212,7 @@ def _run(job: dict[str, Any]) -> None:
             started = time.perf_counter()
             while len(times) < repeat or time.perf_counter() - started < min_seconds:
                 t0 = time.perf_counter()
-                outputs = session.run(None, {input_name: x})
+                outputs = session.run(None, feeds)
                 times.append(time.perf_counter() - t0)
         except Exception as e:  # noqa: BLE001
             _emit("error", id=case["id"], error=_describe(e))

@@ -36,6 +36,7 @@ from training.datasets import Dataset
 from training.families import Family
 from training.graph import OPSET, BaseGraph
 from training.metrics import calibration_metrics, report_metrics
+from training.preprocessing import Preprocessor
 from training.response import response_method
 from training.search import SearchResult
 from training.splits import Splits
@@ -125,7 +126,10 @@ def consume_text(
     method: str,
     threshold: float | None,
     policy: InputPolicy,
+    pre: Preprocessor | None = None,
 ) -> str:
+    if pre is not None and not pre.identity:
+        return _consume_table_text(name, version, classes, method, threshold, pre)
     decision = (
         f"For a yes/no decision on class {classes[1]!r}, compare probabilities[:, 1] with the recommended "
         f"threshold {threshold:.2f} (chosen to maximize F1 on the validation split) rather than using the "
@@ -152,6 +156,25 @@ def consume_text(
     )
 
 
+def _consume_table_text(name: str, version: int, classes: list[str], method: str, threshold: float | None,
+                        pre: Preprocessor) -> str:
+    numeric = [n.name for n in pre.numeric]
+    cats = [c.name for c in pre.categorical]
+    threshold_text = (f" For a yes/no decision on class {classes[1]!r}, compare probabilities[:, 1] with "
+                      f"{threshold:.2f}." if threshold is not None else "")
+    return (
+        f"Model {name}:{version} takes raw table rows by column name (card.features: name, kind, levels, "
+        f"missing policy). ONNX inputs: 'input' float32 [N, {len(numeric)}] = {numeric} (missing = NaN)"
+        + (f" and 'categorical' string [N, {len(cats)}] = {cats} (missing = \"\", booleans as \"true\"/"
+           "\"false\")" if cats else "")
+        + ". The graph imputes (training medians, missing indicators) and encodes (card.preprocessing) "
+        "itself; send raw values. It returns 'label' (int64 [N], an index into card.classes = "
+        f"{classes}) and "
+        f"'probabilities' (float32 [N, {len(classes)}]); calibration: {method}.{threshold_text} An unseen "
+        "level follows each feature's 'unknown' policy. Check card.metrics for the quality you can expect."
+    )
+
+
 # ------------------------------------------------------------------------------------------ the card
 @dataclass(frozen=True)
 class RunFacts:
@@ -173,6 +196,7 @@ class RunFacts:
     export_seconds: float
     started: float
     cpu_started: float
+    pre: Preprocessor | None = None
 
 
 def build_card(f: RunFacts) -> ModelCard:
@@ -185,13 +209,18 @@ def build_card(f: RunFacts) -> ModelCard:
         task="binary" if len(ds.classes) == 2 else "multiclass",
         family=f.family.name,
         classes=ds.classes,
-        features=describe_features(ds.feature_names, f.splits.train.X),
+        features=(f.pre.features() if f.pre is not None
+                  else describe_features(ds.feature_names, f.splits.train.X)),
+        preprocessing=None if f.pre is None or f.pre.identity else _preprocessing(f),
         input_policy=policy,
         dataset=_dataset_info(ds, f.splits),
         hyperparameters=f.search.info.best_params,
         search=f.search.info,
         calibration=calibration_info(f, after_p),
         metrics=report_metrics(test.y, after_p, ds.classes, cfg.ece_bins, test.segments),
+        older_metrics=None if f.splits.older is None else report_metrics(
+            f.splits.older.y, f.fit.model.predict_proba(f.splits.older.X), ds.classes, cfg.ece_bins,
+            f.splits.older.segments),
         recommended_threshold=f.threshold,
         export=_export_info(f),
         infrastructure=describe_infrastructure(),
@@ -206,10 +235,27 @@ def build_card(f: RunFacts) -> ModelCard:
         seed=cfg.seed,
         upstream=[],
         how_to_consume=consume_text(cfg.name, cfg.version, ds.classes, len(ds.feature_names), f.fit.method,
-                                    f.threshold, policy),
+                                    f.threshold, policy, f.pre),
         created_at=datetime.now(UTC),
         details=_details(f, estimator),
     )
+
+
+def _preprocessing(f: RunFacts) -> dict[str, Any]:
+    pre = f.pre
+    assert pre is not None
+    return {
+        "missing": f.config.missing_policy,
+        "unknown_category": f.config.unknown_category,
+        "onehot_max_levels": f.config.onehot_max,
+        "rare_min_rows": f.config.rare_min,
+        "fitted_on": "train split only",
+        "encodings": pre.encodings(),
+        "missing_indicators": [n.name for n in pre.numeric if n.indicator],
+        "design_width": pre.width,
+        "inputs": {"input": f"float32 [N, {len(pre.numeric)}]"}
+        | ({"categorical": f"string [N, {len(pre.categorical)}]"} if pre.categorical else {}),
+    }
 
 
 def _reason(f: RunFacts) -> str:
@@ -351,6 +397,7 @@ def _dataset_info(ds: Dataset, splits: Splits) -> DatasetInfo:
         splits={s.name: s.info(ds.classes) for s in splits},
         splits_disjoint=splits.disjoint,
         missing_values=ds.missing_values,
+        time_column=splits.by_time,
     )
 
 

@@ -109,7 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M",
         help="selection metric: f1_macro (default) | cohen_kappa | accuracy | log_loss",
     )
-    p.add_argument("--missing", metavar="HOW", help="NaN/inf in features: reject (default) | impute_median")
+    p.add_argument(
+        "--missing", metavar="HOW",
+        help="missing values: auto (default: numeric training median + missing indicator, categorical "
+        "'missing' level, inside the graph) | error (refuse them)",
+    )
+    p.add_argument("--categorical", metavar="COL,...", type=_columns, help="read these columns as categories")
+    p.add_argument("--numeric", metavar="COL,...", type=_columns,
+                   help="read these columns as numbers (booleans become 0/1)")
+    p.add_argument("--drop", metavar="COL,...", type=_columns, help="leave these columns out")
+    p.add_argument(
+        "--unknown-category", dest="unknown_category", metavar="HOW",
+        help="an unseen level at serving: other (default: the grouped 'other' level, with a warning) | "
+        "ignore (all-zeros encoding) | error (refused)",
+    )
+    p.add_argument("--time-column", dest="time_column", metavar="COL",
+                   help="out-of-time split: train on older rows, validate/calibrate/test on newer ones")
+    p.add_argument("--describe-data", dest="describe_data", action="store_true",
+                   help="print the inferred schema of --data and stop")
     p.add_argument("--name", metavar="NAME", help="model name (default demo)")
     p.add_argument("--version", metavar="N", type=int, help="model version (default 1)")
     p.add_argument("--out", metavar="DIR", help="parent directory of the bundle (default ./out)")
@@ -134,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _Usage(Exception):
     pass
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
 def _values(ns: argparse.Namespace, settings: TrainSettings) -> dict[str, Any]:
@@ -174,8 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         from training.trainer import train
 
         overfit = vars(ns).pop("overfit_one_batch", False)
+        describe = vars(ns).pop("describe_data", False)
         as_json = vars(ns).pop("json", False)
         config = TrainConfig.from_mapping(_values(ns, settings))
+        if describe:
+            from training.datasets import TableOverrides, describe_dataset, load_dataset
+
+            ds = load_dataset(config.data, config.seed, config.target, config.segment, "auto",
+                              TableOverrides(config.categorical, config.numeric, config.drop))
+            print(describe_dataset(ds, config.onehot_max, config.rare_min))
+            return 0
         if overfit:
             from training.deep.overfit import run_overfit_check
 
@@ -242,6 +271,10 @@ def _summary(path: Path) -> str:
         f"    after:  ece {a.ece:.4f}  mce {a.mce:.4f}  brier {a.brier:.4f}  log_loss {a.log_loss:.4f}",
         f"  ONNX parity max |dp| {card.export.parity_max_abs_diff:.2e} on {card.export.parity_rows} rows",
     ]
+    if card.older_metrics is not None:
+        o = card.older_metrics
+        lines.append(f"  older slice ({o.rows} rows, out-of-time split on {card.dataset.time_column!r}): "
+                     f"accuracy {o.accuracy:.4f}  f1_macro {o.f1_macro:.4f}")
     lines += [f"  WARNING: {w}" for w in card.calibration.warnings]
     if card.recommended_threshold is not None:
         lines.append(f"  recommended threshold for {card.classes[1]!r}: {card.recommended_threshold:.2f}")

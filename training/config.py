@@ -56,9 +56,25 @@ class TrainConfig(BaseModel):
     version: int = Field(1, ge=1)
     out: Path = Path("out")
     overwrite: bool = False
-    missing: Literal["reject", "impute_median"] = Field(
-        "reject", description="NaN/inf in features: reject, or replace by the column median (recorded)"
+    missing: Literal["auto", "error", "reject", "impute_median"] = Field(
+        "auto", description="missing values: auto = numeric training-split median + missing indicator, "
+        "categorical 'missing' level, inside the graph (impute_median is an alias); error = refuse them "
+        "(reject is an alias)",
     )
+    unknown_category: Literal["error", "ignore", "other"] = Field(
+        "other", description="an unseen level at serving: error (refused), ignore (all zeros), other (the "
+        "grouped 'other' level, with a warning)",
+    )
+    categorical: tuple[str, ...] = Field((), description="columns read as categorical whatever they hold")
+    numeric: tuple[str, ...] = Field((), description="columns read as numbers (booleans become 0/1)")
+    drop: tuple[str, ...] = Field((), description="columns left out")
+    time_column: str | None = Field(
+        None, description="split by this column's time: train on older rows, validate/calibrate/test on "
+        "newer "
+        "ones; metrics on an older held-out slice too",
+    )
+    onehot_max: int = Field(16, ge=1, le=1000, description="more kept levels than this: frequency encoding")
+    rare_min: int = Field(5, ge=1, description="levels with fewer training rows join the 'other' level")
     price_per_core_hour: float = Field(0.05, ge=0, description="USD per core-hour for the cost estimate")
     validation_fraction: float = Field(0.2, gt=0, lt=0.5)
     calibration_fraction: float = Field(0.2, gt=0, lt=0.5)
@@ -101,6 +117,11 @@ class TrainConfig(BaseModel):
     def effective_calibration_fraction(self) -> float:
         """The calibration split's share: 0 when the calibrator is cross-fitted."""
         return 0.0 if self.calibration_cv else self.calibration_fraction
+
+    @property
+    def missing_policy(self) -> str:
+        """'auto' or 'error' (the aliases resolved)."""
+        return "error" if self.missing in ("error", "reject") else "auto"
 
     @property
     def is_builtin_data(self) -> bool:

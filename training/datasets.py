@@ -1,11 +1,15 @@
-"""Load a labelled table: a scikit-learn bundled set, a seeded synthetic set, or a CSV file.
+"""Load a labelled table: a scikit-learn bundled set, a seeded synthetic set, or a CSV/Parquet file.
 
-Features are returned as float64 holding float32-representable values: the exported model receives
-float32, so training on exactly those values keeps native and ONNX predictions comparable bit for bit.
+Numeric features are returned as float64 holding float32-representable values (missing = NaN): the
+exported model receives float32, so training on exactly those values keeps native and ONNX predictions
+comparable bit for bit. Categorical and boolean features are returned as strings (missing = ``""``), see
+:mod:`training.tables`; the encoding is fitted later, on the training split only
+(:mod:`training.preprocessing`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +19,10 @@ import pandas as pd
 from sklearn import datasets as skd
 
 from training.errors import DataError
+from training.tables import ColumnKind, TableOverrides, read_table, typed_columns
 
-__all__ = ["BUILTIN_DATASETS", "MIN_CLASS_ROWS", "Dataset", "load_dataset"]
+__all__ = ["BUILTIN_DATASETS", "MIN_CLASS_ROWS", "Dataset", "TableOverrides", "describe_dataset",
+           "load_dataset"]
 
 #: datasets that ship with scikit-learn or are generated (no downloads)
 BUILTIN_DATASETS = ("breast_cancer", "wine", "digits", "imbalanced")
@@ -29,7 +35,7 @@ class Dataset:
     name: str
     description: str
     source: str
-    X: np.ndarray  # float64 [n, F], float32-representable
+    X: np.ndarray  # float64 [n, F_numeric], float32-representable, NaN = missing
     y: np.ndarray  # int64 [n], 0..C-1
     classes: list[str]
     feature_names: list[str]
@@ -38,11 +44,30 @@ class Dataset:
     segments: np.ndarray | None = None  # str [n]
     missing_values: str = "reject"
     notes: list[str] = field(default_factory=list)
+    C: np.ndarray | None = None  # str [n, F_categorical] (categorical and boolean columns), "" = missing
+    kinds: list[ColumnKind] | None = None  # per feature_names entry; None = all numeric
+    time_name: str | None = None
+    times: np.ndarray | None = None  # float64 [n], sortable
+
+    @property
+    def column_kinds(self) -> list[ColumnKind]:
+        return list(self.kinds) if self.kinds is not None else ["numeric"] * len(self.feature_names)
+
+    @property
+    def categorical(self) -> np.ndarray:
+        """str [n, F_categorical] (0 columns for an all-numeric table)."""
+        return self.C if self.C is not None else np.zeros((len(self.y), 0), dtype="<U1")
+
+    @property
+    def is_mixed(self) -> bool:
+        return any(k != "numeric" for k in self.column_kinds)
 
     @property
     def sha256(self) -> str:
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.X).tobytes())
+        if self.is_mixed:
+            h.update("\x1e".join("\x1f".join(r) for r in self.categorical.tolist()).encode())
         h.update(np.ascontiguousarray(self.y).tobytes())
         h.update("\x1f".join(self.classes).encode())
         h.update("\x1f".join(self.feature_names).encode())
@@ -50,34 +75,61 @@ class Dataset:
 
 
 def load_dataset(
-    data: str, seed: int = 0, target: str | None = None, segment: str | None = None, missing: str = "reject"
+    data: str, seed: int = 0, target: str | None = None, segment: str | None = None, missing: str = "auto",
+    overrides: TableOverrides | None = None, time_column: str | None = None,
 ) -> Dataset:
-    """The dataset named by ``data`` (builtin name or CSV path), validated."""
+    """The dataset named by ``data`` (builtin name or CSV/Parquet path), validated.
+
+    ``missing``: "error" (or "reject") refuses NaN/empty cells; "auto" (or "impute_median") keeps them as
+    missing for :mod:`training.preprocessing`, which imputes on the training split's statistics.
+    """
     if data in BUILTIN_DATASETS:
-        if target or segment:
+        if target or segment or time_column:
             raise DataError(
-                f"--target/--segment apply to CSV files, not to the builtin dataset {data!r}",
+                "--target/--segment/--time-column apply to CSV or Parquet files, not to the builtin "
+                f"dataset {data!r}",
                 "drop them, or pass --data PATH.csv",
             )
         ds = _builtin(data, seed)
     else:
-        ds = _csv(Path(data), target, segment)
-    X = _finite_features(ds.X, ds.feature_names, missing)
+        ds = _table(Path(data), target, segment, overrides or TableOverrides(), time_column)
+    strict = missing in ("error", "reject")
+    _check_missing(ds, strict)
     _check_classes(ds.y, ds.classes)
-    how = "reject" if missing == "reject" else _impute_note(ds.X)
-    return Dataset(
-        name=ds.name,
-        description=ds.description,
-        source=ds.source,
-        X=X.astype(np.float32).astype(np.float64),
-        y=ds.y,
-        classes=ds.classes,
-        feature_names=ds.feature_names,
-        target=ds.target,
-        segment_name=ds.segment_name,
-        segments=ds.segments,
-        missing_values=how,
-    )
+    gaps = int(np.isnan(ds.X).sum() + (ds.categorical == "").sum())
+    how = "error (missing values refused)" if strict else (
+        f"auto: {gaps} missing values; numeric median (training split) + missing indicator, categorical "
+        "'missing' level, inside the graph")
+    return dataclasses.replace(ds, X=ds.X.astype(np.float32).astype(np.float64), missing_values=how)
+
+
+def describe_dataset(ds: Dataset, onehot_max: int, rare_min: int) -> str:
+    """The inferred schema, one line per feature column (what ``--describe-data`` prints)."""
+    lines = [ds.description, f"target {ds.target!r}: {len(ds.classes)} classes {ds.classes[:10]}",
+             f"{'column':<24} {'kind':<12} {'missing':>7}  values"]
+    num = cat = 0
+    for name, kind in zip(ds.feature_names, ds.column_kinds, strict=True):
+        if kind == "numeric":
+            col = ds.X[:, num]
+            num += 1
+            gaps = int(np.isnan(col).sum())
+            ok = col[~np.isnan(col)]
+            text = f"range [{ok.min():.4g}, {ok.max():.4g}]" + (
+                " -> median imputation + missing indicator" if gaps else "")
+        else:
+            col = ds.categorical[:, cat]
+            cat += 1
+            gaps = int((col == "").sum())
+            levels, counts = np.unique(col[col != ""], return_counts=True)
+            kept = int((counts >= rare_min).sum()) if kind == "categorical" else len(levels)
+            how = "one-hot" if kept <= onehot_max else "frequency"
+            text = f"{len(levels)} levels {[str(v) for v in levels[:5]]}{'...' if len(levels) > 5 else ''}"
+            text += f" -> {how} over about {kept} kept levels" + (
+                f", {len(levels) - kept} rare grouped as 'other'" if len(levels) > kept else "")
+        lines.append(f"{name:<24} {kind:<12} {gaps:>7}  {text}")
+    lines.append("(encodings are fitted on the training split only; override kinds with --categorical, "
+                 "--numeric, --drop)")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------- sources
@@ -122,25 +174,15 @@ def _builtin(name: str, seed: int) -> Dataset:
     )
 
 
-def _csv(path: Path, target: str | None, segment: str | None) -> Dataset:
-    if not path.exists():
-        known = ", ".join(BUILTIN_DATASETS)
-        raise DataError(f"data file {path} does not exist", f"pass an existing CSV path or one of: {known}")
-    if not path.is_file():
-        raise DataError(f"data path {path} is not a file", "pass the path of a CSV file")
+def _table(path: Path, target: str | None, segment: str | None, overrides: TableOverrides,
+           time_column: str | None = None) -> Dataset:
+    frame = read_table(path)
     if target is None:
         raise DataError(
             f"{path.name}: no target column given", "pass --target COLUMN naming the label column"
         )
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is not a readable CSV file: {e}", "check the file's format") from None
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
-    if len(frame) == 0:
-        raise DataError(f"{path.name} has a header but no rows", "add data rows to the CSV")
-    for role, col in (("target", target), ("segment", segment)):
+    columns = list(frame.columns)
+    for role, col in (("target", target), ("segment", segment), ("time-column", time_column)):
         if col is not None and col not in columns:
             raise DataError(
                 f"{path.name}: {role} column {col!r} not found (columns: {_short(columns)})",
@@ -154,63 +196,71 @@ def _csv(path: Path, target: str | None, segment: str | None) -> Dataset:
             f"{path.name}: target column {target!r} has {int(y_raw.isna().sum())} missing values",
             "drop those rows or fill in their labels",
         )
-    features = frame.drop(columns=[c for c in (target, segment) if c is not None])
-    if features.shape[1] == 0:
-        raise DataError(f"{path.name}: no feature columns besides the target", "add numeric feature columns")
-    bad = [c for c in features.columns if not (_is_numeric(features[c]))]
-    if bad:
-        raise DataError(
-            f"{path.name}: non-numeric feature columns: {_short(bad)}",
-            "encode them as numbers, or drop them from the CSV",
-        )
-    X = features.to_numpy(dtype=np.float64)
+    reserved = [c for c in (target, segment, time_column) if c is not None]
+    typed = typed_columns(frame, reserved, overrides, path.name)
+    numeric = [c for c in typed if c.kind == "numeric"]
+    categorical = [c for c in typed if c.kind != "numeric"]
+    n = len(frame)
+    X = np.column_stack([c.values for c in numeric]) if numeric else np.zeros((n, 0))
+    C = (np.column_stack([c.values for c in categorical]).astype(str) if categorical
+         else np.zeros((n, 0), "<U1"))
     labels = sorted({str(v) for v in y_raw.tolist()}, key=_natural)
     index = {c: i for i, c in enumerate(labels)}
     y = np.array([index[str(v)] for v in y_raw.tolist()], dtype=np.int64)
     segments = None if segment is None else frame[segment].astype(str).to_numpy()
+    times = None if time_column is None else _times(frame[time_column], time_column, path.name)
+    kinds = ", ".join(f"{sum(c.kind == k for c in typed)} {k}" for k in ("numeric", "categorical", "boolean"))
     return Dataset(
         name=path.stem,
-        description=f"CSV file {path.name}: {X.shape[0]} rows x {X.shape[1]} features, target {target!r}"
-        + (f", segment {segment!r}" if segment else ""),
+        description=f"table {path.name}: {n} rows x {len(typed)} features ({kinds}), target {target!r}"
+        + (f", segment {segment!r}" if segment else "") + (f", time {time_column!r}" if time_column else ""),
         source=str(path),
         X=X,
         y=y,
         classes=labels,
-        feature_names=[str(c) for c in features.columns],
+        feature_names=[c.name for c in typed],
         target=target,
         segment_name=segment,
         segments=segments,
+        C=C,
+        kinds=[c.kind for c in typed],
+        time_name=time_column,
+        times=times,
     )
 
 
+def _times(series: pd.Series, name: str, source: str) -> np.ndarray:
+    """Sortable float64 times: numbers as they are, anything else parsed as dates (seconds)."""
+    if series.isna().any():
+        raise DataError(f"{source}: time column {name!r} has {int(series.isna().sum())} missing values",
+                        "fill them in or drop those rows")
+    if pd.api.types.is_numeric_dtype(series):
+        return series.to_numpy(dtype=np.float64)
+    try:
+        parsed = pd.to_datetime(series, utc=True, format="mixed")
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{source}: time column {name!r} is neither numbers nor dates: {e}",
+                        "pass a column of dates or numbers") from None
+    return (parsed.astype("int64") / 1e9).to_numpy(dtype=np.float64)
+
+
 # ----------------------------------------------------------------------------------------- checks
-def _finite_features(X: np.ndarray, names: list[str], missing: str) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        X32 = X.astype(np.float32)
-    bad = ~np.isfinite(X32)
-    if not bad.any():
-        return X
-    n_nan, n_inf = int(np.isnan(X).sum()), int(bad.sum() - np.isnan(X).sum())
-    cols = [f"{names[j]}: {int(c)}" for j, c in enumerate(bad.sum(axis=0)) if c]
-    if missing == "reject":
+def _check_missing(ds: Dataset, strict: bool) -> None:
+    nan = np.isnan(ds.X).sum(axis=0)
+    empty = (ds.categorical == "").sum(axis=0)
+    numeric = [n for n, k in zip(ds.feature_names, ds.column_kinds, strict=True) if k == "numeric"]
+    cats = [n for n, k in zip(ds.feature_names, ds.column_kinds, strict=True) if k != "numeric"]
+    cols = [f"{n}: {int(c)}" for n, c in zip(numeric, nan, strict=True) if c] + [
+        f"{n}: {int(c)}" for n, c in zip(cats, empty, strict=True) if c]
+    if strict and cols:
         raise DataError(
-            f"features contain {n_nan} NaN and {n_inf} infinite or float32-overflowing values "
-            f"(by column: {_short(cols)})",
-            "clean the data, or pass --missing impute_median to replace them by the column median",
+            f"features contain {int(nan.sum() + empty.sum())} missing values (by column: {_short(cols)})",
+            "clean the data, or drop --missing error (the default imputes inside the graph)",
         )
-    X = X.copy()
-    for j in np.flatnonzero(bad.any(axis=0)):
-        ok = ~bad[:, j]
-        if not ok.any():
-            raise DataError(f"feature column {names[j]!r} has no finite value", "drop that column")
-        X[bad[:, j], j] = float(np.median(X[ok, j]))
-    return X
-
-
-def _impute_note(X: np.ndarray) -> str:
-    with np.errstate(over="ignore"):
-        n = int((~np.isfinite(X.astype(np.float32))).sum())
-    return f"impute_median: {n} NaN/inf feature values replaced by their column's median (whole dataset)"
+    allgone = [n for n, c in zip(numeric, nan, strict=True) if c == len(ds.y)] + [
+        n for n, c in zip(cats, empty, strict=True) if c == len(ds.y)]
+    if allgone:
+        raise DataError(f"feature columns {allgone} have no value at all", "drop them with --drop")
 
 
 def _check_classes(y: np.ndarray, classes: list[str]) -> None:
@@ -227,10 +277,6 @@ def _check_classes(y: np.ndarray, classes: list[str]) -> None:
             f"each class needs at least {MIN_CLASS_ROWS})",
             "add rows for those classes or merge them into another class",
         )
-
-
-def _is_numeric(series: object) -> bool:
-    return bool(pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
 
 
 def _natural(label: str) -> tuple[int, float, str]:

@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 from training.errors import ExportError
 
 __all__ = [
+    "CATEGORICAL",
     "INPUT",
     "IR_VERSION",
     "OPSET",
@@ -36,7 +37,9 @@ __all__ = [
     "base_model",
     "embed_model",
     "finish_model",
+    "onnx_feeds",
     "onnx_predict",
+    "opsets_of",
     "run_output",
     "strip_doc_strings",
 ]
@@ -46,6 +49,8 @@ OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
 #: IR version 8 goes with opset 17 and is read by every ONNX Runtime since 1.14
 IR_VERSION = 8
 INPUT = "input"
+#: the string input [N, n_categorical] of a model trained on a table with categorical/boolean columns
+CATEGORICAL = "categorical"
 Kind = Literal["proba", "response"]
 
 
@@ -174,7 +179,8 @@ def strip_doc_strings(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _opsets(nodes: list[onnx.NodeProto]) -> list[onnx.OperatorSetIdProto]:
+def opsets_of(nodes: list[onnx.NodeProto]) -> list[onnx.OperatorSetIdProto]:
+    """The opset imports for ``nodes``: ai.onnx always, other domains when used."""
     used = {n.domain for n in nodes}
     return [helper.make_opsetid(d, v) for d, v in OPSET.items() if d == "" or d in used]
 
@@ -187,7 +193,7 @@ def base_model(b: GraphBuilder, n_features: int, output: str, name: str) -> onnx
         [helper.make_tensor_value_info(output, TensorProto.DOUBLE, None)],
         initializer=b.initializers,
     )
-    model = helper.make_model(graph, opset_imports=_opsets(b.nodes), producer_name="lockgate",
+    model = helper.make_model(graph, opset_imports=opsets_of(b.nodes), producer_name="lockgate",
                               producer_version="1")
     model.ir_version = IR_VERSION
     return strip_doc_strings(model)
@@ -211,7 +217,7 @@ def finish_model(builder: GraphBuilder, n_features: int, probabilities: str, n_c
         ],
         initializer=builder.initializers,
     )
-    model = helper.make_model(graph, opset_imports=_opsets(builder.nodes), producer_name="lockgate",
+    model = helper.make_model(graph, opset_imports=opsets_of(builder.nodes), producer_name="lockgate",
                               producer_version="1")
     model.ir_version = IR_VERSION
     try:
@@ -228,11 +234,19 @@ def _session(model_bytes: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_predict(model_bytes: bytes, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def onnx_feeds(X: np.ndarray, C: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The graph's feeds: ``input`` float32, plus ``categorical`` strings when ``C`` has columns."""
+    feeds = {INPUT: np.asarray(X, dtype=np.float32)}
+    if C is not None and C.shape[1]:
+        feeds[CATEGORICAL] = np.asarray(C, dtype=object)
+    return feeds
+
+
+def onnx_predict(model_bytes: bytes, X: np.ndarray, C: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the exported graph with ONNX Runtime: (label int64 [N], probabilities float32 [N, C])."""
     try:
-        label, probs = _session(model_bytes).run(["label", "probabilities"],
-                                                 {INPUT: np.asarray(X, dtype=np.float32)})
+        label, probs = _session(model_bytes).run(["label", "probabilities"], onnx_feeds(X, C))
     except Exception as e:  # onnxruntime raises its own exception types
         raise ExportError(
             f"ONNX Runtime cannot run the exported graph: {str(e).splitlines()[0][:300]}", "report this bug"

@@ -9,7 +9,9 @@ same split; disjointness is then asserted on the row hashes themselves and recor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,9 @@ from cascade_registry.artifacts import SplitInfo
 from training.datasets import MIN_CLASS_ROWS, Dataset
 from training.errors import DataError
 
-__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "join_splits", "split_dataset"]
+__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "encode_splits", "join_splits",
+           "split_by_time",
+           "split_dataset"]
 
 SPLIT_NAMES = ("train", "validation", "calibration", "test")
 
@@ -31,6 +35,7 @@ class Split:
     y: np.ndarray
     segments: np.ndarray | None
     row_hashes: np.ndarray  # array of str
+    C: np.ndarray | None = None  # str [n, F_categorical] of a mixed table (raw; None once encoded)
 
     def info(self, classes: list[str]) -> SplitInfo:
         h = hashlib.sha256()
@@ -53,6 +58,7 @@ def join_splits(name: str, parts: list[Split]) -> Split:
         y=np.concatenate([p.y for p in parts]),
         segments=None if parts[0].segments is None else np.concatenate([p.segments for p in parts]),
         row_hashes=np.concatenate([p.row_hashes for p in parts]),
+        C=None if parts[0].C is None else np.concatenate([p.C for p in parts]),
     )
 
 
@@ -63,9 +69,12 @@ class Splits:
     calibration: Split | None
     test: Split
     duplicate_rows: int
+    older: Split | None = None  # --time-column: rows of the training period held out (metrics only)
+    by_time: str | None = None  # the time column, when the split is out-of-time
 
     def __iter__(self):  # noqa: ANN204 - simple iteration over the present splits
-        return iter(s for s in (self.train, self.validation, self.calibration, self.test) if s is not None)
+        parts = (self.train, self.validation, self.calibration, self.test, self.older)
+        return iter(s for s in parts if s is not None)
 
     @property
     def disjoint(self) -> bool:
@@ -78,20 +87,25 @@ class Splits:
         return True
 
 
-def row_hashes(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """sha256 of each row's float64 bytes followed by its int64 label."""
+def row_hashes(X: np.ndarray, y: np.ndarray, C: np.ndarray | None = None) -> np.ndarray:
+    """sha256 of each row's float64 bytes followed by its int64 label (and its strings, if any)."""
     Xc = np.ascontiguousarray(X, dtype=np.float64)
     yc = np.ascontiguousarray(y, dtype=np.int64)
+    texts = [b""] * len(yc) if C is None or not C.shape[1] else ["\x1f".join(r).encode() for r in C.tolist()]
     return np.array(
-        [hashlib.sha256(Xc[i].tobytes() + yc[i].tobytes()).hexdigest() for i in range(len(yc))], dtype=object
+        [hashlib.sha256(Xc[i].tobytes() + yc[i].tobytes() + texts[i]).hexdigest() for i in range(len(yc))],
+        dtype=object,
     )
 
 
 def split_dataset(
     ds: Dataset, seed: int, validation: float = 0.2, calibration: float = 0.2, test: float = 0.2
 ) -> Splits:
-    """Stratified, seeded split of ``ds`` into four disjoint parts (see module docstring)."""
-    hashes = row_hashes(ds.X, ds.y)
+    """Stratified, seeded split of ``ds`` into four disjoint parts (see module docstring); out-of-time when
+    ``ds.times`` is set (:func:`split_by_time`)."""
+    if ds.times is not None:
+        return split_by_time(ds, seed, validation, calibration, test)
+    hashes = row_hashes(ds.X, ds.y, ds.C)
     uniq, first, inverse = np.unique(hashes.astype(str), return_index=True, return_inverse=True)
     group_label = ds.y[first]
     rng = np.random.default_rng(seed)
@@ -129,9 +143,65 @@ def split_dataset(
                 y=ds.y[idx],
                 segments=None if ds.segments is None else ds.segments[idx],
                 row_hashes=hashes[idx],
+                C=None if ds.C is None else ds.C[idx],
             )
         )
     splits = Splits(*parts, duplicate_rows=len(hashes) - len(uniq))
     if not splits.disjoint:  # pragma: no cover - guaranteed by grouping; kept as a hard check
         raise DataError("internal error: splits share rows", "report this bug")
     return splits
+
+
+def encode_splits(splits: Splits, transform: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                  train_transform: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Splits:
+    """Every split with ``X`` replaced by ``transform(X, C)`` (the fitted preprocessing) and ``C`` dropped;
+    the training split by ``train_transform`` when given (out-of-fold target encodings)."""
+
+    def one(s: Split | None, how: Callable = transform) -> Split | None:
+        if s is None:
+            return None
+        C = s.C if s.C is not None else np.zeros((len(s.y), 0), dtype="<U1")
+        return dataclasses.replace(s, X=how(s.X, C), C=None)
+
+    return Splits(one(splits.train, train_transform or transform), one(splits.validation),
+                  one(splits.calibration), one(splits.test),
+                  duplicate_rows=splits.duplicate_rows, older=one(splits.older), by_time=splits.by_time)
+
+
+#: the share of the training period held out as the "older" evaluation slice
+OLDER_FRACTION = 0.15
+
+
+def split_by_time(ds: Dataset, seed: int, validation: float, calibration: float, test: float) -> Splits:
+    """Out-of-time: train on the oldest rows; validation, calibration, test on newer rows, in that order of
+    time; a seeded random ``OLDER_FRACTION`` of the training period is held out as the "older" slice."""
+    assert ds.times is not None
+    order = np.argsort(ds.times, kind="stable")
+    n = len(order)
+    sizes = [int(round(n * f)) for f in (validation, calibration, test)]
+    n_train = n - sum(sizes)
+    rng = np.random.default_rng(seed)
+    period = order[:n_train]
+    older = np.sort(period[rng.random(n_train) < OLDER_FRACTION])
+    bounds = np.cumsum([n_train, *sizes])
+    ids = {"train": np.sort(np.setdiff1d(period, older)), "older": older,
+           "validation": np.sort(order[bounds[0]:bounds[1]]),
+           "calibration": np.sort(order[bounds[1]:bounds[2]]),
+           "test": np.sort(order[bounds[2]:bounds[3]])}
+    hashes = row_hashes(ds.X, ds.y, ds.C)
+    parts = {}
+    for name, idx in ids.items():
+        if name == "calibration" and calibration <= 0:
+            continue
+        missing = sorted(set(range(len(ds.classes))) - set(ds.y[idx].tolist())) if name == "train" else []
+        if len(idx) < 2 or missing:
+            raise DataError(f"the out-of-time {name} split has {len(idx)} rows"
+                            + (f" and lacks classes {[ds.classes[c] for c in missing]}" if missing else ""),
+                            "use more rows, other --*-fraction values, or drop --time-column")
+        parts[name] = Split(name=name, index=idx, X=ds.X[idx], y=ds.y[idx],
+                            segments=None if ds.segments is None else ds.segments[idx],
+                            row_hashes=hashes[idx],
+                            C=None if ds.C is None else ds.C[idx])
+    return Splits(parts["train"], parts["validation"], parts.get("calibration"), parts["test"],
+                  duplicate_rows=len(hashes) - len(set(hashes.tolist())), older=parts["older"],
+                  by_time=ds.time_name)

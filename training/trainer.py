@@ -32,15 +32,16 @@ from training.card import RunFacts, build_card
 from training.compose import CalibratedModel, build_model
 from training.config import TrainConfig
 from training.crossfit import CalibrationFit, fit_calibrated
-from training.datasets import Dataset, load_dataset
+from training.datasets import Dataset, TableOverrides, load_dataset
 from training.errors import ConfigError, ExportError, OutputExistsError, TrainingError
 from training.exporters import base_error
 from training.families import Family, family_names, get_family
 from training.graph import BaseGraph, onnx_predict
+from training.preprocessing import Preprocessor, fit_preprocessor
 from training.reliability import plot_reliability
 from training.response import has_logits, response, response_kind
 from training.search import random_search
-from training.splits import Splits, split_dataset
+from training.splits import Split, Splits, encode_splits, split_dataset
 
 __all__ = ["ISOTONIC_KNOT_FACTOR", "SCORE_CONSISTENCY", "check_method_supported", "train"]
 
@@ -65,9 +66,15 @@ def _train(config: TrainConfig) -> Path:
     _check_target(config)
     family = get_family(config.model)
     check_method_supported(family, config.calibration, config.seed)
-    ds = load_dataset(config.data, config.seed, config.target, config.segment, config.missing)
-    splits = split_dataset(ds, config.seed, config.validation_fraction, config.effective_calibration_fraction,
-                           config.test_fraction)
+    ds = load_dataset(config.data, config.seed, config.target, config.segment, config.missing_policy,
+                      TableOverrides(config.categorical, config.numeric, config.drop), config.time_column)
+    raw = split_dataset(ds, config.seed, config.validation_fraction, config.effective_calibration_fraction,
+                        config.test_fraction)
+    pre = fit_preprocessor(ds.feature_names, ds.column_kinds, raw.train.X, _categorical(raw.train),
+                           impute=config.missing_policy == "auto", unknown=config.unknown_category,
+                           onehot_max=config.onehot_max, rare_min=config.rare_min, y=raw.train.y,
+                           n_classes=len(ds.classes), seed=config.seed)
+    splits = encode_splits(raw, pre.transform, pre.train_design)
     refit_note = ("then refit on train + validation (see card.calibration.refit)"
                   if config.refit or config.calibration_cv else "not refitted")
     search = random_search(family, splits.train, splits.validation, config.metric, config.trials, config.seed,
@@ -76,15 +83,15 @@ def _train(config: TrainConfig) -> Path:
     _check_logits(fit, splits)
     t_export = time.perf_counter()
     bases, score_errors, merged = _base_graphs(family, fit.model, ds, splits)
-    onnx_bytes, parity_rows, diff = _export(config, family, ds, bases, fit, splits)
+    onnx_bytes, parity_rows, diff = _export(config, family, ds, bases, fit, splits, pre, raw)
     facts = RunFacts(
         config=config, family=family, ds=ds, splits=splits, search=search, fit=fit, onnx_bytes=onnx_bytes,
         base=bases[0][0], parity_rows=parity_rows, parity_diff=diff, score_errors=score_errors,
         merged_knots=merged, threshold=_recommended_threshold(fit) if len(ds.classes) == 2 else None,
-        export_seconds=time.perf_counter() - t_export, started=started, cpu_started=cpu_started,
+        export_seconds=time.perf_counter() - t_export, started=started, cpu_started=cpu_started, pre=pre,
     )
     card = build_card(facts)
-    _write_bundle(config, card, onnx_bytes, _reference(config, fit.model, splits), fit.model, ds, splits)
+    _write_bundle(config, card, onnx_bytes, _reference(config, fit.model, splits, raw), fit.model, ds, splits)
     return config.bundle_dir
 
 
@@ -148,7 +155,7 @@ def _base_graphs(family: Family, model: CalibratedModel, ds: Dataset, splits: Sp
     check_X = np.concatenate([s.X for s in splits]).astype(np.float32)
     out, errors, merged = [], [], 0
     for pair in model.pairs:
-        base = family.export(pair.estimator, len(ds.feature_names), len(ds.classes), "response")
+        base = family.export(pair.estimator, check_X.shape[1], len(ds.classes), "response")
         err = base_error(base, pair.estimator, check_X)
         if isinstance(pair.calibrator, IsotonicCalibrator):
             absolute, relative = ISOTONIC_KNOT_FACTOR * err[0], ISOTONIC_KNOT_FACTOR * err[1]
@@ -158,8 +165,14 @@ def _base_graphs(family: Family, model: CalibratedModel, ds: Dataset, splits: Sp
     return out, errors, merged
 
 
+def _categorical(split: Split) -> np.ndarray:
+    return split.C if split.C is not None else np.zeros((len(split.y), 0), dtype="<U1")
+
+
 def _export(config: TrainConfig, family: Family, ds: Dataset, bases: list, fit: CalibrationFit,
-            splits: Splits) -> tuple[bytes, int, float]:
+            splits: Splits, pre: Preprocessor, raw: Splits) -> tuple[bytes, int, float]:
+    """ONE graph: preprocessing (when the table needs it) + model(s) + calibrator(s); parity-checked on
+    the raw rows (the graph's own inputs) against the native model on the natively encoded rows."""
     metadata = {
         "lockgate.name": config.name,
         "lockgate.version": str(config.version),
@@ -173,13 +186,15 @@ def _export(config: TrainConfig, family: Family, ds: Dataset, bases: list, fit: 
         f"lockgate {config.name}:{config.version}: {family.name} + {fit.method} calibration{pairs}. "
         "input float32 [N,F]; label int64 [N] (class index); probabilities float32 [N,C]."
     )
-    model = build_model(bases, len(ds.feature_names), len(ds.classes), doc, metadata,
+    model = build_model(bases, splits.train.X.shape[1], len(ds.classes), doc, metadata,
                         f"lockgate_{family.name}", config.version)
-    onnx_bytes = model.SerializeToString(deterministic=True)
-    check_X = np.concatenate([s.X for s in splits if s.name != "train"] + [splits.train.X[:256]])
+    onnx_bytes = pre.fuse(model).SerializeToString(deterministic=True)
+    check_X = np.concatenate([s.X for s in raw if s.name != "train"] + [raw.train.X[:256]])
+    check_C = np.concatenate([_categorical(s) for s in raw if s.name != "train"]
+                             + [_categorical(raw.train)[:256]])
     check_X = check_X.astype(np.float32)
-    _, onnx_probs = onnx_predict(onnx_bytes, check_X)
-    native = fit.model.predict_proba(check_X.astype(np.float64))
+    _, onnx_probs = onnx_predict(onnx_bytes, check_X, check_C)
+    native = fit.model.predict_proba(pre.transform(check_X.astype(np.float64), check_C))
     diff = float(np.max(np.abs(onnx_probs.astype(np.float64) - native)))
     if not diff <= config.parity_limit:
         raise ExportError(
@@ -203,15 +218,19 @@ def _recommended_threshold(fit: CalibrationFit) -> float:
 
 
 # ------------------------------------------------------------------------------------------ bundle
-def _reference(config: TrainConfig, model: CalibratedModel, splits: Splits) -> dict[str, np.ndarray]:
-    test = splits.test
-    ref_X = test.X[: min(config.reference_rows, len(test.y))].astype(np.float32)
+def _reference(config: TrainConfig, model: CalibratedModel, splits: Splits, raw: Splits
+               ) -> dict[str, np.ndarray]:
+    """The raw test rows (the graph's inputs; NaN / "" = missing) and the native model's answers."""
+    test, n = raw.test, min(config.reference_rows, len(raw.test.y))
     reference: dict[str, np.ndarray] = {
-        "inputs": ref_X,
-        "probabilities": model.predict_proba(ref_X.astype(np.float64)),
+        "inputs": test.X[:n].astype(np.float32),
+        "probabilities": model.predict_proba(splits.test.X[:n]),
         "holdout_inputs": test.X.astype(np.float32),
         "holdout_labels": test.y.astype(np.int64),
     }
+    if test.C is not None and test.C.shape[1]:
+        reference["categorical_inputs"] = test.C[:n].astype(str)
+        reference["holdout_categorical_inputs"] = test.C.astype(str)
     if test.segments is not None:
         reference["holdout_segments"] = test.segments.astype(str)
     return reference

@@ -63,7 +63,8 @@ class CalibrationCheck:
         except ReferenceDataError as e:
             return outcome(self, "fail", str(e), limit=limit)
         dtype = ctx.input_dtype()
-        run = ctx.run_model([SandboxCase("holdout", ref.holdout_inputs.astype(dtype)),
+        run = ctx.run_model([SandboxCase("holdout", ref.holdout_inputs.astype(dtype),
+                                         categorical=ref.holdout_categorical),
                              SandboxCase("reference", ref.inputs.astype(dtype))])
         failure = case_failure(run, "holdout") or case_failure(run, "reference")
         if failure:

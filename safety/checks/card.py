@@ -43,7 +43,10 @@ def card_problems(card: ModelCard) -> list[str]:
     names = [f.name for f in card.features]
     if len(set(names)) != len(names):
         p.append("features: duplicate names")
-    for f in card.features:
+    for f in card.numeric_features:
+        if f.min is None or f.max is None or f.mean is None or f.std is None:
+            p.append(f"features.{f.name}: a numeric column needs min/max/mean/std")
+            break
         if not _finite(f.min, f.max, f.mean, f.std) or f.min > f.max or f.std < 0:
             p.append(f"features.{f.name}: min/max/mean/std are not finite with min <= max and std >= 0")
             break

@@ -17,6 +17,7 @@ import numpy as np
 from cascade_registry.artifacts import CheckResult
 from safety.checks.base import outcome
 from safety.checks.runtime import case_failure
+from safety.checks.table_inputs import table_cases
 from safety.checks.validity import answer_problem
 from safety.context import GateContext
 from safety.policy import GatePolicy
@@ -34,18 +35,24 @@ class InputCase:
     array: np.ndarray  # what reaches the model (after the edge's casts)
     rejected_by: str | None = None  # the card field that makes the serving edge refuse this input
     probe: bool = False  # rejected at the edge, but run anyway: only a crash or a hang fails
+    categorical: np.ndarray | None = None  # the 'categorical' batch; None = valid strings from the card
 
 
 def build_cases(ctx: GateContext, policy: GatePolicy) -> list[InputCase]:
     card = ctx.card
     ip = card.input_policy
     dtype = ctx.input_dtype()
-    n_features = len(card.features)
+    numeric = card.numeric_features
+    n_features = len(numeric)
+    if n_features == 0:
+        return table_cases(ctx, ROWS, InputCase)
     base = ctx.valid_rows(ROWS, seed=3).astype(np.float64)
-    lo = np.array([f.min for f in card.features], dtype=np.float64)
-    hi = np.array([f.max for f in card.features], dtype=np.float64)
+    base = np.where(np.isnan(base), np.array([f.impute_value or 0.0 for f in numeric])[None, :], base)
+    lo = np.array([f.min or 0.0 for f in numeric], dtype=np.float64)
+    hi = np.array([f.max or 0.0 for f in numeric], dtype=np.float64)
     span = policy.inputs.far_out_of_range_factor * (hi - lo + 1.0)
     nonfinite = "input_policy.reject_nonfinite" if ip.reject_nonfinite else None
+    imputed = np.array([f.missing != "error" for f in numeric], dtype=bool)
 
     def poke(value: float) -> np.ndarray:
         x = base.copy()
@@ -55,7 +62,7 @@ def build_cases(ctx: GateContext, policy: GatePolicy) -> list[InputCase]:
 
     def edge(x: np.ndarray) -> str | None:
         """The input-policy field rejecting ``x`` at the edge, if any (judged in float64, before the cast)."""
-        finite = np.isfinite(x)
+        finite = np.isfinite(x) | (np.isnan(x) & imputed[None, :])  # NaN = missing where the graph imputes
         if nonfinite and not finite.all():
             return nonfinite
         if np.abs(np.where(finite, x, 0)).max(initial=0) > ip.max_abs_value:
@@ -106,7 +113,7 @@ def build_cases(ctx: GateContext, policy: GatePolicy) -> list[InputCase]:
     cases.append(
         InputCase("too_many_features", np.hstack([base, base[:, :1]]).astype(dtype), width, probe=True)
     )
-    return cases
+    return cases + table_cases(ctx, ROWS, InputCase)
 
 
 class BadInputsCheck:
@@ -129,7 +136,7 @@ class BadInputsCheck:
         for _ in range(MAX_RESTARTS + 1):
             if not pending:
                 break
-            run = ctx.run_model([SandboxCase(c.id, c.array) for c in pending])
+            run = ctx.run_model([SandboxCase(c.id, c.array, categorical=c.categorical) for c in pending])
             done_ids = set()
             for case in pending:
                 if run.case(case.id) is None and run.first("load_error") is None:
@@ -157,12 +164,14 @@ class BadInputsCheck:
             more = f" (+{len(failures) - 4} more)" if len(failures) > 4 else ""
             return outcome(self, "fail", "; ".join(failures[:4]) + more, value=value, limit={"failed": 0})
         edge = sorted(k for k, v in verdicts.items() if v.startswith("rejected at the edge"))
+        probed = sorted(c.id for c in cases if c.probe)
         return outcome(
             self,
             "pass",
             value=value,
             limit={"failed": 0},
-            message=f"valid answers or clean refusals; rejected at the edge: {', '.join(edge) or 'none'}",
+            message=f"valid answers or clean refusals; rejected at the edge: {', '.join(edge) or 'none'}; "
+            f"refused at the edge but run anyway: {', '.join(probed) or 'none'}",
         )
 
     @staticmethod

@@ -65,7 +65,8 @@ def _holdout_scores(ctx: GateContext, policy: GatePolicy, model: Path | None = N
     run = ctx.reference_run() if model is None else None
     if run is None:
         run = ctx.run_model(
-            [SandboxCase("holdout", ref.holdout_inputs.astype(ctx.input_dtype()))], model_path=model
+            [SandboxCase("holdout", ref.holdout_inputs.astype(ctx.input_dtype()),
+                         categorical=ref.holdout_categorical)], model_path=model
         )
     failure = case_failure(run, "holdout")
     if failure:

@@ -79,7 +79,7 @@ class ContractCheck:
 
     def run(self, ctx: GateContext, policy: GatePolicy) -> CheckResult:
         assert ctx.loaded is not None, "load passed"
-        n_features, n_classes = len(ctx.card.features), len(ctx.card.classes)
+        n_features, n_classes = ctx.n_features(), len(ctx.card.classes)
         expected = f"input [N, {n_features}] -> label [N], probabilities [N, {n_classes}]"
         problems = _declared_problems(ctx, n_features, n_classes)
         if not problems:
@@ -121,7 +121,13 @@ def _declared_problems(ctx: GateContext, n_features: int, n_classes: int) -> lis
     assert ctx.loaded is not None
     problems = []
     inputs, outputs = ctx.loaded["inputs"], {o["name"]: o for o in ctx.loaded["outputs"]}
-    want_type = "tensor(double)" if all(f.dtype == "float64" for f in ctx.card.features) else "tensor(float)"
+    numeric = ctx.card.numeric_features
+    double = bool(numeric) and all(f.dtype == "float64" for f in numeric)
+    want_type = "tensor(double)" if double else "tensor(float)"
+    n_cat = len(ctx.card.categorical_features)
+    if n_cat:
+        problems += _categorical_input_problems(inputs[1:], n_cat)
+        inputs = inputs[:1]
     if len(inputs) != 1:
         problems.append(f"the model has {len(inputs)} inputs, expected exactly one named 'input'")
     else:
@@ -158,6 +164,20 @@ def _declared_problems(ctx: GateContext, n_features: int, n_classes: int) -> lis
             problems.append(
                 f"probabilities has {probs['shape'][1]} columns, the card lists {n_classes} classes"
             )
+    return problems
+
+
+def _categorical_input_problems(extra: list[dict], n_cat: int) -> list[str]:
+    """A mixed-type card: the second input must be ``categorical`` string [N, n_categorical]."""
+    if len(extra) != 1 or extra[0]["name"] != "categorical":
+        return [f"the card has {n_cat} categorical columns; expected a second input 'categorical', got "
+                f"{[e['name'] for e in extra]}"]
+    inp = extra[0]
+    problems = []
+    if inp["type"] != "tensor(string)":
+        problems.append(f"'categorical' is {inp['type']}, expected tensor(string)")
+    if len(inp["shape"]) != 2 or inp["shape"][1] != n_cat:
+        problems.append(f"'categorical' has shape {inp['shape']}, expected [N, {n_cat}]")
     return problems
 
 

@@ -43,6 +43,51 @@ def _raw(model: str, token: str, n: int) -> str:
     return '{"model": ' + json.dumps(model) + ', "inputs": [[' + ", ".join([token] * n) + "]]}"
 
 
+def instances_of(card: ModelCard, X: Any, C: Any) -> list[dict[str, Any]]:
+    """Named-column instances (the contract's request shape for mixed-type models); NaN / "" -> null."""
+    out = []
+    for i in range(len(X)):
+        nums = iter(float(v) for v in X[i])
+        cats = iter(str(v) for v in C[i])
+        row: dict[str, Any] = {}
+        for f in card.features:
+            value: Any = next(nums) if f.kind == "numeric" else next(cats)
+            if f.kind == "boolean" and value in ("true", "false"):
+                value = value == "true"
+            row[f.name] = None if value == "" or (isinstance(value, float) and math.isnan(value)) else value
+        out.append(row)
+    return out
+
+
+def table_probes(card: ModelCard, instances: list[dict[str, Any]]) -> list[tuple[str, str, Any, str]]:
+    """The probes of a mixed-type model: named-column instances (see TABLES_CONTRACT.md)."""
+    name, json_type = card.ref.name, "application/json"
+    first = instances[0]
+    cat = next(f for f in card.features if f.kind == "categorical") if any(
+        f.kind == "categorical" for f in card.features) else None
+    num = next((f for f in card.features if f.kind == "numeric"), None)
+    probes: list[tuple[str, str, Any, str]] = [
+        ("canary_instances", "canary", {"model": name, "instances": instances}, json_type),
+        ("all_null", "bad", {"model": name, "instances": [dict.fromkeys(first)]}, json_type),
+        ("extra_column", "bad", {"model": name, "instances": [first | {"__no_such_column__": 1}]}, json_type),
+        ("missing_column", "bad", {"model": name, "instances": [dict(list(first.items())[1:])]}, json_type),
+        ("positional_rows", "bad", {"model": name, "inputs": [[0.0] * len(card.features)]}, json_type),
+        ("empty_batch", "bad", {"model": name, "instances": []}, json_type),
+        ("malformed_json", "bad", '{"model": ', json_type),
+        ("non_utf8", "bad", b'{"model": "' + name.encode() + b'", "instances": [{"a": "\xff"}]}', json_type),
+    ]
+    if cat is not None:
+        probes += [
+            (probe, "bad", {"model": name, "instances": [first | {cat.name: value}]}, json_type)
+            for probe, value in (("unseen_level", "__unseen__"), ("long_string", "x" * 100_000),
+                                 ("number_in_categorical", 3.5))
+        ]
+    if num is not None:
+        probes.append(("string_in_numeric", "bad", {"model": name, "instances": [first | {num.name: "x"}]},
+                       json_type))
+    return probes
+
+
 def serve_probes(card: ModelCard, rows: list[list[float]]) -> list[tuple[str, str, Any, str]]:
     """(name, kind, body, content type) per request; kind is 'canary' (must be 200) or 'bad' (2xx or 4xx)."""
     name, n = card.ref.name, len(card.features)
@@ -135,6 +180,8 @@ class ServeCheck:
         if not ctx.serve:
             return outcome(self, "skip", "not asked (pass --serve)")
         rows = [[float(v) for v in row] for row in ctx.valid_rows(4, seed=5)]
+        if ctx.card.categorical_features:
+            rows = instances_of(ctx.card, ctx.valid_rows(4), ctx.valid_categorical(4))  # type: ignore[assignment]
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         with tempfile.TemporaryDirectory(prefix="lockgate-serve-") as tmp:
@@ -193,8 +240,9 @@ class ServeCheck:
             startup = round(time.monotonic() - started, 2)
             problems: list[str] = []
             statuses: dict[str, int] = {}
-            for name, kind, body, ctype in serve_probes(card, rows):
-                content = body if isinstance(body, str) else json.dumps(body)
+            probes = table_probes(card, rows) if card.categorical_features else serve_probes(card, rows)
+            for name, kind, body, ctype in probes:
+                content = body if isinstance(body, str | bytes) else json.dumps(body)
                 try:
                     r = client.post(f"{base}/predict", content=content, headers={"Content-Type": ctype})
                 except httpx.HTTPError as e:
@@ -222,7 +270,8 @@ def _judge(name: str, kind: str, body: Any, r: httpx.Response, card: ModelCard) 
         payload = r.json()
     except ValueError:
         return [f"{name}: {r.status_code} with a non-JSON body"]
-    rows = len(body["inputs"]) if isinstance(body, dict) and isinstance(body.get("inputs"), list) else 0
+    key = "instances" if isinstance(body, dict) and "instances" in body else "inputs"
+    rows = len(body[key]) if isinstance(body, dict) and isinstance(body.get(key), list) else 0
     if kind == "canary":
         if r.status_code != 200:
             return [f"{name}: canary request got {r.status_code}: {str(payload)[:160]}"]

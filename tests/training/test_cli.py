@@ -86,10 +86,10 @@ def test_config_file_with_flag_override(tmp_path: Path, suffix: str, capsys) -> 
     )
 
 
-def test_impute_median_is_explicit_and_recorded(tmp_path: Path, write_csv, capsys) -> None:
+def test_missing_values_are_imputed_in_the_graph_and_recorded(tmp_path: Path, write_csv, capsys) -> None:
     def holes(frame):
         frame.loc[[3, 10, 40], "x1"] = np.nan
-        frame.loc[7, "x2"] = np.inf
+        frame.loc[7, "x2"] = np.nan
         return frame
 
     data = write_csv(mutate=holes)
@@ -113,7 +113,8 @@ def test_impute_median_is_explicit_and_recorded(tmp_path: Path, write_csv, capsy
     )
     assert code == 0, err
     card = ModelBundle.load(tmp_path / "o" / "demo-1").card
-    assert card.dataset.missing_values.startswith("impute_median: 4 ")
+    assert card.dataset.missing_values.startswith("auto: 4 missing values")
+    assert [f.missing_indicator for f in card.features] == [True, True, False]
 
 
 def _nonnumeric(frame):
@@ -147,12 +148,12 @@ BAD = {
     "unknown-target": (None, ["--target", "churn"], "target column 'churn' not found"),
     "unknown-segment": (None, ["--target", "label", "--segment", "zone"], "segment column 'zone' not found"),
     "no-target": (None, [], "no target column given"),
-    "non-numeric": (
-        _nonnumeric,
-        ["--target", "label", "--segment", "region"],
-        "non-numeric feature columns: city, when",
+    "strict-missing": (
+        _nan_inf, ["--target", "label", "--segment", "region", "--drop", "x3", "--missing", "error"],
+        "features contain 2 missing values (by column: x1: 2)",
     ),
-    "nan-inf": (_nan_inf, ["--target", "label", "--segment", "region"], "2 NaN and 1 infinite"),
+    "nan-inf": (_nan_inf, ["--target", "label", "--segment", "region"], "'x3' has 1 infinite"),
+    "unknown-override": (_nonnumeric, ["--target", "label", "--drop", "nope"], "unknown columns ['nope']"),
     "single-class": (_single_class, ["--target", "label", "--segment", "region"], "single class ('yes')"),
     "tiny-class": (_tiny_class, ["--target", "label", "--segment", "region"], "'maybe': 5 rows"),
     "no-rows": (_no_rows, ["--target", "label"], "has a header but no rows"),
@@ -160,7 +161,9 @@ BAD = {
     "bad-calibration": (None, ["--target", "label", "--calibration", "platt"], "calibration"),
     "zero-trials": (None, ["--target", "label", "--trials", "0"], "trials"),
     "bad-name": (None, ["--target", "label", "--name", "Bad Name"], "name"),
-    "target-on-builtin": ("builtin", ["--data", "wine", "--target", "label"], "apply to CSV files"),
+    "target-on-builtin": (
+        "builtin", ["--data", "wine", "--target", "label"], "apply to CSV or Parquet files"
+    ),
     "bad-flag": (None, ["--frobnicate"], "unrecognized arguments"),
     "missing-config": (None, ["--config", "{tmp}/none.toml"], "config file"),
     "unknown-config-key": ("config", ["--config", "{tmp}/bad.toml"], "colour: is not a known option"),
