@@ -97,8 +97,11 @@ class SandboxRun:
             return ""
         if self.killed_by == "timeout":
             why = f"did not finish within the {self.wall_seconds:.1f} s wall-clock limit (killed)"
-        elif self.killed_by in {"SIGXCPU", "SIGKILL"} and self.cpu_seconds > 0.5:
-            why = f"was killed by {self.killed_by} after {self.cpu_seconds:.1f} CPU seconds (RLIMIT_CPU)"
+        elif self.killed_by == "SIGXCPU":
+            # only RLIMIT_CPU sends SIGXCPU; under bwrap the grandchild's CPU seconds are not ours to read
+            why = "was killed by SIGXCPU: it used up its CPU-seconds limit (RLIMIT_CPU)"
+        elif self.killed_by == "SIGKILL" and self.cpu_seconds > 0.5:
+            why = f"was killed by SIGKILL after {self.cpu_seconds:.1f} CPU seconds (RLIMIT_CPU)"
         elif self.killed_by:
             why = f"was killed by {self.killed_by}"
         else:
