@@ -75,6 +75,7 @@ __all__ = [
     "published_mode",
     "sha256_file",
     "write_json_atomic",
+    "write_text_atomic",
 ]
 
 SCHEMA_VERSION = "1"
@@ -465,11 +466,18 @@ def write_json_atomic(
         if isinstance(model, BaseModel)
         else json.dumps(model, indent=2, sort_keys=True, default=str)
     )
+    write_text_atomic(path, text + "\n", mode)
+
+
+def write_text_atomic(path: Path | str, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to a temp file beside ``path`` and rename it into place (``mode`` as for
+    :func:`write_json_atomic`): a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, published_mode() if mode is None else mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

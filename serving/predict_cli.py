@@ -14,13 +14,11 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from cascade_registry.artifacts import InvalidBundleError, ModelBundle, published_mode
+from cascade_registry.artifacts import InvalidBundleError, ModelBundle, write_text_atomic
 
 from .errors import ServingError
 
@@ -124,18 +122,6 @@ def _csv_text(classes: list[str], labels: list[str], probabilities: list[list[fl
     return out.getvalue()
 
 
-def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, published_mode())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -167,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        _write(args.out, text)
+        write_text_atomic(args.out, text)
         print(f"{PROG}: {len(labels)} rows -> {args.out}", file=sys.stderr)
     return 0
 
