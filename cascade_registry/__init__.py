@@ -1,8 +1,9 @@
 """cascade_registry: the system of record for models, their consumers and the cascade between them.
 
-The bundle schema lives in :mod:`cascade_registry.artifacts` (stdlib + pydantic). The entities and errors
-are as light and are imported here; :class:`Registry` and :class:`RegistryStore` (SQLAlchemy) are
-loaded on first use, so importing the schema does not pull SQLAlchemy in.
+The bundle schema lives in :mod:`cascade_registry.artifacts` (stdlib + pydantic). The errors (stdlib) are
+imported here; the entities (pydantic), :class:`Registry` and :class:`RegistryStore` (SQLAlchemy) are
+loaded on first use, so importing a stdlib-only module of the package (``location``, ``durations``, for a
+``--help``) pulls in neither pydantic nor SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -10,17 +11,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cascade_registry.entities import (
-    AccessDecision,
-    ApiKeyInfo,
-    AuditEntry,
-    ConsumerInfo,
-    DeclarationInfo,
-    ImpactEntry,
-    ImpactReport,
-    ModelVersionInfo,
-    WaiverInfo,
-)
 from cascade_registry.errors import (
     BundleRejectedError,
     CascadeBlockedError,
@@ -35,10 +25,23 @@ from cascade_registry.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cascade_registry.entities import AccessDecision as AccessDecision
+    from cascade_registry.entities import ApiKeyInfo as ApiKeyInfo
+    from cascade_registry.entities import AuditEntry as AuditEntry
+    from cascade_registry.entities import ConsumerInfo as ConsumerInfo
+    from cascade_registry.entities import DeclarationInfo as DeclarationInfo
+    from cascade_registry.entities import ImpactEntry as ImpactEntry
+    from cascade_registry.entities import ImpactReport as ImpactReport
+    from cascade_registry.entities import ModelVersionInfo as ModelVersionInfo
+    from cascade_registry.entities import WaiverInfo as WaiverInfo
     from cascade_registry.registry import Registry as Registry
     from cascade_registry.store import RegistryStore as RegistryStore
 
-_LAZY = {"Registry": "registry", "RegistryStore": "store"}
+#: loaded on first use: the entities (pydantic) so that a subcommand's ``--help`` does not import
+#: pydantic, the registry and its store so that importing the schema does not import SQLAlchemy
+_ENTITIES = ("AccessDecision", "ApiKeyInfo", "AuditEntry", "ConsumerInfo", "DeclarationInfo", "ImpactEntry",
+             "ImpactReport", "ModelVersionInfo", "WaiverInfo")
+_LAZY = {"Registry": "registry", "RegistryStore": "store", **dict.fromkeys(_ENTITIES, "entities")}
 
 __all__ = [
     "AccessDecision",

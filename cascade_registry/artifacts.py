@@ -252,6 +252,10 @@ class RefitInfo(_Frozen):
 CALIBRATION_METHODS = ("none", "sigmoid", "isotonic", "temperature", "beta", "vector", "dirichlet")
 
 
+#: held-out rows per reliability bin below which the card's ECE comes with a small-sample caveat
+ROWS_PER_BIN_FOR_ECE = 30
+
+
 class CalibrationInfo(_Frozen):
     method: Literal["none", "sigmoid", "isotonic", "temperature", "beta", "vector", "dirichlet"]
     requested: str = Field(description="what was asked for ('auto' included)")
@@ -274,6 +278,20 @@ class CalibrationInfo(_Frozen):
         description="e.g. calibration worsened Brier/log-loss on the held-out test split, or a temperature "
         "at its bound",
     )
+
+    def sample_caveat(self) -> str | None:
+        """A plain caveat when the held-out rows are too few for ECE and the reliability diagram to be
+        read closely (fewer than :data:`ROWS_PER_BIN_FOR_ECE` per bin on average); None otherwise."""
+        bins = max(self.after.bins, 1)
+        per_bin = self.holdout_rows / bins
+        if per_bin >= ROWS_PER_BIN_FOR_ECE:
+            return None
+        error = 0.5 / max(per_bin, 1.0) ** 0.5  # the largest standard error of a frequency over per_bin rows
+        return (
+            f"small sample: ECE and the reliability diagram rest on {self.holdout_rows} held-out rows, about "
+            f"{per_bin:.0f} per bin ({bins} bins), so a bin's observed frequency is uncertain by up to "
+            f"±{error:.2f} (one standard error): read ECE differences smaller than that as noise"
+        )
 
 
 class TestMetrics(_Frozen):

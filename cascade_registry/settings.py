@@ -8,7 +8,8 @@ The rule (``lockgate``, README and every ``--help`` say it the same way):
 
 Commands that only read (``registry list/show/impact/graph/audit``, ``key list``, ``consumer list``) and
 ``serve`` never create a registry: they stop with "no registry at ..." instead. This module is stdlib +
-pydantic-settings only, so ``lockgate --help`` can print the rule without loading SQLAlchemy.
+pydantic-settings only, so ``lockgate --help`` can print the rule without loading SQLAlchemy; the rule's
+words (variable, default file, help line) are in :mod:`cascade_registry.location` (stdlib only).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cascade_registry.location import DEFAULT_PATH, ENV_VAR, LOCATION_HELP
+
 __all__ = [
     "DEFAULT_PATH",
     "ENV_VAR",
@@ -28,11 +31,6 @@ __all__ = [
     "RegistrySettings",
     "locate_registry",
 ]
-
-ENV_VAR = "LOCKGATE_REGISTRY_URL"
-DEFAULT_PATH = Path(".lockgate") / "registry.db"
-#: the rule in one line, for ``--help`` texts
-LOCATION_HELP = f"registry: --registry-url URL, else ${ENV_VAR}, else ./{DEFAULT_PATH} (a SQLite file)"
 
 Source = Literal["--registry-url", "LOCKGATE_REGISTRY_URL", "default"]
 

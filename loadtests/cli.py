@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from cascade_registry.durations import DURATION_HELP
-from cascade_registry.settings import LOCATION_HELP
-from loadtests.settings import LoadtestSettings
+from cascade_registry.location import LOCATION_HELP
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import ValidationError
+
+    from loadtests.settings import LoadtestSettings
 
 __all__ = ["build_parser", "main"]
 
@@ -85,10 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-users", type=int, help="step mode: stop here (default 200)")
     a("--memory-interval", help="soak mode: time between memory samples (default 5s)")
     a("--warmup", help="soak mode: load before the measured window (default 10%% of --duration, <= 60s)")
+    a("--json", dest="print_json", action="store_const", const=True,
+      help="print the result (figures, verdict) as JSON on stdout instead of the tables")
+    a("--json-out", type=Path, metavar="FILE", help="also write the result as JSON to FILE")
     return p
 
 
 def _settings(args: argparse.Namespace) -> LoadtestSettings:
+    from loadtests.settings import LoadtestSettings  # pydantic-settings: not for --help
+
     given = {k: v for k, v in vars(args).items() if v is not None}
     return LoadtestSettings(**given)
 
@@ -102,6 +110,8 @@ def _one_line(e: ValidationError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError  # not for --help
+
     try:
         settings = _settings(args)
     except ValidationError as e:

@@ -8,8 +8,11 @@ from __future__ import annotations
 import sys
 import urllib.parse
 from pathlib import Path
+from typing import Literal
 
-from loadtests.capacity import find_capacity
+from pydantic import BaseModel, ConfigDict
+
+from loadtests.capacity import CapacityReport, find_capacity
 from loadtests.gateway import preflight, wait_ready
 from loadtests.measurements import ALL_ENDPOINTS, Measurements
 from loadtests.monitor import find_listening_pid
@@ -19,10 +22,26 @@ from loadtests.reports import write_json_atomic, write_text_atomic
 from loadtests.runner import LoadSession, SessionOptions
 from loadtests.settings import LoadtestSettings
 from loadtests.slo import Verdict, evaluate, load_slo
-from loadtests.soak import memory_report
+from loadtests.soak import MemoryReport, memory_report
 from loadtests.sources import load_traffic_file, plan_from_file
 
-__all__ = ["build_plan", "run_loadtest"]
+__all__ = ["LoadtestResult", "build_plan", "run_loadtest"]
+
+
+class LoadtestResult(BaseModel):
+    """What ``--json`` prints and ``--json-out FILE`` writes: the run's figures and its verdict (run and
+    soak), the memory report (soak) or the capacity search (step)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: Literal["run", "step", "soak"]
+    passed: bool
+    exit_code: int
+    measurements: Measurements | None = None
+    verdict: Verdict | None = None
+    memory: MemoryReport | None = None
+    capacity: CapacityReport | None = None
+    reports: str
 
 
 def build_plan(settings: LoadtestSettings) -> TrafficPlan:
@@ -127,16 +146,28 @@ def run_loadtest(settings: LoadtestSettings) -> int:
     if settings.mode == "step":
         write_json_atomic(folder / "capacity.json", report)
         write_text_atomic(folder / "capacity.txt", report.table() + "\n")
-        print(report.table())
-        return 0 if report.capacity is not None else 1
+        code = 0 if report.capacity is not None else 1
+        result = LoadtestResult(mode="step", passed=code == 0, exit_code=code, capacity=report,
+                                reports=str(folder))
+        return _finish(settings, result, report.table())
     verdict = evaluate(slo, measured)
     _write_run(folder, measured, verdict)
-    print(_summary(measured))
+    text = [_summary(measured)]
+    mem = None
     if settings.mode == "soak":
         mem = memory_report(measured)
         write_json_atomic(folder / "memory.json", mem)
-        print(mem.table())
-    print()
-    print(verdict.table())
-    print(f"\nreports: {folder}/ (report.html, locust_*.csv, measurements.json, verdict.txt)")
-    return verdict.exit_code
+        text.append(mem.table())
+    text += ["", verdict.table(),
+             f"\nreports: {folder}/ (report.html, locust_*.csv, measurements.json, verdict.txt)"]
+    result = LoadtestResult(mode=settings.mode, passed=verdict.passed, exit_code=verdict.exit_code,
+                            measurements=measured, verdict=verdict, memory=mem, reports=str(folder))
+    return _finish(settings, result, "\n".join(text))
+
+
+def _finish(settings: LoadtestSettings, result: LoadtestResult, text: str) -> int:
+    """Print the tables (or, with ``--json``, the result as JSON); write ``--json-out``; the exit code."""
+    if settings.json_out is not None:
+        write_json_atomic(settings.json_out, result)
+    print(result.model_dump_json(indent=2) if settings.print_json else text)
+    return result.exit_code

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cascade_registry.durations import parse_duration
-from cascade_registry.settings import ENV_VAR
+from cascade_registry.location import ENV_VAR
 
 __all__ = ["LoadtestSettings", "parse_duration"]
 
@@ -52,6 +52,10 @@ class LoadtestSettings(BaseSettings):
     max_users: int = Field(200, ge=1)
     step_duration: float = Field(10.0, gt=0)
     memory_interval: float = Field(5.0, gt=0, description="seconds between memory samples (soak mode)")
+    print_json: bool = Field(
+        False, description="--json: print the result as JSON on stdout instead of the tables"
+    )
+    json_out: Path | None = Field(None, description="also write the result as JSON to this file")
     warmup: float | None = Field(
         None, ge=0, description="soak: load before the measured window; None = 10% of duration, at most 60 s"
     )

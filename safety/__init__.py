@@ -13,8 +13,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from safety.errors import GateUsageError, PolicyError, ReferenceDataError, SafetyError, SandboxError
-from safety.policy import GatePolicy, load_policy
-from safety.report import format_table, junit_xml
 
 if TYPE_CHECKING:  # pragma: no cover
     from safety.checks import Check as Check
@@ -22,12 +20,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from safety.context import GateContext as GateContext
     from safety.harness import run_checks as run_checks
     from safety.harness import run_gate as run_gate
+    from safety.policy import GatePolicy as GatePolicy
+    from safety.policy import load_policy as load_policy
+    from safety.report import format_table as format_table
+    from safety.report import junit_xml as junit_xml
 
-# loaded on first use, so `lockgate check --help` (safety.cli) does not import numpy, onnx or the checks
+# loaded on first use, so `lockgate check --help` (safety.cli) imports neither numpy, onnx and the checks
+# nor pydantic (the policy and report models)
 _LAZY = {
     "Check": "checks",
     "default_checks": "checks",
     "GateContext": "context",
+    "GatePolicy": "policy",
+    "format_table": "report",
+    "junit_xml": "report",
+    "load_policy": "policy",
     "run_checks": "harness",
     "run_gate": "harness",
 }

@@ -118,8 +118,12 @@ def train_bundle(
     calibration: str = "sigmoid",
     trials: int = 2,
     data: str = "breast_cancer",
+    calibration_cv: int = 0,
 ) -> Path:
-    """Train (``training.train``) a small bundle into ``out/<name>-<version>`` and return its path."""
+    """Train (``training.train``) a small bundle into ``out/<name>-<version>`` and return its path.
+
+    One calibration split (``calibration_cv=0``) unless a test is about cross-fitting: a K-fold cross-fit
+    trains K more models and exports a K-times larger graph (slower to gate and to serve)."""
     from training import TrainConfig, train
 
     return train(
@@ -127,6 +131,7 @@ def train_bundle(
             data=data,
             model=model,
             calibration=calibration,
+            calibration_cv=calibration_cv,
             trials=trials,
             seed=seed,
             name=name,

@@ -7,7 +7,10 @@
 - a 2-D PCA scatter PNG, correct vs incorrect markers;
 - likely wrong labels: confident disagreements between the model and the label;
 - rows most worth labeling: unlabeled rows (empty target) whose scores are nearest the decision
-  threshold (binary: |p1 - threshold|; multiclass: top-1 minus top-2 probability).
+  threshold (binary: |p1 - threshold|; multiclass: top-1 minus top-2 probability);
+- training rows: rows of the CSV whose features are those of a row the model or its calibrator saw
+  (the train, validation and calibration splits, by the per-row digests in the bundle's reference.npz):
+  their errors are fewer than on new data, so the report says how many there are and warns.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from cascade_registry.artifacts import ModelBundle
+from cascade_registry.artifacts import REFERENCE_FILE, ModelBundle
 from training.errors import DeepConfigError, DeepTrainingError
 from training.figures import save_png
+from training.splits import feature_digests
 
 __all__ = ["AnalysisReport", "analyze_bundle", "format_analysis", "plot_pca"]
 
@@ -43,6 +47,11 @@ class AnalysisReport(BaseModel):
     worth_labeling: list[dict[str, Any]]
     worth_labeling_pool: str
     pca_png: str | None
+    #: rows of the CSV the model or its calibrator saw in training (None: the bundle has no row digests)
+    training_rows: int | None = None
+    #: their row numbers (the first ``top``)
+    training_row_examples: list[int] = []
+    warnings: list[str] = []
 
 
 def _load(bundle: Path, csv: Path, target: str, segment: str | None) -> tuple[Any, pd.DataFrame]:
@@ -83,6 +92,27 @@ def _run_onnx(bundle: Path, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sess = ort.InferenceSession(str(bundle / "model.onnx"), opts, providers=["CPUExecutionProvider"])
     label, proba = sess.run(["label", "probabilities"], {"input": X.astype(np.float32)})
     return label.astype(np.int64), proba.astype(np.float64)
+
+
+def _seen_rows(bundle: Path, X: np.ndarray) -> np.ndarray | None:
+    """Row numbers of ``X`` whose feature digest is one of the training rows' (None: no digests stored,
+    a bundle written before they were)."""
+    with np.load(bundle / REFERENCE_FILE, allow_pickle=False) as ref:
+        if "seen_row_digests" not in ref.files:
+            return None
+        seen = ref["seen_row_digests"]
+    return np.flatnonzero(np.isin(feature_digests(X), seen))
+
+
+def _training_row_warning(ref: str, seen: np.ndarray | None, rows: int) -> list[str]:
+    if seen is None:
+        return [f"{ref}'s reference.npz has no row digests (an older bundle): whether these rows include "
+                "training rows cannot be told"]
+    if not len(seen):
+        return []
+    return [f"{len(seen)} of {rows} rows were used to train or calibrate {ref} (its train, validation or "
+            "calibration split): their errors are fewer than on new data; analyze rows the model never "
+            "saw, e.g. its test split or newer data"]
 
 
 def _metrics(y: np.ndarray, pred: np.ndarray, total_errors: int) -> dict[str, Any]:
@@ -169,6 +199,7 @@ def analyze_bundle(bundle: Path | str, csv: Path | str, target: str, segment: st
                                 "use the class names the model was trained with")
     if labeled.sum() < 2:
         raise DeepTrainingError(f"{csv} has {int(labeled.sum())} labeled rows", "provide at least 2")
+    seen = _seen_rows(bundle, X)
     label_idx, proba = _run_onnx(bundle, X)
     pred, Xl, Pl = label_idx[labeled], X[labeled], proba[labeled]
     wrong = pred != y
@@ -209,6 +240,9 @@ def analyze_bundle(bundle: Path | str, csv: Path | str, target: str, segment: st
         accuracy=round(float(np.mean(~wrong)), 6), errors=total, threshold=threshold, slices=slices,
         clusters=clusters, likely_wrong_labels=likely_wrong, worth_labeling=worth,
         worth_labeling_pool=pool_name, pca_png=png,
+        training_rows=None if seen is None else len(seen),
+        training_row_examples=[] if seen is None else [int(i) for i in seen[:top]],
+        warnings=_training_row_warning(str(card.ref), seen, len(df)),
     )
 
 

@@ -1,7 +1,8 @@
 """``lockgate analyze BUNDLE --data CSV --target COL [--segment COL]``: error analysis with the bundle's ONNX.
 
 Writes ``analysis.json`` and ``pca_errors.png`` into ``--out`` (default ``analysis-<name>-<version>``) and
-prints the tables. Exit codes: 0 done, 2 bad input (one line on stderr saying what and how to fix).
+prints the tables; warns on stderr when the CSV holds rows the model was trained or calibrated on.
+Exit codes: 0 done, 2 bad input (one line on stderr saying what and how to fix).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def build_parser(settings: AnalyzeSettings | None = None) -> argparse.ArgumentPa
     p = argparse.ArgumentParser(
         prog="lockgate analyze",
         description="Error analysis of a bundle on labeled data: sliced metrics, error clusters by possible "
-        "gain, PCA scatter, likely wrong labels, rows most worth labeling (empty target = unlabeled).",
+        "gain, PCA scatter, likely wrong labels, rows most worth labeling (empty target = unlabeled). "
+        "Warns when the rows include rows the model was trained or calibrated on (their errors are "
+        "fewer than on new data).",
     )
     p.add_argument("bundle", type=Path, help="bundle directory (model.onnx + card.json)")
     p.add_argument("--data", required=True, type=Path, help="CSV with the model's feature columns + target")
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainingError, BundleError, OSError) as e:
         print(f"lockgate analyze: {e}", file=sys.stderr)
         return 2
+    for warning in report.warnings:
+        print(f"lockgate analyze: warning: {warning}", file=sys.stderr)
     try:
         if args.json:
             print(report.model_dump_json(indent=2))

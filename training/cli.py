@@ -276,6 +276,9 @@ def _summary(path: Path) -> str:
         lines.append(f"  older slice ({o.rows} rows, out-of-time split on {card.dataset.time_column!r}): "
                      f"accuracy {o.accuracy:.4f}  f1_macro {o.f1_macro:.4f}")
     lines += [f"  WARNING: {w}" for w in card.calibration.warnings]
+    caveat = card.calibration.sample_caveat()
+    if caveat is not None:
+        lines.append(f"  NOTE: {caveat}")
     if card.recommended_threshold is not None:
         lines.append(f"  recommended threshold for {card.classes[1]!r}: {card.recommended_threshold:.2f}")
     lines.append(f"  runtime {card.runtime.total_seconds:.1f}s, est. cost ${card.cost.estimated_cost:.6f}")

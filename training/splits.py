@@ -20,9 +20,8 @@ from cascade_registry.artifacts import SplitInfo
 from training.datasets import MIN_CLASS_ROWS, Dataset
 from training.errors import DataError
 
-__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "encode_splits", "join_splits",
-           "split_by_time",
-           "split_dataset"]
+__all__ = ["MIN_CLASS_ROWS", "SPLIT_NAMES", "Split", "Splits", "encode_splits", "feature_digests",
+           "join_splits", "split_by_time", "split_dataset"]
 
 SPLIT_NAMES = ("train", "validation", "calibration", "test")
 
@@ -96,6 +95,17 @@ def row_hashes(X: np.ndarray, y: np.ndarray, C: np.ndarray | None = None) -> np.
         [hashlib.sha256(Xc[i].tobytes() + yc[i].tobytes() + texts[i]).hexdigest() for i in range(len(yc))],
         dtype=object,
     )
+
+
+def feature_digests(X: np.ndarray, C: np.ndarray | None = None) -> np.ndarray:
+    """uint64 per row: the first 8 bytes of sha256 over the row's features as the model reads them
+    (float32, -0.0 as 0.0, one NaN; then the strings of a mixed table). The label is left out: a row the
+    model was trained on stays a training row whatever its label says in another file."""
+    X32 = np.ascontiguousarray(np.asarray(X, dtype=np.float32) + np.float32(0.0))
+    X32[np.isnan(X32)] = np.float32("nan")
+    texts = [b""] * len(X32) if C is None or not C.shape[1] else ["\x1f".join(r).encode() for r in C.tolist()]
+    digests = [hashlib.sha256(X32[i].tobytes() + texts[i]).digest()[:8] for i in range(len(X32))]
+    return np.array([int.from_bytes(d, "big") for d in digests], dtype=np.uint64)
 
 
 def split_dataset(

@@ -41,7 +41,7 @@ from training.preprocessing import Preprocessor, fit_preprocessor
 from training.reliability import plot_reliability
 from training.response import has_logits, response, response_kind
 from training.search import random_search
-from training.splits import Split, Splits, encode_splits, split_dataset
+from training.splits import Split, Splits, encode_splits, feature_digests, split_dataset
 
 __all__ = ["ISOTONIC_KNOT_FACTOR", "SCORE_CONSISTENCY", "check_method_supported", "train"]
 
@@ -220,13 +220,16 @@ def _recommended_threshold(fit: CalibrationFit) -> float:
 # ------------------------------------------------------------------------------------------ bundle
 def _reference(config: TrainConfig, model: CalibratedModel, splits: Splits, raw: Splits
                ) -> dict[str, np.ndarray]:
-    """The raw test rows (the graph's inputs; NaN / "" = missing) and the native model's answers."""
+    """The raw test rows (the graph's inputs; NaN / "" = missing) and the native model's answers; the
+    sorted digests of every row the model or its calibrator saw (``lockgate analyze`` warns on them)."""
     test, n = raw.test, min(config.reference_rows, len(raw.test.y))
+    seen = [s for s in (raw.train, raw.validation, raw.calibration) if s is not None]
     reference: dict[str, np.ndarray] = {
         "inputs": test.X[:n].astype(np.float32),
         "probabilities": model.predict_proba(splits.test.X[:n]),
         "holdout_inputs": test.X.astype(np.float32),
         "holdout_labels": test.y.astype(np.int64),
+        "seen_row_digests": np.unique(np.concatenate([feature_digests(s.X, s.C) for s in seen])),
     }
     if test.C is not None and test.C.shape[1]:
         reference["categorical_inputs"] = test.C[:n].astype(str)

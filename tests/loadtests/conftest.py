@@ -1,4 +1,4 @@
-"""Shared fixtures: one trained (training.train) and gated (safety.run_gate) demo bundle per session."""
+"""Shared fixtures: the session's trained (training.train) and gated (safety.run_gate) demo bundle."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bundles import gate_bundle, train_bundle
-
 
 @pytest.fixture(scope="session")
-def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    bundle = train_bundle(tmp_path_factory.mktemp("load-bundles"))
-    gate_bundle(bundle)
-    return bundle
+def demo_bundle(gated_demo: Path) -> Path:
+    """The shared ``gated_demo`` (tests/conftest.py): registered in place, never changed."""
+    return gated_demo

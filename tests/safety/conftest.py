@@ -18,7 +18,6 @@ import pytest
 
 from cascade_registry.artifacts import CARD_FILE, MODEL_FILE, GateReport, ModelCard, sha256_file
 from safety import GatePolicy, default_checks, run_gate
-from tests.bundles import train_bundle
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +26,10 @@ def bundles_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def good_bundle(bundles_root: Path) -> Path:
-    """demo:1 — breast cancer, logistic regression + sigmoid calibration, exported by training."""
-    return train_bundle(bundles_root / "train")
+def good_bundle(bundles_root: Path, trained_demo: Path) -> Path:
+    """demo:1 — breast cancer, logistic regression + sigmoid calibration, exported by training (a copy of
+    the shared ``trained_demo``: the gate tests write gate.json into it)."""
+    return shutil.copytree(trained_demo, bundles_root / "train" / trained_demo.name)
 
 
 @pytest.fixture(scope="session")

@@ -100,9 +100,10 @@ def _train(out: Path, version: int, seed: int) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_bundle(bundle_root: Path) -> Path:
-    """demo:1, breast_cancer logistic regression with sigmoid calibration and a passing gate report."""
-    return _train(bundle_root, 1, 0)
+def demo_bundle(gated_demo: Path) -> Path:
+    """demo:1, breast_cancer logistic regression with sigmoid calibration and a passing gate report (the
+    shared ``gated_demo`` of tests/conftest.py: copy it before changing a file)."""
+    return gated_demo
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ def test_overfit_one_batch_from_the_cli_passes_and_writes_nothing(tmp_path: Path
 
 
 def test_mlp_bundle_carries_learning_curves(tmp_path: Path):
-    args = ["--model", "mlp", "--trials", "1", "--quiet", "--out", str(tmp_path), "--name", "m"]
+    args = ["--model", "mlp", "--calibration-cv", "0", "--trials", "1", "--quiet", "--out", str(tmp_path),
+            "--name", "m"]
     code = main(["train", *args])
     assert code == 0
     bundle = tmp_path / "m-1"

@@ -55,7 +55,7 @@ def test_train_without_a_terminal_prints_no_progress_bar(tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items() if k != "LOCKGATE_TRAIN_PROGRESS"}
     done = subprocess.run(
         [sys.executable, "-m", "lockgate.cli", "train", "--model", "logistic_regression", "--trials", "2"]
-        + ["--calibration", "sigmoid", "--out", str(tmp_path), "--json"],
+        + ["--calibration", "sigmoid", "--calibration-cv", "0", "--out", str(tmp_path), "--json"],
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

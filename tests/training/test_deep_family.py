@@ -36,8 +36,8 @@ def test_families_are_registered_through_the_extension_point() -> None:
 
 @pytest.mark.parametrize(("model", "calibration"), [("mlp", "sigmoid"), ("stacking", "isotonic")])
 def test_train_writes_a_complete_bundle_with_parity(model: str, calibration: str, tmp_path) -> None:
-    path = train(TrainConfig(data="breast_cancer", model=model, calibration=calibration, trials=1, seed=0,
-                             name=model, version=1, out=tmp_path, progress=False))
+    path = train(TrainConfig(data="breast_cancer", model=model, calibration=calibration, calibration_cv=0,
+                             trials=1, seed=0, name=model, version=1, out=tmp_path, progress=False))
     bundle = ModelBundle.load(path)  # schema + sha256 of model.onnx
     card = bundle.card
     assert card.family == model and card.calibration.method == calibration

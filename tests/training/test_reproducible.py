@@ -1,4 +1,6 @@
-"""Same seed + data -> byte-identical model.onnx and identical metrics; another seed -> another model."""
+"""Same seed + data -> byte-identical model.onnx and identical metrics; another seed -> another model.
+
+Two families on one calibration split, one with the default cross-fitted ensemble (K folds, K pairs)."""
 
 from __future__ import annotations
 
@@ -11,15 +13,17 @@ from training import TrainConfig, train
 
 
 @pytest.mark.parametrize(
-    "family, calibration",
-    [("random_forest", "isotonic"), ("hist_gradient_boosting", "sigmoid"), ("svm", "sigmoid")],
+    "family, calibration, folds",
+    [("random_forest", "isotonic", 0), ("hist_gradient_boosting", "sigmoid", 0), ("svm", "sigmoid", 5)],
+    ids=["random_forest-isotonic", "hist_gradient_boosting-sigmoid", "svm-sigmoid-cross-fitted"],
 )
-def test_same_seed_same_bytes_and_metrics(tmp_path: Path, family: str, calibration: str) -> None:
+def test_same_seed_same_bytes_and_metrics(tmp_path: Path, family: str, calibration: str, folds: int) -> None:
     def run(out: str, seed: int = 3) -> ModelBundle:
         config = TrainConfig(
             data="wine",
             model=family,
             calibration=calibration,
+            calibration_cv=folds,
             trials=2,
             seed=seed,
             out=tmp_path / out,

@@ -73,7 +73,8 @@ def test_families_are_pluggable() -> None:
 def test_failed_export_leaves_nothing(tmp_path: Path) -> None:
     # an impossible parity limit makes the export step refuse the graph after everything else ran
     with pytest.raises(ExportError, match="differs from the native model"):
-        train(TrainConfig(model="random_forest", trials=1, parity_limit=1e-30, out=tmp_path, progress=False))
+        train(TrainConfig(model="random_forest", trials=1, calibration_cv=0, parity_limit=1e-30, out=tmp_path,
+                          progress=False))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -84,6 +85,7 @@ def test_imbalanced_synthetic_set(tmp_path: Path) -> None:
                 data="imbalanced",
                 model="naive_bayes",
                 calibration="sigmoid",
+                calibration_cv=0,
                 trials=1,
                 out=tmp_path,
                 progress=False,

@@ -53,8 +53,8 @@ def _check_temperature_bundle(bundle: Path, n_classes: int) -> dict:
 def test_mlp_binary_through_the_cli(tmp_path: Path, write_csv) -> None:
     data = write_csv(rows=240)
     args = ["--data", str(data), "--target", "label", "--segment", "region", "--model", "mlp",
-            "--calibration", "temperature", "--trials", "1", "--quiet", "--out", str(tmp_path),
-            "--name", "tmlp"]
+            "--calibration", "temperature", "--calibration-cv", "0", "--trials", "1", "--quiet", "--out",
+            str(tmp_path), "--name", "tmlp"]
     assert main(["train", *args]) == 0
     card = _check_temperature_bundle(tmp_path / "tmlp-1", 2)
     assert card["details"]["calibration_input"] == "predict_proba"  # log p: the logits up to a shift
@@ -62,21 +62,22 @@ def test_mlp_binary_through_the_cli(tmp_path: Path, write_csv) -> None:
 
 
 def test_mlp_multiclass_through_the_api(tmp_path: Path) -> None:
-    bundle = train(TrainConfig(data="wine", model="mlp", calibration="temperature", trials=1, seed=0,
-                               name="wmlp", out=tmp_path, progress=False))
+    bundle = train(TrainConfig(data="wine", model="mlp", calibration="temperature", calibration_cv=0,
+                               trials=1, seed=0, name="wmlp", out=tmp_path, progress=False))
     card = _check_temperature_bundle(bundle, 3)
     assert card["task"] == "multiclass"
 
 
 def test_svm_cli_and_api_give_the_same_bytes(tmp_path: Path) -> None:
-    args = ["--data", "breast_cancer", "--model", "svm", "--calibration", "temperature", "--trials", "1",
-            "--quiet", "--out", str(tmp_path / "cli"), "--name", "tsvm"]
+    args = ["--data", "breast_cancer", "--model", "svm", "--calibration", "temperature",
+            "--calibration-cv", "0", "--trials", "1", "--quiet", "--out", str(tmp_path / "cli"),
+            "--name", "tsvm"]
     assert main(["train", *args]) == 0
     first = tmp_path / "cli" / "tsvm-1"
     card = _check_temperature_bundle(first, 2)
     assert card["details"]["calibration_input"] == "decision_function"
-    again = train(TrainConfig(data="breast_cancer", model="svm", calibration="temperature", trials=1,
-                              seed=0, name="tsvm", out=tmp_path / "api", progress=False))
+    again = train(TrainConfig(data="breast_cancer", model="svm", calibration="temperature", calibration_cv=0,
+                              trials=1, seed=0, name="tsvm", out=tmp_path / "api", progress=False))
     assert (again / "model.onnx").read_bytes() == (first / "model.onnx").read_bytes()
     assert _card(again)["details"]["temperature"] == card["details"]["temperature"]
 
@@ -128,7 +129,7 @@ def test_temperature_at_its_bound_is_a_warning() -> None:
 def test_other_logit_families_keep_parity(tmp_path: Path, family: str, data: str) -> None:
     from cascade_registry.artifacts import ModelBundle
 
-    path = train(TrainConfig(data=data, model=family, calibration="temperature", trials=1, out=tmp_path,
-                             progress=False))
+    path = train(TrainConfig(data=data, model=family, calibration="temperature", calibration_cv=0, trials=1,
+                             out=tmp_path, progress=False))
     assert ModelBundle.load(path).card.calibration.method == "temperature"
     _check_temperature_bundle(path, 2 if data == "breast_cancer" else 3)
