@@ -27,6 +27,7 @@ from cascade_registry.artifacts import (
     write_json_atomic,
 )
 from cascade_registry.attestation import generate_private_key, public_key_pem
+from cascade_registry.cli import main as registry_main
 from cascade_registry.engine import _MIGRATIONS
 from cascade_registry.gate_policy import GatePolicy
 from tests.bundles import TEST_PUBLIC_PEM, write_attestation
@@ -197,18 +198,17 @@ def test_register_on_hostile_cards_exits_cleanly(make_bundle, registry_url: str,
         assert "card.json" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_trust_cli(registry_url: str, tmp_path: Path) -> None:
+def test_trust_cli(registry_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``lockgate registry trust`` and ``policy`` in-process (the entry point as a real process is
+    ``test_register_on_hostile_cards_exits_cleanly`` above and tests/test_cli.py)."""
     key = generate_private_key()
     pub = tmp_path / "k.pub"
     pub.write_text(public_key_pem(key))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "lockgate.cli", "registry", "--url", registry_url, *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        code = registry_main(["--url", registry_url, *args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
 
     added = run("trust", "add", str(pub), "--label", "ci-gate", "--json")
     assert added.returncode == 0, added.stderr

@@ -1,6 +1,7 @@
 """``lockgate loadtest`` usage errors: one readable line on stderr, exit 2, never a traceback.
 
-Run as subprocesses: the CLI monkey-patches the standard library with gevent once it runs load.
+Help and option errors stop before any load (in-process); a run that reaches the files is a subprocess:
+the CLI monkey-patches the standard library with gevent once it runs load.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from lockgate.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,10 +27,19 @@ def _loadtest(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_help_lists_the_modes_and_exit_codes():
-    proc = _loadtest("--help")
+def _in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        code = main(["loadtest", *args])
+    except SystemExit as e:  # argparse's --help
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
+def test_help_lists_the_modes_and_exit_codes(capsys):
+    proc = _in_process(capsys, "--help")
     assert proc.returncode == 0
-    for word in ("--step", "--soak", "--ui", "--slo", "--traffic", "--report-dir", "Exit: 0"):
+    for word in ("--step", "--soak", "--ui", "--slo", "--traffic", "--report-dir", "--json-out", "Exit: 0"):
         assert word in proc.stdout
 
 
@@ -40,8 +52,8 @@ def test_help_lists_the_modes_and_exit_codes():
         (("--traffic", "t.toml", "--host", "localhost:3000"), "is not a base URL like http://127.0.0.1:3000"),
     ],
 )
-def test_bad_options_say_what_and_how(args, fragment):
-    proc = _loadtest(*args)
+def test_bad_options_say_what_and_how(args, fragment, capsys):
+    proc = _in_process(capsys, *args)
     assert proc.returncode == 2
     assert fragment in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

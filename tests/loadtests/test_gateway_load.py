@@ -38,7 +38,7 @@ from loadtests.slo import evaluate, parse_slo
 from tests.bundles import open_trusting
 
 ROOT = Path(__file__).resolve().parents[2]
-DURATION_S = 15
+DURATION_S = 10
 
 
 def _ensure_prometheus() -> None:
@@ -201,6 +201,9 @@ def load_run(world, gateway):
                 str(reports),
                 "--seed",
                 "7",
+                "--json",
+                "--json-out",
+                str(world["tmp"] / "result.json"),
             ],
             cwd=ROOT,
             capture_output=True,
@@ -236,7 +239,12 @@ def load_run(world, gateway):
 def test_load_run_meets_its_objectives(load_run):
     proc, measured = load_run["proc"], load_run["measured"]
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "PASS: all objectives held" in proc.stdout
+    # --json: stdout is the result and nothing else; --json-out wrote the same; the tables are in files
+    result = json.loads(proc.stdout)
+    assert result["mode"] == "run" and result["passed"] is True and result["exit_code"] == 0
+    assert result["measurements"] == json.loads(measured.model_dump_json())
+    assert json.loads((load_run["reports"].parent / "result.json").read_text()) == result
+    assert "PASS: all objectives held" in (load_run["reports"] / "verdict.txt").read_text()
     names = set(measured.endpoints)
     assert {"/predict", "/predict (no key)", "/predict (undeclared)", "/predict (malformed)", "all"} <= names
     assert measured.endpoints["/predict"].requests > 50

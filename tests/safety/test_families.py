@@ -10,7 +10,9 @@ import pytest
 from safety import run_gate
 
 
-def train_bundle(root: Path, model: str, data: str, calibration: str = "auto") -> Path:
+def train_bundle(
+    root: Path, model: str, data: str, calibration: str = "auto", calibration_cv: int = 5
+) -> Path:
     from training import TrainConfig, train
 
     return train(
@@ -18,6 +20,7 @@ def train_bundle(root: Path, model: str, data: str, calibration: str = "auto") -
             data=data,
             model=model,
             calibration=calibration,
+            calibration_cv=calibration_cv,
             trials=1,
             seed=0,
             name=model.replace("_", "-"),
@@ -30,7 +33,7 @@ def train_bundle(root: Path, model: str, data: str, calibration: str = "auto") -
 
 @pytest.fixture(scope="module")
 def torch_bundle(bundles_root: Path) -> Path:
-    return train_bundle(bundles_root / "families", "mlp", "wine")
+    return train_bundle(bundles_root / "families", "mlp", "wine", calibration_cv=0)
 
 
 def failing(report) -> dict[str, str]:

@@ -19,25 +19,47 @@ import pytest
 from cascade_registry import Registry
 from cascade_registry.artifacts import ModelRef
 from tests.bundles import open_trusting, train_bundle, write_attestation
+from tests.serving.conftest import Gateway
 from tests.serving.test_serving_registry import predict, wait_for
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-@pytest.fixture
-def registry(tmp_path: Path, demo_bundle: Path):
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
+def _open_registry(root: Path, demo_bundle: Path) -> tuple[str, Registry, dict[str, str]]:
+    """A SQLite registry in ``root``: demo:1 released, 'billing' declared for it, 'intruder' not."""
+    url = f"sqlite:///{root / 'registry.db'}"
     reg = open_trusting(url)
-    reg.register(shutil.copytree(demo_bundle, tmp_path / "bundles" / "demo-1"))
+    reg.register(shutil.copytree(demo_bundle, root / "bundles" / "demo-1"))
     reg.release("demo:1")
     reg.add_consumer("billing", owner="team-billing")
     reg.add_consumer("intruder", owner="someone")
     reg.declare("billing", "demo")
-    keys = {"billing": reg.issue_key("billing"), "intruder": reg.issue_key("intruder")}
+    return url, reg, {"billing": reg.issue_key("billing"), "intruder": reg.issue_key("intruder")}
+
+
+@pytest.fixture
+def registry(tmp_path: Path, demo_bundle: Path):
+    """A registry of its own, for a test that changes it (or starts a gateway with other settings)."""
+    url, reg, keys = _open_registry(tmp_path, demo_bundle)
     try:
         yield url, reg, keys
     finally:
         reg.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, demo_bundle: Path):
+    """ONE gateway on one registry for the tests that only call it (none changes the registry):
+    ``(gateway, keys, root)``."""
+    root = tmp_path_factory.mktemp("served")
+    url, reg, keys = _open_registry(root, demo_bundle)
+    reg.close()
+    gw = Gateway(["--registry-url", url], log=root / "gateway.log")
+    try:
+        gw.wait_ready(path="/readyz")
+        yield gw, keys, root
+    finally:
+        gw.stop()
 
 
 def group_rss(pgid: int) -> int:
@@ -72,10 +94,9 @@ def _send_all(url: str, body: bytes, headers: dict[str, str], n: int) -> list[in
 
 
 # ------------------------------------------------------------------------------------ finding 3
-def test_memory_probe_of_deep_bodies_stays_bounded(registry, start_gateway):
+def test_memory_probe_of_deep_bodies_stays_bounded(served):
     """120 requests of 4 MB bodies opening 200,000 brackets, keyless and with a key."""
-    url, _, keys = registry
-    gw = start_gateway("--registry-url", url, ready_path="/readyz")
+    gw, keys, _ = served
     body = b"[" * 200_000 + b" " * (4 * 1024 * 1024 - 200_000 - 1024)
     headers = {"Content-Type": "application/json"}
     assert predict(gw, [[0.0] * 30], key=keys["billing"]).status_code == 200  # warm
@@ -99,10 +120,9 @@ def test_memory_probe_of_deep_bodies_stays_bounded(registry, start_gateway):
     assert httpx.get(gw.url + "/healthz").status_code == 200
 
 
-def test_keyless_body_is_never_read(registry, start_gateway):
+def test_keyless_body_is_never_read(served):
     """A keyless caller gets 401 at once, without the gateway waiting for (or decoding) its body."""
-    url, _, _ = registry
-    gw = start_gateway("--registry-url", url, ready_path="/readyz")
+    gw, _, _ = served
     host, port = gw.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as s:
         s.sendall(
@@ -159,13 +179,20 @@ def test_open_connections_per_client_are_capped(canary_slow_headers):
     wait_for(lambda: httpx.get(gw.url + "/healthz", timeout=2).status_code == 200, what="slots freed")
 
 
-@pytest.fixture
-def canary_slow_headers(start_gateway, demo_bundle):
-    return start_gateway(
-        "--canary",
-        str(demo_bundle),
+@pytest.fixture(scope="module")
+def canary_slow_headers(tmp_path_factory: pytest.TempPathFactory, demo_bundle: Path):
+    """One canary gateway with a 1 s header timeout and 4 connections per client, for the two tests below
+    (each leaves no connection open)."""
+    gw = Gateway(
+        ["--canary", str(demo_bundle)],
         env={"LOCKGATE_SERVE_HEADER_TIMEOUT": "1", "LOCKGATE_SERVE_MAX_CONNECTIONS_PER_CLIENT": "4"},
+        log=tmp_path_factory.mktemp("slow-headers") / "gateway.log",
     )
+    try:
+        gw.wait_ready()
+        yield gw
+    finally:
+        gw.stop()
 
 
 # ------------------------------------------------------------------------------------ finding 4
@@ -332,9 +359,8 @@ def test_registry_outage_expires_cached_decisions_and_answers_503(
 
 
 # ------------------------------------------------------------------------------------ finding 6
-def test_keyless_callers_read_little(registry, start_gateway, tmp_path):
-    url, reg, keys = registry
-    gw = start_gateway("--registry-url", url, ready_path="/readyz")
+def test_keyless_callers_read_little(served):
+    gw, keys, root = served
     auth = {"Authorization": f"Bearer {keys['billing']}"}
     detail = httpx.get(gw.url + "/models/demo")
     assert detail.status_code == 401 and detail.json()["error"]["code"] == "missing_key"
@@ -356,7 +382,7 @@ def test_keyless_callers_read_little(registry, start_gateway, tmp_path):
     assert "source" not in card["dataset"]
     for path in ("/readyz", "/models", "/models/demo", "/metrics", "/openapi.json", "/models/ghost"):
         text = httpx.get(gw.url + path, headers=auth).text
-        assert str(tmp_path) not in text and "/tmp/" not in text, path
+        assert str(root) not in text and "/tmp/" not in text, path
     assert "billing" not in httpx.get(gw.url + "/metrics").text
 
 
@@ -390,9 +416,8 @@ def test_unicode_digit_version_on_v2_infer_is_4xx(canary, rows):
 
 
 # ------------------------------------------------------------------------------------ issue 18
-def test_bare_key_without_bearer_says_add_bearer(registry, start_gateway, rows):
-    url, _, keys = registry
-    gw = start_gateway("--registry-url", url, ready_path="/readyz")
+def test_bare_key_without_bearer_says_add_bearer(served, rows):
+    gw, keys, _ = served
     r = httpx.post(
         gw.url + "/predict",
         json={"model": "demo", "inputs": rows},
