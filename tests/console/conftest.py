@@ -67,14 +67,23 @@ def _reliability_png(path: Path) -> None:
 
 
 def make_bundle(
-    root: Path, name: str, version: int, passed: bool = True, upstream: tuple[str, ...] = ()
+    root: Path,
+    name: str,
+    version: int,
+    passed: bool = True,
+    upstream: tuple[str, ...] = (),
+    calibration_warnings: tuple[str, ...] = (),
 ) -> Path:
     ref = ModelRef(name=name, version=version)
     bundle = root / ref.dirname
     bundle.mkdir(parents=True)
     write_onnx(bundle / MODEL_FILE, int.from_bytes(hashlib.sha256(str(bundle).encode()).digest()[:4], "big"))
     ups = [UpstreamRef(name=u.split(":")[0], version=int(u.split(":")[1])) for u in upstream]
-    write_json_atomic(bundle / CARD_FILE, make_card(ref, sha256_file(bundle / MODEL_FILE), ups))
+    card = make_card(ref, sha256_file(bundle / MODEL_FILE), ups)
+    if calibration_warnings:
+        calibration = card.calibration.model_copy(update={"warnings": list(calibration_warnings)})
+        card = card.model_copy(update={"calibration": calibration})
+    write_json_atomic(bundle / CARD_FILE, card)
     _reliability_png(bundle / RELIABILITY_FILE)
     write_attestation(bundle, ref, passed=passed)
     return bundle

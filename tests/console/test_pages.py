@@ -103,3 +103,16 @@ def test_new_version_registered_after_start_appears(client, world) -> None:
     with registry(world.url) as reg:
         reg.register(make_bundle(world.bundles, "fresh", 1), actor="tests")
     assert "/models/fresh" in client.get("/?q=fresh").text
+
+
+def test_version_page_shows_calibration_warnings_and_the_small_sample_caveat(client, world) -> None:
+    """Issue 18, finding 2: a calibration that hurt unseen rows is said on the page, and ECE on 50 rows
+    (5 per bin) comes with its caveat."""
+    warning = "calibration (isotonic) worsened the log loss on the unseen test split (0.0563 -> 1.0176)"
+    bundle = make_bundle(world.bundles, "hurt", 1, calibration_warnings=(warning,))
+    with registry(world.url) as reg:
+        reg.register(bundle, actor="tests")
+    html = client.get("/models/hurt/1").text
+    assert f'<p class="warning" role="alert">Warning: {warning}</p>' in html.replace("&gt;", ">")
+    assert "small sample: ECE and the reliability diagram rest on 50 held-out rows, about 5 per bin" in html
+    assert "±0.22 (one standard error)" in html

@@ -10,7 +10,6 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from threadpoolctl import threadpool_limits
 
-from tests.bundles import train_bundle
 from training.analysis import analyze_bundle, format_analysis
 from training.analysis_cli import main as analyze_main
 from training.errors import TrainingError
@@ -26,8 +25,9 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return train_bundle(tmp_path_factory.mktemp("bundles"), name="analyzed", trials=1)
+def bundle(trained_demo):
+    """The shared demo:1 (tests/conftest.py): logistic regression on breast_cancer; read-only."""
+    return trained_demo
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_cli_writes_json_and_png_and_refuses_bad_input(bundle, labeled_csv, tmp_
     path, _ = labeled_csv
     out = tmp_path / "out"
     assert analyze_main([str(bundle), "--data", str(path), "--target", "diagnosis", "--out", str(out)]) == 0
-    assert json.loads((out / "analysis.json").read_text())["model"] == "analyzed:1"
+    assert json.loads((out / "analysis.json").read_text())["model"] == "demo:1"
     assert (out / "pca_errors.png").is_file()
     assert "rows most worth labeling" in capsys.readouterr().out
     broken = tmp_path / "broken.csv"
@@ -93,3 +93,25 @@ def test_cli_writes_json_and_png_and_refuses_bad_input(bundle, labeled_csv, tmp_
         bad = tmp_path / "labels.csv"
         pd.read_csv(path).assign(diagnosis="cat").to_csv(bad, index=False)
         analyze_bundle(bundle, bad, "diagnosis")
+
+
+def test_training_rows_are_counted_and_warned_about(bundle, labeled_csv, tmp_path, capsys) -> None:
+    """The CSV above is the whole data set: every row but the test split's was used to train or calibrate
+    (the flipped labels do not hide a row); the test split alone has none, and no warning."""
+    path, _ = labeled_csv
+    card = json.loads((bundle / "card.json").read_text())
+    test_rows = card["dataset"]["splits"]["test"]["rows"]
+    report = analyze_bundle(bundle, path, "diagnosis", top=5)
+    assert report.training_rows == 569 - test_rows and len(report.training_row_examples) == 5
+    assert len(report.warnings) == 1 and f"{569 - test_rows} of 569 rows" in report.warnings[0]
+    assert analyze_main([str(bundle), "--data", str(path), "--target", "diagnosis", "--json",
+                         "--out", str(tmp_path / "all")]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["training_rows"] == 569 - test_rows  # stdout stays pure JSON
+    assert "warning:" in err and "used to train or calibrate demo:1" in err
+    ref = np.load(bundle / "reference.npz")
+    held_out = pd.DataFrame(ref["holdout_inputs"], columns=[f["name"] for f in card["features"]])
+    held_out["diagnosis"] = [card["classes"][i] for i in ref["holdout_labels"]]
+    held_out.to_csv(tmp_path / "test_split.csv", index=False)
+    unseen = analyze_bundle(bundle, tmp_path / "test_split.csv", "diagnosis")
+    assert unseen.rows == test_rows and unseen.training_rows == 0 and unseen.warnings == []

@@ -108,3 +108,30 @@ def test_knot_merging_bounds_slopes_and_keeps_the_calibration() -> None:
     assert ece_mce(y[1200:], after, 10)[0] < ece_mce(y[1200:], before, 10)[0] + 0.01
     assert np.allclose(after.sum(axis=1), 1.0)
     assert brier_score(y[1200:], after) < brier_score(y[1200:], est.predict_proba(X[1200:]))
+
+
+def test_calibration_that_hurts_unseen_rows_is_said_and_auto_keeps_the_raw_model(
+    tmp_path: Path, capsys
+) -> None:
+    """Issue 18, finding 2: isotonic fitted on wine's 36-row calibration split makes the unseen test
+    split's log loss worse (0.06 -> 1.0): the card and the training summary say so, with the small-sample
+    caveat; ``auto`` compares the raw model out of fold too, keeps it, and the card says why."""
+    from training.cli import main
+
+    args = ["--data", "wine", "--model", "logistic_regression", "--calibration-cv", "0", "--trials", "1",
+            "--quiet", "--out", str(tmp_path)]
+    assert main([*args, "--calibration", "isotonic", "--name", "hurt"]) == 0
+    summary = capsys.readouterr().out
+    cal = ModelBundle.load(tmp_path / "hurt-1").card.calibration
+    assert cal.after.log_loss > cal.before.log_loss
+    assert any(w.startswith("calibration (isotonic) worsened the log loss on the unseen test split")
+               for w in cal.warnings), cal.warnings
+    assert f"WARNING: {cal.warnings[0]}" in summary
+    assert "NOTE: small sample: ECE and the reliability diagram rest on 36 held-out rows" in summary
+    assert main([*args, "--calibration", "auto", "--name", "auto"]) == 0
+    capsys.readouterr()
+    cal = ModelBundle.load(tmp_path / "auto-1").card.calibration
+    assert cal.requested == "auto" and cal.method == "none" and cal.warnings == []
+    assert "none" in cal.candidates and len(cal.candidates) > 1
+    assert min(cal.candidates, key=lambda m: cal.candidates[m]["brier"]) == "none"
+    assert "lowest out-of-fold Brier" in cal.reason and cal.reason.split("->")[1].strip().startswith("none")

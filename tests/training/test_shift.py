@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from tests.bundles import train_bundle
 from training.errors import TrainingError
 from training.shift import adversarial_validation, read_pair
 from training.shift_cli import main as shift_main
@@ -22,9 +21,9 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    """A real bundle from the training core (logistic regression on breast_cancer, one trial)."""
-    return train_bundle(tmp_path_factory.mktemp("bundles"), name="shiftcard", trials=1)
+def bundle(trained_demo):
+    """A real bundle from the training core (the shared demo:1: logistic regression on breast_cancer)."""
+    return trained_demo
 
 
 @pytest.fixture(scope="module")
