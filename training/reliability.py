@@ -1,4 +1,8 @@
-"""Reliability diagrams (before vs after calibration) written as a PNG with matplotlib's Agg backend."""
+"""Reliability diagrams (before vs after calibration) written as a PNG with matplotlib's Agg backend.
+
+Each point of the calibrated curve is labeled with its bin's row count (on a 36-row test split most
+points are one or two rows, and the diagram should say so); a panel is titled by the class name alone.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,30 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_reliability"]
+__all__ = ["panel_title", "plot_reliability", "reliability_curve"]
 
 
-def _curve(hit: np.ndarray, prob: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Mean predicted probability and observed frequency per non-empty bin, and the one-vs-rest ECE."""
+def reliability_curve(
+    hit: np.ndarray, prob: np.ndarray, bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Per non-empty bin: mean predicted probability, observed frequency and row count; and the
+    one-vs-rest ECE."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(prob, edges[1:-1], right=True), 0, bins - 1)
-    xs, ys, ece = [], [], 0.0
+    xs, ys, ns, ece = [], [], [], 0.0
     for b in range(bins):
         mask = which == b
         if mask.any():
             xs.append(prob[mask].mean())
             ys.append(hit[mask].mean())
+            ns.append(int(mask.sum()))
             ece += abs(xs[-1] - ys[-1]) * mask.mean()
-    return np.array(xs), np.array(ys), float(ece)
+    return np.array(xs), np.array(ys), np.array(ns, dtype=np.int64), float(ece)
+
+
+def panel_title(classes: list[str], k: int) -> str:
+    """The panel of class ``k``: its name (binary: the positive class, said so)."""
+    return f"{classes[k]} (positive class)" if len(classes) == 2 else str(classes[k])
 
 
 def plot_reliability(
@@ -50,11 +63,13 @@ def plot_reliability(
         hit = (y == k).astype(np.float64)
         ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="perfect")
         for probs, label, style in ((before, "before", "o-"), (after, "after", "s-")):
-            xs, ys, ece = _curve(hit, probs[:, k], bins)
+            xs, ys, ns, ece = reliability_curve(hit, probs[:, k], bins)
             ax.plot(xs, ys, style, ms=4, lw=1.4, label=f"{label} (class ECE {ece:.3f})")
+        for x, y_, n in zip(xs, ys, ns, strict=True):  # the calibrated curve's rows per bin
+            ax.annotate(f"n={n}", (x, y_), textcoords="offset points", xytext=(3, -9), fontsize=6)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_title(f"class {classes[k]}", fontsize=9)
+        ax.set_title(panel_title(classes, k), fontsize=9)
         ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
         ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
         ax.grid(alpha=0.3)

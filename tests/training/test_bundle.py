@@ -123,3 +123,17 @@ def test_multiclass_card(tmp_path: Path) -> None:
     assert card.classes == ["class_0", "class_1", "class_2"]
     assert np.array(card.metrics.confusion_matrix).shape == (3, 3)
     assert "isotonic" in card.calibration.reason
+
+
+def test_reliability_bins_carry_their_row_counts_and_panels_their_class_name() -> None:
+    """Issue 18, finding 10: per-bin counts on the diagram; titles read 'class_0', not 'class class_0'."""
+    from training.reliability import panel_title, reliability_curve
+
+    rng = np.random.default_rng(0)
+    prob = rng.random(36)
+    hit = (rng.random(36) < prob).astype(np.float64)
+    xs, ys, counts, ece = reliability_curve(hit, prob, 10)
+    assert counts.sum() == 36 and (counts > 0).all() and len(xs) == len(ys) == len(counts) <= 10
+    assert 0 <= ece <= 1
+    assert panel_title(["class_0", "class_1", "class_2"], 2) == "class_2"
+    assert panel_title(["malignant", "benign"], 1) == "benign (positive class)"
