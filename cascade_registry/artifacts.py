@@ -10,7 +10,8 @@ A bundle is a directory ``<name>-<version>/`` holding
                     (quality is recomputed by the gate, never copied from the card). Keys:
                     ``inputs`` float32 [n, F], ``probabilities`` float64 [n, C],
                     ``holdout_inputs`` float32 [m, F], ``holdout_labels`` int64 [m],
-                    optional ``holdout_segments`` str [m].
+                    optional ``holdout_segments`` str [m], ``seen_row_digests`` uint64 [k] (sorted digests
+                    of the training, validation and calibration rows' features: ``lockgate analyze``).
 - ``reliability.png`` reliability diagram(s), before vs after calibration.
 - ``gate.json``     written by ``lockgate check``: the signed attestation (a DSSE envelope holding an
                     in-toto statement, :mod:`cascade_registry.attestation`) over the manifest of every

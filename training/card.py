@@ -34,7 +34,7 @@ from training.config import TrainConfig
 from training.crossfit import CalibrationFit
 from training.datasets import Dataset
 from training.families import Family
-from training.graph import OPSET, BaseGraph
+from training.graph import BaseGraph, imported_opsets
 from training.metrics import calibration_metrics, report_metrics
 from training.preprocessing import Preprocessor
 from training.response import response_method
@@ -374,7 +374,7 @@ def _export_info(f: RunFacts) -> ExportInfo:
     pairs = len(f.fit.model.pairs)
     return ExportInfo(
         onnx_sha256=hashlib.sha256(f.onnx_bytes).hexdigest(),
-        opset={k or "ai.onnx": v for k, v in OPSET.items()},
+        opset=imported_opsets(f.onnx_bytes),
         parity_max_abs_diff=f.parity_diff,
         parity_rows=f.parity_rows,
         parity_limit=f.config.parity_limit,

@@ -37,6 +37,7 @@ __all__ = [
     "base_model",
     "embed_model",
     "finish_model",
+    "imported_opsets",
     "onnx_feeds",
     "onnx_predict",
     "opsets_of",
@@ -183,6 +184,13 @@ def opsets_of(nodes: list[onnx.NodeProto]) -> list[onnx.OperatorSetIdProto]:
     """The opset imports for ``nodes``: ai.onnx always, other domains when used."""
     used = {n.domain for n in nodes}
     return [helper.make_opsetid(d, v) for d, v in OPSET.items() if d == "" or d in used]
+
+
+def imported_opsets(onnx_bytes: bytes) -> dict[str, int]:
+    """The opsets a serialized model imports, ``ai.onnx`` for the default domain (what the card records:
+    the same figures the gate's ``file.opset`` check reads from the file)."""
+    model = onnx.load_model_from_string(onnx_bytes)
+    return {o.domain or "ai.onnx": int(o.version) for o in model.opset_import}
 
 
 def base_model(b: GraphBuilder, n_features: int, output: str, name: str) -> onnx.ModelProto:

@@ -74,7 +74,11 @@ def test_onnx_signature_and_outputs(demo_bundle: Path) -> None:
 
 def test_reference_npz_matches_the_documented_keys(demo_bundle: Path) -> None:
     ref = np.load(demo_bundle / "reference.npz")
-    assert set(ref.files) == {"inputs", "probabilities", "holdout_inputs", "holdout_labels"}
+    documented = {"inputs", "probabilities", "holdout_inputs", "holdout_labels", "seen_row_digests"}
+    assert set(ref.files) == documented
+    seen, card = ref["seen_row_digests"], ModelBundle.load(demo_bundle).card
+    assert seen.dtype == np.uint64 and np.array_equal(seen, np.unique(seen))  # sorted, one per distinct row
+    assert len(seen) == card.dataset.rows - card.dataset.splits["test"].rows  # train + validation
     assert ref["inputs"].dtype == np.float32 and ref["inputs"].shape == (64, 30)
     assert ref["probabilities"].dtype == np.float64 and ref["probabilities"].shape == (64, 2)
     assert ref["holdout_inputs"].dtype == np.float32 and ref["holdout_labels"].dtype == np.int64
@@ -137,3 +141,11 @@ def test_reliability_bins_carry_their_row_counts_and_panels_their_class_name() -
     assert 0 <= ece <= 1
     assert panel_title(["class_0", "class_1", "class_2"], 2) == "class_2"
     assert panel_title(["malignant", "benign"], 1) == "benign (positive class)"
+
+
+def test_card_opsets_are_the_ones_the_file_imports(demo_bundle: Path) -> None:
+    """Issue 18, finding 10: the card's opsets are read from model.onnx (the gate's file.opset reads the
+    same), not a list of every domain the exporter could use."""
+    model = onnx.load(demo_bundle / "model.onnx")
+    card = ModelBundle.load(demo_bundle).card
+    assert card.export.opset == {o.domain or "ai.onnx": o.version for o in model.opset_import}
