@@ -363,7 +363,7 @@ def _details(f: RunFacts, estimator: Any) -> dict[str, Any]:
             "test": cfg.test_fraction,
         },
         "calibration_cv": cfg.calibration_cv,
-        "duplicate_rows_grouped": f.splits.duplicate_rows,
+        "held_out_rows_identical_to_train": f.splits.held_out_identical_to_train,
         "reference_rows": int(min(cfg.reference_rows, len(f.splits.test.y))),
         "metrics_split": "test",
         **(estimator.card_details() if hasattr(estimator, "card_details") else {}),
