@@ -247,7 +247,7 @@ def _preprocessing(f: RunFacts) -> dict[str, Any]:
     return {
         "missing": f.config.missing_policy,
         "unknown_category": f.config.unknown_category,
-        "onehot_max_levels": f.config.onehot_max,
+        "onehot_max_levels": pre.onehot_max,
         "rare_min_rows": f.config.rare_min,
         "fitted_on": "train split only",
         "encodings": pre.encodings(),

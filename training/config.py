@@ -73,7 +73,10 @@ class TrainConfig(BaseModel):
         "newer "
         "ones; metrics on an older held-out slice too",
     )
-    onehot_max: int = Field(16, ge=1, le=1000, description="more kept levels than this: frequency encoding")
+    onehot_max: int | None = Field(
+        None, ge=1, le=1000, description="more kept levels than this: target encoding (default: the "
+        "family's: 64 for logistic regression and SVM, 16 for the others)",
+    )
     rare_min: int = Field(5, ge=1, description="levels with fewer training rows join the 'other' level")
     price_per_core_hour: float = Field(0.05, ge=0, description="USD per core-hour for the cost estimate")
     validation_fraction: float = Field(0.2, gt=0, lt=0.5)
