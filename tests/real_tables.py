@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FAMILY_OF", "TABLES", "TableSpec", "TrainedTable", "synthetic_frame", "train_table", "write_table"]
+__all__ = [
+    "FAMILY_OF", "TABLES", "TableSpec", "TrainedTable", "synthetic_frame", "train_table", "write_table",
+]
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class TrainConfig(BaseModel):
     )
     onehot_max: int | None = Field(
         None, ge=1, le=1000, description="more kept levels than this: target encoding (default: the "
-        "family's: 64 for logistic regression and SVM, 16 for the others)",
+        "family's: 64 for logistic regression, SVM and MLP, 16 for trees and naive Bayes)",
     )
     rare_min: int = Field(5, ge=1, description="levels with fewer training rows join the 'other' level")
     price_per_core_hour: float = Field(0.05, ge=0, description="USD per core-hour for the cost estimate")
