@@ -49,8 +49,11 @@ ONEHOT_MAX = 16
 #: one-hot vs 0.844 / 0.109 target-encoded; RBF SVM 0.856 / 0.106 vs 0.850 / 0.107; MLP 0.878 / 0.096
 #: vs 0.839 / 0.108)
 ONEHOT_MAX_ADDITIVE = 64
-#: a level seen fewer times than this in the training split joins the "other" group
-RARE_MIN = 5
+#: a level seen fewer times than this in the training split joins the "other" group (5 grouped 9 of the
+#: synthetic table's 60 zip levels in the out-of-time split, median 7.5 training rows a level, and cost
+#: logistic regression 0.044 accuracy and 0.018 Brier against the ungrouped one-hot baseline; 3 groups
+#: one level: within 0.011 / 0.005)
+RARE_MIN = 3
 OTHER, MISSING = "__other__", ""
 Unknown = Literal["error", "ignore", "other"]
 
