@@ -104,7 +104,8 @@ def run_one(table: str, family: str, tmp: Path) -> dict[str, object]:
     bundle = train(config)
     seconds = time.perf_counter() - t0
     card = ModelBundle.load(bundle).card
-    ds = load_dataset(config.data, config.seed, config.target, None, "auto", TableOverrides(drop=drop), by_time)
+    ds = load_dataset(config.data, config.seed, config.target, None, "auto", TableOverrides(drop=drop),
+                      by_time)
     raw = split_dataset(
         ds,
         config.seed,

@@ -83,8 +83,8 @@ def test_the_tables_walk_through_runs_as_written(tmp_path: Path) -> None:
     done = _run(script, tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "island" in done.stdout and "categorical" in done.stdout  # --describe-data
-    assert re.search(r'"predictions":\[\{"label":"(Adelie|Chinstrap|Gentoo)"', done.stdout.replace(" ", "")), (
-        done.stdout[-2000:])
+    answer = done.stdout.replace(" ", "")
+    assert re.search(r'"predictions":\[\{"label":"(Adelie|Chinstrap|Gentoo)"', answer), done.stdout[-2000:]
     scored = (tmp_path / "scored.csv").read_text().splitlines()
     assert scored[0] == "label,p_Adelie,p_Chinstrap,p_Gentoo" and len(scored) == 345
     assert "Traceback" not in done.stderr

@@ -19,9 +19,8 @@ import pytest
 
 from cascade_registry.artifacts import ModelBundle
 from serving.predict_cli import main as predict_main
-from tests.bundles import open_trusting
 from tests.real_tables import TABLES
-from tests.serving.conftest import Gateway
+from tests.serving.conftest import Gateway, released_gateway
 
 #: raw CSV rows sent per table (each table's first rows, gaps included)
 ROWS = 120
@@ -30,21 +29,9 @@ ROWS = 120
 @pytest.fixture(scope="module")
 def served(real_table, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, str]]:
     """The four tables' models registered and released in one SQLite registry behind one gateway."""
-    work = tmp_path_factory.mktemp("real-tables")
-    url = f"sqlite:///{work / 'registry.db'}"
-    with open_trusting(url) as reg:
-        reg.add_consumer("analyst", owner="team-data")
-        for name in TABLES:
-            reg.register(real_table(name).bundle)
-            reg.release(f"{name}:1")
-            reg.declare("analyst", name)
-        key = reg.issue_key("analyst")
-    gw = Gateway(["--registry-url", url], log=work / "gateway.log")
-    try:
-        gw.wait_ready(path="/readyz")
-        yield gw, key
-    finally:
-        gw.stop()
+    bundles = [real_table(name).bundle for name in TABLES]
+    with released_gateway(tmp_path_factory.mktemp("real-tables"), bundles, "analyst") as served:
+        yield served
 
 
 def _instances(csv: Path, columns: list[str], rows: int) -> list[dict]:

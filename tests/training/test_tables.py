@@ -186,7 +186,7 @@ def test_same_seed_same_bytes_and_parquet_equals_csv(table: Path, bundle: Path, 
 #: table kinds every family must accept: (columns kept, config overrides; else the family's defaults)
 TABLE_KINDS: dict[str, tuple[list[str], dict]] = {
     "numeric with gaps": (["income", "age"], {}),
-    # every encoder at once: one-hot (owner, plan: a boolean, a gap level), target-encoded zip, imputed numbers
+    # every encoder at once: one-hot (owner: boolean; plan: a gap level), target-encoded zip, imputed numbers
     "mixed": (["zip", "owner", "plan", "income", "age"], {"onehot_max": 4, "rare_min": 2}),
     "categorical only": (["zip", "owner", "plan"], {}),
 }
@@ -209,8 +209,8 @@ def test_every_family_accepts_every_table_kind_with_parity(kinds, tmp_path: Path
     """The family x table-kind matrix: each cell trains (one trial, one calibration split), exports one
     graph with the preprocessing fused in, and meets the parity limit."""
     for kind, (_, overrides) in TABLE_KINDS.items():
-        config = _config(kinds[kind], tmp_path / kind.replace(" ", "_"), model=model, drop=(), calibration_cv=0,
-                         name=model.replace("_", "-"), **overrides)
+        config = _config(kinds[kind], tmp_path / kind.replace(" ", "_"), model=model, drop=(),
+                         calibration_cv=0, name=model.replace("_", "-"), **overrides)
         card = ModelBundle.load(train(config)).card
         assert card.export.parity_max_abs_diff <= 1e-4, (model, kind)
         encodings = (card.preprocessing or {}).get("encodings", {})
