@@ -81,3 +81,16 @@ def test_the_trainers_test_rows_get_the_probabilities_it_measured(served, real_t
     ]
     got = _ask(served, name, instances, card.classes)
     assert np.abs(got - measured).max() <= card.export.parity_max_abs_diff + 1e-6
+
+
+def test_lockgate_predict_names_the_bad_cell_of_a_raw_csv(real_table, tmp_path, capsys):
+    table = real_table("penguins")
+    frame = pd.read_csv(table.spec.path, nrows=5)
+    frame["bill_length_mm"] = frame["bill_length_mm"].astype(object)
+    frame.loc[3, "bill_length_mm"] = "long"
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    assert predict_main([str(table.bundle), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "rows[0:][3].bill_length_mm" in err and "'long'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
