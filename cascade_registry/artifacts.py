@@ -403,8 +403,8 @@ class ModelCard(_Frozen):
     upstream: list[UpstreamRef] = Field(default_factory=list)
     train_options: dict[str, Any] = Field(
         default_factory=dict,
-        description="the 'lockgate train' options of this run (what 'train --retrain-from' replays); empty in "
-        "older cards",
+        description="the 'lockgate train' options of this run (what 'train --retrain-from' replays); "
+        "empty in older cards",
     )
     how_to_consume: str
     created_at: datetime

@@ -1,7 +1,10 @@
-"""``lockgate demo``: the whole flow on the embedded demo data (breast_cancer).
+"""``lockgate demo``: the whole flow on the embedded demo data (breast_cancer), then a two-model cascade.
 
 train + calibrate + export -> safety gate (signed with the demo's own key, <out>/gate-key) -> registry
-(trust that key, register, declare a consumer, release) -> serve.
+(trust that key, register, declare a consumer, release) -> a cascade on generated tables
+(:mod:`training.synthetic`): ``risk`` trained, gated, registered, released; ``credit`` trained on
+``--upstream risk:1``, gated, registered, released -> serve (every released model; the gateway composes
+``credit`` with its pinned ``risk``).
 It ends with the gateway running on 127.0.0.1:3000 (Ctrl+C stops it) unless ``--no-serve`` is given.
 The demo keeps its own registry under ``<out>/registry.db`` so it can be run again and again.
 """
@@ -18,6 +21,8 @@ __all__ = ["main"]
 DEMO_MODEL = "demo"
 ALLOWED_CONSUMER = "demo-app"
 REFUSED_CONSUMER = "other-app"
+#: the cascade: UPSTREAM predicts the intermediate label 'risky', DOWNSTREAM decides 'default' from it
+UPSTREAM, DOWNSTREAM = "risk", "credit"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    _step("1/4 train, calibrate and export (lockgate train)")
+    _step("1/5 train, calibrate and export (lockgate train)")
     code = train_main(["--out", str(out), "--name", DEMO_MODEL, "--version", "1", "--overwrite"])
     if code:
         return code
@@ -75,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     if not key.exists():
         print(f"the gate's signing key: {key} (lockgate keygen --out {key})")
         write_key_pair(key)
-    _step(f"2/4 safety gate, including a canary gateway (lockgate check {bundle} --serve --sign-key {key})")
+    _step(f"2/5 safety gate, including a canary gateway (lockgate check {bundle} --serve --sign-key {key})")
     code = check_main([str(bundle), "--serve", "--sign-key", str(key)])
     if code:
         print("lockgate demo: the gate refused the demo bundle; see the table above", file=sys.stderr)
         return code
 
-    _step("3/4 registry: trust the gate key, register, declare a consumer, release (lockgate registry)")
+    _step("3/5 registry: trust the gate key, register, declare a consumer, release (lockgate registry)")
     db = out / "registry.db"
     for leftover in out.glob("registry.db*"):
         leftover.unlink()
@@ -104,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     (out / "keys.txt").write_text(f"{ALLOWED_CONSUMER} {allowed_key}\n{REFUSED_CONSUMER} {refused_key}\n")
     print(f"their API keys (shown once, stored hashed in the registry) are in {out / 'keys.txt'}")
 
-    _step("4/4 serve (lockgate serve)")
+    code = _cascade(out, key, url)
+    if code:
+        return code
+
+    _step("5/5 serve (lockgate serve)")
     print(_curl_lines(args.port, allowed_key, refused_key, [f.mean for f in released.card.features]))
     if args.no_serve:
         print(f"\n--no-serve: start it with: lockgate serve --registry-url {url} --port {args.port}")
@@ -115,6 +124,43 @@ def main(argv: list[str] | None = None) -> int:
 
     print(flush=True)
     return serve_main(["--registry-url", url, "--host", "127.0.0.1", "--port", str(args.port)])
+
+
+def _cascade(out: Path, key: Path, url: str) -> int:
+    """Step 4: train, gate, register and release UPSTREAM, then DOWNSTREAM on ``--upstream UPSTREAM:1``."""
+    from cascade_registry import Registry, RegistryError
+    from safety.cli import main as check_main
+    from training.cli import main as train_main
+    from training.synthetic import write_cascade_tables
+
+    _step(f"4/5 a cascade: {UPSTREAM} -> {DOWNSTREAM} (lockgate train --upstream {UPSTREAM}:1)")
+    tables = write_cascade_tables(out / "cascade")
+    print(f"generated tables in {out / 'cascade'} (see training/synthetic.py)")
+    runs = [
+        (UPSTREAM, ["--data", str(tables["a"]), "--target", "risky", "--model", "hist_gradient_boosting"]),
+        (DOWNSTREAM, ["--data", str(tables["b"]), "--target", "default", "--model", "logistic_regression",
+                      "--upstream", f"{UPSTREAM}:1", "--registry-url", url]),
+    ]
+    for name, options in runs:
+        common = ["--out", str(out), "--name", name, "--version", "1", "--overwrite", "--trials", "2"]
+        bundle = out / f"{name}-1"
+        code = train_main([*options, *common]) or check_main([str(bundle), "--sign-key", str(key)])
+        if code:
+            print(f"lockgate demo: {name} was not trained or gated; see above", file=sys.stderr)
+            return code
+        try:
+            with Registry.open(url) as reg:
+                version = reg.register(bundle, actor="demo")
+                if name == DOWNSTREAM:
+                    reg.declare(ALLOWED_CONSUMER, DOWNSTREAM, actor="demo")
+                released = reg.release(version.ref, actor="demo")
+        except RegistryError as e:
+            print(f"lockgate demo: registry: {e}", file=sys.stderr)
+            return 2
+        print(f"registered and released {released.ref} (sha256 {released.onnx_sha256[:12]}…)")
+    print(f"error attribution by stage: lockgate analyze {DOWNSTREAM}:1 --data {tables['labelled']} "
+          f"--upstream-truth {UPSTREAM}=risky --registry-url {url}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
