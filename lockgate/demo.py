@@ -12,6 +12,7 @@ The demo keeps its own registry under ``<out>/registry.db`` so it can be run aga
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -55,9 +56,17 @@ def _curl_lines(port: int, allowed_key: str, refused_key: str, means: list[float
             f"curl -s {hdr} -H 'Authorization: Bearer {refused_key}' -d '{body_ok}' {url}",
             "# bad input (422): says what was wrong and how to fix it",
             f"curl -s {hdr} -H 'Authorization: Bearer {allowed_key}' -d '{body_bad}' {url}",
+            f"# the cascade: {DOWNSTREAM}'s raw columns only; the gateway runs its pinned {UPSTREAM}:1 first "
+            "(the answer's model block lists it under 'upstream')",
+            f"curl -s {hdr} -H 'Authorization: Bearer {allowed_key}' -d '{_cascade_body()}' {url}",
             f"# metrics: curl -s http://127.0.0.1:{port}/metrics | grep lockgate_",
         ]
     )
+
+
+def _cascade_body() -> str:
+    row = {"g1": 0.8, "g2": 1.1, "g3": 0.3, "g4": 0.2, "h1": 0.5, "h2": -0.4}
+    return json.dumps({"model": DOWNSTREAM, "instances": [row]})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +151,8 @@ def _cascade(out: Path, key: Path, url: str) -> int:
                       "--upstream", f"{UPSTREAM}:1", "--registry-url", url]),
     ]
     for name, options in runs:
-        common = ["--out", str(out), "--name", name, "--version", "1", "--overwrite", "--trials", "2"]
+        common = ["--out", str(out), "--name", name, "--version", "1", "--overwrite", "--trials", "2",
+                  "--calibration-cv", "0"]
         bundle = out / f"{name}-1"
         code = train_main([*options, *common]) or check_main([str(bundle), "--sign-key", str(key)])
         if code:

@@ -165,13 +165,15 @@ def plot_attribution(report: AttributionReport, path: Path) -> Path:
 
 def format_attribution(report: AttributionReport) -> str:
     """The table for the terminal."""
+    labels = [s.stage if s.kind == "upstream" else f"{s.stage} (all upstreams perfect)"
+              for s in report.stages]
+    w = max(len("stage"), *(len(x) for x in labels))
     lines = [f"model {report.model} on {report.rows} labelled rows: accuracy {report.accuracy:.4f}, "
              f"error rate {report.error_rate:.4f} ({report.errors} errors) as deployed",
-             f"  {'stage':<34} {'stage acc.':>10} {'error if perfect':>16} {'share of error':>14}"]
-    for s in report.stages:
+             f"  {'stage':<{w}}  {'stage accuracy':>14}  {'error if perfect':>16}  {'share of error':>14}"]
+    for label, s in zip(labels, report.stages, strict=True):
         acc = "" if s.upstream_accuracy is None else f"{s.upstream_accuracy:.4f}"
-        label = s.stage if s.kind == "upstream" else f"{s.stage} (all upstreams perfect)"
-        lines.append(f"  {label:<34} {acc:>10} {s.error_rate:>16.4f} {100 * s.share_of_error:>13.1f}%")
+        lines.append(f"  {label:<{w}}  {acc:>14}  {s.error_rate:>16.4f}  {100 * s.share_of_error:>13.1f}%")
     lines.append("  (an upstream's share: the error its perfect output removes; the downstream's: the error "
                  "left when every upstream is perfect)")
     if report.png:

@@ -73,7 +73,8 @@ def _run_a(cascade: Cascade, frame: dict[str, np.ndarray]) -> np.ndarray:
     ensemble's sums are ordered by thread, so only single-threaded runs agree to the bit."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(cascade.bundle("a") / MODEL_FILE), opts, providers=["CPUExecutionProvider"])
+    model = str(cascade.bundle("a") / MODEL_FILE)
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     X = np.column_stack([frame[c] for c in A_INPUTS]).astype(np.float32)
     return sess.run(["probabilities"], {"input": X})[0]
 
