@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = _bundle_dir(args.bundle, args.registry_url)
         out = args.out or Path(f"analysis-{bundle.resolve().name}")
         target = args.target or _card_target(bundle)
+        _check_cascade(bundle, args.upstream_truth)
         if args.upstream_truth:
             report = _attribution(bundle, args, target, out)
             name, text = "attribution.json", format_attribution
@@ -124,6 +125,19 @@ def _bundle_dir(text: str, registry_url: str | None) -> Path:
     except RegistryError as e:
         raise ConfigError(f"cannot look up {ref} in the registry: {e}",
                           "pass --registry-url naming the registry it was registered in") from None
+
+
+def _check_cascade(bundle: Path, truth: list[str] | None) -> None:
+    from cascade_registry.artifacts import ModelBundle
+
+    ups = [u.name for u in ModelBundle.read_card(bundle).upstream]
+    if ups and not truth:
+        raise ConfigError(
+            f"the model consumes the upstream models {', '.join(ups)} (a cascade); its error analysis "
+            "attributes the error to the stages",
+            f"pass --upstream-truth {ups[0]}=COL (the column holding {ups[0]}'s true label) for each "
+            "upstream",
+        )
 
 
 def _card_target(bundle: Path) -> str:

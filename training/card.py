@@ -239,7 +239,7 @@ def build_card(f: RunFacts) -> ModelCard:
         upstream=[u.pin() for u in f.upstreams],
         train_options=cfg.recorded_options,
         how_to_consume=consume_text(cfg.name, cfg.version, ds.classes, len(ds.feature_names), f.fit.method,
-                                    f.threshold, policy, f.pre),
+                                    f.threshold, policy, f.pre) + _cascade_text(f.upstreams),
         created_at=datetime.now(UTC),
         details=_details(f, estimator),
     )
@@ -386,6 +386,17 @@ def _export_info(f: RunFacts) -> ExportInfo:
         converter=f"{f.base.converter} (base model{' x ' + str(pairs) if pairs > 1 else ''}) + lockgate ONNX "
         "calibrator/renormalization",
     )
+
+
+def _cascade_text(upstreams: tuple[Upstream, ...]) -> str:
+    if not upstreams:
+        return ""
+    fed = "; ".join(f"{', '.join(u.features)} from {u.ref} ({u.output}, its inputs {', '.join(u.inputs)})"
+                    for u in upstreams)
+    return (f" A cascade: the features {fed} are the outputs of the pinned upstream models (card.upstream). "
+            "Through the gateway send only the raw columns: it runs the pinned upstream versions first and "
+            "feeds their outputs in. Calling model.onnx directly, run each upstream's graph on the same "
+            "row and pass its outputs under those names.")
 
 
 def _mark_upstream(features: list[FeatureSpec], upstreams: tuple[Upstream, ...]) -> list[FeatureSpec]:

@@ -168,6 +168,18 @@ def test_retrain_from_with_the_same_upstream_is_byte_identical(cascade: Cascade,
     assert again == (cascade.bundle("b") / MODEL_FILE).read_bytes()
 
 
+def test_retrain_from_says_when_the_table_changed(cascade: Cascade, tmp_path, capsys):
+    table = tmp_path / "b_fewer.csv"
+    pd.read_csv(cascade.tables["b"]).iloc[:-40].to_csv(table, index=False)
+    assert train_main(["--retrain-from", "b:1", "--data", str(table), "--out", str(tmp_path),
+                       "--registry-url", cascade.url, "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    old = ModelBundle.load(cascade.bundle("b")).card.dataset.sha256
+    assert f"differs from b:1's {old[:12]}" in printed
+    new = ModelBundle.load(tmp_path / "b-2").card  # the next version after the newest registered one
+    assert new.dataset.rows == 460 and new.ref.version == 2
+
+
 def test_retrain_from_refusals(cascade: Cascade, tmp_path, capsys):
     base = ["--retrain-from", "b:1", "--out", str(tmp_path), "--registry-url", cascade.url]
     assert train_main(base) == 2
@@ -227,4 +239,19 @@ def test_analyze_refusals(cascade: Cascade, tmp_path, capsys):
     assert "not classes of a:1" in capsys.readouterr().err
     assert analyze_main(["b:1", "--data", data, "--upstream-truth", "a", "--registry-url", cascade.url]) == 2
     assert "is not NAME=COL" in capsys.readouterr().err
+    assert analyze_main(["b:1", "--data", data, "--registry-url", cascade.url]) == 2
+    assert "pass --upstream-truth a=COL" in capsys.readouterr().err
+
+
+def test_a_changed_upstream_model_file_is_refused(cascade: Cascade, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'tampered.db'}"
+    copy = tmp_path / "a-1"
+    shutil.copytree(cascade.bundle("a"), copy)
+    _register(url, copy, release=True)
+    model = copy / MODEL_FILE
+    model.write_bytes(model.read_bytes() + b"\0")
+    code = train_main(["--data", str(cascade.tables["b"]), "--target", "default", "--upstream", "a:1",
+                       "--registry-url", url, *FAST, "--out", str(tmp_path)])
+    assert code == 2
+    assert "is not the file the registry recorded" in capsys.readouterr().err
 
