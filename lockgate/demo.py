@@ -65,7 +65,7 @@ def _curl_lines(port: int, allowed_key: str, refused_key: str, means: list[float
 
 
 def _cascade_body() -> str:
-    row = {"g1": 0.8, "g2": 1.1, "g3": 0.3, "g4": 0.2, "h1": 0.5, "h2": -0.4}
+    row = {"g1": 0.8, "g2": 1.1, "g3": 0.3, "g4": 0.2, "region": "north", "h1": 0.5, "h2": -0.4}
     return json.dumps({"model": DOWNSTREAM, "instances": [row]})
 
 

@@ -23,10 +23,11 @@ from cascade_registry.artifacts import MODEL_FILE, REFERENCE_FILE, ModelBundle
 from tests.bundles import open_trusting, write_attestation
 from training.analysis_cli import main as analyze_main
 from training.cli import main as train_main
+from training.synthetic import A_INPUTS as A_COLUMNS
 from training.synthetic import write_cascade_tables
 
 FAST = ["--trials", "1", "--calibration-cv", "0", "--calibration", "sigmoid", "--quiet"]
-A_INPUTS = ["g1", "g2", "g3", "g4"]
+A_INPUTS = list(A_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ def _run_a(cascade: Cascade, frame: dict[str, np.ndarray]) -> np.ndarray:
     opts.intra_op_num_threads = 1
     model = str(cascade.bundle("a") / MODEL_FILE)
     sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    X = np.column_stack([frame[c] for c in A_INPUTS]).astype(np.float32)
-    return sess.run(["probabilities"], {"input": X})[0]
+    X = np.column_stack([frame[c] for c in A_INPUTS if c != "region"]).astype(np.float32)
+    C = frame["region"].astype(object).reshape(-1, 1)
+    return sess.run(["probabilities"], {"input": X, "categorical": C})[0]
 
 
 def test_upstream_features_are_the_upstream_graphs_outputs(cascade: Cascade):
@@ -84,8 +86,10 @@ def test_upstream_features_are_the_upstream_graphs_outputs(cascade: Cascade):
     names = card.feature_names
     assert names[-1] == "a__p_yes" and names[:-1] == [*A_INPUTS, "h1", "h2"]
     ref = np.load(cascade.bundle("b") / REFERENCE_FILE)
-    holdout = ref["holdout_inputs"]
-    columns = {n: holdout[:, j] for j, n in enumerate(names)}
+    numeric = [f.name for f in card.numeric_features]
+    columns = {n: ref["holdout_inputs"][:, j] for j, n in enumerate(numeric)}
+    columns["region"] = ref["holdout_categorical_inputs"][:, 0]
+    assert [f.name for f in card.categorical_features] == ["region"]
     expected = _run_a(cascade, columns)[:, 1]  # binary: the positive class only, classes[1] = 'yes'
     np.testing.assert_array_equal(columns["a__p_yes"], expected)
     assert len(set(expected.round(3).tolist())) > 20  # real probabilities, not a constant
@@ -97,14 +101,14 @@ def test_the_card_pins_the_upstream(cascade: Cascade):
     (pin,) = card.upstream
     assert (pin.name, pin.version, pin.onnx_sha256, pin.output) == ("a", 1, a.onnx_sha256, "probabilities")
     assert pin.inputs == A_INPUTS and pin.features == ["a__p_yes"] and a.card.classes == ["no", "yes"]
-    assert [f.upstream for f in card.features] == [None] * 6 + ["a"]
+    assert [f.upstream for f in card.features] == [None] * 7 + ["a"]
     assert card.train_options["upstream"] == ["a:1"] and card.train_options["model"] == "logistic_regression"
     with Registry.open(cascade.url, create=False) as reg:  # registering b recorded the edge
         assert ("b", 1, "a", 1) in reg.cascade().pins
 
 
 def test_the_upstream_makes_the_downstream_better(cascade: Cascade):
-    """Without a's output b (a linear model) cannot see the g1*g2 interaction behind risk."""
+    """Without a's output b (a linear model) cannot see the g1*g2 interaction behind risky."""
     with_a = ModelBundle.load(cascade.bundle("b")).card.metrics.accuracy
     assert train_main(["--data", str(cascade.tables["b"]), "--target", "default", "--name", "plain",
                        "--model", "logistic_regression", *FAST, "--out", str(cascade.root / "out")]) == 0
@@ -118,7 +122,7 @@ def test_the_upstream_makes_the_downstream_better(cascade: Cascade):
         (["--upstream", "a:9"], "upstream a:9 is not registered"),
         (["--upstream", "a:2"], "upstream a:2 is gated_passed, not released"),
         (["--upstream", "b:1"], "consumes upstream models itself (a:1)"),
-        (["--upstream", "a:1", "--drop", "g4"], "column 'g4' is an input of upstream a:1 but --drop"),
+        (["--upstream", "a:1", "--drop", "region"], "column 'region' is an input of upstream a:1 but --drop"),
         (["--upstream", "a:1", "--categorical", "g1"], "column 'g1' is numeric for upstream a:1 but "
                                                         "categorical"),
         (["--upstream", "a:1", "--upstream", "a:1"], "names one model twice"),
