@@ -16,6 +16,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -103,15 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Registry.open(url) as reg:
             reg.trust_key(Path(f"{key}.pub").read_text(), label="demo gate", actor="demo")
-            version = reg.register(bundle, actor="demo")
             reg.add_consumer(ALLOWED_CONSUMER, kind="service", owner="demo team", actor="demo")
             reg.add_consumer(REFUSED_CONSUMER, kind="service", owner="someone else", actor="demo")
             allowed_key = reg.issue_key(ALLOWED_CONSUMER, actor="demo")
             refused_key = reg.issue_key(REFUSED_CONSUMER, actor="demo")
-            reg.declare(ALLOWED_CONSUMER, DEMO_MODEL, actor="demo")
-            released = reg.release(version.ref, actor="demo")
     except RegistryError as e:
         print(f"lockgate demo: registry: {e}", file=sys.stderr)
+        return 2
+    released = _publish(url, bundle, declare=True)
+    if released is None:
         return 2
     print(f"registered and released {released.ref} (sha256 {released.onnx_sha256[:12]}…) in {db}")
     print(f"consumer {ALLOWED_CONSUMER!r} is declared for {DEMO_MODEL!r}; {REFUSED_CONSUMER!r} is not")
@@ -135,9 +136,24 @@ def main(argv: list[str] | None = None) -> int:
     return serve_main(["--registry-url", url, "--host", "127.0.0.1", "--port", str(args.port)])
 
 
+def _publish(url: str, bundle: Path, declare: bool) -> Any:
+    """Register ``bundle``, declare ALLOWED_CONSUMER for it when ``declare``, release it: the released
+    version, or None (said on stderr) when the registry refuses."""
+    from cascade_registry import Registry, RegistryError
+
+    try:
+        with Registry.open(url) as reg:
+            version = reg.register(bundle, actor="demo")
+            if declare:
+                reg.declare(ALLOWED_CONSUMER, version.ref.name, actor="demo")
+            return reg.release(version.ref, actor="demo")
+    except RegistryError as e:
+        print(f"lockgate demo: registry: {e}", file=sys.stderr)
+        return None
+
+
 def _cascade(out: Path, key: Path, url: str) -> int:
     """Step 4: train, gate, register and release UPSTREAM, then DOWNSTREAM on ``--upstream UPSTREAM:1``."""
-    from cascade_registry import Registry, RegistryError
     from safety.cli import main as check_main
     from training.cli import main as train_main
     from training.synthetic import write_cascade_tables
@@ -158,14 +174,9 @@ def _cascade(out: Path, key: Path, url: str) -> int:
         if code:
             print(f"lockgate demo: {name} was not trained or gated; see above", file=sys.stderr)
             return code
-        try:
-            with Registry.open(url) as reg:
-                version = reg.register(bundle, actor="demo")
-                if name == DOWNSTREAM:
-                    reg.declare(ALLOWED_CONSUMER, DOWNSTREAM, actor="demo")
-                released = reg.release(version.ref, actor="demo")
-        except RegistryError as e:
-            print(f"lockgate demo: registry: {e}", file=sys.stderr)
+        # the consumer is declared for the downstream model only: the gateway composes the upstream itself
+        released = _publish(url, bundle, declare=name == DOWNSTREAM)
+        if released is None:
             return 2
         print(f"registered and released {released.ref} (sha256 {released.onnx_sha256[:12]}…)")
     print(f"error attribution by stage: lockgate analyze {DOWNSTREAM}:1 --data {tables['labelled']} "

@@ -97,20 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _registry(explicit: str | None) -> str:
-    from cascade_registry.settings import locate_registry
-
-    try:
-        return locate_registry(explicit).url
-    except ValueError as e:  # a malformed LOCKGATE_REGISTRY_* variable
-        raise ConfigError(f"the registry location is invalid: {str(e).splitlines()[0]}",
-                          "fix LOCKGATE_REGISTRY_URL or pass --registry-url") from None
-
-
-def _bundle_dir(text: str, registry_url: str | None) -> Path:
+def _bundle_dir(text: str, explicit_url: str | None) -> Path:
     """A bundle directory as given, or the registered bundle of ``NAME:VERSION``."""
     from cascade_registry import Registry, RegistryError
     from cascade_registry.artifacts import ModelRef
+    from training.upstream import registry_url
 
     if Path(text).is_dir() or ":" not in text:
         return Path(text)
@@ -120,7 +111,7 @@ def _bundle_dir(text: str, registry_url: str | None) -> Path:
         raise ConfigError(f"{text!r} is neither a bundle directory nor NAME:VERSION: {e}",
                           "pass a bundle directory or a registered NAME:VERSION") from None
     try:
-        with Registry.open(_registry(registry_url), create=False) as registry:
+        with Registry.open(registry_url(explicit_url), create=False) as registry:
             return Path(registry.get(ref).bundle_path)
     except RegistryError as e:
         raise ConfigError(f"cannot look up {ref} in the registry: {e}",
@@ -156,7 +147,7 @@ def _attribution(bundle: Path, args: argparse.Namespace, target: str, out: Path)
     from cascade_registry.artifacts import ModelBundle, ModelRef
     from training.attribution import attribute_errors
     from training.tables import read_table
-    from training.upstream import resolve_upstreams
+    from training.upstream import registry_url, resolve_upstreams
 
     loaded = ModelBundle.load(bundle)
     card = loaded.card
@@ -169,7 +160,7 @@ def _attribution(bundle: Path, args: argparse.Namespace, target: str, out: Path)
             "give one --upstream-truth NAME=COL for each upstream of the model",
         )
     specs = [(ModelRef(name=u.name, version=u.version), u.output) for u in card.upstream]
-    upstreams = resolve_upstreams(specs, _registry(args.registry_url), released_only=False)
+    upstreams = resolve_upstreams(specs, registry_url(args.registry_url), released_only=False)
     for up in upstreams:
         pinned = pins[up.ref.name].onnx_sha256
         if pinned is not None and pinned != up.onnx_sha256:

@@ -213,22 +213,12 @@ def main(argv: list[str] | None = None) -> int:
         return e.code
     settings = TrainSettings()
     try:
-        from training.config import TrainConfig
         from training.trainer import train
 
         overfit = vars(ns).pop("overfit_one_batch", False)
         describe = vars(ns).pop("describe_data", False)
         as_json = vars(ns).pop("json", False)
-        retrain_from = vars(ns).pop("retrain_from", None)
-        registry_url = _registry_url(vars(ns).pop("registry_url", None))
-        values = _values(ns, settings)
-        plan = None
-        if retrain_from is not None:
-            from training.retrain import plan_retrain
-
-            plan = plan_retrain(_ref(retrain_from), values, registry_url)
-            values = plan.values
-        config = TrainConfig.from_mapping(values)
+        config, plan, registry_url = _config(ns, settings)
         if describe:
             from training.datasets import TableOverrides, describe_dataset, load_dataset
 
@@ -260,15 +250,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _registry_url(explicit: str | None) -> str:
-    from cascade_registry.settings import locate_registry
-    from training.errors import ConfigError
+def _config(ns: argparse.Namespace, settings: TrainSettings) -> tuple[Any, Any, str]:
+    """The run's TrainConfig (with ``--retrain-from``: the recorded options, see training.retrain), the
+    retrain plan or None, and the registry URL upstream models are looked up in."""
+    from training.config import TrainConfig
+    from training.upstream import registry_url
 
-    try:
-        return locate_registry(explicit).url
-    except ValueError as e:  # a malformed LOCKGATE_REGISTRY_* variable
-        raise ConfigError(f"the registry location is invalid: {str(e).splitlines()[0]}",
-                          "fix LOCKGATE_REGISTRY_URL or pass --registry-url") from None
+    retrain_from = vars(ns).pop("retrain_from", None)
+    url = registry_url(vars(ns).pop("registry_url", None))
+    values = _values(ns, settings)
+    plan = None
+    if retrain_from is not None:
+        from training.retrain import plan_retrain
+
+        plan = plan_retrain(_ref(retrain_from), values, url)
+        values = plan.values
+    return TrainConfig.from_mapping(values), plan, url
 
 
 def _ref(text: str) -> Any:

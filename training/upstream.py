@@ -36,6 +36,7 @@ from cascade_registry.artifacts import (
 )
 from cascade_registry.errors import NotFoundError, RegistryUnavailableError
 from cascade_registry.registry import Registry
+from cascade_registry.settings import locate_registry
 from training.datasets import Dataset
 from training.errors import ConfigError, DataError
 from training.graph import onnx_predict
@@ -50,6 +51,7 @@ __all__ = [
     "dataset_columns",
     "output_columns",
     "perfect_columns",
+    "registry_url",
     "resolve_upstreams",
     "run_graph",
 ]
@@ -87,6 +89,16 @@ class Upstream:
 
 
 # ------------------------------------------------------------------------------------------ registry
+def registry_url(explicit: str | None) -> str:
+    """Where upstream models are looked up: the one registry location rule (``--registry-url``, else
+    ``LOCKGATE_REGISTRY_URL``, else ``./.lockgate/registry.db``); a malformed variable is a ConfigError."""
+    try:
+        return locate_registry(explicit).url
+    except ValueError as e:  # a malformed LOCKGATE_REGISTRY_* variable
+        raise ConfigError(f"the registry location is invalid: {str(e).splitlines()[0]}",
+                          "fix LOCKGATE_REGISTRY_URL or pass --registry-url") from None
+
+
 def resolve_upstreams(specs: Sequence[tuple[ModelRef, OutputKind]], registry_url: str,
                       released_only: bool = True) -> list[Upstream]:
     """Each ``(ref, output)`` looked up in the registry at ``registry_url`` (opened read-only: a registry
