@@ -38,7 +38,8 @@ def build_parser(settings: AnalyzeSettings | None = None) -> argparse.ArgumentPa
     p = argparse.ArgumentParser(
         prog="lockgate analyze",
         description="Error analysis of a bundle on labeled data: sliced metrics, error clusters by possible "
-        "gain, PCA scatter, likely wrong labels, rows most worth labeling (empty target = unlabeled).",
+        "gain, PCA scatter, likely wrong labels, rows most worth labeling (empty target = unlabeled). For a "
+        "cascade, --upstream-truth attributes the error to its stages (each upstream made perfect in turn).",
     )
     p.add_argument("bundle", help="bundle directory (model.onnx + card.json), or a registered NAME:VERSION")
     p.add_argument("--data", required=True, type=Path, help="CSV with the model's feature columns + target")
