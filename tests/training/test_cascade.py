@@ -259,3 +259,27 @@ def test_a_changed_upstream_model_file_is_refused(cascade: Cascade, tmp_path, ca
     assert code == 2
     assert "is not the file the registry recorded" in capsys.readouterr().err
 
+
+
+def test_two_upstreams_with_their_own_outputs_and_their_error_attribution(cascade: Cascade, tmp_path, capsys):
+    """b2 on a:1 (probabilities) and c:1 (label, a second model of the same task): both feed b2, in order,
+    and the attribution has one row per upstream plus b2's own."""
+    assert cascade.train("--data", str(cascade.tables["a"]), "--target", "risky", "--name", "c",
+                         "--model", "logistic_regression") == 0
+    _register(cascade.url, cascade.bundle("c"), release=True)
+    assert cascade.train_b("--name", "b2", "--model", "logistic_regression", "--upstream", "a:1",
+                           "--upstream", "c:1", "--upstream-output", "probabilities",
+                           "--upstream-output", "label") == 0
+    card = ModelBundle.load(cascade.bundle("b2")).card
+    assert [(u.name, u.output, u.features) for u in card.upstream] == [
+        ("a", "probabilities", ["a__p_yes"]), ("c", "label", ["c__label"])]
+    assert card.feature_names[-2:] == ["a__p_yes", "c__label"]
+    out = tmp_path / "analysis"
+    assert analyze_main([str(cascade.bundle("b2")), "--data", str(cascade.tables["labelled"]),
+                         "--upstream-truth", "a=risky", "--upstream-truth", "c=risky",
+                         "--registry-url", cascade.url, "--out", str(out)]) == 0
+    stages = json.loads((out / "attribution.json").read_text())["stages"]
+    assert [s["stage"] for s in stages] == ["a:1 (probabilities)", "c:1 (label)", "b2:1 itself"]
+    # c (a linear model of an interaction) is a weaker upstream than a (a tree ensemble)
+    assert stages[0]["upstream_accuracy"] > stages[1]["upstream_accuracy"]
+    assert "(all upstreams perfect)" in capsys.readouterr().out
