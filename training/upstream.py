@@ -210,6 +210,11 @@ def dataset_columns(ds: Dataset) -> dict[str, np.ndarray]:
     return out
 
 
+#: how to make a table column read as the kind an upstream expects
+_READ_AS = {"numeric": "--numeric {}", "categorical": "--categorical {}",
+            "boolean": "write {} as true/false (or yes/no) values, as in its training table"}
+
+
 def _check_inputs(ds: Dataset, upstreams: Sequence[Upstream], dropped: Sequence[str]) -> None:
     kinds = dict(zip(ds.feature_names, ds.column_kinds, strict=True))
     for up in upstreams:
@@ -229,16 +234,12 @@ def _check_inputs(ds: Dataset, upstreams: Sequence[Upstream], dropped: Sequence[
                 raise DataError(
                     f"column {spec.name!r} is {spec.kind} for upstream {up.ref} but {kinds[spec.name]} in "
                     f"{ds.name}",
-                    f"read it as {up.ref} does: --{'numeric' if spec.kind == 'numeric' else 'categorical'} "
-                    f"{spec.name}",
+                    f"read it as {up.ref} does: {_READ_AS[spec.kind].format(spec.name)}",
                 )
         taken = sorted(set(up.features) & set(kinds))
         if taken:
             raise DataError(f"the table already has columns named {taken}, the names of {up.ref}'s features",
                             "rename or --drop those columns")
-    names = [u.ref.name for u in upstreams]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--upstream names one model twice ({', '.join(names)})", "name each upstream once")
 
 
 def add_upstream_features(ds: Dataset, splits: Splits, upstreams: Sequence[Upstream],
