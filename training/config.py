@@ -111,7 +111,13 @@ class TrainConfig(BaseModel):
     @field_validator("upstream")
     @classmethod
     def _upstream_refs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        names = [ModelRef.parse(text).name for text in v]  # ValueError says what a ref looks like
+        names = []
+        for text in v:
+            try:
+                names.append(ModelRef.parse(text).name)
+            except ValueError:  # a malformed ref or a name outside NAME_PATTERN
+                raise ValueError(f"{text!r} is not NAME:VERSION (a lowercase name of letters, digits, '-' "
+                                 "and '_', a version >= 1), e.g. 'churn:3'") from None
         if len(set(names)) != len(names):
             raise ValueError(f"names one model twice ({', '.join(v)}); name each upstream once")
         return v

@@ -126,6 +126,7 @@ def test_the_upstream_makes_the_downstream_better(cascade: Cascade):
         (["--upstream", "a:1", "--categorical", "g1"], "column 'g1' is numeric for upstream a:1 but "
                                                         "categorical"),
         (["--upstream", "a:1", "--upstream", "a:1"], "names one model twice"),
+        (["--upstream", "A:1"], "'A:1' is not NAME:VERSION"),
         (["--upstream", "a:1", "--upstream-output", "label", "--upstream-output", "label"],
          "2 values for 1 upstream"),
     ],
