@@ -37,7 +37,7 @@ class StageRow(BaseModel):
     upstream_accuracy: float | None  # the upstream's own accuracy on its true label
     error_rate: float  # the downstream's error rate in this scenario
     errors: int
-    error_removed: float  # error-rate points removed vs as deployed ("downstream": the rate left)
+    error_removed: float | None  # upstream: error-rate points its perfect output removes; downstream: None
     share_of_error: float  # of the downstream's error as deployed
 
 
@@ -134,11 +134,12 @@ def attribute_errors(onnx_bytes: bytes, card: ModelCard, upstreams: Sequence[Ups
 
 
 def _row(stage: str, kind: str, upstream_accuracy: float | None, errors: int, base: int, n: int) -> StageRow:
-    removed = (base - errors) / n if kind == "upstream" else errors / n
-    share = (base - errors if kind == "upstream" else errors) / base if base else 0.0
+    upstream = kind == "upstream"
+    share = (base - errors if upstream else errors) / base if base else 0.0
     return StageRow(stage=stage, kind=kind,
                     upstream_accuracy=None if upstream_accuracy is None else round(upstream_accuracy, 6),
-                    error_rate=round(errors / n, 6), errors=errors, error_removed=round(removed, 6),
+                    error_rate=round(errors / n, 6), errors=errors,
+                    error_removed=round((base - errors) / n, 6) if upstream else None,
                     share_of_error=round(share, 6))
 
 
