@@ -153,8 +153,10 @@ def _publish(url: str, bundle: Path, declare: bool) -> Any:
 
 
 def _cascade(out: Path, key: Path, url: str) -> int:
-    """Step 4: train, gate, register and release UPSTREAM, then DOWNSTREAM on ``--upstream UPSTREAM:1``."""
+    """Step 4: train, gate, register and release UPSTREAM, then DOWNSTREAM on ``--upstream UPSTREAM:1``;
+    attribute DOWNSTREAM's error to the two stages on the labelled table."""
     from safety.cli import main as check_main
+    from training.analysis_cli import main as analyze_main
     from training.cli import main as train_main
     from training.synthetic import write_cascade_tables
 
@@ -179,9 +181,10 @@ def _cascade(out: Path, key: Path, url: str) -> int:
         if released is None:
             return 2
         print(f"registered and released {released.ref} (sha256 {released.onnx_sha256[:12]}…)")
-    print(f"error attribution by stage: lockgate analyze {DOWNSTREAM}:1 --data {tables['labelled']} "
-          f"--upstream-truth {UPSTREAM}=risky --registry-url {url}")
-    return 0
+    analyze = [f"{DOWNSTREAM}:1", "--data", str(tables["labelled"]), "--upstream-truth", f"{UPSTREAM}=risky",
+               "--registry-url", url, "--out", str(out / "cascade" / "analysis")]
+    print(f"\nerror attribution by stage (lockgate analyze {' '.join(analyze)}):")
+    return analyze_main(analyze)
 
 
 if __name__ == "__main__":  # pragma: no cover

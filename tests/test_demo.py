@@ -14,6 +14,7 @@ def test_demo_releases_a_gated_model_and_a_cascade_with_one_declared_consumer(tm
     assert main(["demo", "--no-serve", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "PASSED" in printed and "curl" in printed
+    assert "risk:1 (probabilities)" in printed and "share of error" in printed  # the attribution table
 
     bundle = ModelBundle.load(out / "demo-1")
     gate = read_gate(out / "demo-1")
