@@ -29,6 +29,7 @@ import numpy as np
 
 from cascade_registry.artifacts import (
     MODEL_FILE,
+    FeatureSpec,
     ModelCard,
     ModelRef,
     UpstreamRef,
@@ -217,29 +218,42 @@ _READ_AS = {"numeric": "--numeric {}", "categorical": "--categorical {}",
 
 def _check_inputs(ds: Dataset, upstreams: Sequence[Upstream], dropped: Sequence[str]) -> None:
     kinds = dict(zip(ds.feature_names, ds.column_kinds, strict=True))
+    columns = dataset_columns(ds)
     for up in upstreams:
         for spec in up.card.features:
-            if spec.name in dropped:
-                raise DataError(
-                    f"column {spec.name!r} is an input of upstream {up.ref} but --drop leaves it out",
-                    f"keep it: the downstream model reads {up.ref}'s inputs from its own raw columns",
-                )
-            if spec.name not in kinds:
-                raise DataError(
-                    f"upstream {up.ref} needs the column {spec.name!r}, which is not a feature column of "
-                    f"{ds.name} (the table, less its target/segment/time columns)",
-                    f"add {up.ref}'s input columns to the table: {', '.join(up.inputs[:12])}",
-                )
-            if kinds[spec.name] != spec.kind:
-                raise DataError(
-                    f"column {spec.name!r} is {spec.kind} for upstream {up.ref} but {kinds[spec.name]} in "
-                    f"{ds.name}",
-                    f"read it as {up.ref} does: {_READ_AS[spec.kind].format(spec.name)}",
-                )
+            _check_column(ds.name, kinds, columns, up, spec, dropped)
         taken = sorted(set(up.features) & set(kinds))
         if taken:
             raise DataError(f"the table already has columns named {taken}, the names of {up.ref}'s features",
                             "rename or --drop those columns")
+
+
+def _check_column(table: str, kinds: Mapping[str, str], columns: Mapping[str, np.ndarray], up: Upstream,
+                  spec: FeatureSpec, dropped: Sequence[str]) -> None:
+    """One input column of ``up``: in the table, of its kind, without gaps the upstream refuses."""
+    if spec.name in dropped:
+        raise DataError(
+            f"column {spec.name!r} is an input of upstream {up.ref} but --drop leaves it out",
+            f"keep it: the downstream model reads {up.ref}'s inputs from its own raw columns",
+        )
+    if spec.name not in kinds:
+        raise DataError(
+            f"upstream {up.ref} needs the column {spec.name!r}, which is not a feature column of {table} "
+            "(the table, less its target/segment/time columns)",
+            f"add {up.ref}'s input columns to the table: {', '.join(up.inputs[:12])}",
+        )
+    if kinds[spec.name] != spec.kind:
+        raise DataError(
+            f"column {spec.name!r} is {spec.kind} for upstream {up.ref} but {kinds[spec.name]} in {table}",
+            f"read it as {up.ref} does: {_READ_AS[spec.kind].format(spec.name)}",
+        )
+    gaps = int(np.isnan(columns[spec.name]).sum()) if spec.kind == "numeric" else 0
+    if spec.missing == "error" and gaps:
+        raise DataError(
+            f"column {spec.name!r} has {gaps} missing values but upstream {up.ref} refuses missing values "
+            "there (its graph does not impute them; the gateway refuses such rows)",
+            "fill them in or drop those rows, or use an upstream version trained with missing values",
+        )
 
 
 def add_upstream_features(ds: Dataset, splits: Splits, upstreams: Sequence[Upstream],

@@ -146,6 +146,23 @@ def test_an_upstream_input_missing_from_the_table_is_refused(cascade: Cascade, t
     assert "upstream a:1 needs the column 'g3'" in capsys.readouterr().err
 
 
+def test_gaps_the_upstream_refuses_are_refused(cascade: Cascade, tmp_path, capsys):
+    """An upstream trained with --missing error has no imputation in its graph: rows with gaps there are
+    refused by the gateway, so training on them is refused too."""
+    strict = ["--data", str(cascade.tables["a"]), "--target", "risky", "--name", "strict"]
+    assert cascade.train(*strict, "--missing", "error", "--model", "logistic_regression") == 0
+    _register(cascade.url, cascade.bundle("strict"), release=True)
+    table = tmp_path / "gaps.csv"
+    frame = pd.read_csv(cascade.tables["b"])
+    frame.loc[:2, "g1"] = np.nan
+    frame.to_csv(table, index=False)
+    capsys.readouterr()
+    code = cascade.train("--data", str(table), "--target", "default", "--name", "bad",
+                         "--upstream", "strict:1")
+    assert code == 2
+    assert "column 'g1' has 3 missing values but upstream strict:1 refuses" in capsys.readouterr().err
+
+
 def test_no_registry_is_a_usage_error(cascade: Cascade, tmp_path, capsys):
     code = train_main(["--data", str(cascade.tables["b"]), "--target", "default", "--upstream", "a:1",
                        "--registry-url", str(tmp_path / "none.db"), *FAST, "--out", str(tmp_path)])
