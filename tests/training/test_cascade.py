@@ -1,17 +1,15 @@
 """Cascades in training: ``train --upstream``, ``train --retrain-from`` and ``analyze --upstream-truth``.
 
-One module fixture builds the cascade on the generated tables of :mod:`training.synthetic`: ``a`` (risky
-from g1..g4) trained, gate verdict signed, registered and released in a real SQLite registry; ``b``
-(default from g1..g4, h1, h2 and a's output) trained with ``--upstream a:1``, registered and released;
-``a:2`` registered but not released.
+One module fixture builds the cascade of :func:`tests.cascades.build_cascade` on the generated tables of
+:mod:`training.synthetic`: ``a`` (risky from g1..g4 and region) trained, gate verdict signed, registered
+and released in a real SQLite registry; ``b`` (default from those, h1, h2 and a's output) trained with
+``--upstream a:1``, registered and released; ``a:2`` registered but not released.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -20,52 +18,19 @@ import pytest
 
 from cascade_registry import Registry
 from cascade_registry.artifacts import MODEL_FILE, REFERENCE_FILE, ModelBundle
-from tests.bundles import open_trusting, write_attestation
+from tests.cascades import FAST, Cascade, build_cascade, publish
 from training.analysis_cli import main as analyze_main
 from training.cli import main as train_main
 from training.synthetic import A_INPUTS as A_COLUMNS
-from training.synthetic import write_cascade_tables
 
-FAST = ["--trials", "1", "--calibration-cv", "0", "--calibration", "sigmoid", "--quiet"]
 A_INPUTS = list(A_COLUMNS)
-
-
-@dataclass(frozen=True)
-class Cascade:
-    root: Path
-    url: str
-    tables: dict[str, Path]
-
-    def bundle(self, name: str, version: int = 1) -> Path:
-        return self.root / "out" / f"{name}-{version}"
-
-    def train(self, *options: str) -> int:
-        return train_main([*options, *FAST, "--out", str(self.root / "out"), "--registry-url", self.url])
-
-    def train_b(self, *options: str) -> int:
-        return self.train("--data", str(self.tables["b"]), "--target", "default", "--name", "b", *options)
-
-
-def _register(url: str, bundle: Path, release: bool) -> None:
-    write_attestation(bundle, ModelBundle.read_card(bundle).ref)
-    with open_trusting(url) as reg:
-        info = reg.register(bundle, actor="tests")
-        if release:
-            reg.release(info.ref, actor="tests")
 
 
 @pytest.fixture(scope="module")
 def cascade(tmp_path_factory: pytest.TempPathFactory) -> Cascade:
-    root = tmp_path_factory.mktemp("cascade")
-    c = Cascade(root, f"sqlite:///{root / 'registry.db'}", write_cascade_tables(root / "data", rows=500))
-    Registry.open(c.url).close()
-    a = ["--data", str(c.tables["a"]), "--target", "risky", "--name", "a"]
-    assert c.train(*a, "--model", "hist_gradient_boosting") == 0
-    _register(c.url, c.bundle("a"), release=True)
-    assert c.train_b("--model", "logistic_regression", "--upstream", "a:1") == 0
-    _register(c.url, c.bundle("b"), release=True)
-    assert c.train(*a, "--model", "logistic_regression", "--version", "2") == 0
-    _register(c.url, c.bundle("a", 2), release=False)
+    c = build_cascade(tmp_path_factory.mktemp("cascade"))
+    assert c.train_a("--model", "logistic_regression", "--version", "2") == 0
+    publish(c.url, c.bundle("a", 2), release=False)
     return c
 
 
@@ -151,7 +116,7 @@ def test_gaps_the_upstream_refuses_are_refused(cascade: Cascade, tmp_path, capsy
     refused by the gateway, so training on them is refused too."""
     strict = ["--data", str(cascade.tables["a"]), "--target", "risky", "--name", "strict"]
     assert cascade.train(*strict, "--missing", "error", "--model", "logistic_regression") == 0
-    _register(cascade.url, cascade.bundle("strict"), release=True)
+    publish(cascade.url, cascade.bundle("strict"), release=True)
     table = tmp_path / "gaps.csv"
     frame = pd.read_csv(cascade.tables["b"])
     frame.loc[:2, "g1"] = np.nan
@@ -219,9 +184,9 @@ def test_retrain_from_moves_to_the_released_upstream(cascade: Cascade, tmp_path,
     for name, version in (("a", 1), ("b", 1), ("a", 2)):
         copies[name, version] = tmp_path / f"{name}-{version}"
         shutil.copytree(cascade.bundle(name, version), copies[name, version])
-    _register(url, copies["a", 1], release=True)
-    _register(url, copies["b", 1], release=False)
-    _register(url, copies["a", 2], release=True)
+    publish(url, copies["a", 1], release=True)
+    publish(url, copies["b", 1], release=False)
+    publish(url, copies["a", 2], release=True)
     assert train_main(["--retrain-from", "b:1", "--data", str(cascade.tables["b"]), "--out", str(tmp_path),
                        "--registry-url", url, "--quiet"]) == 0
     assert "upstreams a 1 -> 2" in capsys.readouterr().out
@@ -269,7 +234,7 @@ def test_a_changed_upstream_model_file_is_refused(cascade: Cascade, tmp_path, ca
     url = f"sqlite:///{tmp_path / 'tampered.db'}"
     copy = tmp_path / "a-1"
     shutil.copytree(cascade.bundle("a"), copy)
-    _register(url, copy, release=True)
+    publish(url, copy, release=True)
     model = copy / MODEL_FILE
     model.write_bytes(model.read_bytes() + b"\0")
     code = train_main(["--data", str(cascade.tables["b"]), "--target", "default", "--upstream", "a:1",
@@ -284,7 +249,7 @@ def test_two_upstreams_with_their_own_outputs_and_their_error_attribution(cascad
     and the attribution has one row per upstream plus b2's own."""
     assert cascade.train("--data", str(cascade.tables["a"]), "--target", "risky", "--name", "c",
                          "--model", "logistic_regression") == 0
-    _register(cascade.url, cascade.bundle("c"), release=True)
+    publish(cascade.url, cascade.bundle("c"), release=True)
     assert cascade.train_b("--name", "b2", "--model", "logistic_regression", "--upstream", "a:1",
                            "--upstream", "c:1", "--upstream-output", "probabilities",
                            "--upstream-output", "label") == 0
