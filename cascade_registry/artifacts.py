@@ -121,8 +121,20 @@ class UpstreamRef(_Frozen):
     """A model whose output this model consumes as a feature (a cascade edge)."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    version: int = Field(ge=1, description="the upstream version this model was trained against")
-    feature: str | None = Field(None, description="the input feature fed by the upstream output")
+    version: int = Field(ge=1, description="the upstream version this model was trained against (card pin)")
+    feature: str | None = Field(None, description="the input feature fed by the upstream output (old cards)")
+    onnx_sha256: str | None = Field(None, description="sha256 of the upstream's model.onnx used in training")
+    output: Literal["probabilities", "label"] = Field(
+        "probabilities", description="which output feeds this model: one column per class, or the label"
+    )
+    features: list[str] = Field(
+        default_factory=list, description="the downstream feature names this upstream feeds, in order"
+    )
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="the upstream's own feature names, taken from the request row by name (each is also a "
+        "raw feature of this model)",
+    )
 
 
 # --------------------------------------------------------------------------------------- data
@@ -137,6 +149,9 @@ class FeatureSpec(_Frozen):
     name: str
     dtype: str = "float32"
     kind: Literal["numeric", "categorical", "boolean"] = "numeric"
+    upstream: str | None = Field(
+        None, description="the upstream model producing this column (None: a raw column the caller sends)"
+    )
     min: float | None = None
     max: float | None = None
     mean: float | None = None

@@ -1,6 +1,6 @@
 """The cascade: model consumers declared from cards, cycles refused by name, impact in topological order,
-stale marking through three levels, release refused while a released downstream model would consume the
-new version untested, and waivers recorded and shown."""
+stale marking through three levels, release refused while a released downstream model would stay on an
+older pin, and waivers recorded and shown."""
 
 from __future__ import annotations
 
@@ -60,19 +60,19 @@ def test_release_is_refused_while_released_downstream_would_consume_it_untested(
     _chain(registry, make_bundle)
     registry.register(make_bundle("a", 2))
     generation = registry.generation()
-    with pytest.raises(CascadeBlockedError, match=r"released b:1 \(trained on a:1\)") as err:
+    with pytest.raises(CascadeBlockedError, match=r"released b:1 \(pinned to a:1\) on an older pin") as err:
         registry.release("a:2")
-    assert err.value.blocking == ["b:1 (trained on a:1)"] and "--waive" in str(err.value)
+    assert err.value.blocking == ["b:1 (pinned to a:1)"] and "--waive" in str(err.value)
     assert registry.generation() == generation and registry.get("a:2").status == "gated_passed"
-    # retraining the cascade on a:2 and releasing it from the bottom up clears the way, with no waiver
+    # retraining the cascade on a:2 and releasing it in one batch clears the way, with no waiver; released
+    # one by one, a downstream version would be live on an upstream version no one else has yet
     registry.register(make_bundle("b", 2, upstream=["a:2"]))
     registry.register(make_bundle("c", 2, upstream=["b:2"]))
     registry.register(make_bundle("d", 2, upstream=["c:2"]))
-    with pytest.raises(CascadeBlockedError, match=r"release c:2 \(trained on b:2\) first"):
+    with pytest.raises(CascadeBlockedError, match=r"b:2 is pinned to a:2, which has never been released"):
         registry.release("b:2")
-    for ref in ("d:2", "c:2", "b:2"):
-        registry.release(ref)
-    assert registry.release("a:2").status == "released"
+    released = registry.release_many(["d:2", "c:2", "b:2", "a:2"])
+    assert [str(i.ref) for i in released] == ["a:2", "b:2", "c:2", "d:2"]
     assert not any(v.stale for v in registry.released()) and registry.waivers() == []
 
 
@@ -80,7 +80,7 @@ def test_waived_release_marks_three_levels_stale_and_is_recorded(registry: Regis
     _chain(registry, make_bundle)
     registry.register(make_bundle("c", 2, upstream=["b:1"]))  # unreleased, trained on b:1 -> stale too
     registry.register(make_bundle("a", 2))
-    info = registry.release("a:2", waiver="b retrain scheduled; drift is tiny", actor="carol")
+    info = registry.release("a:2", waiver="b retrain scheduled; drift is tiny", owner="cli", actor="carol")
     assert info.status == "released" and registry.get("a:1").status == "superseded"
     for ref in ("b:1", "c:1", "d:1"):
         v = registry.get(ref)
