@@ -1,8 +1,8 @@
 """A small real cascade for tests, built with the training API and ONNX Runtime (no mocks).
 
-``up`` (an RBF support vector machine on ``x0, x1``) learns ``t = x0 * x1 > 0``, which a linear model cannot; ``scorer``
-(logistic regression on ``x0, x1, x2`` and ``up__p_yes``) learns ``y`` (= ``t``, flipped where ``x2 > 1.5``),
-so it leans on ``up``'s output. ``up``'s probabilities are computed by running its ``model.onnx`` with
+``up`` (an RBF support vector machine on ``x0, x1``) learns ``t = x0 * x1 > 0``, which a linear model
+cannot; ``scorer`` (logistic regression on ``x0, x1, x2`` and ``up__p_yes``) learns ``y`` (= ``t``, flipped
+where ``x2 > 1.5``), so it leans on ``up``'s output. ``up``'s probabilities are computed by running its ``model.onnx`` with
 ONNX Runtime, and the scorer's card carries the cascade contract's fields (``UpstreamRef.features``,
 ``inputs``, ``onnx_sha256``, ``output``; ``FeatureSpec.upstream``), written the way ``lockgate train
 --upstream`` will. Variants of ``up``: ``up:2`` another seed of the same model (a compatible upstream),
