@@ -1,14 +1,15 @@
 """A small real cascade for tests, built with the training API and ONNX Runtime (no mocks).
 
 ``up`` (an RBF support vector machine on ``x0, x1``) learns ``t = x0 * x1 > 0``, which a linear model
-cannot; ``scorer`` (logistic regression on ``x0, x1, x2`` and ``up__p_yes``) learns ``y`` (= ``t``, flipped
-where ``x2 > 1.5``), so it leans on ``up``'s output. ``up``'s probabilities are computed by running its ``model.onnx`` with
-ONNX Runtime, and the scorer's card carries the cascade contract's fields (``UpstreamRef.features``,
-``inputs``, ``onnx_sha256``, ``output``; ``FeatureSpec.upstream``), written the way ``lockgate train
---upstream`` will. Variants of ``up``: ``up:2`` another seed of the same model (a compatible upstream),
-``up:3`` trained on the opposite target (an incompatible one). The scorer goes through the real gate;
-the upstreams get a signed passing verdict written by hand (:func:`tests.bundles.write_attestation`): what
-is tested downstream is the scorer's gate, and each gate run costs seconds.
+cannot; ``scorer`` (logistic regression on ``x0, x1, x2`` and ``up__p_yes``) learns ``y`` (= ``t``,
+flipped where ``x2 > 1.5``), so it leans on ``up``'s output. ``up``'s probabilities are computed by
+running its ``model.onnx`` with ONNX Runtime, and the scorer's card carries the cascade contract's
+fields (``UpstreamRef.features``, ``inputs``, ``onnx_sha256``, ``output``; ``FeatureSpec.upstream``),
+written the way ``lockgate train --upstream`` will. Variants of ``up``: ``up:2`` another seed of the same
+model (a compatible upstream), ``up:3`` trained on the opposite target (an incompatible one). The scorer
+goes through the real gate; the upstreams get a signed passing verdict written by hand
+(:func:`tests.bundles.write_attestation`): what is tested downstream is the scorer's gate, and each gate
+run costs seconds.
 """
 
 from __future__ import annotations

@@ -99,7 +99,8 @@ def world(fresh_registry_url: str, tmp_path: Path) -> World:  # noqa: F811 - the
             ("bad", 1, False, ()),
             ("scorer", 1, True, ("churn:1",)),
         ]:
-            reg.register(make_bundle(root, name, version, passed, ups), actor="tests")
+            owner = "alice" if name == "scorer" else None  # alice may waive for the scorer
+            reg.register(make_bundle(root, name, version, passed, ups), actor="tests", owner=owner)
         reg.release("churn:1", actor="tests")
         reg.release("scorer:1", actor="tests")
         reg.add_consumer("web", kind="service", owner="team-web", actor="tests")

@@ -28,6 +28,8 @@ def test_login_release_retire_declare_revoke_with_console_actor(client, world) -
     r = client.post("/actions/release", data={"ref": "bad:1", "csrf_token": token})
     assert r.status_code == 409 and "failed the safety gate" in r.text and "quality" in r.text
     r = client.post("/actions/retire", data={"ref": "churn:1", "reason": "replaced", "csrf_token": token})
+    assert r.status_code == 409 and "pinned to churn:1" in r.text  # released scorer:1 is composed with it
+    r = client.post("/actions/retire", data={"ref": "bad:1", "reason": "replaced", "csrf_token": token})
     assert r.status_code == 200 and "retired" in r.text
     r = client.post(
         "/actions/declare", data={"consumer": "web", "model": "scorer", "versions": "", "csrf_token": token}
