@@ -13,13 +13,13 @@ import json
 from collections import deque
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, select, update
 
 from cascade_registry.artifacts import ModelRef
 from cascade_registry.engine import Database
 from cascade_registry.entities import LIVE_STATUSES, PinInfo, ServingEntry
 from cascade_registry.errors import ConflictError
-from cascade_registry.records import append_audit, as_utc, now, set_status, version_from_row
+from cascade_registry.records import append_audit, append_pin, as_utc, set_status, version_from_row
 from cascade_registry.schema import cascade_pins, consumers, declarations, model_versions, transitions
 from cascade_registry.sql_graph import CascadeRows, load_cascade
 from cascade_registry.sql_versions import version_row
@@ -121,19 +121,7 @@ class PinOps:
                     )
             current = {p.upstream.name: p for p in _effective(consumer, _pin_rows(conn, consumer))}
             self._check_pinnable(crow, urow, consumer, upstream, current)
-            at = now()
-            conn.execute(
-                insert(cp).values(
-                    consumer=consumer.name,
-                    consumer_version=consumer.version,
-                    upstream=upstream.name,
-                    upstream_version=upstream.version,
-                    source="revalidated",
-                    evidence=json.dumps(evidence, sort_keys=True, default=str),
-                    recorded_at=at,
-                    actor=actor,
-                )
-            )
+            append_pin(conn, consumer, upstream, "revalidated", actor, evidence)
             cid = conn.execute(select(consumers.c.id).where(consumers.c.name == consumer.name)).scalar_one()
             conn.execute(
                 update(declarations)

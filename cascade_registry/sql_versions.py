@@ -17,9 +17,8 @@ from cascade_registry.errors import (
     OwnerError,
 )
 from cascade_registry.manifest import Manifest
-from cascade_registry.records import append_audit, as_utc, now, set_status, version_from_row
+from cascade_registry.records import append_audit, append_pin, as_utc, now, set_status, version_from_row
 from cascade_registry.schema import (
-    cascade_pins,
     consumers,
     declarations,
     model_owners,
@@ -164,18 +163,7 @@ class VersionOps:
             if card.upstream:
                 cid = self._model_consumer(conn, ref.name, model_owner, actor)
                 for up in card.upstream:
-                    conn.execute(
-                        insert(cascade_pins).values(
-                            consumer=ref.name,
-                            consumer_version=ref.version,
-                            upstream=up.name,
-                            upstream_version=up.version,
-                            source="card",
-                            evidence="{}",
-                            recorded_at=at,
-                            actor=actor,
-                        )
-                    )
+                    append_pin(conn, ref, ModelRef(name=up.name, version=up.version), "card", actor)
                     conn.execute(
                         insert(declarations).values(
                             consumer_id=cid,

@@ -34,7 +34,7 @@ from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUn
 from cascade_registry.gate_policy import policy_digest
 from cascade_registry.revalidation import RevalidationPredicate, revalidation_statement
 from cascade_registry.settings import LOCATION_HELP, RegistrySettings, locate_registry
-from safety.checks import Check, default_checks
+from safety.checks import checks_for
 from safety.checks.runtime import case_failure
 from safety.cli import SafetySettings, read_sign_key
 from safety.context import GateContext, Reference
@@ -44,7 +44,7 @@ from safety.isolation import Isolation
 from safety.policy import GatePolicy
 from safety.sandbox import SandboxCase
 
-__all__ = ["RevalidationError", "RevalidationResult", "main", "quality_battery", "revalidate"]
+__all__ = ["RevalidationError", "RevalidationResult", "main", "revalidate"]
 
 #: the gate checks a revalidation runs (with every prerequisite they name)
 QUALITY_CHECKS = ("quality", "calibration")
@@ -69,20 +69,6 @@ class RevalidationResult(BaseModel):
     problems: list[str]
     holdout_rows: int
     pin: PinInfo | None = None
-
-
-def quality_battery() -> list[Check]:
-    """The gate's quality checks and, before them, every check they require (transitively)."""
-    battery = default_checks()
-    by_name = {c.name: c for c in battery}
-    wanted: set[str] = set()
-    todo = list(QUALITY_CHECKS)
-    while todo:
-        name = todo.pop()
-        if name not in wanted:
-            wanted.add(name)
-            todo += list(by_name[name].requires)
-    return [c for c in battery if c.name in wanted]
 
 
 def _metrics(checks: list[CheckResult]) -> dict[str, Any]:
@@ -186,7 +172,12 @@ def _rescore(
         holdout = Path(tmp) / "holdout.npz"
         _holdout_file(card, ref, columns, holdout)
         report = run_gate(
-            bundle, policy, write=False, checks=quality_battery(), holdout=holdout, isolation=isolation
+            bundle,
+            policy,
+            write=False,
+            checks=checks_for(QUALITY_CHECKS),
+            holdout=holdout,
+            isolation=isolation,
         )
     return report, len(ref.holdout_labels)
 

@@ -11,6 +11,8 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from cascade_registry import (
     CascadeBlockedError,
@@ -144,6 +146,9 @@ def test_a_pin_moves_only_with_signed_passing_evidence(registry: Registry, make_
     assert [e.details["to"] for e in registry.audit("b") if e.action == "pin"] == ["a:2"]
     with pytest.raises(ConflictError, match="already pinned to a:2"):
         registry.record_pin("b:1", "a:2", _evidence(registry, "b:1", "a:2"), actor="bob")
+    for statement in ("UPDATE cascade_pins SET upstream_version = 1", "DELETE FROM cascade_pins"):
+        with pytest.raises(DBAPIError, match="append-only"), registry.store.db.engine.begin() as conn:
+            conn.execute(text(statement))
 
 
 def test_migration_back_fills_pins_and_owners(registry_url: str, make_bundle) -> None:

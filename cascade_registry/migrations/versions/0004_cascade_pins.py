@@ -40,6 +40,22 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(128), nullable=False),
     )
     op.add_column("waivers", sa.Column("owner", sa.String(128), nullable=True))
+    # pins are history, like the audit log: the database refuses to change or delete one
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION cascade_pins_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'cascade_pins is append-only'; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER cascade_pins_append_only BEFORE UPDATE OR DELETE ON cascade_pins "
+            "FOR EACH ROW EXECUTE FUNCTION cascade_pins_append_only()"
+        )
+    else:
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER cascade_pins_no_{verb.lower()} BEFORE {verb} ON cascade_pins "
+                "BEGIN SELECT RAISE(ABORT, 'cascade_pins is append-only'); END"
+            )
     # what older registries already know: card pins from the card declarations, and each model's owner
     # is whoever registered its first version
     op.execute(
@@ -56,6 +72,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS cascade_pins_append_only ON cascade_pins")
+        op.execute("DROP FUNCTION IF EXISTS cascade_pins_append_only()")
     op.drop_column("waivers", "owner")
     op.drop_table("model_owners")
     op.drop_table("cascade_pins")
