@@ -258,11 +258,9 @@ def _versions_table(infos: list) -> str:
 def _show(reg: Registry, args: argparse.Namespace) -> None:
     if ":" in args.target:
         info = reg.get(args.target)
-        _emit(
-            args,
-            {"version": info, "history": reg.transitions(info.ref)},
-            render_version(info, reg.transitions(info.ref)),
-        )
+        history, pins = reg.transitions(info.ref), reg.pins(info.ref)
+        text = render_version(info, history) + ("\n  pins\n" + render_pins(pins) if pins else "")
+        _emit(args, {"version": info, "history": history, "pins": pins}, text)
         return
     versions = reg.versions(args.target)
     decls = reg.declarations(model_name=args.target)

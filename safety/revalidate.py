@@ -169,7 +169,7 @@ def _rescore(
         raise RevalidationError(f"{upstream.ref} could not be run on {consumer.ref}'s rows: {failure}")
     columns = _derived(edge, upstream.card, run.outputs["upstream"])
     with tempfile.TemporaryDirectory(prefix="lockgate-revalidate-") as tmp:
-        holdout = Path(tmp) / "holdout.npz"
+        holdout = Path(tmp) / f"{consumer.ref.dirname}-on-{upstream.ref.dirname}.npz"  # named in notes
         _holdout_file(card, ref, columns, holdout)
         report = run_gate(
             bundle,
