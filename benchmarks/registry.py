@@ -5,7 +5,7 @@
 
 The cascade is written straight into the registry's tables (a chain m0 -> m1 -> ... so impact(m0) reaches
 every model, plus random forward edges), each model a released version with a card pin per edge (a
-declaration and a ``cascade_pins`` row, as ``register`` writes them). Also times ``serving_plan()``.
+declaration and a ``cascade_pins`` row, as ``register`` writes them).
 """
 
 from __future__ import annotations
@@ -168,9 +168,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"impact({root}): {entries:,} downstream consumers; wall first {first * 1000:.0f} ms, "
                     f"best of 3 {best * 1000:.0f} ms (CPU {cpu * 1000:.0f} ms)  [target < 1000 ms: {verdict}]"
                 )
-            t0 = time.perf_counter()
-            plan = reg.serving_plan()
-            print(f"serving_plan: {len(plan):,} entries in {(time.perf_counter() - t0) * 1000:.0f} ms")
             rate, cold = bench_access(reg, args.checks)
             verdict = "OK" if rate >= 200_000 else "MISSED"
             print(

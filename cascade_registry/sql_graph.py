@@ -17,7 +17,8 @@ class CascadeRows:
     ``edges``: upstream model name -> consumer names (manual declarations + card pins of live versions).
     ``pins``: (consumer, consumer_version, upstream, upstream_version) effective pins of live versions (the
     newest ``cascade_pins`` row: the card's, or a revalidated one).
-    ``trained``: (consumer, consumer_version, upstream) -> the version its card was trained against.
+    ``trained``: (consumer, consumer_version, upstream) -> the version its card was trained against, for the
+    pins a revalidation moved (every other pin is the card's).
     ``declared``: (consumer, model, versions) manual declarations.
     ``kinds``: consumer name -> kind. ``status``: (name, version) -> (status, stale) for every version.
     """
@@ -33,7 +34,11 @@ class CascadeRows:
 
 _STATUS_SQL = "SELECT name, version, status, stale FROM model_versions"
 _KINDS_SQL = "SELECT name, kind FROM consumers"
-_PINS_SQL = "SELECT consumer, consumer_version, upstream, upstream_version FROM cascade_pins ORDER BY id"
+#: card pins equal the card declarations' ``pinned_version``: only revalidated rows can move an edge
+_PINS_SQL = (
+    "SELECT consumer, consumer_version, upstream, upstream_version FROM cascade_pins "
+    "WHERE source = 'revalidated' ORDER BY id"
+)
 _DECLARATIONS_SQL = (
     "SELECT c.name, d.model_name, d.versions, d.source, d.consumer_version, d.pinned_version "
     "FROM declarations d JOIN consumers c ON c.id = d.consumer_id"
@@ -64,8 +69,12 @@ def load_cascade(conn: Connection) -> CascadeRows:
             state = status.get((consumer, cver))
             if state is None or state[0] not in live:
                 continue
-            rows.trained[(consumer, cver, model)] = pinned
-            rows.pins.append((consumer, cver, model, effective.get((consumer, cver, model), pinned)))
+            if effective:
+                moved = effective.get((consumer, cver, model), pinned)
+                if moved != pinned:
+                    rows.trained[(consumer, cver, model)] = pinned
+                    pinned = moved
+            rows.pins.append((consumer, cver, model, pinned))
         else:
             rows.declared.append((consumer, model, versions))
         rows.edges[model].add(consumer)
