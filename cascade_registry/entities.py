@@ -146,7 +146,8 @@ class AccessDecision(_Entity):
 
 
 class Pin(_Entity):
-    """Consumer version ``consumer_version`` was trained against ``upstream:upstream_version``."""
+    """Consumer version ``consumer_version`` is pinned to ``upstream:upstream_version`` (its effective pin:
+    the version it was trained against, or a revalidated one)."""
 
     upstream: str
     upstream_version: int | None = Field(None, description="None for a manual declaration")

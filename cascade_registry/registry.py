@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from pathlib import Path
@@ -52,6 +53,8 @@ from cascade_registry.version_range import VersionRange
 __all__ = ["Registry"]
 
 _NAME = re.compile(NAME_PATTERN)
+#: a revalidation envelope holds a few KB; anything near this is hostile
+_MAX_EVIDENCE_BYTES = 1 << 20
 _KINDS = ("service", "model")
 
 
@@ -278,6 +281,11 @@ class Registry:
         if not isinstance(evidence, dict) or "attestation" not in evidence:
             raise InvalidInputError(
                 "a pin needs evidence with a signed 'attestation'", "run 'lockgate registry revalidate'"
+            )
+        if len(json.dumps(evidence, default=str)) > _MAX_EVIDENCE_BYTES:
+            raise InvalidInputError(
+                f"the pin's evidence is larger than {_MAX_EVIDENCE_BYTES // 1024} KB",
+                "pass the envelope 'lockgate registry revalidate' writes, nothing else",
             )
         try:
             trusted = trusted_key_map(self.store.list_trusted_keys())

@@ -89,7 +89,7 @@ def render_impact(report: ImpactReport) -> str:
         head
         + "\n"
         + render_table(
-            ["depth", "consumer", "kind", "action", "released", "trained against / declared", "stale"], rows
+            ["depth", "consumer", "kind", "action", "released", "pinned to / declared", "stale"], rows
         )
     )
     if report.older_pins:

@@ -54,7 +54,7 @@ def test_impact_lists_downstream_in_topological_order(registry: Registry, make_b
     assert registry.impact("d").entries[0].kind == "service"
 
 
-def test_release_is_refused_while_released_downstream_would_consume_it_untested(
+def test_release_is_refused_while_a_released_downstream_would_stay_on_an_older_pin(
     registry: Registry, make_bundle
 ) -> None:
     _chain(registry, make_bundle)

@@ -125,6 +125,7 @@ def test_a_pin_moves_only_with_signed_passing_evidence(registry: Registry, make_
     stranger = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
     refusals = [
         ({}, "signed 'attestation'"),
+        ({"attestation": {"payload": "x" * (1 << 20)}}, "larger than 1024 KB"),
         (_evidence(registry, "b:1", "a:2", key=stranger), "unknown key"),
         (_evidence(registry, "b:1", "a:2", passed=False), "failed"),
         (_evidence(registry, "b:1", "a:1"), "not a pass of b:1 on a:2"),
