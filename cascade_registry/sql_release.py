@@ -6,14 +6,13 @@ transaction counts as released):
 - **pins live**: every effective pin of the version names an upstream version that is or was released
   (a downstream model is never live on an upstream version no direct caller was ever given);
   not waivable: release the upstream in the same batch (``registry release a:2 b:2``).
-- **stale**: a version trained on (pinned to) an upstream older than the released one needs a waiver from
-  the owner of its model.
-- **older pins**: releasing ``a:2`` while a released downstream version stays pinned to another version
-  of ``a`` needs a waiver from that downstream model's owner, unless the batch also releases a version of
-  it pinned to ``a:2`` (which supersedes it).
+- **stale**: a version pinned to an upstream older than the released one needs a waiver from the owner
+  of its model (a waiver names its owner; it is refused unless that owner is the recorded owner,
+  ``model_owners``, of every model it is needed for).
 
-A waiver names its owner; it is refused unless that owner is the recorded owner (``model_owners``) of
-every model the waiver is needed for.
+Releasing ``a:2`` while a released downstream version is pinned to ``a:1`` is allowed: the gateway keeps
+composing it with ``a:1`` (that is what the pin is for), the version is flagged stale, and ``impact a``
+lists it until it is revalidated or retrained.
 """
 
 from __future__ import annotations
@@ -82,14 +81,11 @@ class ReleaseOps:
 
         def op(conn: Connection) -> list[ModelVersionInfo]:
             ordered = dependency_order(refs, load_cascade(conn))
-            batch = {r.name: r.version for r in refs}
             used: list[str] = []
             released = []
             for ref in ordered:
                 try:
-                    released.append(
-                        self._release_one(conn, ref, gate_sha256[ref], waiver, batch, used, actor)
-                    )
+                    released.append(self._release_one(conn, ref, gate_sha256[ref], waiver, used, actor))
                 except (CascadeBlockedError, OwnerError, GateError, ConflictError) as e:
                     if len(refs) == 1:
                         raise
@@ -112,7 +108,6 @@ class ReleaseOps:
         ref: ModelRef,
         gate_sha256: str,
         waiver: Waiver | None,
-        batch: dict[str, int],
         used: list[str],
         actor: str,
     ) -> ModelVersionInfo:
@@ -127,25 +122,17 @@ class ReleaseOps:
             raise ConflictError(f"{ref} is already {row.status}")
         cascade = load_cascade(conn)
         _check_pins_live(ref, cascade)
-        needs_waiver: list[str] = []
-        if row.stale:
-            needs_waiver.append(ref.name)
-            if waiver is None:
-                raise CascadeBlockedError(
-                    f"refused: {ref} is stale ({row.stale_reason})",
-                    f"revalidate or retrain it against the released upstream, or have its owner "
-                    f"({owner_of(conn, ref.name)}) pass --waive REASON --owner NAME",
-                    [str(ref)],
-                )
-        blocking = _older_pins(ref, cascade, batch)
-        if blocking:
-            needs_waiver += sorted({b.split(":")[0] for b in blocking})
-            if waiver is None:
-                raise _blocked(conn, ref, cascade, blocking)
-        if waiver is not None and needs_waiver:
-            _check_owner(conn, waiver, needs_waiver)
+        if row.stale and waiver is None:
+            raise CascadeBlockedError(
+                f"refused: {ref} is stale ({row.stale_reason})",
+                f"revalidate or retrain it against the released upstream, or have its owner "
+                f"({owner_of(conn, ref.name)}) pass --waive REASON --owner NAME",
+                [str(ref)],
+            )
+        if waiver is not None and row.stale:
+            _check_owner(conn, waiver, [ref.name])
             used.append(str(ref))
-        return self._apply_release(conn, row, ref, cascade, blocking, waiver if needs_waiver else None, actor)
+        return self._apply_release(conn, row, ref, cascade, waiver if row.stale else None, actor)
 
     def _apply_release(
         self,
@@ -153,7 +140,6 @@ class ReleaseOps:
         row: Row,
         ref: ModelRef,
         cascade: CascadeRows,
-        blocking: list[str],
         waiver: Waiver | None,
         actor: str,
     ) -> ModelVersionInfo:
@@ -171,7 +157,7 @@ class ReleaseOps:
             status = "gated_passed"
         reason = f"waiver by {waiver.owner}: {waiver.reason}" if waiver else ""
         set_status(conn, row.id, status, "released", actor, reason, released_at=now(), released_by=actor)
-        affected = sorted({b.split(" ")[0] for b in blocking} | {f"{n}:{v}" for n, v in stale})
+        affected = sorted({str(ref)} | {f"{n}:{v}" for n, v in stale})
         if waiver is not None:
             conn.execute(
                 insert(waivers).values(
@@ -192,7 +178,11 @@ class ReleaseOps:
                 "sha256": row.onnx_sha256,
                 "waiver": waiver.reason if waiver else None,
                 "waiver_owner": waiver.owner if waiver else None,
-                "blocking": blocking,
+                "older_pins": sorted(
+                    f"{c}:{cv}"
+                    for c, cv, up, uv in cascade.pins
+                    if up == ref.name and uv < ref.version and cascade.status[(c, cv)][0] == "released"
+                ),
                 "stale": sorted(f"{n}:{v}" for n, v in stale),
             },
         )
@@ -212,46 +202,6 @@ def _check_pins_live(ref: ModelRef, cascade: CascadeRows) -> None:
             f"release them together, upstream first: 'lockgate registry release {' '.join(dead)} {ref}'",
             dead,
         )
-
-
-def _older_pins(ref: ModelRef, cascade: CascadeRows, batch: dict[str, int]) -> list[str]:
-    """Released versions pinned to another version of ``ref``'s model that the batch does not replace with
-    a version pinned to ``ref``."""
-    replaced = {
-        c for c, cv, up, uv in cascade.pins if up == ref.name and uv == ref.version and batch.get(c) == cv
-    }
-    return sorted(
-        f"{c}:{cv} (pinned to {ref.name}:{u})"
-        for c, cv, up, u in cascade.pins
-        if up == ref.name
-        and u != ref.version
-        and cascade.status[(c, cv)][0] == "released"
-        and c not in replaced
-    )
-
-
-def _blocked(
-    conn: Connection, ref: ModelRef, cascade: CascadeRows, blocking: list[str]
-) -> CascadeBlockedError:
-    ready = sorted(
-        {
-            f"{c}:{cv}"
-            for c, cv, up, u in cascade.pins
-            if up == ref.name and u == ref.version and cascade.status[(c, cv)][0] != "released"
-        }
-    )
-    names = sorted({b.split(":")[0] for b in blocking})
-    owners = ", ".join(f"{n}: {owner_of(conn, n)}" for n in names)
-    together = f"release them together: 'lockgate registry release {ref} {' '.join(ready)}'" if ready else ""
-    fix = (
-        together
-        or f"revalidate it ('lockgate registry revalidate {blocking[0].split(' ')[0]} --upstream {ref}')"
-    )
-    return CascadeBlockedError(
-        f"refused: releasing {ref} would leave released {', '.join(blocking)} on an older pin",
-        f"{fix}, or have the owner ({owners}) pass --waive REASON --owner NAME",
-        blocking,
-    )
 
 
 def _check_owner(conn: Connection, waiver: Waiver, names: list[str]) -> None:

@@ -25,7 +25,15 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict
 
-from cascade_registry.artifacts import CheckResult, FeatureSpec, GateReport, ModelCard, ModelRef, UpstreamRef
+from cascade_registry.artifacts import (
+    CheckResult,
+    FeatureSpec,
+    GateReport,
+    ModelCard,
+    ModelRef,
+    UpstreamRef,
+    upstream_feature_names,
+)
 from cascade_registry.attestation import sign_statement
 from cascade_registry.entities import ModelVersionInfo, PinInfo
 from cascade_registry.gate_policy import policy_digest
@@ -104,22 +112,19 @@ def _upstream_batch(consumer: ModelCard, upstream: ModelCard, ref: Reference) ->
 
 
 def _derived(edge: UpstreamRef, upstream: ModelCard, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Feature name -> column, the way the card contract names them (``a__p_CLASS`` / ``a__label``)."""
-    if edge.output == "label":
-        labels = np.asarray(upstream.classes)[out["label"].astype(np.int64)]
-        columns = {f"{upstream.ref.name}__label": labels.astype(str)}
-    else:
-        classes = upstream.classes[1:] if len(upstream.classes) == 2 else upstream.classes
-        probs = out["probabilities"].astype(np.float32)
-        first = 1 if len(upstream.classes) == 2 else 0
-        columns = {f"{upstream.ref.name}__p_{c}": probs[:, first + k] for k, c in enumerate(classes)}
-    if list(columns) != list(edge.features):
+    """Feature name -> column, named as the card contract names them (``a__p_CLASS`` / ``a__label``)."""
+    names = upstream_feature_names(upstream.ref.name, upstream.classes, edge.output)
+    if names != list(edge.features):
         raise RevalidationError(
-            f"{upstream.ref} produces the features {list(columns)}, but the consumer was trained on "
+            f"{upstream.ref} produces the features {names}, but the consumer was trained on "
             f"{list(edge.features)}",
             "the upstream's classes changed: retrain the downstream model instead",
         )
-    return columns
+    if edge.output == "label":
+        return {names[0]: np.asarray(upstream.classes)[out["label"].astype(np.int64)].astype(str)}
+    probs = out["probabilities"].astype(np.float32)
+    first = probs.shape[1] - len(names)  # binary: only the positive class's column
+    return {name: probs[:, first + k] for k, name in enumerate(names)}
 
 
 def _holdout_file(consumer: ModelCard, ref: Reference, columns: dict[str, np.ndarray], path: Path) -> None:
