@@ -1,7 +1,8 @@
 """The console in a real headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by Selenium;
 installed with apt-get when missing): log in by keyboard, see the reliability diagram load, release a
 version, release a stale one (refused by the cascade, then waived by its owner) and find both in the
-audit log, see a release refused with the gate's reason, revoke a key. Screenshots of each page land in build/console-screenshots/<backend>/."""
+audit log, see a release refused with the gate's reason, revoke a key. Screenshots of each page land in
+build/console-screenshots/<backend>/."""
 
 from __future__ import annotations
 
