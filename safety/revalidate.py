@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUnavailableError
 from cascade_registry.settings import LOCATION_HELP, RegistrySettings, locate_registry
-from safety.cli import SafetySettings, read_sign_key
+from safety.cli import OneLineParser, SafetySettings, read_sign_key
 from safety.errors import RevalidationError, SafetyError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,15 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["build_parser", "main"]
 
 
-# ---------------------------------------------------------------------------------- command line
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line on stderr and exit 2
-        print(f"lockgate registry revalidate: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="lockgate registry revalidate",
         description="Re-score a downstream version with a new upstream version's outputs on its held-out "
         "rows, through the gate's quality checks under its recorded gate policy; when it passes, sign the "
