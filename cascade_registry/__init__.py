@@ -20,6 +20,7 @@ from cascade_registry.errors import (
     InvalidInputError,
     LoginError,
     NotFoundError,
+    OwnerError,
     RegistryError,
     RegistryUnavailableError,
 )
@@ -33,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from cascade_registry.entities import ImpactEntry as ImpactEntry
     from cascade_registry.entities import ImpactReport as ImpactReport
     from cascade_registry.entities import ModelVersionInfo as ModelVersionInfo
+    from cascade_registry.entities import PinInfo as PinInfo
+    from cascade_registry.entities import ServingEntry as ServingEntry
     from cascade_registry.entities import WaiverInfo as WaiverInfo
     from cascade_registry.registry import Registry as Registry
     from cascade_registry.store import RegistryStore as RegistryStore
@@ -40,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: loaded on first use: the entities (pydantic) so that a subcommand's ``--help`` does not import
 #: pydantic, the registry and its store so that importing the schema does not import SQLAlchemy
 _ENTITIES = ("AccessDecision", "ApiKeyInfo", "AuditEntry", "ConsumerInfo", "DeclarationInfo", "ImpactEntry",
-             "ImpactReport", "ModelVersionInfo", "WaiverInfo")
+             "ImpactReport", "ModelVersionInfo", "PinInfo", "ServingEntry", "WaiverInfo")
 _LAZY = {"Registry": "registry", "RegistryStore": "store", **dict.fromkeys(_ENTITIES, "entities")}
 
 __all__ = [
@@ -60,10 +63,13 @@ __all__ = [
     "LoginError",
     "ModelVersionInfo",
     "NotFoundError",
+    "OwnerError",
+    "PinInfo",
     "Registry",
     "RegistryError",
     "RegistryStore",
     "RegistryUnavailableError",
+    "ServingEntry",
     "WaiverInfo",
 ]
 

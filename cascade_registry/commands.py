@@ -25,6 +25,7 @@ from cascade_registry.rendering import (
     render_dot,
     render_impact,
     render_mermaid,
+    render_pins,
     render_table,
     render_version,
     when,
@@ -76,11 +77,9 @@ def _versions_table(infos: list) -> str:
 def _show(reg: Registry, args: argparse.Namespace) -> None:
     if ":" in args.target:
         info = reg.get(args.target)
-        _emit(
-            args,
-            {"version": info, "history": reg.transitions(info.ref)},
-            render_version(info, reg.transitions(info.ref)),
-        )
+        history, pins = reg.transitions(info.ref), reg.pins(info.ref)
+        text = render_version(info, history) + ("\n  pins\n" + render_pins(pins) if pins else "")
+        _emit(args, {"version": info, "history": history, "pins": pins}, text)
         return
     versions = reg.versions(args.target)
     decls = reg.declarations(model_name=args.target)
@@ -130,7 +129,7 @@ def _graph(reg: Registry, args: argparse.Namespace) -> None:
 def _run(reg: Registry, args: argparse.Namespace, actor: str) -> None:  # noqa: C901 - a flat dispatch table
     cmd = args.command
     if cmd == "register":
-        info = reg.register(args.bundle, actor=actor)
+        info = reg.register(args.bundle, actor=actor, owner=getattr(args, "owner", None))
         _emit(args, info, f"registered {info.ref} [{info.status}] sha256 {info.onnx_sha256[:12]}")
     elif cmd == "list":
         infos = reg.versions(args.name)
@@ -141,8 +140,15 @@ def _run(reg: Registry, args: argparse.Namespace, actor: str) -> None:  # noqa: 
         info = reg.record_gate(args.ref, actor=actor)
         _emit(args, info, f"{info.ref} is {info.status}")
     elif cmd == "release":
-        info = reg.release(args.ref, waiver=getattr(args, "waive", None), actor=actor)
-        _emit(args, info, f"released {info.ref}" + (" (with waiver)" if getattr(args, "waive", None) else ""))
+        waiver, owner = getattr(args, "waive", None), getattr(args, "owner", None)
+        infos = reg.release_many(args.refs, waiver=waiver, actor=actor, owner=owner)
+        done = ", ".join(str(i.ref) for i in infos)
+        _emit(args, infos if len(infos) > 1 else infos[0], f"released {done}" + (
+            f" (waiver by {owner})" if waiver else ""))
+    elif cmd == "pins":
+        pins = reg.pins(args.ref)
+        _emit(args, pins, render_pins(pins))
+
     elif cmd == "retire":
         info = reg.retire(args.ref, reason=args.reason, actor=actor)
         _emit(args, info, f"retired {info.ref}")

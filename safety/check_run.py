@@ -7,32 +7,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from cascade_registry.artifacts import CARD_FILE, MODEL_FILE
-from cascade_registry.attestation import AttestationError, key_id, load_private_key
-from cascade_registry.manifest import ManifestError, read_bounded
+from cascade_registry.attestation import key_id
 from cascade_registry.settings import RegistrySettings, locate_registry
-from safety.errors import GateUsageError, SafetyError
+from safety.errors import SafetyError
 from safety.harness import run_gate
 from safety.policy import load_policy
 from safety.report import format_table, write_junit
-from safety.settings import SafetySettings
+from safety.settings import SafetySettings, read_sign_key
 
-__all__ = ["read_sign_key", "run_check"]
-
-
-def read_sign_key(source: str | Path, what: str) -> Ed25519PrivateKey:
-    """The private key in PEM text ``source`` or in the file it names; raises :class:`GateUsageError`."""
-    text = str(source)
-    try:
-        pem = text.lstrip().startswith("-----BEGIN")
-        data = text.encode("ascii") if pem else read_bounded(text, 64 * 1024)
-        return load_private_key(data, what)
-    except (ManifestError, AttestationError, UnicodeEncodeError) as e:
-        raise GateUsageError(
-            f"{what}: {e}", "make a key pair with 'lockgate keygen --out gate-key'"
-        ) from None
+__all__ = ["run_check"]
 
 
 def _not_a_bundle(path: Path) -> str | None:

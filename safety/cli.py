@@ -19,17 +19,19 @@ from pathlib import Path
 from cascade_registry.location import ENV_VAR
 from safety.isolation import Isolation
 
-__all__ = ["build_parser", "main"]
+__all__ = ["OneLineParser", "build_parser", "main"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line on stderr and exit 2, no usage dump
-        print(f"lockgate check: {message} (see 'lockgate check --help')", file=sys.stderr)
+class OneLineParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line on stderr and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:
+        print(f"{self.prog}: {message} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="lockgate check",
         description="Run the pre-deploy safety gate on a bundle and write <bundle>/gate.json, the verdict "
         "signed over the sha256 of every file of the bundle. "

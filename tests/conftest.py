@@ -1,7 +1,8 @@
-"""Session fixtures every test folder shares: ONE trained demo bundle and ONE gated copy of it.
+"""Session fixtures every test folder shares: ONE trained demo bundle, ONE gated copy of it, and the real
+public tables, each trained and gated once.
 
 Training and the real gate are the expensive steps of the suite (see docs/testing.md): reuse these
-instead of training or gating your own. Both are read-only for tests: copy a bundle
+instead of training or gating your own. All are read-only for tests: copy a bundle
 (``shutil.copytree``) before changing, adding or deleting any of its files. Registering one in place is
 fine (a registry reads a bundle; it never writes into it).
 """
@@ -9,11 +10,13 @@ fine (a registry reads a bundle; it never writes into it).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.bundles import gate_bundle, train_bundle
+from tests.real_tables import TrainedTable, train_table
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +33,17 @@ def gated_demo(trained_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     bundle = shutil.copytree(trained_demo, tmp_path_factory.mktemp("shared-gated") / trained_demo.name)
     gate_bundle(bundle)
     return bundle
+
+
+@pytest.fixture(scope="session")
+def real_table(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], TrainedTable]:
+    """``real_table(name)`` -> the table trained by ``lockgate train`` and passed by the real gate; each
+    table is trained at most once per session, on first use."""
+    done: dict[str, TrainedTable] = {}
+
+    def get(name: str) -> TrainedTable:
+        if name not in done:
+            done[name] = train_table(name, tmp_path_factory.mktemp(f"table-{name}"))
+        return done[name]
+
+    return get
