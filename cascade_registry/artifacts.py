@@ -118,11 +118,26 @@ class ModelRef(_Frozen):
 
 
 class UpstreamRef(_Frozen):
-    """A model whose output this model consumes as a feature (a cascade edge)."""
+    """A model whose output this model consumes as a feature (a cascade edge).
+
+    ``output="probabilities"`` feeds one numeric feature per class, named ``{name}__p_{class}`` (binary: the
+    positive class ``classes[1]`` only); ``output="label"`` one categorical feature ``{name}__label``.
+    ``inputs`` are the upstream's own feature names, taken by name from the downstream's raw columns.
+    """
 
     name: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1, description="the upstream version this model was trained against")
     feature: str | None = Field(None, description="the input feature fed by the upstream output")
+    onnx_sha256: str | None = Field(None, description="sha256 of the upstream's model.onnx used in training")
+    output: Literal["probabilities", "label"] = Field(
+        "probabilities", description="which output of the upstream feeds this model"
+    )
+    features: list[str] = Field(
+        default_factory=list, description="the downstream feature names this upstream feeds, in order"
+    )
+    inputs: list[str] = Field(
+        default_factory=list, description="the upstream's own feature names, taken from the request by name"
+    )
 
 
 # --------------------------------------------------------------------------------------- data
@@ -151,6 +166,9 @@ class FeatureSpec(_Frozen):
     encoding: str = Field("passthrough", description="passthrough | onehot | frequency | ...")
     unknown: Literal["error", "ignore", "other"] = Field(
         "other", description="an unseen level: refused (error), all-zeros (ignore), or the 'other' level"
+    )
+    upstream: str | None = Field(
+        None, description="the upstream model producing this column (None: a raw column the caller sends)"
     )
 
     @property

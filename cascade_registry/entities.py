@@ -28,6 +28,8 @@ __all__ = [
     "ImpactReport",
     "ModelVersionInfo",
     "Pin",
+    "PinInfo",
+    "ServingEntry",
     "Status",
     "TransitionInfo",
     "TrustedKeyInfo",
@@ -215,3 +217,26 @@ class ModelSummary(_Entity):
     consumers: list[str] = Field(default_factory=list)
     last_gate: Literal["passed", "failed"] | None = None
     last_gate_version: int | None = None
+
+
+class PinInfo(_Entity):
+    """The effective pin of ``consumer:consumer_version`` on ``upstream``: the upstream version the gateway
+    composes it with (the card's at registration, a revalidated one later)."""
+
+    consumer: str
+    consumer_version: int
+    upstream: str
+    upstream_version: int
+    source: Literal["card", "revalidated"]
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    recorded_at: datetime
+    actor: str
+
+
+class ServingEntry(_Entity):
+    """One version the gateway loads: ``release`` (answers direct callers) or ``pin`` (only a part of a
+    composition), with the effective pins of that version (upstream name -> version)."""
+
+    info: ModelVersionInfo
+    role: Literal["release", "pin"]
+    pins: dict[str, int] = Field(default_factory=dict)

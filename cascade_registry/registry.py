@@ -29,6 +29,8 @@ from cascade_registry.entities import (
     ImpactReport,
     ModelSummary,
     ModelVersionInfo,
+    PinInfo,
+    ServingEntry,
     TransitionInfo,
     TrustedKeyInfo,
     WaiverInfo,
@@ -349,6 +351,30 @@ class Registry:
 
     def cascade(self) -> CascadeRows:
         return self.store.cascade()
+
+    def pins(self, ref: str | ModelRef) -> list[PinInfo]:
+        """The effective pins of one version: which upstream versions the gateway composes it with."""
+        return self.store.pins(_ref(ref))
+
+    def record_pin(
+        self,
+        consumer_ref: str | ModelRef,
+        upstream_ref: str | ModelRef,
+        evidence: dict[str, Any],
+        actor: str = "cli",
+    ) -> PinInfo:
+        """Move ``consumer_ref``'s effective pin on the upstream to ``upstream_ref`` (e.g. after a passing
+        revalidation; ``evidence`` is recorded with it)."""
+        return self._changed(
+            self.store.record_pin(
+                _ref(consumer_ref), _ref(upstream_ref), dict(evidence), _text(actor, "actor")
+            )
+        )
+
+    def serving_plan(self) -> list[ServingEntry]:
+        """What the gateway loads: every released version (role ``release``) plus every version a served
+        version pins without it being released (role ``pin``: composition only), with their pins."""
+        return self.store.serving_plan()
 
     def audit(self, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]:
         if limit is not None and limit < 1:

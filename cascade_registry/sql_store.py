@@ -26,13 +26,14 @@ from cascade_registry.schema import audit_log, model_versions, waivers
 from cascade_registry.sql_console import ConsoleOps
 from cascade_registry.sql_consumers import ConsumerOps
 from cascade_registry.sql_graph import CascadeRows, load_cascade
+from cascade_registry.sql_pins import PinOps
 from cascade_registry.sql_trust import TrustOps
 from cascade_registry.sql_versions import VersionOps
 
 __all__ = ["SqlRegistryStore"]
 
 
-class SqlRegistryStore(VersionOps, ConsumerOps, TrustOps, ConsoleOps):
+class SqlRegistryStore(VersionOps, ConsumerOps, TrustOps, ConsoleOps, PinOps):
     """Registry storage on one SQLAlchemy engine."""
 
     def __init__(self, db: Database) -> None:

@@ -3,7 +3,7 @@ implementation; the :class:`~cascade_registry.registry.Registry` façade validat
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from cascade_registry.artifacts import ModelBundle, ModelRef
 from cascade_registry.entities import (
@@ -15,6 +15,8 @@ from cascade_registry.entities import (
     ImpactReport,
     ModelSummary,
     ModelVersionInfo,
+    PinInfo,
+    ServingEntry,
     TransitionInfo,
     TrustedKeyInfo,
     WaiverInfo,
@@ -80,6 +82,11 @@ class RegistryStore(Protocol):
     def cascade(self) -> CascadeRows: ...
     def impact(self, name: str) -> ImpactReport: ...
     def waivers(self, name: str | None = None) -> list[WaiverInfo]: ...
+    def pins(self, ref: ModelRef) -> list[PinInfo]: ...
+    def record_pin(
+        self, consumer: ModelRef, upstream: ModelRef, evidence: dict[str, Any], actor: str
+    ) -> PinInfo: ...
+    def serving_plan(self) -> list[ServingEntry]: ...
     def audit(self, subject: str | None = None, limit: int | None = None) -> list[AuditEntry]: ...
 
     # the web console: its users and its read models

@@ -26,7 +26,9 @@ __all__ = [
     "BUNDLE_REFUSALS",
     "MODEL_INFO",
     "OUTCOMES",
+    "PREDICTED_ROWS",
     "PROBABILITIES",
+    "ROLES",
     "REFUSALS",
     "REQUESTS",
     "REQUEST_LATENCY",
@@ -46,6 +48,10 @@ OUTCOMES = (
     "error",
 )
 
+#: the fixed role set of ``lockgate_predicted_rows_total``: rows answered to a caller, or computed as the
+#: upstream part of a composed model
+ROLES = ("direct", "upstream")
+
 disable_created_metrics()
 
 REQUESTS = Counter(
@@ -64,6 +70,12 @@ BATCH_ROWS = Histogram(
     "Rows per ONNX Runtime call (after adaptive batching)",
     ["model"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+PREDICTED_ROWS = Counter(
+    "lockgate_predicted_rows",
+    "Rows predicted, by model version and role (direct: answered to a caller; upstream: a part of a "
+    "composed downstream model)",
+    ["model", "version", "role"],
 )
 REFUSALS = Counter(
     "lockgate_refusals",
@@ -141,22 +153,23 @@ REGISTRY.register(PROBABILITIES)
 
 
 class _ModelInfoCollector(Collector):
-    """``lockgate_model_info{model, version, sha256, calibration} 1`` for each model being served.
+    """``lockgate_model_info{model, version, sha256, calibration, role} 1`` for each version being served
+    (role ``release``: answers direct callers; ``pin``: only a part of a composed model).
 
     The served set is replaced as a whole on each catalog swap (no per-series removal: in BentoML's
     multi-process mode prometheus_client warns on every ``remove``)."""
 
     def __init__(self) -> None:
-        self._models: tuple[tuple[str, str, str, str], ...] = ()
+        self._models: tuple[tuple[str, str, str, str, str], ...] = ()
 
-    def set_models(self, models: list[tuple[str, str, str, str]]) -> None:
+    def set_models(self, models: list[tuple[str, str, str, str, str]]) -> None:
         self._models = tuple(models)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "lockgate_model_info",
             "Models being served (1) with their identity",
-            labels=["model", "version", "sha256", "calibration"],
+            labels=["model", "version", "sha256", "calibration", "role"],
         )
         for labels in self._models:
             family.add_metric(list(labels), 1.0)
@@ -181,6 +194,7 @@ class RequestMetrics:
         self._requests: dict[tuple[str, str, str, str], object] = {}
         self._latency: dict[tuple[str, str], object] = {}
         self._batch: dict[str, object] = {}
+        self._rows: dict[tuple[str, str, str], object] = {}
 
     def request(self, model: str, version: str, consumer: str, outcome: str, seconds: float | None) -> None:
         key = (model, version, consumer, outcome)
@@ -197,6 +211,13 @@ class RequestMetrics:
             if hist is None:
                 hist = self._latency[lkey] = REQUEST_LATENCY.labels(*lkey)
             hist.observe(seconds)  # type: ignore[attr-defined]
+
+    def rows(self, model: str, version: str, role: str, rows: int) -> None:
+        key = (model, version, role)
+        child = self._rows.get(key)
+        if child is None:
+            child = self._rows[key] = PREDICTED_ROWS.labels(model, version, role)
+        child.inc(rows)  # type: ignore[attr-defined]
 
     def batch(self, model: str, rows: int) -> None:
         hist = self._batch.get(model)
