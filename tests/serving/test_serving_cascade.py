@@ -18,9 +18,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from cascade_registry.artifacts import ModelBundle
+from cascade_registry.artifacts import FeatureSpec, ModelBundle
 from serving.batcher import MicroBatcher
 from serving.catalog import Catalog, RegistrySource, build_catalog
+from serving.columns import TableSchema
+from serving.composition import CompositionError, Upstream, compose_parts, raw_card
 from serving.settings import ServeSettings
 from tests.bundles import gate_bundle, open_trusting
 from tests.cascades import A_INPUTS, B_RAW, penguins, run_onnx, train_a, train_b
@@ -233,3 +235,38 @@ def test_upstream_part_equals_the_upstream_and_refuses_undeclared_edges(cascade)
     )
     assert "b" not in refused.models and "a" in refused.models
     assert "undeclared edge" in refused.missing["b:1"]
+
+
+def test_label_output_and_misfits(cascade):
+    """``output="label"`` feeds the class name as a categorical feature in the card's column order; a pin
+    whose classes or columns do not fit the downstream card is refused when the catalog is built."""
+    b_card, a_card = ModelBundle.load(cascade["b1"]).card, ModelBundle.load(cascade["a1"]).card
+    label = FeatureSpec(name="a__label", kind="categorical", levels=a_card.classes, upstream="a")
+    ref = b_card.upstream[0].model_copy(update={"output": "label", "features": ["a__label"]})
+    features = [f for f in b_card.features if f.name != "a__p_male"] + [label]
+    card = b_card.model_copy(update={"features": features, "upstream": [ref]})
+    raw = TableSchema(raw_card(card), 3e38).columns
+    seen: list = []
+
+    async def upstream(x, cat):
+        return np.array([1, 0]), np.array([[0.2, 0.8], [0.9, 0.1]], dtype=np.float32)
+
+    async def downstream(x, cat):
+        seen.append((x, cat))
+        return np.zeros(2, dtype=np.int64), np.zeros((2, 3), dtype=np.float32)
+
+    a_columns = TableSchema(a_card, 3e38).columns
+    counted: list[int] = []
+    up = Upstream(ref, 1, "0" * 64, a_card.classes, a_columns, upstream, counted.append)
+    composition = compose_parts(card, raw, [up], downstream)
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    asyncio.run(composition.predict(x, np.array([["Biscoe"], ["Dream"]], dtype=object)))
+    x_seen, cat_seen = seen[0]
+    np.testing.assert_array_equal(x_seen, x)  # the raw numeric columns, untouched
+    assert cat_seen.tolist() == [["Biscoe", "male"], ["Dream", "female"]] and counted == [2]
+
+    wrong = up.__class__(b_card.upstream[0], 1, "0" * 64, ["x", "y"], a_columns, upstream, counted.append)
+    with pytest.raises(CompositionError, match="probabilities of classes"):
+        compose_parts(b_card, TableSchema(raw_card(b_card), 3e38).columns, [wrong], downstream)
+    with pytest.raises(CompositionError, match="not among its raw columns"):
+        compose_parts(card, [c for c in raw if c.name != "island"], [up], downstream)
