@@ -26,7 +26,7 @@ from .access import Decision, OpenAccess, RegistryAccess
 from .batcher import MicroBatcher
 from .catalog import Catalog, ModelSlot, build_catalog
 from .errors import AuthError, ForbiddenError, NotFoundError, ServingError
-from .metrics import MODEL_INFO, PROBABILITIES, RequestMetrics
+from .metrics import MODEL_INFO, PREDICTED_ROWS, PROBABILITIES, RequestMetrics
 from .predictor import OnnxPredictor
 from .settings import ServeSettings
 
@@ -127,7 +127,7 @@ class DataPlane:
         return True
 
     def _upstream_counter(self, name: str, version: int) -> Callable[[int], None]:
-        return functools.partial(self.metrics.rows, name, str(version), "upstream")
+        return functools.partial(PREDICTED_ROWS.add, name, version, "upstream")
 
     @staticmethod
     def _served(catalog: Catalog) -> list[str]:
@@ -301,7 +301,7 @@ class DataPlane:
             self._count(slot, consumer, e.outcome, None)
             raise
         self._count(slot, consumer, "ok", started)
-        self.metrics.rows(p.name, str(p.version), "direct", labels.shape[0])
+        PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
         return answer
 
     async def infer_v2(
@@ -328,7 +328,7 @@ class DataPlane:
             self._count(slot, consumer, e.outcome, None)
             raise
         self._count(slot, consumer, "ok", started)
-        self.metrics.rows(p.name, str(p.version), "direct", labels.shape[0])
+        PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
         return answer
 
     def count_edge_error(self, error: ServingError) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = [
@@ -70,12 +70,6 @@ BATCH_ROWS = Histogram(
     "Rows per ONNX Runtime call (after adaptive batching)",
     ["model"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-)
-PREDICTED_ROWS = Counter(
-    "lockgate_predicted_rows",
-    "Rows predicted, by model version and role (direct: answered to a caller; upstream: a part of a "
-    "composed downstream model)",
-    ["model", "version", "role"],
 )
 REFUSALS = Counter(
     "lockgate_refusals",
@@ -180,6 +174,36 @@ MODEL_INFO = _ModelInfoCollector()
 REGISTRY.register(MODEL_INFO)
 
 
+class _RowsCollector(Collector):
+    """``lockgate_predicted_rows_total{model, version, role}``: rows predicted by each loaded version, by
+    role (``direct``: answered to a caller; ``upstream``: computed as a part of a composed model).
+
+    Kept in a plain dict (one add per request, ~0.1 us, against ~1-5 us for a labelled Counter child);
+    only the event-loop thread adds, and a scrape copies the dict before reading it."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, int, str], int] = {}
+
+    def add(self, model: str, version: int, role: str, rows: int) -> None:
+        key = (model, version, role)
+        self._counts[key] = self._counts.get(key, 0) + rows
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "lockgate_predicted_rows",
+            "Rows predicted, by model version and role (direct: answered to a caller; upstream: a part of "
+            "a composed downstream model)",
+            labels=["model", "version", "role"],
+        )
+        for (model, version, role), rows in sorted(self._counts.copy().items()):
+            family.add_metric([model, str(version), role], float(rows))
+        yield family
+
+
+PREDICTED_ROWS = _RowsCollector()
+REGISTRY.register(PREDICTED_ROWS)
+
+
 def consumer_digest(consumer: str) -> str:
     """The ``consumer`` label when names are hidden: ``c-`` and 10 hex digits of the name's sha256
     (``lockgate registry`` users can compute it; a scraper without a key cannot read the names)."""
@@ -194,7 +218,6 @@ class RequestMetrics:
         self._requests: dict[tuple[str, str, str, str], object] = {}
         self._latency: dict[tuple[str, str], object] = {}
         self._batch: dict[str, object] = {}
-        self._rows: dict[tuple[str, str, str], object] = {}
 
     def request(self, model: str, version: str, consumer: str, outcome: str, seconds: float | None) -> None:
         key = (model, version, consumer, outcome)
@@ -211,13 +234,6 @@ class RequestMetrics:
             if hist is None:
                 hist = self._latency[lkey] = REQUEST_LATENCY.labels(*lkey)
             hist.observe(seconds)  # type: ignore[attr-defined]
-
-    def rows(self, model: str, version: str, role: str, rows: int) -> None:
-        key = (model, version, role)
-        child = self._rows.get(key)
-        if child is None:
-            child = self._rows[key] = PREDICTED_ROWS.labels(model, version, role)
-        child.inc(rows)  # type: ignore[attr-defined]
 
     def batch(self, model: str, rows: int) -> None:
         hist = self._batch.get(model)
