@@ -30,8 +30,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from cascade_registry.version_range import VersionRange
-
 from .batcher import MicroBatcher
 from .composition import Composition, CompositionError, Upstream, compose_parts, derived_features, raw_card
 from .errors import BundleRejectedError
@@ -188,16 +186,12 @@ class RegistrySource:
         ]
 
     def edge_refusal(self, consumer: str, upstream: str, version: int) -> str | None:
-        """Why model ``consumer`` may not call ``upstream:version`` (None: a declaration covers it). Read
-        fresh from the registry's declarations at every reload, by the rule of ``check_consumer``."""
-        ranges = [VersionRange.parse(d.versions) for d in self.registry.declarations(consumer, upstream)]
-        if not ranges:
+        """Why model ``consumer`` may not be composed with ``upstream:version`` (None: it may): it needs a
+        model-consumer declaration on ``upstream``, read fresh from the registry at every reload. Which
+        version it is composed with is the registry's effective pin (``serving_plan``), not the declared
+        range, so moving a pin never opens a window of refusals."""
+        if not self.registry.declarations(consumer, upstream):
             return f"{consumer} has no model-consumer declaration for {upstream}"
-        if not any(r.contains(version) for r in ranges):
-            allowed = " or ".join(str(r) for r in ranges)
-            return (
-                f"{consumer} is declared for {upstream} versions {allowed}, not its pinned version {version}"
-            )
         return None
 
     def close(self) -> None:

@@ -242,23 +242,6 @@ class DataPlane:
             code=decision.reason,
         )
 
-    async def _authorize_parts(self, slot: ModelSlot) -> None:
-        """A composed model calls each upstream as itself (a model consumer): its declaration must cover the
-        pinned version (checked at load too; this keeps it live between reloads)."""
-        p = slot.predictor
-        for part in slot.composition.parts:  # type: ignore[union-attr]
-            decision = self.access.check(p.name, part.name, part.version)
-            if decision is None:
-                decision = await asyncio.to_thread(self.access.lookup, p.name, part.name, part.version)
-            if not decision.allowed:
-                self.metrics.refusal(p.name, "undeclared")
-                raise ForbiddenError(
-                    f"model {p.name} may not call its pinned upstream {part.name}:{part.version} "
-                    f"({decision.message})",
-                    f"ask the owner of {p.name!r} to revalidate it against the released {part.name}",
-                    code="undeclared",
-                )
-
     def _count(
         self, slot: ModelSlot | None, consumer: str | None, outcome: str, started: float | None
     ) -> None:
@@ -287,7 +270,6 @@ class DataPlane:
             if slot.composition is None:
                 labels, probabilities = await slot.batcher.predict(x, cat)
             else:
-                await self._authorize_parts(slot)
                 labels, probabilities = await slot.composition.predict(x, cat)
             p = slot.predictor
             answer = codecs.encode_predictions(
@@ -316,8 +298,6 @@ class DataPlane:
             json_part = body if header_length is None else body[: max(0, min(len(body), _int(header_length)))]
             codecs.check_structure(json_part, self.max_containers, self.settings.max_json_depth)
             request = tensors.decode_v2_request(body, header_length, slot.validator)
-            if slot.composition is not None:
-                await self._authorize_parts(slot)
             labels, probabilities = await slot.infer(request.numeric, request.categorical)
             p = slot.predictor
             warnings = merge_warnings(slot.validator.warnings(request.numeric), request.notes)

@@ -1,105 +1,65 @@
-"""A real two-model cascade on the Palmer penguins table (it ships inside the ``palmerpenguins`` package).
+"""A small real cascade for any test folder: ``a`` -> ``b`` trained by ``lockgate train --upstream``.
 
-``a`` predicts a penguin's sex from its island and four measurements; ``b`` predicts the species from the
-raw columns (``year`` plus all of a's inputs) and ``a__p_male``, a's calibrated probability of the positive
-class, computed by running a's ONNX graph with ONNX Runtime on the training rows (the cascade contract:
-numeric columns in the float32 ``input`` tensor, categorical ones in the string ``categorical`` tensor,
-missing = NaN / ""). Both are trained by the real training code; b's card then gets the contract's
-cascade fields (``UpstreamRef`` with features, inputs and sha256; ``FeatureSpec.upstream``), as
-``lockgate train --upstream`` writes them.
+:func:`build_cascade` trains ``a`` (``risky`` from g1..g4 and region, hist gradient boosting) on the
+generated tables of :mod:`training.synthetic`, signs a gate verdict with the session's test key
+(:func:`tests.bundles.write_attestation`), registers and releases it in the registry at ``url``, then
+trains ``b`` (``default``, logistic regression) with ``--upstream a:1`` and registers and releases it.
+Cheap: 500 rows per table, one candidate, one calibration split.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
-import pandas as pd
+from cascade_registry.artifacts import ModelBundle
+from tests.bundles import open_trusting, write_attestation
+from training.cli import main as train_main
+from training.synthetic import write_cascade_tables
 
-from cascade_registry.artifacts import CARD_FILE, ModelBundle, UpstreamRef, write_json_atomic
+__all__ = ["FAST", "Cascade", "build_cascade", "publish"]
 
-__all__ = ["A_INPUTS", "B_RAW", "penguins", "run_onnx", "train_a", "train_b"]
-
-A_INPUTS = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-#: b's raw columns, in its table's order (year first, so a's inputs sit at other positions in b)
-B_RAW = ["year", *A_INPUTS]
+#: the cheapest training options that still calibrate
+FAST = ["--trials", "1", "--calibration-cv", "0", "--calibration", "sigmoid", "--quiet"]
 
 
-def penguins() -> pd.DataFrame:
-    import palmerpenguins
+@dataclass(frozen=True)
+class Cascade:
+    """Where the cascade lives: bundles under ``root/out``, the registry at ``url``, the three tables."""
 
-    frame = palmerpenguins.load_penguins()
-    return frame.dropna(subset=["sex"]).reset_index(drop=True)
+    root: Path
+    url: str
+    tables: dict[str, Path]
 
+    def bundle(self, name: str, version: int = 1) -> Path:
+        return self.root / "out" / f"{name}-{version}"
 
-def run_onnx(bundle: Path, frame: pd.DataFrame) -> np.ndarray:
-    """The bundle's calibrated probabilities on ``frame`` (columns by name), straight from ONNX Runtime."""
-    card = ModelBundle.load(bundle).card
-    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
-    feeds = {"input": frame[[f.name for f in card.numeric_features]].to_numpy(np.float32)}
-    categorical = [f.name for f in card.categorical_features]
-    if categorical:
-        feeds["categorical"] = frame[categorical].fillna("").astype(str).to_numpy(object)
-    return session.run(["probabilities"], feeds)[0]
+    def train(self, *options: str) -> int:
+        """``lockgate train OPTIONS`` with the cheap options, into ``root/out``, against this registry."""
+        return train_main([*options, *FAST, "--out", str(self.root / "out"), "--registry-url", self.url])
 
+    def train_a(self, *options: str) -> int:
+        return self.train("--data", str(self.tables["a"]), "--target", "risky", "--name", "a", *options)
 
-def _train(
-    out: Path, csv: Path, name: str, version: int, seed: int, target: str, drop: tuple[str, ...]
-) -> Path:
-    from training import TrainConfig, train
-
-    return train(
-        TrainConfig(
-            data=str(csv),
-            target=target,
-            drop=drop,
-            model="logistic_regression",
-            calibration="sigmoid",
-            calibration_cv=0,
-            trials=1,
-            seed=seed,
-            name=name,
-            version=version,
-            out=out,
-            progress=False,
-        )
-    )
+    def train_b(self, *options: str) -> int:
+        return self.train("--data", str(self.tables["b"]), "--target", "default", "--name", "b", *options)
 
 
-def train_a(out: Path, version: int, seed: int) -> Path:
-    csv = out / f"a-{version}.csv"
-    penguins().to_csv(csv, index=False)
-    return _train(out, csv, "a", version, seed, "sex", ("species", "year"))
+def publish(url: str, bundle: Path, release: bool = True) -> None:
+    """Sign a passing verdict for ``bundle``, register it in the registry at ``url``, release it."""
+    write_attestation(bundle, ModelBundle.read_card(bundle).ref)
+    with open_trusting(url) as reg:
+        info = reg.register(bundle, actor="tests")
+        if release:
+            reg.release(info.ref, actor="tests")
 
 
-def train_b(
-    out: Path, upstream: Path, name: str = "b", version: int = 1, edge: str = "declared", seed: int = 0
-) -> Path:
-    """A model on b's raw columns + ``a__p_male`` computed by ``upstream``'s graph. ``edge``: ``declared``
-    writes the card's cascade fields (a composed model: callers send the raw columns only);
-    ``undeclared`` marks the feature as a's output but declares no edge (refused by the gateway);
-    ``plain`` writes none (callers send ``a__p_male`` themselves, as after calling a)."""
-    frame = penguins()
-    a = ModelBundle.load(upstream)
-    feature = f"{a.card.ref.name}__p_{a.card.classes[1]}"
-    table = frame[[*B_RAW, "species"]].copy()
-    table.insert(len(B_RAW), feature, run_onnx(upstream, frame)[:, 1])
-    csv = out / f"{name}-{version}.csv"
-    table.to_csv(csv, index=False)
-    bundle = _train(out, csv, name, version, seed, "species", ())
-    if edge == "plain":
-        return bundle
-    card = ModelBundle.load(bundle).card
-    features = [f.model_copy(update={"upstream": "a"}) if f.name == feature else f for f in card.features]
-    ref = UpstreamRef(
-        name=a.card.ref.name,
-        version=a.card.ref.version,
-        onnx_sha256=a.onnx_sha256,
-        output="probabilities",
-        features=[feature],
-        inputs=a.card.feature_names,
-    )
-    update = {"features": features, "upstream": [ref] if edge == "declared" else []}
-    write_json_atomic(bundle / CARD_FILE, card.model_copy(update=update))
-    return bundle
+def build_cascade(root: Path, url: str | None = None) -> Cascade:
+    """Train and release ``a:1``, then ``b:1`` on ``--upstream a:1`` (see the module docstring)."""
+    tables = write_cascade_tables(root / "data", rows=500)
+    c = Cascade(root, url or f"sqlite:///{root / 'registry.db'}", tables)
+    assert c.train_a("--model", "hist_gradient_boosting") == 0
+    publish(c.url, c.bundle("a"))
+    assert c.train_b("--model", "logistic_regression", "--upstream", "a:1") == 0
+    publish(c.url, c.bundle("b"))
+    return c
