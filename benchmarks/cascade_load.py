@@ -1,18 +1,19 @@
 """The cascade scenario of ``benchmarks/serving.py --cascade`` (issue 13): a composed model vs two calls.
 
-Models (the Palmer penguins cascade of ``tests/cascades.py``, trained with ``training.train``, gated with
-``safety.run_gate``, released in one SQLite registry, served by one lockgate gateway):
+Models (the generated cascade tables of ``training.synthetic``, trained with ``lockgate train``, logistic
+regression, gated with ``safety.run_gate``, released in one SQLite registry, served by one gateway):
 
-- ``a``      sex from island + 4 measurements (mixed table: one categorical, four numeric columns);
-- ``b``      species from ``year`` + a's inputs + ``a__p_male``, composed in the gateway on its pin a:1;
-- ``bflat``  the same model trained with ``a__p_male`` as an ordinary column (no cascade fields).
+- ``a``      ``risky`` from g1..g4 and the categorical ``region``;
+- ``b``      ``default`` from g1..g4, region, h1, h2 and ``a__p_yes`` (``train --upstream a:1``), composed
+  in the gateway on its pin a:1;
+- ``bflat``  the same model trained with ``a__p_yes`` as an ordinary column (no cascade fields).
 
 Scenarios, one row per operation, at c=1 and c=16 (c keep-alive connections, each running operations
 back to back):
 
 - ``composed``   one ``POST /predict`` to ``b`` with the raw columns: the gateway runs a:1 then b;
-- ``two calls``  the consumer calls ``a``, reads P(male) from the answer, then calls ``bflat`` with the
-  raw columns plus ``a__p_male`` (what a consumer does without composition).
+- ``two calls``  the consumer calls ``a``, reads P(yes) from the answer, then calls ``bflat`` with the
+  raw columns plus ``a__p_yes`` (what a consumer does without composition).
 
 The load generator is a small asyncio HTTP/1.1 client (one ``write`` and a content-length read per
 request; ~20-40 us of client CPU per request, so it stays well below the gateway's cost). Figures:
@@ -34,35 +35,55 @@ __all__ = ["measure_cascade", "prepare_cascade", "report_cascade"]
 
 
 def prepare_cascade(work: Path, registry_url: str) -> dict[str, Any]:
-    """Train, gate, register and release a, b (composed on a:1) and bflat; one consumer declared for all
-    three. Returns its key and the bodies."""
+    """Train (``lockgate train``; b with ``--upstream a:1``), gate, register and release a, b and bflat;
+    one consumer declared for all three. Returns its key and the bodies."""
+    import pandas as pd
+
     from cascade_registry import Registry
+    from cascade_registry.artifacts import ModelBundle
     from cascade_registry.attestation import generate_private_key, public_key_pem
     from safety import GatePolicy, run_gate
-    from tests.cascades import A_INPUTS, B_RAW, penguins, train_a, train_b
+    from tests.cascades import Cascade
+    from training.synthetic import A_INPUTS, write_cascade_tables
+    from training.upstream import run_graph
 
-    root = work / "cascade"
-    root.mkdir()
-    a = train_a(root, 1, seed=0)
-    bundles = [a, train_b(root, a), train_b(root, a, name="bflat", edge="plain", seed=1)]
     key = generate_private_key()
-    for bundle in bundles:
+    c = Cascade(work / "cascade", registry_url, write_cascade_tables(work / "cascade" / "data", rows=500))
+    lr = ("--model", "logistic_regression")
+
+    def publish(name: str) -> Path:
+        bundle = c.bundle(name)
         if not run_gate(bundle, GatePolicy(), sign_key=key).passed:
-            raise SystemExit(f"{bundle.name} failed its gate")
-    with Registry.open(registry_url) as reg:
-        reg.trust_key(public_key_pem(key), label="benchmark-cascade")
-        reg.add_consumer("cascade-client", owner="benchmarks")
-        for bundle, name in zip(bundles, ("a", "b", "bflat"), strict=True):
+            raise SystemExit(f"{name} failed its gate")
+        with Registry.open(registry_url) as reg:
             reg.register(bundle)
             reg.release(f"{name}:1")
             reg.declare("cascade-client", name)
+        return bundle
+
+    with Registry.open(registry_url) as reg:
+        reg.trust_key(public_key_pem(key), label="benchmark-cascade")
+        reg.add_consumer("cascade-client", owner="benchmarks")
         api_key = reg.issue_key("cascade-client")
-    row = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in penguins().iloc[0].items()}
+    c.train_a(*lr)
+    a = ModelBundle.load(publish("a"))
+    c.train_b(*lr, "--upstream", "a:1")
+    fed = ModelBundle.load(publish("b")).card.upstream[0].features[0]
+    frame = pd.read_csv(c.tables["b"])
+    columns = {name: frame[name].to_numpy() for name in frame}
+    frame[fed] = run_graph(a.model_path.read_bytes(), a.card, columns)[1][:, 1].astype(np.float32)
+    flat = work / "cascade" / "flat.csv"
+    frame.to_csv(flat, index=False)
+    c.train("--data", str(flat), "--target", "default", "--name", "bflat", "--seed", "1", *lr)
+    publish("bflat")
+    row = frame.drop(columns=["default", fed]).iloc[:1].to_dict(orient="records")[0]
     return {
         "key": api_key,
-        "b": json.dumps({"model": "b", "instances": [{c: row[c] for c in B_RAW}]}).encode(),
-        "a": json.dumps({"model": "a", "instances": [{c: row[c] for c in A_INPUTS}]}).encode(),
-        "flat_row": {c: row[c] for c in B_RAW},
+        "fed": fed,
+        "positive": a.card.classes[1],
+        "b": json.dumps({"model": "b", "instances": [row]}).encode(),
+        "a": json.dumps({"model": "a", "instances": [{k: row[k] for k in A_INPUTS}]}).encode(),
+        "flat_row": row,
     }
 
 
@@ -97,7 +118,8 @@ async def _composed(conn: _Connection, bodies: dict[str, Any]) -> None:
 
 async def _two_calls(conn: _Connection, bodies: dict[str, Any]) -> None:
     answer = json.loads(await conn.post(bodies["a"]))
-    row = {**bodies["flat_row"], "a__p_male": answer["predictions"][0]["probabilities"]["male"]}
+    p = answer["predictions"][0]["probabilities"][bodies["positive"]]
+    row = {**bodies["flat_row"], bodies["fed"]: p}
     await conn.post(json.dumps({"model": "bflat", "instances": [row]}).encode())
 
 

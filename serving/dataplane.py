@@ -3,7 +3,8 @@
 Order of checks for every prediction: key present and known (401; 503 when the registry cannot be asked)
 -> the body is read (413/415) -> its structure is bounded and it is decoded (422) -> model and version
 served (404) -> the registry's access decision for this consumer and model (403 undeclared) -> rows
-valid for the card (413/422) -> ONNX Runtime via the micro-batcher -> metrics. Nothing about models is
+valid for the card (413/422) -> ONNX Runtime via the micro-batcher (a composed model of a cascade: its
+pinned upstream parts first, :mod:`serving.composition`) -> metrics. Nothing about models is
 revealed to a caller without a valid key. Domain errors are :class:`ServingError` subclasses; the
 transport (``app.py``) turns them into HTTP.
 """
