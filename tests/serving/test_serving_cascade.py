@@ -5,8 +5,9 @@ gated by the real gate, registered and released; b is trained with ``lockgate tr
 (its raw columns plus a:1's calibrated P(yes) as ``a__p_yes``), gated, registered (which records b's
 model-consumer declaration on a) and released. A consumer declared only for b calls b with raw columns and
 gets a:1's pin in the answer; a's own consumer is unaffected; a:2 is released and b still uses a:1
-(answer, metrics, /readyz); a pin recorded through ``Registry.record_pin`` moves b to a:2 at the
-gateway's next poll; c, fed by a's outputs without a declared edge, is refused and named in /readyz.
+(answer, metrics, /readyz); ``lockgate registry revalidate b:1 --upstream a:2`` records a new pin and the
+gateway moves b to a:2 at its next poll; c, fed by a's outputs without a declared edge, is refused and
+named in /readyz.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import pandas as pd
 import pytest
 
 from cascade_registry.artifacts import CARD_FILE, FeatureSpec, ModelBundle, write_json_atomic
+from lockgate.cli import main as lockgate_main
 from serving.batcher import MicroBatcher
 from serving.catalog import Catalog, RegistrySource, build_catalog
 from serving.columns import TableSchema
 from serving.composition import CompositionError, Upstream, compose_parts, raw_card
 from serving.settings import ServeSettings
-from tests.bundles import gate_bundle, open_trusting
+from tests.bundles import gate_bundle, open_trusting, write_test_key
 from tests.cascades import Cascade
 from training.synthetic import A_INPUTS, write_cascade_tables
 from training.upstream import run_graph
@@ -130,9 +132,8 @@ def test_cascade_end_to_end(cascade, start_gateway):
     reg, keys = cascade["reg"], cascade["keys"]
     a1, a2, b1 = cascade["a1"], cascade["a2"], cascade["b1"]
     frame, raw, fed, inputs = cascade["frame"], cascade["raw"], cascade["fed"], list(A_INPUTS)
-    gw = start_gateway(
-        "--registry-url", f"sqlite:///{cascade['root'] / 'registry.db'}", "--poll-interval", "0.3"
-    )
+    url = f"sqlite:///{cascade['root'] / 'registry.db'}"
+    gw = start_gateway("--registry-url", url, "--poll-interval", "0.3")
     wait_for(lambda: "b:1" in httpx.get(gw.url + "/readyz").json()["serving"], what="b served")
     ready = httpx.get(gw.url + "/readyz").json()
     assert sorted(ready["serving"]) == ["a:1", "b:1"] and ready["parts"] == []
@@ -162,7 +163,7 @@ def test_cascade_end_to_end(cascade, start_gateway):
 
     # a:2 released for direct callers; b keeps a:1 (answer, metrics, /readyz)
     reg.register(a2)
-    reg.release("a:2", waiver="b:1 stays pinned to a:1 in the gateway until it is revalidated")
+    reg.release("a:2")
     wait_for(lambda: _call(gw, keys["lab"], "a", frame, inputs).json()["model"]["version"] == 2, what="a:2")
     before = httpx.get(gw.url + "/metrics").text
     answer = _call(gw, keys["shop"], "b", frame, raw)
@@ -176,8 +177,11 @@ def test_cascade_end_to_end(cascade, start_gateway):
     assert sorted(ready["serving"]) == ["a:2", "b:1"] and ready["parts"] == ["a:1"]
     assert _sample(after, "lockgate_model_info", model="a", version=1, sha256=sha_a1, role="pin") == 1
 
-    # a recorded pin (what a passing 'registry revalidate b:1 --upstream a:2' writes) moves b to a:2
-    reg.record_pin("b:1", "a:2", evidence={"test": "end to end"}, actor="tests")
+    # 'lockgate registry revalidate b:1 --upstream a:2' re-scores b on a:2 and records the pin (signed
+    # evidence, Registry.record_pin): the gateway moves b to a:2 at its next poll
+    key = str(write_test_key(cascade["root"]))
+    revalidate = ["registry", "revalidate", "b:1", "--upstream", "a:2", "--sign-key", key]
+    assert lockgate_main([*revalidate, "--registry-url", url]) == 0
     wait_for(lambda: _pinned(_call(gw, keys["shop"], "b", frame, raw)) == 2, what="b on a:2")
     answer = _call(gw, keys["shop"], "b", frame, raw).json()
     assert answer["model"]["upstream"] == [{"name": "a", "version": 2, "sha256": sha_a2}]
