@@ -17,9 +17,9 @@ worker per server. The load generator is wrk (C, one thread, a Lua script for th
 ``--cascade`` (issue 13, ``benchmarks/cascade_load.py``) adds a two-model cascade: ``b`` composed in the
 gateway with its pinned upstream ``a`` (one call, raw columns) vs the consumer calling ``a`` and then a
 plain copy of ``b`` with a's answer (two calls); operations/s and p99 at c=1 and c=16, target: composition
-beats two calls. ``--cascade --only cascade`` runs only that. 16:12 UTC, load average 6.9-7.5, 3 rounds
-of 3 s: c=1 188 vs 105 ops/s (1.80x), p99 15.1 vs 21.6 ms; c=16 535 vs 333 ops/s (1.61x), p99 56.7 vs
-77.2 ms.
+beats two calls. ``--cascade --only cascade`` runs only that. 16:30 UTC, load average 2.8-3.5, 3 rounds
+of 3 s: c=1 537 vs 334 ops/s (1.61x), p99 7.5 vs 10.5 ms; c=16 959 vs 569 ops/s (1.69x), p99 34.9 vs
+54.2 ms (16:12 UTC, load 6.9-7.5: 1.80x and 1.61x).
 
 Targets (issue 5): c=16 req/s >= 3x plain; 100-row rows/s >= 3x plain; p99 <= 5 ms at c=1 and
 <= 100 ms at c=64.
