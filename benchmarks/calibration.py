@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from netcal.metrics import ECE  # noqa: E402
 from sklearn.calibration import CalibratedClassifierCV  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from training import TrainConfig, train  # noqa: E402
 from training.datasets import BUILTIN_DATASETS, load_dataset  # noqa: E402
@@ -95,7 +96,7 @@ def one_case(data: str, target: str | None, family: str, method: str, out: Path,
     _, P_lg = onnx_predict((bundle / "model.onnx").read_bytes(), test.X.astype(np.float32))
     fam = get_family(family)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(limits=config.threads):  # as lockgate's training
         warnings.simplefilter("ignore")
         sk = CalibratedClassifierCV(fam.make_estimator(dict(fam.defaults), 0), method=method, cv=5)
         sk.fit(pool.X, pool.y)
