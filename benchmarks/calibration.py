@@ -4,10 +4,13 @@ For every family x {sigmoid, isotonic}, on every built-in data set and on real p
 inside PyPI packages (statsmodels' ``fair`` -- the table of issue 10 -- and ``anes96``, and
 palmerpenguins), this trains a lockgate bundle (``trials=1``: the family defaults, the default
 ``--calibration-cv 5``) and fits ``CalibratedClassifierCV(<same family's estimator>, method, cv=5)`` on
-the same rows (train + validation), then scores both on the unseen test split: lockgate through ONNX
-Runtime on ``model.onnx``, scikit-learn natively. ECE is top-label, 10 equal-width bins
-(``training.metrics``); netcal's ``ECE(bins=10)`` of the same predictions is printed as a check of our
-metric. Target: lockgate's Brier <= scikit-learn's + 0.002 and ECE <= max(1.1 x, + 0.005).
+the same rows (train + validation, with the same native thread limit), then scores both on the unseen
+test split: lockgate through ONNX Runtime on ``model.onnx``, scikit-learn natively. ECE is top-label,
+10 equal-width bins (``training.metrics``); netcal's ``ECE(bins=10)`` of the same predictions (fed the
+top label's confidence and whether it was right: netcal's ECE of a two-column input is the positive
+class's) is printed as a check of our metric. Each row is marked ``pass`` when lockgate's Brier <=
+scikit-learn's + 0.002 and its ECE <= max(1.1 x, + 0.005), else ``FAIL``; the last line counts them.
+The exit status is 0 either way (a benchmark reports, it does not gate).
 
     .venv/bin/python benchmarks/calibration.py [--all-families] [--data NAME,...] [--families NAME,...]
 
