@@ -20,6 +20,7 @@ No downloads: every table ships inside an installed package (dev extra).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -150,7 +151,8 @@ def main() -> int:
                           f"{r['seconds'][0]:5.1f} / {r['seconds'][1]:5.1f} | "
                           f"{'pass' if ok else 'FAIL'}", flush=True)
     print(f"\n{passed} of {total} cases meet the target (Brier <= sklearn + 0.002, ECE <= "
-          f"max(1.1x, +0.005)); {time.perf_counter() - start:.0f} s")
+          f"max(1.1x, +0.005)); {time.perf_counter() - start:.0f} s, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 
 
