@@ -11,7 +11,6 @@ column for binary); the calibrator is one of :mod:`training.calibration`, fused 
 
 from __future__ import annotations
 
-import copy
 import warnings
 from typing import Any
 
@@ -28,29 +27,21 @@ from training.response import response, response_method
 __all__ = ["base_error", "floor_to_float32", "sklearn_exporter"]
 
 
-def sklearn_exporter(double: bool, round_tree_thresholds: bool = False) -> Exporter:
+def sklearn_exporter(double: bool) -> Exporter:
     """An exporter converting a fitted estimator/pipeline with skl2onnx.
 
     ``double``: compute the whole pipeline in float64 inside the graph (input cast once).
-    ``round_tree_thresholds``: round forest thresholds down to float32 on a copy — exact for float32
-    inputs, which is what scikit-learn's trees compare in anyway.
     """
 
     def export(estimator: Any, n_features: int, n_classes: int, kind: Kind) -> BaseGraph:
-        est = copy.deepcopy(estimator)
-        final = est.steps[-1][1] if hasattr(est, "steps") else est
-        if round_tree_thresholds:
-            for tree in getattr(final, "estimators_", []):
-                th = tree.tree_.threshold
-                th[:] = floor_to_float32(th)
+        final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
         raw = kind == "response" and response_method(estimator) == "decision_function"
-        model = _convert(est, final, n_features, double, raw)
+        model = _convert(estimator, final, n_features, double, raw)
         output = _rewire(model.graph, n_features, double, kind == "response" and n_classes == 2)
         precision = (
             "float32 input cast once to float64; preprocessing, model and calibrator computed in float64"
             if double
-            else "float32 model (tree thresholds rounded down to float32: exact for float32 inputs, "
-            "as scikit-learn's trees compare in float32); calibrator in float64"
+            else "float32 model; calibrator in float64"
         )
         if double and type(final).__name__ == "SVC":
             precision += " (the SVM operator keeps support vectors in float32 attributes)"
