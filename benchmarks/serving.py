@@ -495,6 +495,7 @@ SCENARIOS = {
     "c16": (1, 16),
     "c64": (1, 64),
     "rows100": (100, 16),
+    "rows1000": (1000, 16),
     "mixed1": (1, 16),
     "mixed100": (100, 16),
 }
@@ -520,6 +521,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["on", "off", "both"],
         default="on",
         help="lockgate's micro-batcher; 'both' adds a 'lockgate-nb' server without it",
+    )
+    ap.add_argument(
+        "--workers",
+        default="1",
+        metavar="LIST",
+        help="lockgate worker counts to measure, comma-separated (default 1); '1,2' adds 'lockgate-w2' "
+        "(the load generator shares the machine's cores with the workers)",
     )
     ap.add_argument("--mlserver", action="store_true", help=f"also measure MLServer {MLSERVER_VERSION}")
     ap.add_argument(
@@ -579,6 +587,7 @@ def main() -> int:
         mixed: tuple[Path, Any] | None = prepare_mixed(work, bundle, registry_url) if args.mixed else None
         reference = np.load(bundle / "reference.npz")["inputs"].astype(np.float32)
         rows1, rows100 = reference[:1], np.resize(reference, (100, reference.shape[1]))
+        by_rows = {1: rows1, 100: rows100, 1000: np.resize(reference, (1000, reference.shape[1]))}
         (work / "plain_service.py").write_text(textwrap.dedent(PLAIN_SERVICE))
         (work / "starlette_floor.py").write_text(textwrap.dedent(STARLETTE_FLOOR))
 
@@ -604,6 +613,9 @@ def main() -> int:
             paths["mlserver"] = "/v2/models/bench/infer"
         if args.batching == "both":
             bodies["lockgate-nb"], paths["lockgate-nb"] = bodies["lockgate"], paths["lockgate"]
+        extra_workers = [int(n) for n in args.workers.split(",") if int(n) != 1]
+        for n in extra_workers:
+            bodies[f"lockgate-w{n}"], paths[f"lockgate-w{n}"] = bodies["lockgate"], paths["lockgate"]
         keys = {name: key for name in bodies}
         if args.baseline is not None:
             bodies["lockgate-base"], paths["lockgate-base"] = bodies["lockgate"], paths["lockgate"]
@@ -622,6 +634,8 @@ def main() -> int:
                 "serve",
                 "--registry-url",
                 registry_url,
+                "--workers",
+                "1",
                 "--port",
                 str(ports["lockgate"]),
             ]
@@ -641,8 +655,11 @@ def main() -> int:
         }
         if args.batching == "both":
             specs["lockgate-nb"] = [*specs["lockgate"][:-1], str(ports["lockgate-nb"]), "--no-batching"]
-        if args.baseline is not None:
-            specs["lockgate-base"] = [*specs["lockgate"][:-1], str(ports["lockgate-base"])]
+        for n in extra_workers:
+            name = f"lockgate-w{n}"
+            specs[name] = [*specs["lockgate"][:-3], str(n), "--port", str(ports[name])]
+        if args.baseline is not None:  # the baseline tree may predate --workers: it runs one worker
+            specs["lockgate-base"] = [*specs["lockgate"][:-4], "--port", str(ports["lockgate-base"])]
         if args.mlserver:
             columns = None
             if mixed is not None:
@@ -655,6 +672,7 @@ def main() -> int:
             ]
         env = {"PLAIN_MODEL": str(bundle / "model.onnx"), "BENTOML_DO_NOT_TRACK": "true"}
         answer_bytes: dict[str, tuple[int, int]] = {}
+        rss: dict[str, dict[str, list[float]]] = {}
         # (label, server) -> (url, body): every scenario's request for every server that can answer it
         requests: dict[tuple[str, str], tuple[str, str]] = {}
         mixed_texts = {n: mixed_bodies(mixed[1], k) for n, k in mixed_rows.items()} if mixed else {}
@@ -668,13 +686,14 @@ def main() -> int:
             if name.startswith("lockgate"):
                 headers["Authorization"] = f"Bearer {keys[name]}"
             server.wait(bodies[name](rows1).encode(), headers)
+            rss[name] = {"idle": worker_rss(server.proc.pid)}
             answer_bytes[name] = tuple(
                 len(httpx.post(server.url, content=bodies[name](r).encode(), headers=headers).content)
                 for r in (rows1, rows100)
             )
             for label in labels:
                 if not label.startswith("mixed"):
-                    rows = rows1 if SCENARIOS[label][0] == 1 else rows100
+                    rows = by_rows[SCENARIOS[label][0]]
                     requests[label, name] = (server.url, bodies[name](rows))
                 elif name in MIXED_SERVERS:
                     kind = "mlserver" if name == "mlserver" else "lockgate"
@@ -700,6 +719,8 @@ def main() -> int:
                     result = run_wrk(wrk, requests[label, server.name][0], script, conns, args.duration)
                     runs[server.name].setdefault(label, []).append(result)
             print(f"measured {label}", file=sys.stderr)
+        for server in servers:
+            rss[server.name]["loaded"] = worker_rss(server.proc.pid)
         results = {name: {label: median_run(rs) for label, rs in by.items()} for name, by in runs.items()}
         spread = {
             name: {label: (min(r["rps"] for r in rs), max(r["rps"] for r in rs)) for label, rs in by.items()}
@@ -711,7 +732,42 @@ def main() -> int:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
     _report(args, results, spread, floor, answer_bytes)
+    _report_workers(args, results, rss)
     return 0
+
+
+def worker_rss(pid: int) -> list[float]:
+    """RSS in MB of each process that serves (the leaves of the server's process tree: BentoML's
+    workers under its arbiter, or the server itself)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    tree = [root, *root.children(recursive=True)]
+    return sorted(p.memory_info().rss / 2**20 for p in tree if not p.children())
+
+
+def _report_workers(args: argparse.Namespace, results: dict, rss: dict) -> None:
+    print(f"\nRSS per serving process, MB (idle after start / after the load; load average {_load()})")
+    for name, figures in rss.items():
+        idle = ", ".join(f"{v:.0f}" for v in figures["idle"])
+        loaded = ", ".join(f"{v:.0f}" for v in figures.get("loaded", []))
+        print(f"  {name:<14} {idle:>12} / {loaded}")
+    one = results.get("lockgate", {})
+    for n in [int(n) for n in args.workers.split(",") if int(n) != 1]:
+        many = results.get(f"lockgate-w{n}", {})
+        print(f"\nworkers {n} vs 1 (wrk shares the {os.cpu_count()} cores with the workers)")
+        for label in ("c1", "c16", "c64", "rows100", "rows1000"):
+            if label in one and label in many:
+                ratio = many[label]["rps"] / one[label]["rps"]
+                target = "  target >= 1.4x " + ("PASS" if ratio >= 1.4 else "MISS") if label == "c64" else ""
+                print(
+                    f"  {label:<9} req/s {many[label]['rps']:>8.0f} / {one[label]['rps']:>8.0f} = "
+                    f"{ratio:.2f}x, p99 {many[label]['p99']:.1f} / {one[label]['p99']:.1f} ms{target}"
+                )
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def _ratio(results: dict, a: str, b: str, label: str) -> float | None:
@@ -724,7 +780,8 @@ def _ratio(results: dict, a: str, b: str, label: str) -> float | None:
 def _report(args: argparse.Namespace, results: dict, spread: dict, floor: dict, answer_bytes: dict) -> None:
     print(
         f"\nserving benchmark — median of {args.rounds} rounds of {args.duration:g}s per scenario, "
-        f"wrk 1 thread, one worker each, batching {args.batching}"
+        f"wrk 1 thread, one worker each (lockgate-wN: N), batching {args.batching}, "
+        f"load average at the end {_load()}"
     )
     print(
         f"{'server':<13} {'run':<8} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}"
@@ -750,6 +807,20 @@ def _report(args: argparse.Namespace, results: dict, spread: dict, floor: dict, 
             _ratio(results, "lockgate", "plain", "rows100"),
             ">= 3x",
             3.0,
+            True,
+        ),
+        (
+            "100-row rows/s vs MLServer",
+            _ratio(results, "lockgate", "mlserver", "rows100"),
+            ">= 2x",
+            2.0,
+            True,
+        ),
+        (
+            "1000-row rows/s vs MLServer",
+            _ratio(results, "lockgate", "mlserver", "rows1000"),
+            "(measured)",
+            0.0,
             True,
         ),
         (
