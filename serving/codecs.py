@@ -2,7 +2,8 @@
 
 - :func:`check_structure` bounds a body's containers and nesting depth on the raw bytes, before any
   parsing (a 4 MB body of 200,000 ``[`` is refused in microseconds and allocates nothing).
-- :func:`decode_json` is strict JSON: ``NaN``/``Infinity`` literals, invalid UTF-8 and absurd nesting
+- :func:`decode_json` is strict JSON (orjson; the error message from python-rapidjson or the stdlib):
+  ``NaN``/``Infinity`` literals, invalid UTF-8 and absurd nesting
   are refused with :class:`InvalidInputError` (never a 500). Every failure raises a new exception
   object: a shared one would collect every failed request's traceback, frames and body.
 - :func:`decode_predict` reads the ``/predict`` body ``{"model", "version"?, "inputs" | "instances"}``.
@@ -191,7 +192,15 @@ def decode_json_rapid(body: bytes) -> Any:
 
 
 def decode_json(body: bytes) -> Any:
-    """Strict JSON -> Python objects; every failure is an :class:`InvalidInputError`."""
+    """Strict JSON -> Python objects; every failure is an :class:`InvalidInputError`.
+
+    orjson parses first (strict RFC 8259 like the decoders below: no NaN/Infinity, no numbers beyond
+    float64, valid UTF-8 only; ~2x python-rapidjson on 100 rows of 30 numbers); a body it refuses is
+    parsed again by the decoder that names what is wrong and where."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     if _RAPID_DECODER is not None:
         return decode_json_rapid(body)
     return decode_json_stdlib(body)
