@@ -86,6 +86,13 @@ class TrainConfig(BaseModel):
     threads: int = Field(
         1, ge=1, le=256, description="native (OpenMP/BLAS) threads while training; 1 is fastest on small data"
     )
+    jobs: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="search trials and cross-fit folds fitted in parallel (joblib worker processes); "
+        "the exported ONNX is byte-identical whatever the number",
+    )
 
     @field_validator("model")
     @classmethod

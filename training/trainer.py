@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from joblib import parallel_config
 from sklearn.metrics import f1_score
 from threadpoolctl import threadpool_limits
 
@@ -57,7 +58,11 @@ def train(config: TrainConfig) -> Path:
     Raises :class:`training.errors.TrainingError` (with what was wrong and how to fix it) for bad
     input; nothing is left on disk when anything fails.
     """
-    with threadpool_limits(limits=config.threads):
+    # joblib's workers (config.jobs) get the same native thread count as this process: the numbers, and
+    # so the ONNX bytes, do not depend on how many fits run at once
+    with threadpool_limits(limits=config.threads), parallel_config(
+        backend="loky", inner_max_num_threads=config.threads
+    ):
         return _train(config)
 
 
@@ -78,7 +83,7 @@ def _train(config: TrainConfig) -> Path:
     refit_note = ("then refit on train + validation (see card.calibration.refit)"
                   if config.refit or config.calibration_cv else "not refitted")
     search = random_search(family, splits.train, splits.validation, config.metric, config.trials, config.seed,
-                           config.progress, refit_note)
+                           config.progress, refit_note, jobs=config.jobs)
     fit = fit_calibrated(family, search.params, search.estimator, splits, config, len(ds.classes))
     _check_logits(fit, splits)
     t_export = time.perf_counter()
