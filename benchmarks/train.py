@@ -48,7 +48,7 @@ def _jobs(tmp: Path) -> bool:
     for jobs in (1, 2):
         config = TrainConfig(
             data="breast_cancer", model="random_forest", trials=32, calibration_cv=3, jobs=jobs,
-            name=f"jobs{jobs}", out=tmp / f"jobs{jobs}", progress=False,
+            name="jobs", out=tmp / f"jobs{jobs}", progress=False,
         )
         walls[jobs], _, bundle = _timed(config)
         onnx[jobs] = (bundle.path / "model.onnx").read_bytes()
