@@ -799,44 +799,18 @@ def _report(args: argparse.Namespace, results: dict, spread: dict, floor: dict, 
     print(f"{'ort':<10} {'100 rows':<8} {'':>9} {floor['rows_per_s_100']:>10.0f}")
 
     lg = results["lockgate"]
+
+    def vs(text: str, other: str, label: str, target: str, limit: float) -> tuple:
+        return (text, _ratio(results, "lockgate", other, label), target, limit, True)
+
     checks = [
-        ("c=16 req/s vs plain BentoML", _ratio(results, "lockgate", "plain", "c16"), ">= 3x", 3.0, True),
-        ("c=16 req/s vs MLServer", _ratio(results, "lockgate", "mlserver", "c16"), ">= 1.5x", 1.5, True),
-        (
-            "100-row rows/s vs plain BentoML",
-            _ratio(results, "lockgate", "plain", "rows100"),
-            ">= 3x",
-            3.0,
-            True,
-        ),
-        (
-            "100-row rows/s vs MLServer",
-            _ratio(results, "lockgate", "mlserver", "rows100"),
-            ">= 2x",
-            2.0,
-            True,
-        ),
-        (
-            "1000-row rows/s vs MLServer",
-            _ratio(results, "lockgate", "mlserver", "rows1000"),
-            "(measured)",
-            0.0,
-            True,
-        ),
-        (
-            "mixed 1 row req/s vs MLServer",
-            _ratio(results, "lockgate", "mlserver", "mixed1"),
-            ">= 3x",
-            3.0,
-            True,
-        ),
-        (
-            "mixed 100-row rows/s vs MLServer",
-            _ratio(results, "lockgate", "mlserver", "mixed100"),
-            ">= 1.5x",
-            1.5,
-            True,
-        ),
+        vs("c=16 req/s vs plain BentoML", "plain", "c16", ">= 3x", 3.0),
+        vs("c=16 req/s vs MLServer", "mlserver", "c16", ">= 1.5x", 1.5),
+        vs("100-row rows/s vs plain BentoML", "plain", "rows100", ">= 3x", 3.0),
+        vs("100-row rows/s vs MLServer", "mlserver", "rows100", ">= 2x", 2.0),
+        vs("1000-row rows/s vs MLServer", "mlserver", "rows1000", "(measured)", 0.0),
+        vs("mixed 1 row req/s vs MLServer", "mlserver", "mixed1", ">= 3x", 3.0),
+        vs("mixed 100-row rows/s vs MLServer", "mlserver", "mixed100", ">= 1.5x", 1.5),
         ("p99 at c=1 (ms)", lg["c1"]["p99"] if "c1" in lg else None, "<= 5", 5.0, False),
         ("p99 at c=64 (ms)", lg["c64"]["p99"] if "c64" in lg else None, "<= 100", 100.0, False),
         ("failed requests (lockgate)", float(sum(r["failed"] for r in lg.values())), "== 0", 0.0, False),
