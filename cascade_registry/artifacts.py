@@ -10,7 +10,10 @@ A bundle is a directory ``<name>-<version>/`` holding
                     (quality is recomputed by the gate, never copied from the card). Keys:
                     ``inputs`` float32 [n, F], ``probabilities`` float64 [n, C],
                     ``holdout_inputs`` float32 [m, F], ``holdout_labels`` int64 [m],
-                    optional ``holdout_segments`` str [m].
+                    optional ``holdout_segments`` str [m]. In a cascade (``card.upstream``) the rows hold
+                    the raw columns too (every upstream input is a raw feature), so the upstream outputs
+                    can be recomputed from them; the upstream-derived columns hold the values the pinned
+                    upstream gave at training time.
 - ``reliability.png`` reliability diagram(s), before vs after calibration.
 - ``gate.json``     written by ``lockgate check``: the signed attestation (a DSSE envelope holding an
                     in-toto statement, :mod:`cascade_registry.attestation`) over the manifest of every
@@ -72,6 +75,7 @@ __all__ = [
     "TrialRecord",
     "UpstreamRef",
     "atomic_directory",
+    "upstream_feature_names",
     "published_mode",
     "sha256_file",
     "write_json_atomic",
@@ -122,7 +126,37 @@ class UpstreamRef(_Frozen):
 
     name: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1, description="the upstream version this model was trained against")
-    feature: str | None = Field(None, description="the input feature fed by the upstream output")
+    feature: str | None = Field(None, description="the input feature fed by the upstream output (old cards)")
+    onnx_sha256: str | None = Field(
+        None, description="sha256 of the upstream's model.onnx used at training time"
+    )
+    output: Literal["probabilities", "label"] = Field(
+        "probabilities",
+        description="which upstream output feeds this model: calibrated probabilities (binary: the "
+        "positive class only) or the predicted label (one categorical feature)",
+    )
+    features: list[str] = Field(
+        default_factory=list, description="the downstream feature names this upstream feeds, in order"
+    )
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="the upstream's own feature names, taken from this model's request row by name",
+    )
+
+
+def upstream_feature_names(
+    upstream: str, classes: list[str], output: Literal["probabilities", "label"]
+) -> list[str]:
+    """The downstream feature names fed by ``upstream`` (the cascade naming every part shares).
+
+    ``probabilities``: one numeric feature per class, ``f"{upstream}__p_{class}"`` (binary: only the positive
+    class ``classes[1]``); ``label``: one categorical feature ``f"{upstream}__label"`` whose levels are the
+    upstream's classes.
+    """
+    if output == "label":
+        return [f"{upstream}__label"]
+    kept = classes[1:] if len(classes) == 2 else classes
+    return [f"{upstream}__p_{c}" for c in kept]
 
 
 # --------------------------------------------------------------------------------------- data
@@ -151,6 +185,9 @@ class FeatureSpec(_Frozen):
     encoding: str = Field("passthrough", description="passthrough | onehot | frequency | ...")
     unknown: Literal["error", "ignore", "other"] = Field(
         "other", description="an unseen level: refused (error), all-zeros (ignore), or the 'other' level"
+    )
+    upstream: str | None = Field(
+        None, description="the upstream model producing this column; None = a raw column the caller sends"
     )
 
     @property
@@ -364,6 +401,11 @@ class ModelCard(_Frozen):
     cost: CostInfo
     seed: int
     upstream: list[UpstreamRef] = Field(default_factory=list)
+    train_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the 'lockgate train' options of this run (what 'train --retrain-from' replays); "
+        "empty in older cards",
+    )
     how_to_consume: str
     created_at: datetime
     details: dict[str, Any] = Field(

@@ -5,10 +5,14 @@ from pathlib import Path
 import pytest
 
 from cascade_registry.artifacts import (
+    FeatureSpec,
     InvalidBundleError,
     ModelBundle,
+    ModelCard,
     ModelRef,
+    UpstreamRef,
     atomic_directory,
+    upstream_feature_names,
     write_json_atomic,
 )
 
@@ -67,3 +71,16 @@ def test_load_broken_bundle_says_what_is_wrong(tmp_path: Path, setup, expected):
 def test_load_missing_directory(tmp_path: Path):
     with pytest.raises(InvalidBundleError, match="is not a directory"):
         ModelBundle.load(tmp_path / "nope")
+
+
+def test_cascade_card_fields_default_so_old_cards_load():
+    old = UpstreamRef.model_validate({"name": "a", "version": 1, "feature": "score"})
+    assert (old.onnx_sha256, old.output, old.features, old.inputs) == (None, "probabilities", [], [])
+    assert FeatureSpec.model_validate({"name": "x"}).upstream is None
+    assert not ModelCard.model_fields["train_options"].is_required()
+
+
+def test_upstream_feature_names_follow_the_contract():
+    assert upstream_feature_names("a", ["no", "yes"], "probabilities") == ["a__p_yes"]
+    assert upstream_feature_names("a", ["x", "y", "z"], "probabilities") == ["a__p_x", "a__p_y", "a__p_z"]
+    assert upstream_feature_names("a", ["x", "y", "z"], "label") == ["a__label"]

@@ -23,7 +23,7 @@ from cascade_registry.artifacts import ModelBundle
 from training.errors import DeepConfigError, DeepTrainingError
 from training.figures import save_png
 
-__all__ = ["AnalysisReport", "analyze_bundle", "format_analysis", "plot_pca"]
+__all__ = ["AnalysisReport", "analyze_bundle", "class_indices", "format_analysis", "plot_pca"]
 
 CONFIDENT = 0.9
 
@@ -64,7 +64,7 @@ def _load(bundle: Path, csv: Path, target: str, segment: str | None) -> tuple[An
     return card, df
 
 
-def _class_indices(values: pd.Series, names: list[str]) -> np.ndarray | None:
+def class_indices(values: pd.Series, names: list[str]) -> np.ndarray | None:
     """Labels as class indices: by class name, else (all integers in range) as indices; None if neither."""
     text = values.astype(str).str.strip()
     text = text.where(text.isin(names), text.str.replace(r"\.0$", "", regex=True))
@@ -162,7 +162,7 @@ def analyze_bundle(bundle: Path | str, csv: Path | str, target: str, segment: st
                                 "drop or impute them first")
     labeled = df[target].notna().to_numpy() & (df[target].astype(str).str.strip() != "").to_numpy()
     names = [str(c) for c in card.classes]
-    y = _class_indices(df.loc[labeled, target], names)
+    y = class_indices(df.loc[labeled, target], names)
     if y is None:
         unknown = sorted(set(df.loc[labeled, target].astype(str)) - set(names))
         raise DeepTrainingError(f"{csv}: target values {unknown[:5]} are not classes of {card.ref} {names}",

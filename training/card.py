@@ -40,6 +40,7 @@ from training.preprocessing import Preprocessor
 from training.response import response_method
 from training.search import SearchResult
 from training.splits import Splits
+from training.upstream import Upstream
 
 __all__ = ["RunFacts", "build_card", "consume_text", "describe_features", "describe_infrastructure",
            "estimate_cost"]
@@ -197,6 +198,8 @@ class RunFacts:
     started: float
     cpu_started: float
     pre: Preprocessor | None = None
+    upstreams: tuple[Upstream, ...] = ()
+    data_sha256: str | None = None  # the table as given (before upstream features); None: ds.sha256
 
 
 def build_card(f: RunFacts) -> ModelCard:
@@ -209,11 +212,11 @@ def build_card(f: RunFacts) -> ModelCard:
         task="binary" if len(ds.classes) == 2 else "multiclass",
         family=f.family.name,
         classes=ds.classes,
-        features=(f.pre.features() if f.pre is not None
-                  else describe_features(ds.feature_names, f.splits.train.X)),
+        features=_mark_upstream(f.pre.features() if f.pre is not None
+                                else describe_features(ds.feature_names, f.splits.train.X), f.upstreams),
         preprocessing=None if f.pre is None or f.pre.identity else _preprocessing(f),
         input_policy=policy,
-        dataset=_dataset_info(ds, f.splits),
+        dataset=_dataset_info(ds, f.splits, f.data_sha256 or ds.sha256),
         hyperparameters=f.search.info.best_params,
         search=f.search.info,
         calibration=calibration_info(f, after_p),
@@ -233,9 +236,10 @@ def build_card(f: RunFacts) -> ModelCard:
         ),
         cost=estimate_cost(time.process_time() - f.cpu_started, cfg.price_per_core_hour),
         seed=cfg.seed,
-        upstream=[],
+        upstream=[u.pin() for u in f.upstreams],
+        train_options=cfg.recorded_options,
         how_to_consume=consume_text(cfg.name, cfg.version, ds.classes, len(ds.feature_names), f.fit.method,
-                                    f.threshold, policy, f.pre),
+                                    f.threshold, policy, f.pre) + _cascade_text(f.upstreams),
         created_at=datetime.now(UTC),
         details=_details(f, estimator),
     )
@@ -384,14 +388,32 @@ def _export_info(f: RunFacts) -> ExportInfo:
     )
 
 
-def _dataset_info(ds: Dataset, splits: Splits) -> DatasetInfo:
+def _cascade_text(upstreams: tuple[Upstream, ...]) -> str:
+    if not upstreams:
+        return ""
+    fed = "; ".join(f"{', '.join(u.features)} from {u.ref} ({u.output}, its inputs {', '.join(u.inputs)})"
+                    for u in upstreams)
+    return (f" A cascade: the features {fed} are the outputs of the pinned upstream models (card.upstream). "
+            "Through the gateway send only the raw columns: it runs the pinned upstream versions first and "
+            "feeds their outputs in. Calling model.onnx directly, run each upstream's graph on the same "
+            "row and pass its outputs under those names.")
+
+
+def _mark_upstream(features: list[FeatureSpec], upstreams: tuple[Upstream, ...]) -> list[FeatureSpec]:
+    """Each upstream-derived feature names the model producing it (``FeatureSpec.upstream``)."""
+    producer = {name: u.ref.name for u in upstreams for name in u.features}
+    return [s.model_copy(update={"upstream": producer[s.name]}) if s.name in producer else s
+            for s in features]
+
+
+def _dataset_info(ds: Dataset, splits: Splits, sha256: str) -> DatasetInfo:
     return DatasetInfo(
         name=ds.name,
         description=ds.description + "; features rounded to float32 (the exported model's input type)",
         source=ds.source,
         rows=len(ds.y),
         n_features=len(ds.feature_names),
-        sha256=ds.sha256,
+        sha256=sha256,
         target=ds.target,
         segment=ds.segment_name,
         splits={s.name: s.info(ds.classes) for s in splits},

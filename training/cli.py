@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cascade_registry.settings import LOCATION_HELP
+
 __all__ = ["FAMILY_NAMES", "TrainSettings", "build_parser", "main"]
 
 #: the built-in model families, for --help without importing scikit-learn or torch (a test keeps this
@@ -38,6 +40,8 @@ examples:
   lockgate train --data wine --model mlp --calibration temperature --trials 1 --name wine-mlp
   lockgate train --data data.csv --target churned --segment region --model random_forest --trials 20
   lockgate train --config train.toml --seed 7      # flags override the file
+  lockgate train --data b.csv --target default --name b --upstream a:1   # a cascade on released a:1
+  lockgate train --retrain-from b:1 --data b.csv    # b's recorded options, against a's released version
 
 exit codes: 0 bundle written, 2 bad input (nothing written), 1 unexpected failure.
 docs: docs/training.md
@@ -132,6 +136,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="out-of-time split: train on older rows, validate/calibrate/test on newer ones")
     p.add_argument("--describe-data", dest="describe_data", action="store_true",
                    help="print the inferred schema of --data and stop")
+    p.add_argument(
+        "--upstream", metavar="NAME:VERSION", action="append",
+        help="a cascade: a RELEASED model whose outputs (its registered ONNX graph run on every row) become "
+        "features of this one; its input columns must be in the table (repeatable)",
+    )
+    p.add_argument(
+        "--upstream-output", dest="upstream_output", metavar="KIND", action="append",
+        choices=("probabilities", "label"),
+        help="what each upstream feeds: probabilities (default; NAME__p_CLASS, binary: the positive class "
+        "only) or label (one categorical feature NAME__label); once for all, or once per --upstream",
+    )
+    p.add_argument(
+        "--retrain-from", dest="retrain_from", metavar="NAME:VERSION",
+        help="retrain a registered model with the options its card recorded, against its upstreams' "
+        "released versions (or those given by --upstream); needs --data again; flags given win",
+    )
+    p.add_argument("--registry-url", dest="registry_url", metavar="URL",
+                   help=f"with --upstream / --retrain-from (read only): {LOCATION_HELP}")
     p.add_argument("--name", metavar="NAME", help="model name (default demo)")
     p.add_argument("--version", metavar="N", type=int, help="model version (default 1)")
     p.add_argument("--out", metavar="DIR", help="parent directory of the bundle (default ./out)")
@@ -196,13 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         return e.code
     settings = TrainSettings()
     try:
-        from training.config import TrainConfig
         from training.trainer import train
 
         overfit = vars(ns).pop("overfit_one_batch", False)
         describe = vars(ns).pop("describe_data", False)
         as_json = vars(ns).pop("json", False)
-        config = TrainConfig.from_mapping(_values(ns, settings))
+        config, plan, registry_url = _config(ns, settings)
         if describe:
             from training.datasets import TableOverrides, describe_dataset, load_dataset
 
@@ -214,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             from training.deep.overfit import run_overfit_check
 
             return run_overfit_check(config)  # 0 can overfit, 1 cannot
-        path = train(config)
+        path = train(config, registry_url)
     except TrainingError as e:
         print(f"lockgate train: {_one_line(str(e))}", file=sys.stderr)
         return 2
@@ -230,8 +251,37 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    print(_card_json(path) if as_json else _summary(path))
+    print(_card_json(path) if as_json else _summary(path, plan))
     return 0
+
+
+def _config(ns: argparse.Namespace, settings: TrainSettings) -> tuple[Any, Any, str]:
+    """The run's TrainConfig (with ``--retrain-from``: the recorded options, see training.retrain), the
+    retrain plan or None, and the registry URL upstream models are looked up in."""
+    from training.config import TrainConfig
+    from training.upstream import registry_url
+
+    retrain_from = vars(ns).pop("retrain_from", None)
+    url = registry_url(vars(ns).pop("registry_url", None))
+    values = _values(ns, settings)
+    plan = None
+    if retrain_from is not None:
+        from training.retrain import plan_retrain
+
+        plan = plan_retrain(_ref(retrain_from), values, url)
+        values = plan.values
+    return TrainConfig.from_mapping(values), plan, url
+
+
+def _ref(text: str) -> Any:
+    from cascade_registry.artifacts import ModelRef
+    from training.errors import ConfigError
+
+    try:
+        return ModelRef.parse(text)
+    except ValueError as e:
+        raise ConfigError(f"--retrain-from {text!r}: {str(e).splitlines()[0]}",
+                          "write NAME:VERSION, e.g. --retrain-from churn:1") from None
 
 
 class _Done(Exception):
@@ -259,7 +309,21 @@ def _card_json(path: Path) -> str:
     return ModelBundle.load(path).card.model_dump_json(indent=2)
 
 
-def _summary(path: Path) -> str:
+def _cascade_lines(card: Any, plan: Any) -> list[str]:
+    lines = [f"  upstream {u.name}:{u.version} ({u.output}, sha256 {(u.onnx_sha256 or '')[:12]}…) -> "
+             f"{', '.join(u.features)}" for u in card.upstream]
+    if plan is not None:
+        src = plan.source
+        moved = ", ".join(f"{n} {a} -> {b}" for n, (a, b) in plan.moved.items()) or "no upstreams"
+        same = card.dataset.sha256 == src.dataset.sha256
+        lines.append(f"  retrained from {src.ref} with its recorded options; upstreams {moved}")
+        lines.append(f"  data sha256 {card.dataset.sha256[:12]}… "
+                     + (f"(the same table as {src.ref})" if same
+                        else f"differs from {src.ref}'s {src.dataset.sha256[:12]}… (other rows)"))
+    return lines
+
+
+def _summary(path: Path, plan: Any = None) -> str:
     from cascade_registry.artifacts import ModelBundle
 
     card = ModelBundle.load(path).card
@@ -280,6 +344,7 @@ def _summary(path: Path) -> str:
         o = card.older_metrics
         lines.append(f"  older slice ({o.rows} rows, out-of-time split on {card.dataset.time_column!r}): "
                      f"accuracy {o.accuracy:.4f}  f1_macro {o.f1_macro:.4f}")
+    lines += _cascade_lines(card, plan)
     lines += [f"  WARNING: {w}" for w in card.calibration.warnings]
     if card.recommended_threshold is not None:
         lines.append(f"  recommended threshold for {card.classes[1]!r}: {card.recommended_threshold:.2f}")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cascade_registry.artifacts import NAME_PATTERN
+from cascade_registry.artifacts import NAME_PATTERN, ModelRef
 from training.datasets import BUILTIN_DATASETS
 from training.errors import ConfigError
 from training.families import family_names, is_family
@@ -83,6 +83,13 @@ class TrainConfig(BaseModel):
     ece_bins: int = Field(10, ge=2, le=100)
     parity_limit: float = Field(1e-4, gt=0)
     progress: bool = Field(True, description="show a progress bar on stderr during the search")
+    upstream: tuple[str, ...] = Field(
+        (), description="released upstream models NAME:VERSION whose outputs become features (a cascade)"
+    )
+    upstream_output: tuple[Literal["probabilities", "label"], ...] = Field(
+        (), description="per upstream (or one for all): probabilities (default; binary: the positive class) "
+        "or label (one categorical feature)",
+    )
     threads: int = Field(
         1, ge=1, le=256, description="native (OpenMP/BLAS) threads while training; 1 is fastest on small data"
     )
@@ -107,6 +114,45 @@ class TrainConfig(BaseModel):
         if v is not None and not v.strip():
             raise ValueError("must be a column name, not empty")
         return v
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream_refs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        names = []
+        for text in v:
+            try:
+                names.append(ModelRef.parse(text).name)
+            except ValueError:  # a malformed ref or a name outside NAME_PATTERN
+                raise ValueError(f"{text!r} is not NAME:VERSION (a lowercase name of letters, digits, '-' "
+                                 "and '_', a version >= 1), e.g. 'churn:3'") from None
+        if len(set(names)) != len(names):
+            raise ValueError(f"names one model twice ({', '.join(v)}); name each upstream once")
+        return v
+
+    @model_validator(mode="after")
+    def _one_output_per_upstream(self) -> TrainConfig:
+        if len(self.upstream_output) > 1 and len(self.upstream_output) != len(self.upstream):
+            raise ValueError(
+                f"upstream_output: {len(self.upstream_output)} values for {len(self.upstream)} upstream "
+                "models; give one for all, or one per --upstream in the same order"
+            )
+        if self.upstream_output and not self.upstream:
+            raise ValueError("upstream_output: there is no --upstream to apply it to")
+        return self
+
+    @property
+    def upstream_specs(self) -> list[tuple[ModelRef, Literal["probabilities", "label"]]]:
+        """Each upstream ref with the output it feeds (default probabilities)."""
+        outputs = self.upstream_output or ("probabilities",)
+        if len(outputs) == 1:
+            outputs = outputs * len(self.upstream)
+        return [(ModelRef.parse(t), o) for t, o in zip(self.upstream, outputs, strict=True)]
+
+    @property
+    def recorded_options(self) -> dict[str, Any]:
+        """The options the card records (``card.train_options``), what ``--retrain-from`` replays: all but
+        where the bundle goes and how the run is displayed."""
+        return self.model_dump(mode="json", exclude={"out", "overwrite", "progress"})
 
     @model_validator(mode="after")
     def _fractions_leave_training_rows(self) -> TrainConfig:

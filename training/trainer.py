@@ -43,6 +43,7 @@ from training.reliability import plot_reliability
 from training.response import has_logits, response, response_kind
 from training.search import random_search
 from training.splits import Split, Splits, encode_splits, split_dataset
+from training.upstream import Upstream, add_upstream_features, resolve_upstreams
 
 __all__ = ["ISOTONIC_KNOT_FACTOR", "SCORE_CONSISTENCY", "check_method_supported", "train"]
 
@@ -52,9 +53,11 @@ ISOTONIC_KNOT_FACTOR = 1e4
 SCORE_CONSISTENCY = 1e-6
 
 
-def train(config: TrainConfig) -> Path:
+def train(config: TrainConfig, registry_url: str | None = None) -> Path:
     """Train, calibrate, evaluate and export one model; return the bundle directory.
 
+    With ``config.upstream`` the upstream models are looked up (read-only) in the registry at
+    ``registry_url`` and their outputs become features (:mod:`training.upstream`).
     Raises :class:`training.errors.TrainingError` (with what was wrong and how to fix it) for bad
     input; nothing is left on disk when anything fails.
     """
@@ -63,18 +66,31 @@ def train(config: TrainConfig) -> Path:
     with threadpool_limits(limits=config.threads), parallel_config(
         backend="loky", inner_max_num_threads=config.threads
     ):
-        return _train(config)
+        return _train(config, registry_url)
 
 
-def _train(config: TrainConfig) -> Path:
+def _upstreams(config: TrainConfig, registry_url: str | None) -> list[Upstream]:
+    if not config.upstream:
+        return []
+    if registry_url is None:
+        raise ConfigError("--upstream needs the registry the upstream models were released in",
+                          "pass --registry-url or set LOCKGATE_REGISTRY_URL")
+    return resolve_upstreams(config.upstream_specs, registry_url)
+
+
+def _train(config: TrainConfig, registry_url: str | None) -> Path:
     started, cpu_started = time.perf_counter(), time.process_time()
     _check_target(config)
     family = get_family(config.model)
     check_method_supported(family, config.calibration, config.seed)
+    upstreams = _upstreams(config, registry_url)
     ds = load_dataset(config.data, config.seed, config.target, config.segment, config.missing_policy,
                       TableOverrides(config.categorical, config.numeric, config.drop), config.time_column)
+    data_sha256 = ds.sha256  # of the table as given, before any upstream feature
     raw = split_dataset(ds, config.seed, config.validation_fraction, config.effective_calibration_fraction,
                         config.test_fraction)
+    if upstreams:
+        ds, raw = add_upstream_features(ds, raw, upstreams, config.drop)
     pre = fit_preprocessor(ds.feature_names, ds.column_kinds, raw.train.X, _categorical(raw.train),
                            impute=config.missing_policy == "auto", unknown=config.unknown_category,
                            onehot_max=config.onehot_max, rare_min=config.rare_min, y=raw.train.y,
@@ -94,6 +110,7 @@ def _train(config: TrainConfig) -> Path:
         base=bases[0][0], parity_rows=parity_rows, parity_diff=diff, score_errors=score_errors,
         merged_knots=merged, threshold=_recommended_threshold(fit) if len(ds.classes) == 2 else None,
         export_seconds=time.perf_counter() - t_export, started=started, cpu_started=cpu_started, pre=pre,
+        upstreams=tuple(upstreams), data_sha256=data_sha256,
     )
     card = build_card(facts)
     _write_bundle(config, card, onnx_bytes, _reference(config, fit.model, splits, raw), fit.model, ds, splits)
