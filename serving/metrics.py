@@ -83,7 +83,7 @@ BUNDLE_REFUSALS = Counter(
     ["model", "reason"],
 )
 #: upper bounds of the predicted-probability buckets (0.05 ... 0.95; +Inf holds the rest, up to 1)
-PROBABILITY_BUCKETS = np.array([0.05 * i for i in range(1, 20)])
+PROBABILITY_BUCKETS = np.array([round(0.05 * i, 2) for i in range(1, 20)])  # le="0.15", not 0.150...02
 _BUCKETS = PROBABILITY_BUCKETS.tolist()
 _PROBABILITY = Histogram(
     "lockgate_predicted_probability",
@@ -95,8 +95,9 @@ _PROBABILITY = Histogram(
 
 class _ProbabilityHistogram:
     """``lockgate_predicted_probability{model, class}``, fed a whole batch at a time: one vectorised
-    bucket count per batch and class, added to the histogram's own per-bucket values (so the series
-    live where every other one does: in this worker's multiprocess file when there are several)."""
+    bucket count per batch and class, added to the histogram's own per-bucket values (``_buckets``,
+    ``_sum``: prometheus_client's Histogram internals, pinned in constraints.txt), so the series live
+    where every other one does: in this worker's multiprocess file when there are several."""
 
     def __init__(self, histogram: Histogram) -> None:
         self._histogram = histogram
@@ -116,8 +117,8 @@ class _ProbabilityHistogram:
                 for name, column in zip(classes, columns, strict=True):
                     child = self._child(model, name)
                     for value in column:
-                        child._buckets[bisect_left(_BUCKETS, value)].inc(1)  # noqa: SLF001
-                    child._sum.inc(sum(column))  # noqa: SLF001
+                        child._buckets[bisect_left(_BUCKETS, value)].inc(1)
+                    child._sum.inc(sum(column))
             return
         # many rows: bucket index per value, counted per class column in one vectorised pass
         idx = np.searchsorted(PROBABILITY_BUCKETS, probabilities, side="left")
@@ -128,8 +129,8 @@ class _ProbabilityHistogram:
                 child = self._child(model, name)
                 for bucket, count in enumerate(np.bincount(idx[:, c], minlength=nb).tolist()):
                     if count:
-                        child._buckets[bucket].inc(count)  # noqa: SLF001
-                child._sum.inc(sums[c])  # noqa: SLF001
+                        child._buckets[bucket].inc(count)
+                child._sum.inc(sums[c])
 
 
 PROBABILITIES = _ProbabilityHistogram(_PROBABILITY)
