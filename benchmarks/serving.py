@@ -107,6 +107,12 @@ rounds of 3 s, req/s (rows/s):
     RSS per worker, MB idle/after load: lockgate 159/181, lockgate-w2 145+159/176+179, main 167/175,
     MLServer 163/178, plain BentoML 130/169
 
+A second run at 16:03-16:08 UTC (load average 7.6-9.5, no baseline): lockgate c16 717, c64 585,
+rows100 177 (17,653), rows1000 29 (29,050); lockgate-w2 1085, 1137, 291 (29,094), 53 (53,240); MLServer
+175, 182, 103 (10,253), 35 (34,780). Workers 2 vs 1: c16 1.51x, c64 1.94x, rows100 1.65x, rows1000
+1.83x; 100 rows vs MLServer 1.72x with one worker (2.84x with two, against MLServer's one process);
+1,000 rows 0.84x (1.53x). RSS per worker 159/182 (one), 157+159/178+178 (two), MLServer 162/177.
+
 The 100-row answer is now written in one pass (orjson writes every probability in one call, the value
 texts are interleaved with label and warnings fragments by slice assignment, one %-format writes the
 list: 3-6x cheaper than a %-format per row) and bodies are decoded by orjson first (~2x
