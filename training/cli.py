@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the ONNX is byte-identical whatever N is",
     )
     p.add_argument(
+        "--ray-address", dest="ray_address", metavar="ADDR",
+        help="fit them as tasks on the Ray cluster at ADDR (pip install 'lockgate[ray]'); without --jobs, "
+        "as many at once as it has CPUs",
+    )
+    p.add_argument(
         "--metric",
         metavar="M",
         help="selection metric: f1_macro (default) | cohen_kappa | accuracy | log_loss",

@@ -100,6 +100,11 @@ class TrainConfig(BaseModel):
         description="search trials and cross-fit folds fitted in parallel (joblib worker processes); "
         "the exported ONNX is byte-identical whatever the number",
     )
+    ray_address: str | None = Field(
+        None,
+        description="fit the trials and folds as tasks on this Ray cluster (the extra lockgate[ray]); "
+        "with jobs 1, as many at once as the cluster has CPUs",
+    )
 
     @field_validator("model")
     @classmethod

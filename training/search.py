@@ -46,11 +46,14 @@ def random_search(
     start = time.perf_counter()
     bar = tqdm(total=len(candidates), desc=f"search {family.name}", unit="fit", disable=not progress,
                leave=False)
-    # each candidate is fitted on its own (the same estimator, seed and rows in a worker process or
-    # here), and the results come back in candidate order: the winner does not depend on ``jobs``
-    fitted = Parallel(n_jobs=min(jobs, len(candidates)), return_as="generator")(
-        delayed(_fit_and_score)(family, params, seed, train, validation, metric) for params in candidates
-    )
+    # each candidate is fitted on its own (the same estimator, seed and rows in a worker process, a Ray
+    # task or here), and the results come back in candidate order: the winner does not depend on ``jobs``
+    if jobs == 1:  # one at a time, here: the progress bar moves with each fit
+        fitted: Any = (_fit_and_score(family, p, seed, train, validation, metric) for p in candidates)
+    else:
+        fitted = Parallel(n_jobs=min(jobs, len(candidates)))(
+            delayed(_fit_and_score)(family, p, seed, train, validation, metric) for p in candidates
+        )
     for i, (params, (est, fit_seconds, value)) in enumerate(zip(candidates, fitted, strict=True)):
         records.append(TrialRecord(params=_jsonable(params), score=value, fit_seconds=round(fit_seconds, 6)))
         if best is None or sign * value > sign * best[0]:

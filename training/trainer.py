@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from joblib import parallel_config
 from sklearn.metrics import f1_score
 from threadpoolctl import threadpool_limits
 
@@ -30,6 +29,7 @@ from cascade_registry.artifacts import (
 )
 from training.calibration import IsotonicCalibrator, logit_matrix, softmax
 from training.card import RunFacts, build_card
+from training.cluster import fit_backend
 from training.compose import CalibratedModel, build_model
 from training.config import TrainConfig
 from training.crossfit import CalibrationFit, fit_calibrated
@@ -61,12 +61,8 @@ def train(config: TrainConfig, registry_url: str | None = None) -> Path:
     Raises :class:`training.errors.TrainingError` (with what was wrong and how to fix it) for bad
     input; nothing is left on disk when anything fails.
     """
-    # joblib's workers (config.jobs) get the same native thread count as this process: the numbers, and
-    # so the ONNX bytes, do not depend on how many fits run at once
-    with threadpool_limits(limits=config.threads), parallel_config(
-        backend="loky", inner_max_num_threads=config.threads
-    ):
-        return _train(config, registry_url)
+    with threadpool_limits(limits=config.threads), fit_backend(config) as resolved:
+        return _train(resolved, registry_url)
 
 
 def _upstreams(config: TrainConfig, registry_url: str | None) -> list[Upstream]:
