@@ -6,6 +6,7 @@ winner and the ONNX bytes do not depend on where, or how many at once, they ran.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,7 @@ def fit_backend(config: TrainConfig) -> Iterator[TrainConfig]:
     ray = _ray()
     started = not ray.is_initialized()
     if started:
+        _reachable(config.ray_address)
         try:
             ray.init(address=config.ray_address, log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -44,6 +46,20 @@ def fit_backend(config: TrainConfig) -> Iterator[TrainConfig]:
     finally:
         if started:
             ray.shutdown()
+
+
+def _reachable(address: str) -> None:
+    """Fail in seconds on a HOST:PORT nobody listens on (``ray.init`` would retry for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not (host and port.isascii() and port.isdigit()):
+        return  # "auto", "ray://...": Ray resolves those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ConfigError(
+            f"no Ray cluster answers at {address!r} ({e.strerror or e})",
+            "start one with 'ray start --head' and pass the address it prints, e.g. 127.0.0.1:6379",
+        ) from None
 
 
 def _ray() -> Any:
