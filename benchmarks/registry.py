@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/registry.py [--url URL] [--models 10000] [--edges 50000] [--checks 1000000]
 
 The cascade is written straight into the registry's tables (a chain m0 -> m1 -> ... so impact(m0) reaches
-every model, plus random forward edges), each model a released version with a card pin per edge.
+every model, plus random forward edges), each model a released version with a card pin per edge (a
+declaration and a ``cascade_pins`` row, as ``register`` writes them).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from cascade_registry import Registry
-from cascade_registry.schema import consumers, declarations, model_versions
+from cascade_registry.schema import cascade_pins, consumers, declarations, model_versions
 
 
 def _edges(models: int, edges: int, seed: int) -> list[tuple[int, int]]:
@@ -81,6 +82,22 @@ def build_cascade(reg: Registry, models: int, edges: int, seed: int = 0) -> None
                     "pinned_version": 1,
                     "created_at": now,
                     "created_by": "bench",
+                }
+                for u, v in pairs
+            ],
+        )
+        conn.execute(
+            insert(cascade_pins),
+            [
+                {
+                    "consumer": names[v],
+                    "consumer_version": 1,
+                    "upstream": names[u],
+                    "upstream_version": 1,
+                    "source": "card",
+                    "evidence": "{}",
+                    "recorded_at": now,
+                    "actor": "bench",
                 }
                 for u, v in pairs
             ],

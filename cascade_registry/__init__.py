@@ -19,6 +19,8 @@ from cascade_registry.entities import (
     ImpactEntry,
     ImpactReport,
     ModelVersionInfo,
+    PinInfo,
+    ServingEntry,
     WaiverInfo,
 )
 from cascade_registry.errors import (
@@ -30,6 +32,7 @@ from cascade_registry.errors import (
     InvalidInputError,
     LoginError,
     NotFoundError,
+    OwnerError,
     RegistryError,
     RegistryUnavailableError,
 )
@@ -57,10 +60,13 @@ __all__ = [
     "LoginError",
     "ModelVersionInfo",
     "NotFoundError",
+    "OwnerError",
+    "PinInfo",
     "Registry",
     "RegistryError",
     "RegistryStore",
     "RegistryUnavailableError",
+    "ServingEntry",
     "WaiverInfo",
 ]
 

@@ -211,7 +211,7 @@ class DatasetInfo(_Frozen):
     target: str | None = None
     segment: str | None = None
     splits: dict[str, SplitInfo] = Field(
-        description="train / validation / calibration / test, disjoint by row hash"
+        description="train / validation / calibration / test, disjoint by row"
     )
     splits_disjoint: bool
     missing_values: str = Field("reject", description="how NaN/inf in features were handled")

@@ -55,6 +55,7 @@ __all__ = [
     "load_public_key",
     "manifest_of_statement",
     "open_envelope",
+    "payload_of",
     "pae",
     "private_key_pem",
     "public_key_pem",
@@ -62,6 +63,7 @@ __all__ = [
     "report_of",
     "sign_statement",
     "statement_for",
+    "verify_signature",
 ]
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -219,8 +221,9 @@ def manifest_of_statement(statement: Statement) -> Manifest:
         raise AttestationError(f"the statement's subject is not a file manifest ({e})") from None
 
 
-def sign_statement(statement: Statement, key: Ed25519PrivateKey | None) -> Envelope:
-    """The DSSE envelope of ``statement``, signed by ``key`` (unsigned when ``key`` is None)."""
+def sign_statement(statement: BaseModel, key: Ed25519PrivateKey | None) -> Envelope:
+    """The DSSE envelope of ``statement`` (a gate statement, or any in-toto statement model), signed by
+    ``key`` (unsigned when ``key`` is None)."""
     payload = statement.model_dump_json(by_alias=True).encode("utf-8")
     signatures = []
     if key is not None:
@@ -229,7 +232,7 @@ def sign_statement(statement: Statement, key: Ed25519PrivateKey | None) -> Envel
     return Envelope(payload=base64.b64encode(payload).decode("ascii"), signatures=signatures)
 
 
-def _payload(envelope: Envelope) -> bytes:
+def payload_of(envelope: Envelope) -> bytes:
     try:
         return base64.b64decode(envelope.payload, validate=True)
     except (binascii.Error, ValueError):
@@ -241,7 +244,7 @@ def decode_statement(envelope: Envelope) -> Statement:
     if envelope.payloadType != PAYLOAD_TYPE:
         raise AttestationError(f"payloadType {envelope.payloadType!r} is not {PAYLOAD_TYPE!r}")
     try:
-        statement = Statement.model_validate_json(_payload(envelope))
+        statement = Statement.model_validate_json(payload_of(envelope))
     except ValidationError as e:
         raise AttestationError(f"the payload is not a gate statement ({e.errors()[0]['msg']})") from None
     if statement.type_ != STATEMENT_TYPE or statement.predicateType != PREDICATE_TYPE:
@@ -253,9 +256,16 @@ def open_envelope(envelope: Envelope, trusted: dict[str, Ed25519PublicKey]) -> t
     """Verify ``envelope`` against the ``trusted`` keys (key id -> key); return (statement, key id).
 
     Refuses an unsigned envelope, one signed only by unknown keys, and a wrong signature."""
+    signer = verify_signature(envelope, trusted)
+    return decode_statement(envelope), signer
+
+
+def verify_signature(envelope: Envelope, trusted: dict[str, Ed25519PublicKey]) -> str:
+    """The id of the trusted key whose signature over ``envelope`` verifies; raises
+    :class:`AttestationError` for an unsigned envelope, unknown keys only, or a wrong signature."""
     if not envelope.signatures:
         raise AttestationError("the gate report is not signed")
-    payload = _payload(envelope)
+    payload = payload_of(envelope)
     message = pae(envelope.payloadType, payload)
     unknown = []
     for signature in envelope.signatures:
@@ -269,7 +279,7 @@ def open_envelope(envelope: Envelope, trusted: dict[str, Ed25519PublicKey]) -> t
             raise AttestationError(
                 f"the signature by key {signature.keyid} does not verify (the report was altered)"
             ) from None
-        return decode_statement(envelope), signature.keyid
+        return signature.keyid
     raise AttestationError(f"the gate report is signed by unknown key(s) {', '.join(unknown)}")
 
 

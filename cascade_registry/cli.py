@@ -28,6 +28,7 @@ from cascade_registry.rendering import (
     render_dot,
     render_impact,
     render_mermaid,
+    render_pins,
     render_table,
     render_version,
     when,
@@ -41,7 +42,8 @@ __all__ = ["READ_ONLY", "build_parser", "main"]
 
 #: commands that never create a registry ("no registry at ..." instead)
 READ_ONLY = {
-    "list", "show", "impact", "graph", "audit", "consumer list", "key list", "trust list", "policy show"
+    "list", "show", "impact", "graph", "audit", "pins", "consumer list", "key list", "trust list",
+    "policy show",
 }
 
 EPILOG = f"""\
@@ -52,6 +54,9 @@ examples:
   lockgate registry declare web churn --versions '>=1'
   lockgate registry trust add gate-key.pub --label ci-gate   # accept verdicts signed by this key
   lockgate registry release churn:1               # needs a passing, signed out/churn-1/gate.json
+  lockgate registry release upstream:2 scorer:2  # atomically, upstream first
+  lockgate registry revalidate scorer:1 --upstream upstream:2 --sign-key gate-key
+  lockgate registry pins scorer:1
   lockgate registry impact churn
   lockgate registry graph --format dot --png cascade.png
   lockgate registry list --registry-url postgresql+psycopg://postgres@127.0.0.1:5432/test --json
@@ -60,7 +65,7 @@ register reads the bundle's gate.json if there is one; 'gate NAME:VERSION' recor
 later (lockgate check after register); release re-reads gate.json and refuses without a passing one.
 
 {LOCATION_HELP}; 'lockgate' prints the one in use.
-Commands that only read (list, show, impact, graph, audit, consumer/key/trust list, policy show) never
+Commands that only read (list, show, pins, impact, graph, audit, consumer/key/trust list, policy show) never
 create one.
 exit codes: 0 ok, 1 refused, 2 bad input, 3 registry unreachable or missing.   docs: docs/registry.md
 """
@@ -101,8 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_: str, parent: Any = sub) -> argparse.ArgumentParser:
         return parent.add_parser(name, help=help_, description=help_, parents=[common])
 
-    add("register", "validate a bundle and record it (with its gate.json verdict, if any)").add_argument(
-        "bundle", metavar="BUNDLE", help="bundle directory written by 'lockgate train'"
+    reg = add("register", "validate a bundle and record it (with its gate.json verdict, if any)")
+    reg.add_argument("bundle", metavar="BUNDLE", help="bundle directory written by 'lockgate train'")
+    reg.add_argument(
+        "--owner",
+        help="who answers for the model (recorded at its first version; default the actor): the only one "
+        "whose waiver a release affecting it accepts",
     )
     add("list", "every version (of NAME) with its key metrics").add_argument(
         "name", metavar="NAME", nargs="?", help="only this model"
@@ -113,14 +122,30 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "gate", "record the verdict of the bundle's gate.json (after 'lockgate check' on a registered bundle)"
     ).add_argument("ref", metavar="NAME:VERSION", help="e.g. churn:3")
-    rel = add("release", "release a version (needs a passing gate report)")
-    rel.add_argument("ref", metavar="NAME:VERSION", help="e.g. churn:3")
+    rel = add(
+        "release",
+        "release one or several versions atomically, upstreams first (each needs a passing gate report)",
+    )
+    rel.add_argument(
+        "refs", metavar="NAME:VERSION", nargs="+", help="e.g. churn:3, or 'a:2 b:2' (all or nothing)"
+    )
     rel.add_argument(
         "--waive",
         metavar="REASON",
-        help="release although released downstream models "
-        "would consume it untested; the reason is recorded and shown by impact",
+        help="release although it is stale or leaves a released downstream model on an older pin; "
+        "needs --owner; the reason is recorded and shown by impact",
     )
+    rel.add_argument(
+        "--owner", help="who waives: must be the recorded owner of every model the waiver is needed for"
+    )
+    add("pins", "the effective pins of a version: the upstream versions it is composed with").add_argument(
+        "ref", metavar="NAME:VERSION", help="e.g. scorer:1"
+    )
+    add(
+        "revalidate",
+        "re-score a downstream version with a new upstream version and move its pin when it passes "
+        "(run as 'lockgate registry revalidate', see its --help)",
+    ).add_argument("rest", nargs=argparse.REMAINDER, help="see 'lockgate registry revalidate --help'")
     ret = add("retire", "take a version out of service for good")
     ret.add_argument("ref", metavar="NAME:VERSION", help="e.g. churn:3")
     ret.add_argument("--reason", required=True, help="why it is retired (recorded in the audit log)")
@@ -233,11 +258,9 @@ def _versions_table(infos: list) -> str:
 def _show(reg: Registry, args: argparse.Namespace) -> None:
     if ":" in args.target:
         info = reg.get(args.target)
-        _emit(
-            args,
-            {"version": info, "history": reg.transitions(info.ref)},
-            render_version(info, reg.transitions(info.ref)),
-        )
+        history, pins = reg.transitions(info.ref), reg.pins(info.ref)
+        text = render_version(info, history) + ("\n  pins\n" + render_pins(pins) if pins else "")
+        _emit(args, {"version": info, "history": history, "pins": pins}, text)
         return
     versions = reg.versions(args.target)
     decls = reg.declarations(model_name=args.target)
@@ -287,7 +310,7 @@ def _graph(reg: Registry, args: argparse.Namespace) -> None:
 def _run(reg: Registry, args: argparse.Namespace, actor: str) -> None:  # noqa: C901 - a flat dispatch table
     cmd = args.command
     if cmd == "register":
-        info = reg.register(args.bundle, actor=actor)
+        info = reg.register(args.bundle, actor=actor, owner=getattr(args, "owner", None))
         _emit(args, info, f"registered {info.ref} [{info.status}] sha256 {info.onnx_sha256[:12]}")
     elif cmd == "list":
         infos = reg.versions(args.name)
@@ -298,8 +321,15 @@ def _run(reg: Registry, args: argparse.Namespace, actor: str) -> None:  # noqa: 
         info = reg.record_gate(args.ref, actor=actor)
         _emit(args, info, f"{info.ref} is {info.status}")
     elif cmd == "release":
-        info = reg.release(args.ref, waiver=getattr(args, "waive", None), actor=actor)
-        _emit(args, info, f"released {info.ref}" + (" (with waiver)" if getattr(args, "waive", None) else ""))
+        waiver, owner = getattr(args, "waive", None), getattr(args, "owner", None)
+        infos = reg.release_many(args.refs, waiver=waiver, actor=actor, owner=owner)
+        done = ", ".join(str(i.ref) for i in infos)
+        _emit(args, infos if len(infos) > 1 else infos[0], f"released {done}" + (
+            f" (waiver by {owner})" if waiver else ""))
+    elif cmd == "pins":
+        pins = reg.pins(args.ref)
+        _emit(args, pins, render_pins(pins))
+
     elif cmd == "retire":
         info = reg.retire(args.ref, reason=args.reason, actor=actor)
         _emit(args, info, f"retired {info.ref}")
@@ -429,6 +459,9 @@ def _command(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "revalidate":  # lockgate/cli.py routes it to safety.revalidate (it runs the gate)
+        print("lockgate registry: error: run revalidate as 'lockgate registry revalidate'", file=sys.stderr)
+        return 2
     settings = RegistrySettings()
     location = locate_registry(getattr(args, "registry_url", None), settings)
     try:

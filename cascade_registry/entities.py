@@ -28,6 +28,9 @@ __all__ = [
     "ImpactReport",
     "ModelVersionInfo",
     "Pin",
+    "PinInfo",
+    "PinSource",
+    "ServingEntry",
     "Status",
     "TransitionInfo",
     "TrustedKeyInfo",
@@ -120,7 +123,8 @@ class DeclarationInfo(_Entity):
     """Consumer ``consumer`` may call model ``model`` (``versions`` None = any version).
 
     ``source`` is ``manual`` (declared by a person) or ``card`` (from model ``consumer:consumer_version``'s
-    card ``upstream`` list, pinned to ``pinned_version``).
+    card ``upstream`` list, trained against ``pinned_version``; ``versions`` is ``==`` its effective pin,
+    which ``lockgate registry revalidate`` moves).
     """
 
     consumer: str
@@ -142,7 +146,8 @@ class AccessDecision(_Entity):
 
 
 class Pin(_Entity):
-    """Consumer version ``consumer_version`` was trained against ``upstream:upstream_version``."""
+    """Consumer version ``consumer_version`` is pinned to ``upstream:upstream_version`` (its effective pin:
+    the version it was trained against, or a revalidated one)."""
 
     upstream: str
     upstream_version: int | None = Field(None, description="None for a manual declaration")
@@ -167,6 +172,37 @@ class WaiverInfo(_Entity):
     actor: str
     at: datetime
     affected: list[str]
+    owner: str | None = Field(
+        None, description="the owner of the affected models who waived (None: before 0004)"
+    )
+
+
+PinSource = Literal["card", "revalidated"]
+
+
+class PinInfo(_Entity):
+    """The effective pin of downstream version ``consumer`` on upstream ``upstream.name``: the version of the
+    upstream the gateway composes it with. ``source`` 'card': the version it was trained against;
+    'revalidated': moved by ``lockgate registry revalidate`` (``evidence``: the signed metrics before and
+    after)."""
+
+    consumer: ModelRef
+    upstream: ModelRef
+    source: PinSource
+    card_version: int = Field(description="the upstream version the consumer's card was trained against")
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    recorded_at: datetime
+    actor: str
+
+
+class ServingEntry(_Entity):
+    """One version the gateway loads: ``release`` answers direct callers (the released version of its model);
+    ``pin`` is loaded only to be composed into a downstream model that pins it, never answered directly.
+    ``pins``: the effective pins of this version (upstream name -> version)."""
+
+    info: ModelVersionInfo
+    role: Literal["release", "pin"]
+    pins: dict[str, int] = Field(default_factory=dict)
 
 
 class ImpactReport(_Entity):
@@ -176,6 +212,12 @@ class ImpactReport(_Entity):
     released_version: int | None
     entries: list[ImpactEntry]
     waivers: list[WaiverInfo]
+    latest_version: int | None = Field(None, description="the newest version of model not retired")
+    older_pins: list[PinInfo] = Field(
+        default_factory=list,
+        description="live downstream versions whose effective pin on model is older than latest_version: "
+        "what releasing it would leave on an older pin",
+    )
 
 
 class AuditEntry(_Entity):

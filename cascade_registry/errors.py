@@ -8,7 +8,8 @@ saying what was wrong and how to fix it.
     ├── BundleRejectedError    the bundle fails ModelBundle.load
     ├── GateError              release refused: no passing gate report bound to the bundle's sha256
     ├── CycleError             a declaration or upstream that would close a cascade cycle
-    ├── CascadeBlockedError    release refused: a released downstream model would consume it untested
+    ├── CascadeBlockedError    release refused by the cascade rules (older pins, stale, unreleased pins)
+    ├── OwnerError             a waiver from someone who is not the recorded owner of the affected model
     ├── RegistryUnavailableError  the database cannot be reached or opened
     └── LoginError             a console login with an unknown name, a wrong password or a disabled user
 """
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidInputError",
     "LoginError",
     "NotFoundError",
+    "OwnerError",
     "RegistryError",
     "RegistryUnavailableError",
 ]
@@ -70,11 +72,16 @@ class CycleError(RegistryError):
 
 
 class CascadeBlockedError(RegistryError):
-    """Released downstream models would consume the new version untested; ``blocking`` names them."""
+    """A release the cascade rules refuse (see :mod:`cascade_registry.sql_release`); ``blocking`` names the
+    versions in the way."""
 
     def __init__(self, problem: str, fix: str, blocking: list[str]) -> None:
         self.blocking = blocking
         super().__init__(problem, fix)
+
+
+class OwnerError(RegistryError):
+    """A waiver (or ownership claim) from someone who is not the recorded owner of the model it concerns."""
 
 
 class RegistryUnavailableError(RegistryError):

@@ -11,10 +11,11 @@ from sqlalchemy import Connection, Row, insert, update
 from cascade_registry.artifacts import ModelCard, ModelRef
 from cascade_registry.entities import AuditEntry, ConsumerInfo, ModelVersionInfo
 from cascade_registry.manifest import Manifest
-from cascade_registry.schema import audit_log, model_versions, transitions
+from cascade_registry.schema import audit_log, cascade_pins, model_versions, transitions
 
 __all__ = [
     "append_audit",
+    "append_pin",
     "as_utc",
     "audit_from_row",
     "consumer_from_row",
@@ -89,6 +90,29 @@ def append_audit(
             action=action,
             subject=subject[:160],
             details=json.dumps(details or {}, sort_keys=True, default=str),
+        )
+    )
+
+
+def append_pin(
+    conn: Connection,
+    consumer: ModelRef,
+    upstream: ModelRef,
+    source: str,
+    actor: str,
+    evidence: dict[str, Any] | None = None,
+) -> None:
+    """Append a ``cascade_pins`` row: from now on the effective pin of ``consumer`` on ``upstream.name``."""
+    conn.execute(
+        insert(cascade_pins).values(
+            consumer=consumer.name,
+            consumer_version=consumer.version,
+            upstream=upstream.name,
+            upstream_version=upstream.version,
+            source=source,
+            evidence=json.dumps(evidence or {}, sort_keys=True, default=str),
+            recorded_at=now(),
+            actor=actor,
         )
     )
 

@@ -5,11 +5,14 @@
     reg.register("out/churn-3")
     reg.add_consumer("web", kind="service", owner="team-web"); key = reg.issue_key("web")
     reg.declare("web", "churn"); reg.release("churn:3")
+    reg.release_many(["a:2", "b:2"])                 # atomically, upstream first
+    reg.pins("b:1"); reg.serving_plan()             # the cascade the gateway composes
     reg.check_access(key, "churn").allowed          # True
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from pathlib import Path
@@ -29,15 +32,19 @@ from cascade_registry.entities import (
     ImpactReport,
     ModelSummary,
     ModelVersionInfo,
+    PinInfo,
+    ServingEntry,
     TransitionInfo,
     TrustedKeyInfo,
     WaiverInfo,
 )
 from cascade_registry.errors import BundleRejectedError, GateError, InvalidInputError, LoginError
-from cascade_registry.gate_policy import GatePolicy
+from cascade_registry.gate_policy import GatePolicy, policy_digest
 from cascade_registry.keys import generate_key, hash_secret, verify_secret
 from cascade_registry.manifest import ManifestError, manifest_of
+from cascade_registry.revalidation import open_revalidation
 from cascade_registry.sql_graph import CascadeRows
+from cascade_registry.sql_release import Waiver
 from cascade_registry.sql_store import SqlRegistryStore
 from cascade_registry.store import RegistryStore
 from cascade_registry.trust import GateVerdict, trusted_key_map, verify_gate
@@ -46,6 +53,8 @@ from cascade_registry.version_range import VersionRange
 __all__ = ["Registry"]
 
 _NAME = re.compile(NAME_PATTERN)
+#: a revalidation envelope holds a few KB; anything near this is hostile
+_MAX_EVIDENCE_BYTES = 1 << 20
 _KINDS = ("service", "model")
 
 
@@ -116,11 +125,19 @@ class Registry:
         return result
 
     # ------------------------------------------------------------------------------ versions
-    def register(self, bundle_dir: str | Path, actor: str = "cli") -> ModelVersionInfo:
+    def register(
+        self, bundle_dir: str | Path, actor: str = "cli", owner: str | None = None
+    ) -> ModelVersionInfo:
         """Validate the bundle with :meth:`ModelBundle.load`, take the manifest of every file, and record it
         with its card. A signed gate verdict that verifies moves it on to gated_passed or gated_failed; one
-        that does not leaves it registered (``record_gate`` then says why)."""
+        that does not leaves it registered (``record_gate`` then says why).
+
+        The first version of a model name records its ``owner`` (default ``actor``): the one person or team
+        whose waiver a release affecting that model accepts. A later version naming another owner is
+        refused (:class:`OwnerError`). Card upstreams record the model consumer's declarations and the card
+        pins in the same transaction."""
         actor = _text(actor, "actor")
+        owner = None if owner is None else _text(owner, "owner")
         path = Path(bundle_dir).resolve()
         try:
             bundle = ModelBundle.load(path)
@@ -140,7 +157,7 @@ class Registry:
                 verdict = None
         if verdict is not None and verdict.manifest != manifest:
             verdict = None
-        return self._changed(self.store.register_version(bundle, manifest, verdict, actor))
+        return self._changed(self.store.register_version(bundle, manifest, verdict, actor, owner))
 
     def get(self, ref: str | ModelRef) -> ModelVersionInfo:
         return self.store.get_version(_ref(ref))
@@ -192,28 +209,116 @@ class Registry:
             self.store.record_gate(info.ref, report.passed, report.onnx_sha256, actor, verdict.key_id)
         )
 
-    def release(self, ref: str | ModelRef, waiver: str | None = None, actor: str = "cli") -> ModelVersionInfo:
-        """Release a version: refused without a passing, signed, trusted gate verdict over exactly its files,
-        and while a released downstream model would consume it untested (unless ``waiver`` gives the reason,
-        which is recorded). Downstream versions trained on an older version become stale; the previous
-        release is superseded."""
+    def release(
+        self,
+        ref: str | ModelRef,
+        waiver: str | None = None,
+        actor: str = "cli",
+        owner: str | None = None,
+    ) -> ModelVersionInfo:
+        """Release one version (see :meth:`release_many`)."""
+        return self.release_many([ref], waiver=waiver, actor=actor, owner=owner)[0]
+
+    def release_many(
+        self,
+        refs: list[str | ModelRef],
+        waiver: str | None = None,
+        actor: str = "cli",
+        owner: str | None = None,
+    ) -> list[ModelVersionInfo]:
+        """Release ``refs`` atomically: one transaction, upstreams first, any refusal -> nothing released.
+
+        Each needs a passing, signed, trusted gate verdict over exactly its files. The cascade rules
+        (:mod:`cascade_registry.sql_release`): a version is only released with every pin on a version that
+        is or was released (or in the batch); a stale version, or a release leaving a released downstream
+        version on an older pin, needs ``waiver`` (the reason) from ``owner``, who must be the recorded owner
+        of every model it is needed for (:class:`OwnerError` otherwise). Returns them in release order."""
         actor = _text(actor, "actor")
+        if not refs or len(refs) > 64:
+            raise InvalidInputError(f"release takes 1 to 64 versions, got {len(refs)}")
+        checked: Waiver | None = None
         if waiver is not None:
-            waiver = _text(waiver, "waiver reason", limit=500)
-        info = self.get(ref)
-        report = self._gated_bundle(info).report
-        failed = [c.name for c in report.checks if c.status in ("fail", "error")]
-        if not report.passed or failed:
-            raise GateError(
-                f"refused: {info.ref} failed the safety gate ({', '.join(failed) or 'no checks'})",
-                "fix the model, re-export and re-run 'lockgate check'",
-            )
-        return self._changed(self.store.release_version(info.ref, report.onnx_sha256, waiver, actor))
+            reason = _text(waiver, "waiver reason", limit=500)
+            if owner is None:
+                raise InvalidInputError(
+                    "a waiver names its owner", "add --owner NAME: the owner of the models it is for"
+                )
+            checked = Waiver(reason, _text(owner, "owner"))
+        shas: dict[ModelRef, str] = {}
+        for ref in refs:
+            info = self.get(ref)
+            report = self._gated_bundle(info).report
+            failed = [c.name for c in report.checks if c.status in ("fail", "error")]
+            if not report.passed or failed:
+                raise GateError(
+                    f"refused: {info.ref} failed the safety gate ({', '.join(failed) or 'no checks'})",
+                    "fix the model, re-export and re-run 'lockgate check'",
+                )
+            shas[info.ref] = report.onnx_sha256
+        return self._changed(self.store.release_versions(list(shas), shas, checked, actor))
 
     def retire(self, ref: str | ModelRef, reason: str, actor: str = "cli") -> ModelVersionInfo:
         return self._changed(
             self.store.retire_version(_ref(ref), _text(actor, "actor"), _text(reason, "reason", 500))
         )
+
+    # ------------------------------------------------------------------------------ cascade pins
+    def pins(self, ref: str | ModelRef) -> list[PinInfo]:
+        """The effective pins of one version: the upstream versions the gateway composes it with."""
+        return self.store.pins(_ref(ref))
+
+    def record_pin(
+        self, consumer_ref: str | ModelRef, upstream_ref: str | ModelRef, evidence: dict[str, Any], actor: str
+    ) -> PinInfo:
+        """Move ``consumer_ref``'s pin on its upstream to ``upstream_ref``.
+
+        ``evidence["attestation"]`` must be the signed revalidation statement that
+        ``lockgate registry revalidate`` writes (:mod:`cascade_registry.revalidation`): signed by a trusted
+        gate key, passed, about exactly these two registered model files, under the consumer's gate policy.
+        The stored evidence is the statement's metrics before/after plus the envelope."""
+        consumer, upstream = _ref(consumer_ref), _ref(upstream_ref)
+        actor = _text(actor, "actor")
+        if not isinstance(evidence, dict) or "attestation" not in evidence:
+            raise InvalidInputError(
+                "a pin needs evidence with a signed 'attestation'", "run 'lockgate registry revalidate'"
+            )
+        if len(json.dumps(evidence, default=str)) > _MAX_EVIDENCE_BYTES:
+            raise InvalidInputError(
+                f"the pin's evidence is larger than {_MAX_EVIDENCE_BYTES // 1024} KB",
+                "pass the envelope 'lockgate registry revalidate' writes, nothing else",
+            )
+        try:
+            trusted = trusted_key_map(self.store.list_trusted_keys())
+            statement, signer = open_revalidation(evidence["attestation"], trusted)
+        except AttestationError as e:
+            raise GateError(f"refused: the revalidation evidence does not verify: {e}") from None
+        p = statement.predicate
+        if (p.consumer, p.upstream) != (consumer, upstream) or not p.passed:
+            raise GateError(
+                f"refused: the evidence is about {p.consumer} on {p.upstream} "
+                f"({'passed' if p.passed else 'failed'}), not a pass of {consumer} on {upstream}",
+                f"run 'lockgate registry revalidate {consumer} --upstream {upstream}'",
+            )
+        policy = self.gate_report(consumer).policy
+        if policy_digest(policy) != p.policy_sha256:
+            raise GateError(
+                f"refused: the revalidation ran under another policy than {consumer}'s gate verdict",
+                f"run 'lockgate registry revalidate {consumer} --upstream {upstream}' without --policy",
+            )
+        stored = {
+            "before": p.before,
+            "after": p.after,
+            "previous": str(p.previous),
+            "holdout_rows": p.holdout_rows,
+            "key_id": signer,
+            "attestation": evidence["attestation"],
+        }
+        return self._changed(self.store.record_pin(consumer, upstream, statement.sha256(), stored, actor))
+
+    def serving_plan(self) -> list[ServingEntry]:
+        """What the gateway loads: every released version (role 'release') and every version a served one
+        is pinned to that is not itself released (role 'pin'), each with its effective pins."""
+        return self.store.serving_plan()
 
     # ------------------------------------------------------------------------------ trust roots
     def trust_key(self, public_key: str, label: str, actor: str = "cli") -> TrustedKeyInfo:

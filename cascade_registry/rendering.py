@@ -6,12 +6,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cascade_registry.entities import ImpactReport, ModelVersionInfo, TransitionInfo
+from cascade_registry.entities import ImpactReport, ModelVersionInfo, PinInfo, TransitionInfo
 
 if TYPE_CHECKING:  # pragma: no cover - SQLAlchemy stays out of `lockgate registry --help`
     from cascade_registry.sql_graph import CascadeRows
 
-__all__ = ["render_dot", "render_impact", "render_mermaid", "render_table", "render_version", "when"]
+__all__ = [
+    "render_dot",
+    "render_impact",
+    "render_mermaid",
+    "render_pins",
+    "render_table",
+    "render_version",
+    "when",
+]
 
 
 def when(value: datetime | None) -> str:
@@ -30,7 +38,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def render_version(info: ModelVersionInfo, history: list[TransitionInfo]) -> str:
     card = info.card
-    ups = ", ".join(f"{u.name}:{u.version}" for u in card.upstream) or "-"
+    ups = ", ".join(f"{u.name}:{u.version} ({u.output})" for u in card.upstream) or "-"
     lines = [
         f"{info.ref}  [{info.status}{', stale' if info.stale else ''}]",
         f"  bundle       {info.bundle_path}",
@@ -81,15 +89,46 @@ def render_impact(report: ImpactReport) -> str:
         head
         + "\n"
         + render_table(
-            ["depth", "consumer", "kind", "action", "released", "trained against / declared", "stale"], rows
+            ["depth", "consumer", "kind", "action", "released", "pinned to / declared", "stale"], rows
         )
     )
+    if report.older_pins:
+        text += (
+            f"\nreleasing {report.model}:{report.latest_version} would leave on an older pin\n"
+            + render_pins(report.older_pins)
+        )
     if report.waivers:
         text += "\nwaivers\n" + render_table(
-            ["version", "when", "by", "reason", "affected"],
-            [[str(w.ref), when(w.at), w.actor, w.reason, ", ".join(w.affected)] for w in report.waivers],
+            ["version", "when", "by", "owner", "reason", "affected"],
+            [
+                [str(w.ref), when(w.at), w.actor, w.owner, w.reason, ", ".join(w.affected)]
+                for w in report.waivers
+            ],
         )
     return text
+
+
+def render_pins(pins: list[PinInfo]) -> str:
+    def metric(p: PinInfo) -> str:
+        after = p.evidence.get("after") or {}
+        return ", ".join(f"{k} {v}" for k, v in sorted(after.items()) if isinstance(v, int | float)) or "-"
+
+    return render_table(
+        ["consumer", "upstream", "pinned", "trained on", "source", "recorded", "by", "metrics after"],
+        [
+            [
+                str(p.consumer),
+                p.upstream.name,
+                p.upstream.version,
+                p.card_version,
+                p.source,
+                when(p.recorded_at),
+                p.actor,
+                metric(p),
+            ]
+            for p in pins
+        ],
+    )
 
 
 def _graph_parts(cascade: CascadeRows) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
@@ -102,7 +141,9 @@ def _graph_parts(cascade: CascadeRows) -> tuple[dict[str, str], list[tuple[str, 
             nodes[name] = f"{name} ({kind})"
     labels: dict[tuple[str, str], list[str]] = {}
     for consumer, cver, upstream, uver in cascade.pins:
-        labels.setdefault((upstream, consumer), []).append(f"v{cver} trained on v{uver}")
+        trained = cascade.trained.get((consumer, cver, upstream), uver)
+        label = f"v{cver} on v{uver}" + ("" if trained == uver else f" (revalidated; trained on v{trained})")
+        labels.setdefault((upstream, consumer), []).append(label)
     for consumer, model, versions in cascade.declared:
         labels.setdefault((model, consumer), []).append(f"declared {versions or '*'}")
     edges = [(u, c, ", ".join(sorted(set(ls)))) for (u, c), ls in sorted(labels.items())]

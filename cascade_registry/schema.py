@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -20,10 +21,12 @@ from sqlalchemy import (
 __all__ = [
     "api_keys",
     "audit_log",
+    "cascade_pins",
     "console_users",
     "consumers",
     "declarations",
     "metadata",
+    "model_owners",
     "model_versions",
     "registry_config",
     "registry_state",
@@ -134,6 +137,35 @@ waivers = Table(
     Column("actor", String(128), nullable=False),
     _ts("at"),
     Column("affected", Text, nullable=False),
+    Column("owner", String(128), nullable=True),  # the owner who waived (None: before 0004)
+)
+
+#: append-only pins: the effective pin of ``consumer:consumer_version`` on ``upstream`` is its newest row
+#: (``source`` 'card' at register time, 'revalidated' with signed evidence later)
+cascade_pins = Table(
+    "cascade_pins",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("consumer", String(64), nullable=False),
+    Column("consumer_version", Integer, nullable=False),
+    Column("upstream", String(64), nullable=False),
+    Column("upstream_version", Integer, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("evidence", Text, nullable=False),
+    _ts("recorded_at"),
+    Column("actor", String(128), nullable=False),
+    Index("ix_cascade_pins_consumer", "consumer", "consumer_version", "upstream"),
+)
+
+#: who answers for a model name: set at its first register (``--owner``, default the actor); the only
+#: person whose waiver the registry accepts for a release that affects that model
+model_owners = Table(
+    "model_owners",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    _ts("created_at"),
+    Column("created_by", String(128), nullable=False),
 )
 
 #: the public keys whose signed gate verdicts the registry accepts (removed keys are kept, marked)

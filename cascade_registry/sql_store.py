@@ -26,13 +26,15 @@ from cascade_registry.schema import audit_log, model_versions, waivers
 from cascade_registry.sql_console import ConsoleOps
 from cascade_registry.sql_consumers import ConsumerOps
 from cascade_registry.sql_graph import CascadeRows, load_cascade
+from cascade_registry.sql_pins import PinOps, older_pins
+from cascade_registry.sql_release import ReleaseOps
 from cascade_registry.sql_trust import TrustOps
 from cascade_registry.sql_versions import VersionOps
 
 __all__ = ["SqlRegistryStore"]
 
 
-class SqlRegistryStore(VersionOps, ConsumerOps, TrustOps, ConsoleOps):
+class SqlRegistryStore(VersionOps, ReleaseOps, PinOps, ConsumerOps, TrustOps, ConsoleOps):
     """Registry storage on one SQLAlchemy engine."""
 
     def __init__(self, db: Database) -> None:
@@ -71,7 +73,14 @@ class SqlRegistryStore(VersionOps, ConsumerOps, TrustOps, ConsoleOps):
             cascade = load_cascade(conn)
             if not any(n == name for n, _ in cascade.status):
                 raise NotFoundError(f"no model named {name!r} is registered", "see 'lockgate registry list'")
-            return _impact_report(name, cascade, _waivers(conn, name))
+            report = _impact_report(name, cascade, _waivers(conn, name))
+            live = [v for (n, v), (s, _) in cascade.status.items() if n == name and s != "retired"]
+            if not live:
+                return report
+            latest = max(live)
+            return report.model_copy(
+                update={"latest_version": latest, "older_pins": older_pins(conn, name, latest, cascade)}
+            )
 
         return self.db.read(op)
 
@@ -125,6 +134,7 @@ def _waivers(conn: Connection, name: str | None) -> list[WaiverInfo]:
             actor=r.actor,
             at=as_utc(r.at),
             affected=[a for a in r.affected.split(",") if a],
+            owner=r.owner,
         )
         for r in conn.execute(q)
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Row, insert, select, update
 
 from cascade_registry.artifacts import ModelBundle, ModelRef
-from cascade_registry.cascade import find_cycle, stale_closure
+from cascade_registry.cascade import find_cycle
 from cascade_registry.engine import Database
 from cascade_registry.entities import ModelVersionInfo, TransitionInfo
 from cascade_registry.errors import (
@@ -14,20 +14,27 @@ from cascade_registry.errors import (
     CycleError,
     GateError,
     NotFoundError,
+    OwnerError,
 )
 from cascade_registry.manifest import Manifest
-from cascade_registry.records import append_audit, as_utc, now, set_status, version_from_row
-from cascade_registry.schema import consumers, declarations, model_versions, transitions, waivers
+from cascade_registry.records import append_audit, append_pin, as_utc, now, set_status, version_from_row
+from cascade_registry.schema import (
+    consumers,
+    declarations,
+    model_owners,
+    model_versions,
+    transitions,
+)
 from cascade_registry.sql_graph import load_cascade
 from cascade_registry.trust import GateVerdict
 
-__all__ = ["VersionOps"]
+__all__ = ["VersionOps", "version_row"]
 
 mv = model_versions
 _GATEABLE = ("registered", "gated_passed", "gated_failed", "stale")
 
 
-def _version_row(conn: Connection, ref: ModelRef) -> Row:
+def version_row(conn: Connection, ref: ModelRef) -> Row:
     row = conn.execute(select(mv).where(mv.c.name == ref.name, mv.c.version == ref.version)).first()
     if row is not None:
         return row
@@ -45,7 +52,7 @@ class VersionOps:
 
     # ------------------------------------------------------------------------------ reads
     def get_version(self, ref: ModelRef) -> ModelVersionInfo:
-        return self.db.read(lambda c: version_from_row(_version_row(c, ref)))
+        return self.db.read(lambda c: version_from_row(version_row(c, ref)))
 
     def list_versions(self, name: str | None = None) -> list[ModelVersionInfo]:
         query = select(mv).order_by(mv.c.name, mv.c.version)
@@ -62,7 +69,7 @@ class VersionOps:
 
     def transitions(self, ref: ModelRef) -> list[TransitionInfo]:
         def op(conn: Connection) -> list[TransitionInfo]:
-            vid = _version_row(conn, ref).id
+            vid = version_row(conn, ref).id
             q = select(transitions).where(transitions.c.version_id == vid).order_by(transitions.c.id)
             return [
                 TransitionInfo(
@@ -80,9 +87,17 @@ class VersionOps:
 
     # ------------------------------------------------------------------------------ register
     def register_version(
-        self, bundle: ModelBundle, manifest: Manifest, gate: GateVerdict | None, actor: str
+        self,
+        bundle: ModelBundle,
+        manifest: Manifest,
+        gate: GateVerdict | None,
+        actor: str,
+        owner: str | None = None,
     ) -> ModelVersionInfo:
-        """Record the bundle with its card and manifest; ``gate`` is its verified verdict, if it has one."""
+        """Record the bundle with its card and manifest; ``gate`` is its verified verdict, if it has one.
+
+        The first version of a name records its owner (``owner``, default ``actor``); a later version may
+        not name another one. Card upstreams become the model consumer's declarations and card pins."""
         card, sha, ref = bundle.card, bundle.onnx_sha256, bundle.ref
         gate_status = None
         if gate is not None and gate.report.ref == ref and gate.report.onnx_sha256 == sha:
@@ -111,6 +126,7 @@ class VersionOps:
                     "model names and service names share one namespace; rename the model",
                 )
             stale_reason = self._check_upstreams(conn, bundle)
+            model_owner = self._claim_owner(conn, ref.name, owner, actor)
             at = now()
             vid = conn.execute(
                 insert(mv).values(
@@ -145,8 +161,9 @@ class VersionOps:
             elif gate_status is not None:
                 set_status(conn, vid, "registered", gate_status, actor, "signed gate verdict in the bundle")
             if card.upstream:
-                cid = self._model_consumer(conn, ref.name, actor)
+                cid = self._model_consumer(conn, ref.name, model_owner, actor)
                 for up in card.upstream:
+                    append_pin(conn, ref, ModelRef(name=up.name, version=up.version), "card", actor)
                     conn.execute(
                         insert(declarations).values(
                             consumer_id=cid,
@@ -169,6 +186,7 @@ class VersionOps:
                     "bundle": str(bundle.path),
                     "gate": gate_status,
                     "upstream": [f"{u.name}:{u.version}" for u in card.upstream],
+                    "owner": model_owner,
                     "stale": stale_reason,
                 },
             )
@@ -190,6 +208,16 @@ class VersionOps:
                     f"{ref}'s card names upstream {up.name}:{up.version}, which is not registered",
                     "register the upstream bundle first",
                 )
+            if up.onnx_sha256 is not None:
+                registered = conn.execute(
+                    select(mv.c.onnx_sha256).where(mv.c.name == up.name, mv.c.version == up.version)
+                ).scalar_one()
+                if registered != up.onnx_sha256:
+                    raise ConflictError(
+                        f"{ref} was trained on an {up.name}:{up.version} with sha256 {up.onnx_sha256[:12]}…, "
+                        f"but the registry's {up.name}:{up.version} is {registered[:12]}…",
+                        f"retrain {ref.name} against the registered {up.name}:{up.version}",
+                    )
             cycle = find_cycle(cascade.edges, up.name, ref.name)
             if cycle is not None:
                 raise CycleError(cycle)
@@ -202,13 +230,29 @@ class VersionOps:
         return stale
 
     @staticmethod
-    def _model_consumer(conn: Connection, name: str, actor: str) -> int:
+    def _claim_owner(conn: Connection, name: str, owner: str | None, actor: str) -> str:
+        recorded = conn.execute(select(model_owners.c.owner).where(model_owners.c.name == name)).scalar()
+        if recorded is None:
+            recorded = owner or actor
+            conn.execute(
+                insert(model_owners).values(name=name, owner=recorded, created_at=now(), created_by=actor)
+            )
+        elif owner is not None and owner != recorded:
+            raise OwnerError(
+                f"model {name!r} is owned by {recorded!r} (set when its first version was registered), "
+                f"not {owner!r}",
+                "leave --owner out, or register the model under another name",
+            )
+        return recorded
+
+    @staticmethod
+    def _model_consumer(conn: Connection, name: str, owner: str, actor: str) -> int:
         row = conn.execute(select(consumers).where(consumers.c.name == name)).first()
         if row is None:
-            append_audit(conn, actor, "consumer.add", name, {"kind": "model", "owner": actor, "auto": True})
+            append_audit(conn, actor, "consumer.add", name, {"kind": "model", "owner": owner, "auto": True})
             return conn.execute(
                 insert(consumers).values(
-                    name=name, kind="model", owner=actor, created_at=now(), created_by=actor
+                    name=name, kind="model", owner=owner, created_at=now(), created_by=actor
                 )
             ).inserted_primary_key[0]
         if row.revoked_at is not None:
@@ -220,7 +264,7 @@ class VersionOps:
         self, ref: ModelRef, passed: bool, gate_sha256: str, actor: str, key_id: str | None = None
     ) -> ModelVersionInfo:
         def op(conn: Connection) -> ModelVersionInfo:
-            row = _version_row(conn, ref)
+            row = version_row(conn, ref)
             if row.onnx_sha256 != gate_sha256:
                 raise GateError(
                     f"the gate report is for sha256 {gate_sha256[:12]}…, not {ref}'s {row.onnx_sha256[:12]}…",
@@ -241,116 +285,23 @@ class VersionOps:
 
     def retire_version(self, ref: ModelRef, actor: str, reason: str) -> ModelVersionInfo:
         def op(conn: Connection) -> ModelVersionInfo:
-            row = _version_row(conn, ref)
+            row = version_row(conn, ref)
             if row.status == "retired":
                 raise ConflictError(f"{ref} is already retired")
+            cascade = load_cascade(conn)
+            pinning = sorted(
+                f"{c}:{cv}"
+                for c, cv, up, uv in cascade.pins
+                if (up, uv) == (ref.name, ref.version) and cascade.status[(c, cv)][0] == "released"
+            )
+            if pinning:
+                raise CascadeBlockedError(
+                    f"refused: released {', '.join(pinning)} pinned to {ref} (the gateway composes with it)",
+                    f"revalidate {pinning[0]} onto another version of {ref.name}, or retire it first",
+                    pinning,
+                )
             set_status(conn, row.id, row.status, "retired", actor, reason)
             append_audit(conn, actor, "retire", str(ref), {"from": row.status, "reason": reason})
             return version_from_row(conn.execute(select(mv).where(mv.c.id == row.id)).one())
 
         return self.db.write(op)
-
-    # ------------------------------------------------------------------------------ release
-    def release_version(
-        self, ref: ModelRef, gate_sha256: str, waiver: str | None, actor: str
-    ) -> ModelVersionInfo:
-        def op(conn: Connection) -> ModelVersionInfo:
-            row = _version_row(conn, ref)
-            if row.onnx_sha256 != gate_sha256:
-                raise GateError(
-                    f"the passing gate report is for sha256 {gate_sha256[:12]}…, but {ref} was registered "
-                    f"with {row.onnx_sha256[:12]}…",
-                    f"run 'lockgate check {row.bundle_path}' again",
-                )
-            if row.status in ("released", "retired"):
-                raise ConflictError(f"{ref} is already {row.status}")
-            cascade = load_cascade(conn)
-            blocking = sorted(
-                f"{c}:{cv} (trained on {ref.name}:{u})"
-                for c, cv, up, u in cascade.pins
-                if up == ref.name and u != ref.version and cascade.status[(c, cv)][0] == "released"
-            )
-            if row.stale and not waiver:
-                raise CascadeBlockedError(
-                    f"refused: {ref} is stale ({row.stale_reason})",
-                    "retrain it against the released upstream, or pass --waive REASON",
-                    [str(ref)],
-                )
-            if blocking and not waiver:
-                ready = sorted(
-                    {
-                        f"{c}:{cv}"
-                        for c, cv, up, u in cascade.pins
-                        if up == ref.name and u == ref.version and cascade.status[(c, cv)][0] != "released"
-                    }
-                )
-                fix = (
-                    f"release {', '.join(ready)} (trained on {ref}) first"
-                    if ready
-                    else f"retrain them against {ref} and release those first"
-                )
-                raise CascadeBlockedError(
-                    f"refused: releasing {ref} would leave released {', '.join(blocking)} consuming its "
-                    "outputs untested",
-                    f"{fix}, or pass --waive REASON",
-                    blocking,
-                )
-            stale = stale_closure(cascade.pins, ref.name, ref.version)
-            for (name, version), reason in stale.items():
-                self._mark_stale(conn, ModelRef(name=name, version=version), reason, actor)
-            for prev in conn.execute(
-                select(mv.c.id, mv.c.version).where(mv.c.name == ref.name, mv.c.status == "released")
-            ).all():
-                set_status(conn, prev.id, "released", "superseded", actor, f"{ref} released")
-                append_audit(conn, actor, "supersede", f"{ref.name}:{prev.version}", {"by": str(ref)})
-            status = row.status
-            if status in ("registered", "gated_failed"):
-                set_status(conn, row.id, status, "gated_passed", actor, "passing gate report bound to sha256")
-                status = "gated_passed"
-            set_status(
-                conn,
-                row.id,
-                status,
-                "released",
-                actor,
-                f"waiver: {waiver}" if waiver else "",
-                released_at=now(),
-                released_by=actor,
-            )
-            blocked_refs = {b.split(" ")[0] for b in blocking}
-            affected = sorted(blocked_refs | {f"{n}:{v}" for n, v in stale})
-            if waiver:
-                conn.execute(
-                    insert(waivers).values(
-                        version_id=row.id,
-                        reason=waiver,
-                        actor=actor,
-                        at=now(),
-                        affected=",".join(affected) if affected else "",
-                    )
-                )
-            append_audit(
-                conn,
-                actor,
-                "release",
-                str(ref),
-                {
-                    "sha256": row.onnx_sha256,
-                    "waiver": waiver,
-                    "blocking": blocking,
-                    "stale": sorted(f"{n}:{v}" for n, v in stale),
-                },
-            )
-            return version_from_row(conn.execute(select(mv).where(mv.c.id == row.id)).one())
-
-        return self.db.write(op)
-
-    @staticmethod
-    def _mark_stale(conn: Connection, ref: ModelRef, reason: str, actor: str) -> None:
-        row = conn.execute(select(mv).where(mv.c.name == ref.name, mv.c.version == ref.version)).one()
-        if row.stale:
-            return
-        conn.execute(update(mv).where(mv.c.id == row.id).values(stale=True, stale_reason=reason))
-        if row.status in ("registered", "gated_passed", "gated_failed"):
-            set_status(conn, row.id, row.status, "stale", actor, reason)
-        append_audit(conn, actor, "stale", str(ref), {"reason": reason, "status": row.status})

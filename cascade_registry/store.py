@@ -3,7 +3,7 @@ implementation; the :class:`~cascade_registry.registry.Registry` façade validat
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from cascade_registry.artifacts import ModelBundle, ModelRef
 from cascade_registry.entities import (
@@ -15,6 +15,8 @@ from cascade_registry.entities import (
     ImpactReport,
     ModelSummary,
     ModelVersionInfo,
+    PinInfo,
+    ServingEntry,
     TransitionInfo,
     TrustedKeyInfo,
     WaiverInfo,
@@ -24,6 +26,7 @@ from cascade_registry.keys import GeneratedKey
 from cascade_registry.manifest import Manifest
 from cascade_registry.sql_consumers import KeyRecord
 from cascade_registry.sql_graph import CascadeRows
+from cascade_registry.sql_release import Waiver
 from cascade_registry.trust import GateVerdict
 
 __all__ = ["RegistryStore"]
@@ -39,7 +42,12 @@ class RegistryStore(Protocol):
 
     # model versions
     def register_version(
-        self, bundle: ModelBundle, manifest: Manifest, gate: GateVerdict | None, actor: str
+        self,
+        bundle: ModelBundle,
+        manifest: Manifest,
+        gate: GateVerdict | None,
+        actor: str,
+        owner: str | None = None,
     ) -> ModelVersionInfo: ...
     def get_version(self, ref: ModelRef) -> ModelVersionInfo: ...
     def list_versions(self, name: str | None = None) -> list[ModelVersionInfo]: ...
@@ -49,10 +57,22 @@ class RegistryStore(Protocol):
     def record_gate(
         self, ref: ModelRef, passed: bool, gate_sha256: str, actor: str, key_id: str | None = None
     ) -> ModelVersionInfo: ...
-    def release_version(
-        self, ref: ModelRef, gate_sha256: str, waiver: str | None, actor: str
-    ) -> ModelVersionInfo: ...
+    def release_versions(
+        self, refs: list[ModelRef], gate_sha256: dict[ModelRef, str], waiver: Waiver | None, actor: str
+    ) -> list[ModelVersionInfo]: ...
     def retire_version(self, ref: ModelRef, actor: str, reason: str) -> ModelVersionInfo: ...
+
+    # cascade pins and what the gateway serves
+    def pins(self, ref: ModelRef) -> list[PinInfo]: ...
+    def record_pin(
+        self,
+        consumer: ModelRef,
+        upstream: ModelRef,
+        sha256: dict[str, str],
+        evidence: dict[str, Any],
+        actor: str,
+    ) -> PinInfo: ...
+    def serving_plan(self) -> list[ServingEntry]: ...
 
     # consumers, keys, declarations
     def add_consumer(self, name: str, kind: str, owner: str, actor: str) -> ConsumerInfo: ...

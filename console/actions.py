@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from cascade_registry import CascadeBlockedError, GateError
+from cascade_registry import CascadeBlockedError, GateError, OwnerError
 from cascade_registry.artifacts import ModelRef
 from console.context import Console
 from console.errors import ConsoleError, bad_request
@@ -96,8 +96,11 @@ class Actions:
         ref = _ref(form)
         waiver = _field(form, "waiver", required=False)
         try:
-            await self._call(self.c.registry.release, ref, waiver=waiver, actor=actor)
-        except (GateError, CascadeBlockedError) as e:
+            # the logged-in operator is who waives: only the recorded owner of the affected models may
+            await self._call(
+                self.c.registry.release, ref, waiver=waiver, actor=actor, owner=actor if waiver else None
+            )
+        except (GateError, CascadeBlockedError, OwnerError) as e:
             blocked = isinstance(e, CascadeBlockedError)
             return self.c.render(request, "refused.html", status=409, ref=ref, error=e, blocked=blocked)
         return RedirectResponse(f"/models/{ref.name}/{ref.version}", status_code=303)

@@ -14,6 +14,7 @@ from cascade_registry import (
     InvalidInputError,
     LoginError,
     NotFoundError,
+    OwnerError,
     RegistryError,
     RegistryUnavailableError,
 )
@@ -26,6 +27,7 @@ _STATUS: list[tuple[type[RegistryError], int, str]] = [
     (GateError, 409, "Refused by the safety gate"),
     (CascadeBlockedError, 409, "Refused by the cascade rules"),
     (CycleError, 409, "Refused: cascade cycle"),
+    (OwnerError, 403, "Refused: not the owner"),
     (ConflictError, 409, "Conflict"),
     (BundleRejectedError, 422, "Bundle rejected"),
     (LoginError, 401, "Login failed"),

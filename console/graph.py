@@ -1,5 +1,6 @@
-"""The cascade drawn as SVG by Graphviz ``dot``: pinned versions on the edges, stale models marked, each
-node a link to its model page. Drawings are cached per registry generation."""
+"""The cascade drawn as SVG by Graphviz ``dot``: effective pinned versions on the edges (and the card's,
+when a revalidation moved the pin), stale models marked, each node a link to its model page. Drawings are
+cached per registry generation."""
 
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ def _labels(rows: CascadeRows, keep: set[str] | None) -> tuple[dict[str, tuple[s
     edges: dict[tuple[str, str], set[str]] = {}
     for consumer, cver, upstream, uver in rows.pins:
         if upstream in nodes and consumer in nodes:
-            edges.setdefault((upstream, consumer), set()).add(f"v{cver} pins v{uver}")
+            trained = rows.trained.get((consumer, cver, upstream), uver)
+            moved = "" if trained == uver else f" (revalidated; trained on v{trained})"
+            edges.setdefault((upstream, consumer), set()).add(f"v{cver} pins v{uver}{moved}")
     for consumer, model, versions in rows.declared:
         if model in nodes and consumer in nodes:
             edges.setdefault((model, consumer), set()).add(f"declared {versions or '*'}")

@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("lockgate.demo", "run the whole flow on the embedded demo data"),
 }
 
+#: (subcommand, its first argument) -> the module that runs it instead: a registry command that needs the gate
+#: (``cascade_registry`` imports nothing of ours, so the registry CLI cannot run it itself)
+ROUTES: dict[tuple[str, str], str] = {("registry", "revalidate"): "safety.revalidate"}
+
 USAGE = "usage: lockgate <subcommand> [options]   (lockgate <subcommand> --help for details)"
 #: the registry's former per-subcommand variables, now one: LOCKGATE_REGISTRY_URL
 RETIRED_VARIABLES = (
@@ -101,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lockgate: unknown subcommand {name!r}\n\n{_help()}", file=sys.stderr)
         return 2
     _warn_retired_variables()
-    module = importlib.import_module(SUBCOMMANDS[name][0])
+    routed = ROUTES.get((name, rest[0])) if rest else None
+    module = importlib.import_module(routed or SUBCOMMANDS[name][0])
     try:
-        code = int(module.main(rest) or 0)
+        code = int(module.main(rest[1:] if routed else rest) or 0)
         sys.stdout.flush()
     except BrokenPipeError:
         return _quiet_broken_pipe()

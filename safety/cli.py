@@ -27,7 +27,7 @@ from safety.isolation import Isolation
 from safety.policy import load_policy
 from safety.report import format_table, write_junit
 
-__all__ = ["SafetySettings", "main"]
+__all__ = ["OneLineParser", "SafetySettings", "main", "read_sign_key"]
 
 
 class SafetySettings(BaseSettings):
@@ -56,14 +56,16 @@ def read_sign_key(source: str | Path, what: str) -> Ed25519PrivateKey:
         ) from None
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line on stderr and exit 2, no usage dump
-        print(f"lockgate check: {message} (see 'lockgate check --help')", file=sys.stderr)
+class OneLineParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line on stderr and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:
+        print(f"{self.prog}: {message} (see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="lockgate check",
         description="Run the pre-deploy safety gate on a bundle and write <bundle>/gate.json, the verdict "
         "signed over the sha256 of every file of the bundle. "

@@ -6,14 +6,22 @@
     ├── PolicyError             the policy file is missing, not TOML, or has bad values
     ├── SandboxError            the sandboxed worker could not be started (a harness problem, exit 2)
     ├── ReferenceDataError      reference.npz is missing or malformed (becomes a failed check's message)
-    └── GateUsageError          the bundle path cannot be gated at all (missing, not a directory, read-only)
+    ├── GateUsageError          the bundle path cannot be gated at all (missing, not a directory, read-only)
+    └── RevalidationError       a revalidation cannot be made: the cascade does not fit (a refusal)
 
 A failing *model* is never an exception: it is a failed :class:`~cascade_registry.artifacts.CheckResult`.
 """
 
 from __future__ import annotations
 
-__all__ = ["GateUsageError", "PolicyError", "ReferenceDataError", "SafetyError", "SandboxError"]
+__all__ = [
+    "GateUsageError",
+    "PolicyError",
+    "ReferenceDataError",
+    "RevalidationError",
+    "SafetyError",
+    "SandboxError",
+]
 
 
 class SafetyError(Exception):
@@ -39,3 +47,7 @@ class GateUsageError(SafetyError):
 
 class ReferenceDataError(SafetyError):
     """reference.npz is missing or does not match the card; the checks that need it fail with this reason."""
+
+
+class RevalidationError(SafetyError):
+    """A revalidation cannot be made (the cascade does not fit): a refusal, not a failed score."""

@@ -1,6 +1,8 @@
 """``lockgate predict BUNDLE CSV``: run a bundle's ONNX model on a CSV file, offline (no server).
 
-Reads the card's feature columns by name (other columns are ignored, so a labelled file works), runs
+Reads the card's feature columns by name (other columns are ignored, so a labelled file works; for a
+model with categorical or boolean columns each row goes through the gateway's named-column checks, an
+empty cell being a missing value), runs
 ONNX Runtime through :class:`~serving.predictor.OnnxPredictor` in batches, and writes one CSV row per
 input row: ``label`` and one ``p_<class>`` column per class — to stdout, or to ``--out FILE``; ``--json``
 prints JSON instead. A bundle without a passing gate report is run with a warning on stderr.
@@ -48,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _read_rows(path: Path, features: list[str]) -> list[list[float]]:
-    """The feature columns of the CSV, in the card's order, as floats (empty cells are NaN)."""
+def _read_records(path: Path, features: list[str]) -> tuple[list[list[str]], list[int]]:
+    """The raw cells of the CSV's feature columns, in the card's order, with each row's line number."""
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -66,17 +68,50 @@ def _read_rows(path: Path, features: list[str]) -> list[list[float]]:
             "give the CSV a header row with the names in the bundle's card.json"
         )
     index = [header.index(f) for f in features]
-    rows = []
+    records, lines = [], []
     for n, record in enumerate(reader, start=2):
         if not record:
             continue
-        try:
-            rows.append([float(record[i]) if record[i].strip() else float("nan") for i in index])
-        except (ValueError, IndexError):
-            raise _Usage(f"{path} line {n}: a feature value is not a number or the row is short") from None
-    if not rows:
+        if len(record) <= max(index):
+            raise _Usage(f"{path} line {n}: the row is short ({len(record)} of {len(header)} cells)")
+        records.append([record[i] for i in index])
+        lines.append(n)
+    if not records:
         raise _Usage(f"{path} has a header but no rows")
+    return records, lines
+
+
+def _read_rows(path: Path, features: list[str]) -> list[list[float]]:
+    """The feature columns of the CSV, in the card's order, as floats (empty cells are NaN)."""
+    records, lines = _read_records(path, features)
+    rows = []
+    for n, record in zip(lines, records, strict=True):
+        try:
+            rows.append([float(v) if v.strip() else float("nan") for v in record])
+        except ValueError:
+            raise _Usage(f"{path} line {n}: a feature value is not a number") from None
     return rows
+
+
+def _cell(value: str, numeric: bool) -> Any:
+    """A CSV cell as the gateway would receive it: empty -> missing, a numeric column's number -> float
+    (anything else stays a string, which the column check then refuses by name)."""
+    if not value.strip():
+        return None
+    if numeric:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _read_instances(path: Path, predictor: Any) -> list[dict[str, Any]]:
+    """A mixed table's rows as named-column instances (what ``POST /predict`` takes)."""
+    names = [f.name for f in predictor.card.features]
+    numeric = [f.kind == "numeric" for f in predictor.card.features]
+    records, _ = _read_records(path, names)
+    return [{n: _cell(v, k) for n, v, k in zip(names, r, numeric, strict=True)} for r in records]
 
 
 def _load(bundle_dir: Path) -> Any:
@@ -97,7 +132,9 @@ def _load(bundle_dir: Path) -> Any:
     return OnnxPredictor.from_bundle(bundle_dir, canary=not gated)
 
 
-def _predict(predictor: Any, rows: list[list[float]]) -> tuple[list[str], list[list[float]]]:
+def _predict(predictor: Any, rows: list[Any]) -> tuple[list[str], list[list[float]], list[str]]:
+    """Labels, probabilities, and the warnings (unseen levels) of ``rows``: float rows of an all-numeric
+    model, else named-column instances."""
     import numpy as np
 
     from .validation import RowValidator
@@ -105,12 +142,18 @@ def _predict(predictor: Any, rows: list[list[float]]) -> tuple[list[str], list[l
     validator = RowValidator(predictor.card, max_batch_rows=_CHUNK)
     labels: list[str] = []
     probabilities: list[list[float]] = []
+    warnings: list[str] = []
     for start in range(0, len(rows), _CHUNK):
-        x = validator.check_values(np.array(rows[start : start + _CHUNK], dtype=np.float64), "rows")
-        idx, proba = predictor.predict(x)
+        chunk = rows[start : start + _CHUNK]
+        if validator.table.mixed:
+            x, cat, notes = validator.from_instances(chunk, f"rows[{start}:]")
+            warnings += [f"row {start + i}: {w}" for i, ws in enumerate(notes or []) for w in ws]
+        else:
+            x, cat = validator.check_values(np.array(chunk, dtype=np.float64), "rows"), None
+        idx, proba = predictor.predict(x, cat)
         labels += [predictor.classes[int(i)] for i in idx]
         probabilities += [[round(float(p), 6) for p in row] for row in proba]
-    return labels, probabilities
+    return labels, probabilities, warnings
 
 
 def _csv_text(classes: list[str], labels: list[str], probabilities: list[list[float]]) -> str:
@@ -128,11 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is not None and not args.out.parent.is_dir():
             raise _Usage(f"the directory of --out {args.out} does not exist")
         predictor = _load(args.bundle)
-        rows = _read_rows(args.csv, predictor.feature_names)
-        labels, probabilities = _predict(predictor, rows)
+        rows = (_read_instances(args.csv, predictor) if predictor.card.categorical_features
+                else _read_rows(args.csv, predictor.feature_names))
+        labels, probabilities, warnings = _predict(predictor, rows)
     except (_Usage, ServingError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
+    for w in warnings[:20]:
+        print(f"{PROG}: warning: {w}", file=sys.stderr)
+    if len(warnings) > 20:
+        print(f"{PROG}: warning: ... {len(warnings) - 20} more", file=sys.stderr)
     if args.json:
         print(
             json.dumps(

@@ -1,18 +1,24 @@
 """Public tables with string columns and gaps, shipped inside PyPI packages (nothing is downloaded), plus a
 seeded synthetic one with a high-cardinality column, a boolean column and a time column.
 
-``write_table(name, directory)`` writes the table as a raw CSV and returns how to train on it.
+``write_table(name, directory)`` writes the table as a raw CSV and returns how to train on it;
+``train_table(name, directory)`` trains it cheaply with the real ``lockgate train`` (one calibration
+split, one trial) and runs the real gate on the bundle (the session fixture ``real_table`` in
+tests/conftest.py does this once per table per test session).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["TABLES", "TableSpec", "synthetic_frame", "write_table"]
+__all__ = [
+    "FAMILY_OF", "TABLES", "TableSpec", "TrainedTable", "synthetic_frame", "train_table", "write_table",
+]
 
 
 @dataclass(frozen=True)
@@ -105,3 +111,31 @@ def write_table(name: str, directory: Path) -> TableSpec:
     path = Path(directory) / f"{name}.csv"
     load().to_csv(path, index=False)
     return TableSpec(name, path, target, drop, time_column)
+
+
+#: the family each table is trained with in the end-to-end tests (cars: a linear model's macro F1 is 0.55,
+#: below the gate's quality floor)
+FAMILY_OF = {"penguins": "logistic_regression", "cars": "hist_gradient_boosting",
+             "titanic": "logistic_regression", "synthetic": "logistic_regression"}
+
+
+@dataclass(frozen=True)
+class TrainedTable:
+    spec: TableSpec
+    bundle: Path
+    report: Any  # the gate's GateReport
+
+
+def train_table(name: str, directory: Path) -> TrainedTable:
+    """``lockgate train`` on the raw CSV (the synthetic table split by its time column), then the real
+    gate (``tests.bundles.gate_bundle``, which demands a pass)."""
+    from tests.bundles import gate_bundle
+    from training.cli import main
+
+    spec = write_table(name, directory)
+    args = [*spec.args(by_time=name == "synthetic"), "--model", FAMILY_OF[name], "--calibration", "sigmoid",
+            "--calibration-cv", "0", "--trials", "1", "--name", name, "--out", str(directory / "out"),
+            "--quiet"]
+    assert main(args) == 0, args
+    bundle = directory / "out" / f"{name}-1"
+    return TrainedTable(spec, bundle, gate_bundle(bundle))

@@ -1,6 +1,7 @@
 """README.md runs as written: the walk-through block (train, gate, register, release, serve, one curl
-with a body, stop) in a fresh directory with a real gateway on a free port, and the CI example's
-commands with the policy file it names."""
+with a body, stop) in a fresh directory with a real gateway on a free port, the tables walk-through
+(a raw CSV with string columns and gaps to a curl with named columns), and the CI example's commands
+with the policy file it names."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 MARKER = "<!-- walk-through: tests/test_readme.py extracts and runs the next sh block -->"
+TABLES_MARKER = "<!-- tables walk-through: tests/test_readme.py extracts and runs the next sh block -->"
 
 
 def _free_port() -> int:
@@ -72,6 +74,20 @@ def test_the_walk_through_runs_as_written(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     with socket.socket() as s:  # 'kill $SERVER' stopped the gateway
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_the_tables_walk_through_runs_as_written(tmp_path: Path) -> None:
+    port = _free_port()
+    keys = "lockgate keygen --out gate-key\nlockgate registry trust add gate-key.pub --label me\n"
+    script = keys + _block_after(TABLES_MARKER, "sh").replace("3000", str(port))
+    done = _run(script, tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "island" in done.stdout and "categorical" in done.stdout  # --describe-data
+    answer = done.stdout.replace(" ", "")
+    assert re.search(r'"predictions":\[\{"label":"(Adelie|Chinstrap|Gentoo)"', answer), done.stdout[-2000:]
+    scored = (tmp_path / "scored.csv").read_text().splitlines()
+    assert scored[0] == "label,p_Adelie,p_Chinstrap,p_Gentoo" and len(scored) == 345
+    assert "Traceback" not in done.stderr
 
 
 def test_the_ci_example_uses_files_that_exist(tmp_path: Path) -> None:

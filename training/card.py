@@ -251,7 +251,7 @@ def _preprocessing(f: RunFacts) -> dict[str, Any]:
     return {
         "missing": f.config.missing_policy,
         "unknown_category": f.config.unknown_category,
-        "onehot_max_levels": f.config.onehot_max,
+        "onehot_max_levels": pre.onehot_max,
         "rare_min_rows": f.config.rare_min,
         "fitted_on": "train split only",
         "encodings": pre.encodings(),
@@ -367,7 +367,7 @@ def _details(f: RunFacts, estimator: Any) -> dict[str, Any]:
             "test": cfg.test_fraction,
         },
         "calibration_cv": cfg.calibration_cv,
-        "duplicate_rows_grouped": f.splits.duplicate_rows,
+        "held_out_rows_identical_to_train": f.splits.held_out_identical_to_train,
         "reference_rows": int(min(cfg.reference_rows, len(f.splits.test.y))),
         "metrics_split": "test",
         **(estimator.card_details() if hasattr(estimator, "card_details") else {}),

@@ -231,10 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         config, plan, registry_url = _config(ns, settings)
         if describe:
             from training.datasets import TableOverrides, describe_dataset, load_dataset
+            from training.families import get_family
 
             ds = load_dataset(config.data, config.seed, config.target, config.segment, "auto",
                               TableOverrides(config.categorical, config.numeric, config.drop))
-            print(describe_dataset(ds, config.onehot_max, config.rare_min))
+            onehot_max = config.onehot_max or get_family(config.model).onehot_max
+            print(describe_dataset(ds, onehot_max, config.rare_min))
             return 0
         if overfit:
             from training.deep.overfit import run_overfit_check

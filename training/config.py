@@ -73,8 +73,11 @@ class TrainConfig(BaseModel):
         "newer "
         "ones; metrics on an older held-out slice too",
     )
-    onehot_max: int = Field(16, ge=1, le=1000, description="more kept levels than this: frequency encoding")
-    rare_min: int = Field(5, ge=1, description="levels with fewer training rows join the 'other' level")
+    onehot_max: int | None = Field(
+        None, ge=1, le=1000, description="more kept levels than this: target encoding (default: the "
+        "family's: 64 for logistic regression, SVM and MLP, 16 for trees and naive Bayes)",
+    )
+    rare_min: int = Field(3, ge=1, description="levels with fewer training rows join the 'other' level")
     price_per_core_hour: float = Field(0.05, ge=0, description="USD per core-hour for the cost estimate")
     validation_fraction: float = Field(0.2, gt=0, lt=0.5)
     calibration_fraction: float = Field(0.2, gt=0, lt=0.5)

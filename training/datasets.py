@@ -122,7 +122,7 @@ def describe_dataset(ds: Dataset, onehot_max: int, rare_min: int) -> str:
             gaps = int((col == "").sum())
             levels, counts = np.unique(col[col != ""], return_counts=True)
             kept = int((counts >= rare_min).sum()) if kind == "categorical" else len(levels)
-            how = "one-hot" if kept <= onehot_max else "frequency"
+            how = "one-hot" if kept <= onehot_max else "target encoding (cross-fitted)"
             text = f"{len(levels)} levels {[str(v) for v in levels[:5]]}{'...' if len(levels) > 5 else ''}"
             text += f" -> {how} over about {kept} kept levels" + (
                 f", {len(levels) - kept} rare grouped as 'other'" if len(levels) > kept else "")

@@ -26,6 +26,9 @@ A family is a :class:`Family` registered under its name with :func:`register_fam
   checks parity.
 - ``estimator_type`` (optional): the class of the family's estimators, so that an ensemble member
   given as a bare estimator of that class exports with the family's exporter (:func:`exporter_for`).
+- ``onehot_max`` (optional): how many levels a categorical column may keep and still be one-hot encoded
+  (:data:`training.preprocessing.ONEHOT_MAX` for trees, ``ONEHOT_MAX_ADDITIVE`` for models that add up
+  per-column effects); above it the column is target-encoded.
 
 Modules listed in :data:`EXTENSION_MODULES` are imported (when they exist) the first time a name is
 not found or the full list is asked for, so that families defined elsewhere (``training.deep``,
@@ -56,6 +59,7 @@ from training.exporters import (
     sklearn_exporter,
 )
 from training.graph import Exporter
+from training.preprocessing import ONEHOT_MAX, ONEHOT_MAX_ADDITIVE
 
 __all__ = [
     "EXTENSION_MODULES",
@@ -128,6 +132,9 @@ class Family:
     export: Exporter
     notes: dict[str, str] = field(default_factory=dict)
     estimator_type: type | None = None
+    #: the most kept levels a categorical column may have to be one-hot encoded for this family (above:
+    #: cross-fitted target encoding); the config's ``onehot_max`` overrides it (training.preprocessing)
+    onehot_max: int = ONEHOT_MAX
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """One random configuration: every searched parameter drawn, the rest at its default."""
@@ -249,6 +256,7 @@ register_family(
         defaults={"C": 1.0, "class_weight": None},
         make_estimator=_logistic_regression,
         export=sklearn_exporter(double=True),
+        onehot_max=ONEHOT_MAX_ADDITIVE,
     )
 )
 register_family(
@@ -305,6 +313,7 @@ register_family(
         defaults={"C": 1.0, "gamma": "scale"},
         make_estimator=_svm,
         export=export_margin_classifier,
+        onehot_max=ONEHOT_MAX_ADDITIVE,
     )
 )
 register_family(

@@ -8,8 +8,10 @@ Raw table (numeric float [n, F_num] with NaN, categorical str [n, F_cat] with ``
 - categorical/boolean with at most ``onehot_max`` kept levels: one-hot over the kept levels, then an
   "other" column (rare levels, grouped, and unseen levels under ``unknown="other"``) and a "missing"
   column when the training split had gaps.
-- above ``onehot_max`` levels: frequency encoding (the share of training rows holding the level; rare
-  and unseen levels share the "other" group's frequency, ``ignore`` gives 0).
+- above ``onehot_max`` levels (the family's default, :data:`ONEHOT_MAX` or :data:`ONEHOT_MAX_ADDITIVE`):
+  cross-fitted target encoding (:mod:`training.target_encoding`) when labels are given, else frequency
+  encoding (the share of training rows holding the level; rare and unseen levels share the "other"
+  group's frequency, ``ignore`` gives 0).
 
 Levels seen fewer than ``rare_min`` times in the training split are grouped into "other". Every step
 is exact in float32 (a Where, an IsNaN, a LabelEncoder lookup, an Equal), so the graph reproduces the
@@ -32,12 +34,26 @@ from cascade_registry.artifacts import FeatureSpec
 from training.graph import CATEGORICAL, INPUT, GraphBuilder, embed_model, opsets_of, strip_doc_strings
 from training.target_encoding import TargetEncoder, fit_target_encoder
 
-__all__ = ["ONEHOT_MAX", "RARE_MIN", "ColumnEncoder", "Preprocessor", "fit_preprocessor"]
+__all__ = [
+    "ONEHOT_MAX", "ONEHOT_MAX_ADDITIVE", "RARE_MIN", "ColumnEncoder", "Preprocessor", "fit_preprocessor",
+]
 
-#: a categorical column with more kept levels than this is frequency-encoded
+#: a categorical column with more kept levels than this is target-encoded (frequency without labels);
+#: the default of tree families and naive Bayes: one split on a target-ordered column does what a chain
+#: of one-hot splits would (synthetic 60-level zip, test split: boosting 0.867 acc / 0.106 Brier
+#: target-encoded vs 0.856 / 0.116 one-hot; random forest 0.839 / 0.112 vs 0.833 / 0.122; Gaussian naive
+#: Bayes 0.839 / 0.108 vs 0.689 / 0.176)
 ONEHOT_MAX = 16
-#: a level seen fewer times than this in the training split joins the "other" group
-RARE_MIN = 5
+#: the default of linear, kernel and MLP families: one-hot keeps each level's own weight, a target
+#: encoding squeezes them onto one smoothed axis (logistic regression on the same table: 0.872 / 0.091
+#: one-hot vs 0.844 / 0.109 target-encoded; RBF SVM 0.856 / 0.106 vs 0.850 / 0.107; MLP 0.878 / 0.096
+#: vs 0.839 / 0.108)
+ONEHOT_MAX_ADDITIVE = 64
+#: a level seen fewer times than this in the training split joins the "other" group (5 grouped 9 of the
+#: synthetic table's 60 zip levels in the out-of-time split, median 7.5 training rows a level, and cost
+#: logistic regression 0.044 accuracy and 0.018 Brier against the ungrouped one-hot baseline; 3 groups
+#: one level: within 0.011 / 0.005)
+RARE_MIN = 3
 OTHER, MISSING = "__other__", ""
 Unknown = Literal["error", "ignore", "other"]
 
@@ -159,6 +175,7 @@ class Preprocessor:
     numeric: list[NumericImputer]
     categorical: list[ColumnEncoder | TargetEncoder]
     impute: bool
+    onehot_max: int = ONEHOT_MAX  # the threshold it was fitted with
 
     def train_design(self, X: np.ndarray, C: np.ndarray) -> np.ndarray:
         """The training split's Z: as :meth:`transform`, but target-encoded columns out-of-fold."""
@@ -312,5 +329,6 @@ def fit_preprocessor(
         else:
             encoders.append(enc)
     return Preprocessor(
-        names=list(names), kinds=list(kinds), numeric=imputers, categorical=encoders, impute=impute
+        names=list(names), kinds=list(kinds), numeric=imputers, categorical=encoders, impute=impute,
+        onehot_max=onehot_max,
     )

@@ -89,8 +89,8 @@ def _train(config: TrainConfig, registry_url: str | None) -> Path:
         ds, raw = add_upstream_features(ds, raw, upstreams, config.drop)
     pre = fit_preprocessor(ds.feature_names, ds.column_kinds, raw.train.X, _categorical(raw.train),
                            impute=config.missing_policy == "auto", unknown=config.unknown_category,
-                           onehot_max=config.onehot_max, rare_min=config.rare_min, y=raw.train.y,
-                           n_classes=len(ds.classes), seed=config.seed)
+                           onehot_max=config.onehot_max or family.onehot_max, rare_min=config.rare_min,
+                           y=raw.train.y, n_classes=len(ds.classes), seed=config.seed)
     splits = encode_splits(raw, pre.transform, pre.train_design)
     refit_note = ("then refit on train + validation (see card.calibration.refit)"
                   if config.refit or config.calibration_cv else "not refitted")

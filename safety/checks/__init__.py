@@ -18,7 +18,7 @@ from safety.checks.inputs import BadInputsCheck
 from safety.checks.reference import ParityCheck, QualityCheck, RegressionCheck
 from safety.checks.runtime import ContractCheck, DeterminismCheck, LoadCheck, ResourcesCheck
 
-__all__ = ["Check", "default_checks", "outcome"]
+__all__ = ["Check", "checks_for", "default_checks", "outcome"]
 
 
 def default_checks() -> list[Check]:
@@ -46,3 +46,17 @@ def default_checks() -> list[Check]:
         CardCompletenessCheck(),
         ServeCheck(),
     ]
+
+
+def checks_for(targets: list[str] | tuple[str, ...]) -> list[Check]:
+    """The checks named in ``targets`` and every check they require (transitively), in battery order."""
+    battery = default_checks()
+    by_name = {c.name: c for c in battery}
+    wanted: set[str] = set()
+    todo = list(targets)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(by_name[name].requires)
+    return [c for c in battery if c.name in wanted]

@@ -1,6 +1,6 @@
 """The cascade: model consumers declared from cards, cycles refused by name, impact in topological order,
-stale marking through three levels, release refused while a released downstream model would consume the
-new version untested, and waivers recorded and shown."""
+stale marking through three levels, released downstream models kept on their pins when a new upstream is
+released, retrained cascades released in one batch, and waivers recorded and shown."""
 
 from __future__ import annotations
 
@@ -54,56 +54,49 @@ def test_impact_lists_downstream_in_topological_order(registry: Registry, make_b
     assert registry.impact("d").entries[0].kind == "service"
 
 
-def test_release_is_refused_while_released_downstream_would_consume_it_untested(
+def test_a_new_upstream_release_leaves_released_downstream_on_its_pins_three_levels_stale(
     registry: Registry, make_bundle
 ) -> None:
     _chain(registry, make_bundle)
-    registry.register(make_bundle("a", 2))
-    generation = registry.generation()
-    with pytest.raises(CascadeBlockedError, match=r"released b:1 \(trained on a:1\)") as err:
-        registry.release("a:2")
-    assert err.value.blocking == ["b:1 (trained on a:1)"] and "--waive" in str(err.value)
-    assert registry.generation() == generation and registry.get("a:2").status == "gated_passed"
-    # retraining the cascade on a:2 and releasing it from the bottom up clears the way, with no waiver
-    registry.register(make_bundle("b", 2, upstream=["a:2"]))
-    registry.register(make_bundle("c", 2, upstream=["b:2"]))
-    registry.register(make_bundle("d", 2, upstream=["c:2"]))
-    with pytest.raises(CascadeBlockedError, match=r"release c:2 \(trained on b:2\) first"):
-        registry.release("b:2")
-    for ref in ("d:2", "c:2", "b:2"):
-        registry.release(ref)
-    assert registry.release("a:2").status == "released"
-    assert not any(v.stale for v in registry.released()) and registry.waivers() == []
-
-
-def test_waived_release_marks_three_levels_stale_and_is_recorded(registry: Registry, make_bundle) -> None:
-    _chain(registry, make_bundle)
     registry.register(make_bundle("c", 2, upstream=["b:1"]))  # unreleased, trained on b:1 -> stale too
     registry.register(make_bundle("a", 2))
-    info = registry.release("a:2", waiver="b retrain scheduled; drift is tiny", actor="carol")
+    info = registry.release("a:2", actor="carol")
     assert info.status == "released" and registry.get("a:1").status == "superseded"
     for ref in ("b:1", "c:1", "d:1"):
         v = registry.get(ref)
-        assert (v.status, v.stale) == ("released", True), ref  # still served, flagged
+        assert (v.status, v.stale) == ("released", True), ref  # still served, on its pins, flagged
     assert registry.get("c:2").status == "stale"
     assert "a:1" in registry.get("b:1").stale_reason and "b:1" in registry.get("c:1").stale_reason
-    (waiver,) = registry.waivers("a")
-    assert (str(waiver.ref), waiver.reason, waiver.actor) == (
-        "a:2",
-        "b retrain scheduled; drift is tiny",
-        "carol",
-    )
-    assert waiver.affected == ["b:1", "c:1", "c:2", "d:1"]
     report = registry.impact("a")
-    assert report.waivers == [waiver]
     assert {e.consumer: e.stale_versions for e in report.entries}["c"] == [1, 2]
     stale_audit = [e.subject for e in registry.audit() if e.action == "stale"]
     assert sorted(stale_audit) == ["b:1", "c:1", "c:2", "d:1"]
-    # a stale version needs a waiver of its own to be released
+    (release,) = [e for e in registry.audit("a") if e.action == "release" and e.subject == "a:2"]
+    assert release.details["older_pins"] == ["b:1"]
+    # a stale version needs its owner's waiver to be released
     with pytest.raises(CascadeBlockedError, match="is stale"):
         registry.release("c:2")
+    registry.release("c:2", waiver="c:2 fixes a bug; b:1 output unchanged", owner="cli", actor="carol")
+    (waiver,) = registry.waivers("c")
+    assert (str(waiver.ref), waiver.owner, waiver.actor) == ("c:2", "cli", "carol")
+    assert registry.impact("a").waivers == [] and registry.impact("c").waivers == [waiver]
     # a new version trained on a stale upstream arrives stale
     assert registry.register(make_bundle("e", 1, upstream=["b:1"])).stale
+
+
+def test_a_retrained_cascade_is_released_in_one_batch(registry: Registry, make_bundle) -> None:
+    _chain(registry, make_bundle)
+    registry.register(make_bundle("a", 2))
+    registry.register(make_bundle("b", 2, upstream=["a:2"]))
+    registry.register(make_bundle("c", 2, upstream=["b:2"]))
+    registry.register(make_bundle("d", 2, upstream=["c:2"]))
+    generation = registry.generation()
+    with pytest.raises(CascadeBlockedError, match=r"b:2 is pinned to a:2, which has never been released"):
+        registry.release("b:2")
+    assert registry.generation() == generation
+    released = registry.release_many(["d:2", "c:2", "b:2", "a:2"])
+    assert [str(i.ref) for i in released] == ["a:2", "b:2", "c:2", "d:2"]
+    assert not any(v.stale for v in registry.released()) and registry.waivers() == []
 
 
 def test_cycles_are_refused_naming_the_cycle(registry: Registry, make_bundle) -> None:

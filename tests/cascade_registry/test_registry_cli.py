@@ -48,7 +48,7 @@ def test_the_whole_flow(run, make_bundle, registry_url: str) -> None:
     code, out, _ = run("impact", "a", "--json")
     assert [e["consumer"] for e in json.loads(out)["entries"]] == ["b", "web"]
     code, out, _ = run("graph")
-    assert code == 0 and out.startswith("graph LR") and 'n_a -->|"v1 trained on v1"| n_b' in out
+    assert code == 0 and out.startswith("graph LR") and 'n_a -->|"v1 on v1"| n_b' in out
     code, out, _ = run("graph", "--format", "dot")
     assert code == 0 and out.startswith("digraph cascade") and "n_b -> n_web" in out
     code, out, _ = run("audit", "--json")
@@ -73,15 +73,20 @@ def test_graph_png_where_graphviz_is_installed(run, make_bundle, tmp_path) -> No
 
 def test_waiver_from_the_command_line(run, make_bundle) -> None:
     run("register", str(make_bundle("a", 1)))
-    run("register", str(make_bundle("b", 1, upstream=["a:1"])))
-    run("release", "a:1")
-    run("release", "b:1")
+    run("register", str(make_bundle("b", 1, upstream=["a:1"])), "--owner", "team-b")
+    assert run("release", "b:1", "a:1")[1].strip() == "released a:1, b:1"
     run("register", str(make_bundle("a", 2)))
-    code, _, err = run("release", "a:2")
-    assert code == 1 and err.count("\n") == 1 and "b:1 (trained on a:1)" in err and "--waive" in err
-    assert run("release", "a:2", "--waive", "approved by risk team")[0] == 0
-    code, out, _ = run("impact", "a")
-    assert "approved by risk team" in out and "retrain" in out
+    assert run("release", "a:2")[0] == 0  # b:1 stays on a:1
+    run("register", str(make_bundle("b", 2, upstream=["a:1"])))  # trained on the old upstream: stale
+    code, _, err = run("release", "b:2")
+    assert code == 1 and err.count("\n") == 1 and "b:2 is stale" in err and "--waive" in err
+    code, _, err = run("release", "b:2", "--waive", "approved by risk team", "--owner", "mallory")
+    assert code == 1 and "b is owned by team-b" in err
+    assert run("release", "b:2", "--waive", "approved by risk team", "--owner", "team-b")[0] == 0
+    code, out, _ = run("impact", "b")
+    assert "approved by risk team" in out and "team-b" in out
+    code, out, _ = run("pins", "b:1")
+    assert code == 0 and "card" in out and out.splitlines()[2].split()[:3] == ["b:1", "a", "1"]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ READ_ONLY_ARGV = {
     "impact": ["impact", "a"],
     "graph": ["graph"],
     "audit": ["audit"],
+    "pins": ["pins", "a:1"],
     "consumer list": ["consumer", "list"],
     "key list": ["key", "list", "web"],
     "trust list": ["trust", "list"],

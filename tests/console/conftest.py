@@ -86,6 +86,12 @@ class World:
     key_id: str
     bundles: Path
 
+    def register_stale_candidate(self) -> None:
+        """scorer:2, trained on churn:1: stale once churn:2 is released, so its release needs a waiver by
+        the scorer's owner (alice)."""
+        with registry(self.url) as reg:
+            reg.register(make_bundle(self.bundles, "scorer", 2, True, ("churn:1",)), actor="tests")
+
 
 @pytest.fixture
 def world(fresh_registry_url: str, tmp_path: Path) -> World:  # noqa: F811 - the imported fixture
@@ -99,7 +105,8 @@ def world(fresh_registry_url: str, tmp_path: Path) -> World:  # noqa: F811 - the
             ("bad", 1, False, ()),
             ("scorer", 1, True, ("churn:1",)),
         ]:
-            reg.register(make_bundle(root, name, version, passed, ups), actor="tests")
+            owner = "alice" if name == "scorer" else None  # alice may waive for the scorer
+            reg.register(make_bundle(root, name, version, passed, ups), actor="tests", owner=owner)
         reg.release("churn:1", actor="tests")
         reg.release("scorer:1", actor="tests")
         reg.add_consumer("web", kind="service", owner="team-web", actor="tests")

@@ -20,14 +20,19 @@ def test_login_release_retire_declare_revoke_with_console_actor(client, world) -
     assert "alice (operator)" in client.get("/").text
     page = client.get("/models/churn/2").text
     assert 'id="release-form"' in page and "Impact of releasing churn:2" in page
+    world.register_stale_candidate()
     r = client.post("/actions/release", data={"ref": "churn:2", "csrf_token": token})
-    assert r.status_code == 409 and "scorer" in r.text and 'id="waiver"' in r.text  # cascade: waive it
-    data = {"ref": "churn:2", "waiver": "scorer revalidated by hand", "csrf_token": token}
+    assert r.status_code == 200 and 'id="version-status">released' in r.text  # scorer:1 stays on churn:1
+    r = client.post("/actions/release", data={"ref": "scorer:2", "csrf_token": token})
+    assert r.status_code == 409 and "is stale" in r.text and 'id="waiver"' in r.text  # cascade: waive it
+    data = {"ref": "scorer:2", "waiver": "scorer revalidated by hand", "csrf_token": token}
     r = client.post("/actions/release", data=data)
     assert r.status_code == 200 and 'id="version-status">released' in r.text
     r = client.post("/actions/release", data={"ref": "bad:1", "csrf_token": token})
     assert r.status_code == 409 and "failed the safety gate" in r.text and "quality" in r.text
     r = client.post("/actions/retire", data={"ref": "churn:1", "reason": "replaced", "csrf_token": token})
+    assert r.status_code == 409 and "pinned to churn:1" in r.text  # released scorer:1 is composed with it
+    r = client.post("/actions/retire", data={"ref": "bad:1", "reason": "replaced", "csrf_token": token})
     assert r.status_code == 200 and "retired" in r.text
     r = client.post(
         "/actions/declare", data={"consumer": "web", "model": "scorer", "versions": "", "csrf_token": token}
@@ -41,7 +46,12 @@ def test_login_release_retire_declare_revoke_with_console_actor(client, world) -
         assert reg.get("churn:2").status == "released"
         assert reg.keys("web")[0].revoked_at is not None
         done = _actions(reg, "alice")
-    assert done == ["console.login", "stale", "supersede", "release", "retire", "declare", "key.revoke"], done
+    assert done == [
+        "console.login",
+        *("stale", "stale", "supersede", "release"),  # churn:2: scorer:1 and scorer:2 were trained on churn:1
+        *("supersede", "release"),  # scorer:2, waived by its owner
+        *("retire", "declare", "key.revoke"),
+    ], done
     audit = client.get("/audit?actor=alice").text
     assert "churn:2" in audit and "release" in audit
 

@@ -1,7 +1,8 @@
 """The console in a real headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by Selenium;
 installed with apt-get when missing): log in by keyboard, see the reliability diagram load, release a
-version (refused by the cascade, then waived) and find it in the audit log, see a release refused with
-the gate's reason, revoke a key. Screenshots of each page land in build/console-screenshots/<backend>/."""
+version, release a stale one (refused by the cascade, then waived by its owner) and find both in the
+audit log, see a release refused with the gate's reason, revoke a key. Screenshots of each page land in
+build/console-screenshots/<backend>/."""
 
 from __future__ import annotations
 
@@ -118,6 +119,7 @@ def _tab_to(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:
 
 def test_console_in_chromium(server: str, browser: webdriver.Chrome, world, request) -> None:
     shots = _shots(request)
+    world.register_stale_candidate()
     b = browser
     b.get(server + "/login")
     _accessible(b)
@@ -138,16 +140,19 @@ def test_console_in_chromium(server: str, browser: webdriver.Chrome, world, requ
     _tab_to(b, "release-button")
     b.save_screenshot(str(shots / "version.png"))
 
-    b.switch_to.active_element.send_keys(Keys.ENTER)  # release churn:2: the cascade refuses (scorer)
+    b.switch_to.active_element.send_keys(Keys.ENTER)  # release churn:2: scorer:1 stays on churn:1
+    assert _text_when(b, "version-status", lambda t: t == "released")
+    b.get(server + "/models/scorer/2")  # trained on churn:1, now stale: the cascade refuses it
+    b.find_element(By.ID, "release-button").click()
     assert "Refused" in b.title or "refused" in b.find_element(By.TAG_NAME, "h1").text
-    assert "scorer" in _text_when(b, "problem", bool)
+    assert "stale" in _text_when(b, "problem", bool)
     b.save_screenshot(str(shots / "refused-cascade.png"))
     b.find_element(By.ID, "waiver").send_keys("scorer revalidated by hand", Keys.ENTER)
     assert _text_when(b, "version-status", lambda t: t == "released")
 
     b.get(server + "/audit?actor=alice")
     table = b.find_element(By.ID, "audit-table").text
-    assert "release churn:2" in table
+    assert "release churn:2" in table and "release scorer:2" in table
     b.save_screenshot(str(shots / "audit.png"))
 
     b.get(server + "/models/bad/1")

@@ -17,7 +17,8 @@ import onnx
 import pytest
 
 from cascade_registry.artifacts import CARD_FILE, MODEL_FILE, GateReport, ModelCard, sha256_file
-from safety import GatePolicy, default_checks, run_gate
+from safety import GatePolicy, run_gate
+from safety.checks import checks_for
 from tests.bundles import train_bundle
 
 
@@ -86,18 +87,9 @@ def gate() -> Callable[..., GateReport]:
     def run(
         bundle: Path, policy: GatePolicy, *targets: str, registry_url: str | None = None, serve: bool = False
     ) -> GateReport:
-        checks = default_checks()
         if not targets:
             return run_gate(bundle, policy, registry_url=registry_url, serve=serve)
-        by_name = {c.name: c for c in checks}
-        wanted: set[str] = set()
-        todo = list(targets)
-        while todo:
-            name = todo.pop()
-            if name not in wanted:
-                wanted.add(name)
-                todo.extend(by_name[name].requires)
-        subset = [c for c in checks if c.name in wanted]
+        subset = checks_for(targets)
         return run_gate(bundle, policy, checks=subset, write=False, registry_url=registry_url, serve=serve)
 
     return run

@@ -22,8 +22,9 @@ def _train(tmp: Path, name: str, **kw) -> Path:
     values = {
         "data": str(spec.path),
         "target": spec.target,
-        "drop": spec.drop + ((spec.time_column,) if spec.time_column and name != "cars" else ()),
+        "drop": spec.drop,
         "trials": 1,
+        "calibration_cv": 0,
         "out": tmp / "out",
         "name": name,
         "progress": False,
@@ -33,21 +34,14 @@ def _train(tmp: Path, name: str, **kw) -> Path:
     return train(TrainConfig(**values))
 
 
-@pytest.fixture(scope="module")
-def penguins(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _train(tmp_path_factory.mktemp("penguins"), "penguins")
-
-
-@pytest.mark.parametrize("name", ["cars", "titanic", "synthetic"])
-def test_real_and_synthetic_tables_train_and_pass_the_gate(tmp_path: Path, name: str) -> None:
-    model = "hist_gradient_boosting" if name == "cars" else "logistic_regression"  # cars: f1 0.55 linear
-    report = gate_bundle(_train(tmp_path, name, model=model))
-    inputs = next(c for c in report.checks if c.name == "inputs")
+@pytest.mark.parametrize("name", ["penguins", "cars", "titanic", "synthetic"])
+def test_real_and_synthetic_tables_train_and_pass_the_gate(real_table, name: str) -> None:
+    inputs = next(c for c in real_table(name).report.checks if c.name == "inputs")
     assert inputs.value["failed"] == 0 and inputs.value["cases"] > 20
 
 
-def test_penguins_gate_runs_the_schema_cases(penguins: Path) -> None:
-    report = gate_bundle(penguins)
+def test_penguins_gate_runs_the_schema_cases(real_table) -> None:
+    report = real_table("penguins").report
     inputs = next(c for c in report.checks if c.name == "inputs")
     assert "string_in_numeric" in inputs.message  # refused at the edge; the rest got valid answers
     assert next(c for c in report.checks if c.name == "contract").status == "pass"
@@ -59,9 +53,9 @@ def test_unknown_error_policy_makes_unseen_levels_edge_refusals(tmp_path: Path) 
     assert "unseen_level" in inputs.message
 
 
-def test_reference_without_categorical_arrays_fails(penguins: Path, tmp_path: Path) -> None:
+def test_reference_without_categorical_arrays_fails(real_table, tmp_path: Path) -> None:
     broken = tmp_path / "b"
-    shutil.copytree(penguins, broken)
+    shutil.copytree(real_table("penguins").bundle, broken)
     with np.load(broken / REFERENCE_FILE, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files if k != "holdout_categorical_inputs"}
     buf = io.BytesIO()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from cascade_registry.artifacts import ModelBundle
-from tests.bundles import gate_bundle, train_bundle, write_attestation
+from tests.bundles import gate_bundle, open_trusting, train_bundle, write_attestation
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,6 +75,28 @@ class Gateway:
                 self.proc.wait(timeout=5)
         if self._out is not subprocess.DEVNULL:
             self._out.close()
+
+
+@contextlib.contextmanager
+def released_gateway(
+    work: Path, bundles: list[Path], consumer: str = "shop"
+) -> Iterator[tuple[Gateway, str]]:
+    """``bundles`` registered and released in a SQLite registry under ``work``, each declared for one
+    consumer, behind a real gateway (stopped on exit); yields (gateway, the consumer's key)."""
+    url = f"sqlite:///{work / 'registry.db'}"
+    with open_trusting(url) as reg:
+        reg.add_consumer(consumer, owner=f"team-{consumer}")
+        for bundle in bundles:
+            ref = reg.register(bundle).ref
+            reg.release(str(ref))
+            reg.declare(consumer, ref.name)
+        key = reg.issue_key(consumer)
+    gw = Gateway(["--registry-url", url], log=work / "gateway.log")
+    try:
+        gw.wait_ready(path="/readyz")
+        yield gw, key
+    finally:
+        gw.stop()
 
 
 @pytest.fixture(scope="session")

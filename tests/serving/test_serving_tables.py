@@ -11,8 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.bundles import open_trusting
-from tests.serving.conftest import Gateway
+from tests.serving.conftest import Gateway, released_gateway
 from tests.tables import demo_table, expected_probabilities, mixed_bundle, sample_rows, split_rows
 
 TABLE = demo_table()
@@ -26,20 +25,8 @@ def tabular_bundle(bundle_root: Path, demo_bundle: Path) -> Path:
 @pytest.fixture(scope="module")
 def served(tabular_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, str]]:
     """The tabular model released in a SQLite registry, behind a real gateway; (gateway, key)."""
-    work = tmp_path_factory.mktemp("tables")
-    url = f"sqlite:///{work / 'registry.db'}"
-    with open_trusting(url) as reg:
-        reg.register(tabular_bundle)
-        reg.release("tabular:1")
-        reg.add_consumer("shop", owner="team-shop")
-        reg.declare("shop", "tabular")
-        key = reg.issue_key("shop")
-    gw = Gateway(["--registry-url", url], log=work / "gateway.log")
-    try:
-        gw.wait_ready(path="/readyz")
-        yield gw, key
-    finally:
-        gw.stop()
+    with released_gateway(tmp_path_factory.mktemp("tables"), [tabular_bundle]) as served:
+        yield served
 
 
 def predict(served: tuple[Gateway, str], body: dict) -> httpx.Response:

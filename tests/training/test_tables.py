@@ -183,11 +183,42 @@ def test_same_seed_same_bytes_and_parquet_equals_csv(table: Path, bundle: Path, 
     assert (again / "model.onnx").read_bytes() == (bundle / "model.onnx").read_bytes()
 
 
-@pytest.mark.parametrize("model", ["random_forest", "hist_gradient_boosting", "svm", "naive_bayes", "mlp"])
-def test_every_family_accepts_the_same_table(table: Path, tmp_path: Path, model: str) -> None:
-    card = ModelBundle.load(train(_config(table, tmp_path, model=model, calibration="isotonic"))).card
-    assert card.export.parity_max_abs_diff <= 1e-4
-    assert card.metrics.accuracy > 0.6
+#: table kinds every family must accept: (columns kept, config overrides; else the family's defaults)
+TABLE_KINDS: dict[str, tuple[list[str], dict]] = {
+    "numeric with gaps": (["income", "age"], {}),
+    # every encoder at once: one-hot (owner: boolean; plan: a gap level), target-encoded zip, imputed numbers
+    "mixed": (["zip", "owner", "plan", "income", "age"], {"onehot_max": 4, "rare_min": 2}),
+    "categorical only": (["zip", "owner", "plan"], {}),
+}
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    frame, out = synthetic_frame(rows=200, seed=3), tmp_path_factory.mktemp("kinds")
+    paths = {}
+    for kind, (columns, _) in TABLE_KINDS.items():
+        paths[kind] = out / f"{kind.replace(' ', '_').replace(',', '')}.csv"
+        frame[[*columns, "churn"]].to_csv(paths[kind], index=False)
+    return paths
+
+
+@pytest.mark.parametrize(
+    "model", ["logistic_regression", "random_forest", "hist_gradient_boosting", "svm", "naive_bayes", "mlp"]
+)
+def test_every_family_accepts_every_table_kind_with_parity(kinds, tmp_path: Path, model: str) -> None:
+    """The family x table-kind matrix: each cell trains (one trial, one calibration split), exports one
+    graph with the preprocessing fused in, and meets the parity limit."""
+    for kind, (_, overrides) in TABLE_KINDS.items():
+        config = _config(kinds[kind], tmp_path / kind.replace(" ", "_"), model=model, drop=(),
+                         calibration_cv=0, name=model.replace("_", "-"), **overrides)
+        card = ModelBundle.load(train(config)).card
+        assert card.export.parity_max_abs_diff <= 1e-4, (model, kind)
+        encodings = (card.preprocessing or {}).get("encodings", {})
+        if kind == "mixed":
+            assert encodings == {"zip": "target(cross-fitted)", "owner": "onehot", "plan": "onehot"}, model
+        elif kind == "categorical only":
+            assert encodings["owner"] == "onehot", (model, encodings)
+        assert card.metrics.accuracy > 0.55, (model, kind, card.metrics.accuracy)
 
 
 @pytest.mark.parametrize("method", ["none", "temperature", "beta", "auto"])

@@ -17,6 +17,7 @@ from typing import Any
 from training.deep.estimator import MLPClassifier
 from training.deep.export import mlp_exporter
 from training.families import Choice, Family, FloatRange, register_family
+from training.preprocessing import ONEHOT_MAX_ADDITIVE
 
 __all__ = ["MLP_FAMILY", "make_mlp", "mlp_exporter"]
 
@@ -76,6 +77,7 @@ MLP_FAMILY = register_family(Family(
     make_estimator=make_mlp,
     export=mlp_exporter,
     estimator_type=MLPClassifier,
+    onehot_max=ONEHOT_MAX_ADDITIVE,
     notes={
         "search order": "sensitive hyperparameters first: learning_rate, schedule+decay, units per layer",
         "step schedule": f"alpha_n = alpha_0 * {STEP_FACTOR}^floor((1+n)/{STEP_SIZE}); decay is ignored",
