@@ -113,6 +113,10 @@ rows100 177 (17,653), rows1000 29 (29,050); lockgate-w2 1085, 1137, 291 (29,094)
 1.83x; 100 rows vs MLServer 1.72x with one worker (2.84x with two, against MLServer's one process);
 1,000 rows 0.84x (1.53x). RSS per worker 159/182 (one), 157+159/178+178 (two), MLServer 162/177.
 
+A third run (16:38-16:41 UTC, load average 5.2-5.9, ``--only c64,rows100``): one worker 1,621 req/s at
+c=64 and 26,802 rows/s on 100 rows, two workers 2,601 (1.60x) and 37,686 (1.41x), MLServer 529 and
+17,131 (100 rows: 1.56x with one worker); RSS per worker 158 / 168 MB (one), 136 + 158 / 165 + 165 (two).
+
 The 100-row answer is now written in one pass (orjson writes every probability in one call, the value
 texts are interleaved with label and warnings fragments by slice assignment, one %-format writes the
 list: 3-6x cheaper than a %-format per row) and bodies are decoded by orjson first (~2x
