@@ -5,10 +5,15 @@ Training and the real gate are the expensive steps of the suite (see docs/testin
 instead of training or gating your own. All are read-only for tests: copy a bundle
 (``shutil.copytree``) before changing, adding or deleting any of its files. Registering one in place is
 fine (a registry reads a bundle; it never writes into it).
+
+Every gateway a test starts (``lockgate serve``, directly or through the CLI, the demo and the README
+walk-through) runs one worker unless the test asks for more with ``--workers N``: the default, one per
+core, would start each of them twice over on the 2-core test machine.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +22,8 @@ import pytest
 
 from tests.bundles import gate_bundle, train_bundle
 from tests.real_tables import TrainedTable, train_table
+
+os.environ.setdefault("LOCKGATE_SERVE_WORKERS", "1")
 
 
 @pytest.fixture(scope="session")

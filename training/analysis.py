@@ -172,6 +172,60 @@ def plot_pca(X: np.ndarray, wrong: np.ndarray, path: Path, title: str) -> Path:
     return save_png(fig, path)
 
 
+def _features(df: pd.DataFrame, names: list[str], csv: Path) -> np.ndarray:
+    """The feature columns as float64; a clear error for non-numeric or missing values."""
+    try:
+        X = df[names].to_numpy(dtype=np.float64)
+    except ValueError as e:
+        raise DeepTrainingError(f"{csv}: the feature columns must be numeric: {e}", "clean the CSV") from None
+    if not np.all(np.isfinite(X)):
+        bad = int((~np.isfinite(X)).any(axis=1).sum())
+        raise DeepTrainingError(f"{csv}: {bad} rows have missing or infinite feature values",
+                                "drop or impute them first")
+    return X
+
+
+def _labels(df: pd.DataFrame, target: str, card: Any, csv: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the labeled rows, their class indices); a clear error for unknown classes or < 2 rows."""
+    labeled = df[target].notna().to_numpy() & (df[target].astype(str).str.strip() != "").to_numpy()
+    names = [str(c) for c in card.classes]
+    y = class_indices(df.loc[labeled, target], names)
+    if y is None:
+        unknown = sorted(set(df.loc[labeled, target].astype(str)) - set(names))
+        raise DeepTrainingError(f"{csv}: target values {unknown[:5]} are not classes of {card.ref} {names}",
+                                "use the class names the model was trained with")
+    if labeled.sum() < 2:
+        raise DeepTrainingError(f"{csv} has {int(labeled.sum())} labeled rows", "provide at least 2")
+    return labeled, y
+
+
+def _likely_wrong(y: np.ndarray, pred: np.ndarray, Pl: np.ndarray, rows: np.ndarray, names: list[str],
+                  top: int) -> list[dict[str, Any]]:
+    """The most confident disagreements with the label (confidence >= :data:`CONFIDENT`)."""
+    conf = Pl[np.arange(len(pred)), pred]
+    suspects = np.flatnonzero((pred != y) & (conf >= CONFIDENT))
+    suspects = suspects[np.argsort(-conf[suspects], kind="stable")][:top]
+    return [{"row": int(rows[i]), "label": names[y[i]], "model_says": names[pred[i]],
+             "confidence": round(float(conf[i]), 6)} for i in suspects]
+
+
+def _worth_labeling(proba: np.ndarray, label_idx: np.ndarray, labeled: np.ndarray, names: list[str],
+                    threshold: float | None, top: int) -> tuple[list[dict[str, Any]], str]:
+    """The rows nearest the decision boundary, unlabeled ones first; and which pool they came from."""
+    if len(names) == 2:
+        margin = np.abs(proba[:, 1] - (threshold if threshold is not None else 0.5))
+    else:
+        srt = np.sort(proba, axis=1)
+        margin = srt[:, -1] - srt[:, -2]
+    pool = np.flatnonzero(~labeled)
+    pool_name = "unlabeled rows (empty target)"
+    if pool.size == 0:
+        pool, pool_name = np.arange(len(proba)), "all rows (the CSV has no unlabeled rows)"
+    pick = pool[np.argsort(margin[pool], kind="stable")][:top]
+    return [{"row": int(i), "margin": round(float(margin[i]), 6), "model_says": names[label_idx[i]]}
+            for i in pick], pool_name
+
+
 def analyze_bundle(bundle: Path | str, csv: Path | str, target: str, segment: str | None = None,
                    out_dir: Path | str | None = None, n_clusters: int = 6, top: int = 20,
                    seed: int = 0) -> AnalysisReport:
@@ -182,23 +236,9 @@ def analyze_bundle(bundle: Path | str, csv: Path | str, target: str, segment: st
         raise DeepConfigError("top", top, "an integer >= 1")
     bundle, csv = Path(bundle), Path(csv)
     card, df = _load(bundle, csv, target, segment)
-    try:
-        X = df[card.feature_names].to_numpy(dtype=np.float64)
-    except ValueError as e:
-        raise DeepTrainingError(f"{csv}: the feature columns must be numeric: {e}", "clean the CSV") from None
-    if not np.all(np.isfinite(X)):
-        bad = int((~np.isfinite(X)).any(axis=1).sum())
-        raise DeepTrainingError(f"{csv}: {bad} rows have missing or infinite feature values",
-                                "drop or impute them first")
-    labeled = df[target].notna().to_numpy() & (df[target].astype(str).str.strip() != "").to_numpy()
+    X = _features(df, card.feature_names, csv)
+    labeled, y = _labels(df, target, card, csv)
     names = [str(c) for c in card.classes]
-    y = class_indices(df.loc[labeled, target], names)
-    if y is None:
-        unknown = sorted(set(df.loc[labeled, target].astype(str)) - set(names))
-        raise DeepTrainingError(f"{csv}: target values {unknown[:5]} are not classes of {card.ref} {names}",
-                                "use the class names the model was trained with")
-    if labeled.sum() < 2:
-        raise DeepTrainingError(f"{csv} has {int(labeled.sum())} labeled rows", "provide at least 2")
     seen = _seen_rows(bundle, X)
     label_idx, proba = _run_onnx(bundle, X)
     pred, Xl, Pl = label_idx[labeled], X[labeled], proba[labeled]
@@ -211,25 +251,8 @@ def analyze_bundle(bundle: Path | str, csv: Path | str, target: str, segment: st
             m = seg == value
             slices[value] = _metrics(y[m], pred[m], total)
     clusters, _ = _clusters(Xl, wrong, n_clusters, seed)
-    rows_l = np.flatnonzero(labeled)
-    conf = Pl[np.arange(len(pred)), pred]
-    suspects = np.flatnonzero(wrong & (conf >= CONFIDENT))
-    suspects = suspects[np.argsort(-conf[suspects], kind="stable")][:top]
-    likely_wrong = [{"row": int(rows_l[i]), "label": names[y[i]], "model_says": names[pred[i]],
-                     "confidence": round(float(conf[i]), 6)} for i in suspects]
     threshold = card.recommended_threshold if len(names) == 2 else None
-    if len(names) == 2:
-        margin = np.abs(proba[:, 1] - (threshold if threshold is not None else 0.5))
-    else:
-        srt = np.sort(proba, axis=1)
-        margin = srt[:, -1] - srt[:, -2]
-    pool = np.flatnonzero(~labeled)
-    pool_name = "unlabeled rows (empty target)"
-    if pool.size == 0:
-        pool, pool_name = np.arange(len(df)), "all rows (the CSV has no unlabeled rows)"
-    pick = pool[np.argsort(margin[pool], kind="stable")][:top]
-    worth = [{"row": int(i), "margin": round(float(margin[i]), 6), "model_says": names[label_idx[i]]}
-             for i in pick]
+    worth, pool_name = _worth_labeling(proba, label_idx, labeled, names, threshold, top)
     png = None
     if out_dir is not None:
         out = Path(out_dir)
@@ -238,8 +261,9 @@ def analyze_bundle(bundle: Path | str, csv: Path | str, target: str, segment: st
     return AnalysisReport(
         model=str(card.ref), rows=len(df), labeled_rows=int(labeled.sum()),
         accuracy=round(float(np.mean(~wrong)), 6), errors=total, threshold=threshold, slices=slices,
-        clusters=clusters, likely_wrong_labels=likely_wrong, worth_labeling=worth,
-        worth_labeling_pool=pool_name, pca_png=png,
+        clusters=clusters,
+        likely_wrong_labels=_likely_wrong(y, pred, Pl, np.flatnonzero(labeled), names, top),
+        worth_labeling=worth, worth_labeling_pool=pool_name, pca_png=png,
         training_rows=None if seen is None else len(seen),
         training_row_examples=[] if seen is None else [int(i) for i in seen[:top]],
         warnings=_training_row_warning(str(card.ref), seen, len(df)),

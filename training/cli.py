@@ -70,11 +70,42 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     p.add_argument("--config", metavar="FILE", help="TOML or YAML file of options (flags override it)")
+    _data_options(p)
+    _model_options(p)
+    _cascade_options(p)
+    _output_options(p)
+    return p
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    """Where the rows come from and how their columns are read."""
     p.add_argument(
         "--data", metavar="DATA", help="breast_cancer (default) | wine | digits | imbalanced | PATH.csv"
     )
     p.add_argument("--target", metavar="COL", help="CSV: label column")
     p.add_argument("--segment", metavar="COL", help="CSV: column to slice test metrics by")
+    p.add_argument(
+        "--missing", metavar="HOW",
+        help="missing values: auto (default: numeric training median + missing indicator, categorical "
+        "'missing' level, inside the graph) | error (refuse them)",
+    )
+    p.add_argument("--categorical", metavar="COL,...", type=_columns, help="read these columns as categories")
+    p.add_argument("--numeric", metavar="COL,...", type=_columns,
+                   help="read these columns as numbers (booleans become 0/1)")
+    p.add_argument("--drop", metavar="COL,...", type=_columns, help="leave these columns out")
+    p.add_argument(
+        "--unknown-category", dest="unknown_category", metavar="HOW",
+        help="an unseen level at serving: other (default: the grouped 'other' level, with a warning) | "
+        "ignore (all-zeros encoding) | error (refused)",
+    )
+    p.add_argument("--time-column", dest="time_column", metavar="COL",
+                   help="out-of-time split: train on older rows, validate/calibrate/test on newer ones")
+    p.add_argument("--describe-data", dest="describe_data", action="store_true",
+                   help="print the inferred schema of --data and stop")
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """The family, its calibration and the search."""
     p.add_argument(
         "--model", metavar="FAMILY", help=f"{' | '.join(FAMILY_NAMES)} (default svm)"
     )
@@ -109,28 +140,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", metavar="N", type=int, help="random-search candidates (default 8)")
     p.add_argument("--seed", metavar="N", type=int, help="seed of splits, search and models (default 0)")
     p.add_argument(
+        "--jobs", metavar="N", type=int,
+        help="fit search trials and cross-fit folds N at a time in worker processes (default 1); "
+        "the ONNX is byte-identical whatever N is",
+    )
+    p.add_argument(
+        "--ray-address", dest="ray_address", metavar="ADDR",
+        help="fit them as tasks on the Ray cluster at ADDR (pip install 'lockgate[ray]'); without --jobs, "
+        "as many at once as it has CPUs",
+    )
+    p.add_argument(
         "--metric",
         metavar="M",
         help="selection metric: f1_macro (default) | cohen_kappa | accuracy | log_loss",
     )
     p.add_argument(
-        "--missing", metavar="HOW",
-        help="missing values: auto (default: numeric training median + missing indicator, categorical "
-        "'missing' level, inside the graph) | error (refuse them)",
+        "--overfit-one-batch",
+        dest="overfit_one_batch",
+        action="store_true",
+        help="sanity check for --model mlp: train on one minibatch and diagnose; writes nothing",
     )
-    p.add_argument("--categorical", metavar="COL,...", type=_columns, help="read these columns as categories")
-    p.add_argument("--numeric", metavar="COL,...", type=_columns,
-                   help="read these columns as numbers (booleans become 0/1)")
-    p.add_argument("--drop", metavar="COL,...", type=_columns, help="leave these columns out")
-    p.add_argument(
-        "--unknown-category", dest="unknown_category", metavar="HOW",
-        help="an unseen level at serving: other (default: the grouped 'other' level, with a warning) | "
-        "ignore (all-zeros encoding) | error (refused)",
-    )
-    p.add_argument("--time-column", dest="time_column", metavar="COL",
-                   help="out-of-time split: train on older rows, validate/calibrate/test on newer ones")
-    p.add_argument("--describe-data", dest="describe_data", action="store_true",
-                   help="print the inferred schema of --data and stop")
+
+def _cascade_options(p: argparse.ArgumentParser) -> None:
+    """Upstream models whose outputs become features, and retraining from a registered card."""
     p.add_argument(
         "--upstream", metavar="NAME:VERSION", action="append",
         help="a cascade: a RELEASED model whose outputs (its registered ONNX graph run on every row) become "
@@ -149,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--registry-url", dest="registry_url", metavar="URL",
                    help=f"with --upstream / --retrain-from (read only): {LOCATION_HELP}")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    """The bundle's name and place, the cost estimate and what is printed."""
     p.add_argument("--name", metavar="NAME", help="model name (default demo)")
     p.add_argument("--version", metavar="N", type=int, help="model version (default 1)")
     p.add_argument("--out", metavar="DIR", help="parent directory of the bundle (default ./out)")
@@ -162,13 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar (never one without a terminal)")
     p.add_argument("--json", action="store_true", help="print the bundle's card as JSON, not the summary")
-    p.add_argument(
-        "--overfit-one-batch",
-        dest="overfit_one_batch",
-        action="store_true",
-        help="sanity check for --model mlp: train on one minibatch and diagnose; writes nothing",
-    )
-    return p
 
 
 class _Usage(Exception):

@@ -56,6 +56,7 @@ from training.exporters import (
     MarginClassifier,
     export_hist_gradient_boosting,
     export_margin_classifier,
+    export_random_forest,
     sklearn_exporter,
 )
 from training.graph import Exporter
@@ -278,9 +279,11 @@ register_family(
             "class_weight": None,
         },
         make_estimator=_random_forest,
-        # float64 leaves: float32 sums moved multiclass one-vs-rest isotonic by 0.18 where every class's
-        # calibrated value is ~0 (digits); thresholds still rounded down to float32, so splits stay exact
-        export=sklearn_exporter(double=True, round_tree_thresholds=True),
+        # float64 input, so the leaves are summed in float64: float32 sums moved multiclass one-vs-rest
+        # isotonic by 0.18 where every class's calibrated value is ~0 (digits); thresholds rounded down
+        # to float32, so splits stay exact
+        export=export_random_forest,
+        estimator_type=RandomForestClassifier,
     )
 )
 register_family(

@@ -2,11 +2,13 @@
 
 - :mod:`training.exporters.skl`: skl2onnx for scikit-learn estimators and pipelines;
 - :mod:`training.exporters.margin`: the SVM's margins (and their squashing);
-- :mod:`training.exporters.trees`: our own ``TreeEnsembleRegressor`` for histogram gradient boosting.
+- :mod:`training.exporters.trees`: our own ``TreeEnsembleRegressor`` for histogram gradient boosting;
+- :mod:`training.exporters.forest`: our own ``TreeEnsembleClassifier`` for random forests.
 
 The torch exporter lives with the deep family (``training.deep.export``), the only place torch is imported.
 """
 
+from training.exporters.forest import export_random_forest
 from training.exporters.margin import MarginClassifier, export_margin_classifier
 from training.exporters.skl import base_error, floor_to_float32, sklearn_exporter
 from training.exporters.trees import export_hist_gradient_boosting
@@ -16,6 +18,7 @@ __all__ = [
     "base_error",
     "export_margin_classifier",
     "export_hist_gradient_boosting",
+    "export_random_forest",
     "floor_to_float32",
     "sklearn_exporter",
 ]

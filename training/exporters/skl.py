@@ -11,7 +11,6 @@ column for binary); the calibrator is one of :mod:`training.calibration`, fused 
 
 from __future__ import annotations
 
-import copy
 import warnings
 from typing import Any
 
@@ -28,71 +27,75 @@ from training.response import response, response_method
 __all__ = ["base_error", "floor_to_float32", "sklearn_exporter"]
 
 
-def sklearn_exporter(double: bool, round_tree_thresholds: bool = False) -> Exporter:
+def sklearn_exporter(double: bool) -> Exporter:
     """An exporter converting a fitted estimator/pipeline with skl2onnx.
 
     ``double``: compute the whole pipeline in float64 inside the graph (input cast once).
-    ``round_tree_thresholds``: round forest thresholds down to float32 on a copy — exact for float32
-    inputs, which is what scikit-learn's trees compare in anyway.
     """
 
     def export(estimator: Any, n_features: int, n_classes: int, kind: Kind) -> BaseGraph:
-        est = copy.deepcopy(estimator)
-        final = est.steps[-1][1] if hasattr(est, "steps") else est
-        if round_tree_thresholds:
-            for tree in getattr(final, "estimators_", []):
-                th = tree.tree_.threshold
-                th[:] = floor_to_float32(th)
+        final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
         raw = kind == "response" and response_method(estimator) == "decision_function"
-        options: dict[str, Any] = {"zipmap": False}
-        if raw:
-            options["raw_scores"] = True
-        src = "input_f64" if double else INPUT
-        tensor = DoubleTensorType if double else FloatTensorType
-        try:
-            with warnings.catch_warnings():
-                # skl2onnx reads SVC.probA_/probB_, deprecated in scikit-learn 1.9, even when empty
-                warnings.simplefilter("ignore", FutureWarning)
-                model = convert_sklearn(
-                    est,
-                    initial_types=[(src, tensor([None, n_features]))],
-                    target_opset=OPSET,
-                    options={id(final): options},
-                )
-        except Exception as e:  # skl2onnx raises many types
-            raise ExportError(
-                f"skl2onnx could not convert {type(final).__name__}: {e}".splitlines()[0][:300],
-                "choose another model family",
-            ) from None
-        graph = model.graph
-        out = graph.output[1].name  # label, probabilities
-        _rename_value(graph, "label", "base_label")
-        _rename_value(graph, out, "base_scores")
-        nodes: list[onnx.NodeProto] = []
-        if double:
-            del graph.input[:]
-            graph.input.append(helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [None, n_features]))
-            nodes.append(helper.make_node("Cast", [INPUT], [src], to=TensorProto.DOUBLE, name="lg_cast_in"))
-        output = "base_scores"
-        tail: list[onnx.NodeProto] = []
-        if kind == "response" and n_classes == 2:
-            tail.append(_last_column("base_scores", "base_response", graph))
-            output = "base_response"
-        new_nodes = nodes + list(graph.node) + tail
-        del graph.node[:]
-        graph.node.extend(new_nodes)
-        _set_outputs(graph, [output])
+        model = _convert(estimator, final, n_features, double, raw)
+        output = _rewire(model.graph, n_features, double, kind == "response" and n_classes == 2)
         precision = (
             "float32 input cast once to float64; preprocessing, model and calibrator computed in float64"
             if double
-            else "float32 model (tree thresholds rounded down to float32: exact for float32 inputs, "
-            "as scikit-learn's trees compare in float32); calibrator in float64"
+            else "float32 model; calibrator in float64"
         )
         if double and type(final).__name__ == "SVC":
             precision += " (the SVM operator keeps support vectors in float32 attributes)"
         return BaseGraph(model=model, output=output, precision=precision, converter="skl2onnx")
 
     return export
+
+
+def _convert(est: Any, final: Any, n_features: int, double: bool, raw: bool) -> onnx.ModelProto:
+    """skl2onnx's graph of ``est`` (no zipmap; ``raw``: the final step's raw scores)."""
+    options: dict[str, Any] = {"zipmap": False}
+    if raw:
+        options["raw_scores"] = True
+    src = "input_f64" if double else INPUT
+    tensor = DoubleTensorType if double else FloatTensorType
+    try:
+        with warnings.catch_warnings():
+            # skl2onnx reads SVC.probA_/probB_, deprecated in scikit-learn 1.9, even when empty
+            warnings.simplefilter("ignore", FutureWarning)
+            return convert_sklearn(
+                est,
+                initial_types=[(src, tensor([None, n_features]))],
+                target_opset=OPSET,
+                options={id(final): options},
+            )
+    except Exception as e:  # skl2onnx raises many types
+        raise ExportError(
+            f"skl2onnx could not convert {type(final).__name__}: {e}".splitlines()[0][:300],
+            "choose another model family",
+        ) from None
+
+
+def _rewire(graph: onnx.GraphProto, n_features: int, double: bool, last_column: bool) -> str:
+    """Rename skl2onnx's outputs, cast a float32 ``input`` in (``double``), keep one output; its name."""
+    out = graph.output[1].name  # label, probabilities
+    _rename_value(graph, "label", "base_label")
+    _rename_value(graph, out, "base_scores")
+    nodes: list[onnx.NodeProto] = []
+    if double:
+        del graph.input[:]
+        graph.input.append(helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [None, n_features]))
+        nodes.append(
+            helper.make_node("Cast", [INPUT], ["input_f64"], to=TensorProto.DOUBLE, name="lg_cast_in")
+        )
+    output = "base_scores"
+    tail: list[onnx.NodeProto] = []
+    if last_column:
+        tail.append(_last_column("base_scores", "base_response", graph))
+        output = "base_response"
+    new_nodes = nodes + list(graph.node) + tail
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    _set_outputs(graph, [output])
+    return output
 
 
 def floor_to_float32(values: np.ndarray) -> np.ndarray:
