@@ -56,6 +56,7 @@ from training.exporters import (
     MarginClassifier,
     export_hist_gradient_boosting,
     export_margin_classifier,
+    export_naive_bayes,
     export_random_forest,
     sklearn_exporter,
 )
@@ -326,6 +327,6 @@ register_family(
         space={"var_smoothing": FloatRange(1e-12, 1e-6, log=True)},
         defaults={"var_smoothing": 1e-9},
         make_estimator=_naive_bayes,
-        export=sklearn_exporter(double=True),
+        export=export_naive_bayes,
     )
 )

@@ -131,6 +131,7 @@ class BetaCalibrator(OneVsRest):
 
 class IsotonicCalibrator(OneVsRest):
     method = "isotonic"
+    monotone = True
 
     def _fit_column(self, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(r, t)
