@@ -14,6 +14,13 @@ worker per server. The load generator is wrk (C, one thread, a Lua script for th
 - starlette bare Starlette on uvicorn returning a constant answer: the HTTP floor (no model).
 - ort       ``InferenceSession.run`` in-process: the compute floor.
 
+``--cascade`` (issue 13, ``benchmarks/cascade_load.py``) adds a two-model cascade: ``b`` composed in the
+gateway with its pinned upstream ``a`` (one call, raw columns) vs the consumer calling ``a`` and then a
+plain copy of ``b`` with a's answer (two calls); operations/s and p99 at c=1 and c=16, target: composition
+beats two calls. ``--cascade --only cascade`` runs only that. 16:30 UTC, load average 2.8-3.5, 3 rounds
+of 3 s: c=1 537 vs 334 ops/s (1.61x), p99 7.5 vs 10.5 ms; c=16 959 vs 569 ops/s (1.69x), p99 34.9 vs
+54.2 ms (16:12 UTC, load 6.9-7.5: 1.80x and 1.61x).
+
 Targets (issue 5): c=16 req/s >= 3x plain; 100-row rows/s >= 3x plain; p99 <= 5 ms at c=1 and
 <= 100 ms at c=64.
 
@@ -134,6 +141,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from cascade_load import measure_cascade, prepare_cascade, report_cascade  # noqa: E402 - benchmarks/
 
 PLAIN_SERVICE = """
 import os
@@ -529,9 +538,17 @@ def _parser() -> argparse.ArgumentParser:
         "MLServer with one v2 tensor per column), 1 and 100 rows per request at c=16",
     )
     ap.add_argument(
+        "--cascade",
+        action="store_true",
+        help="add the cascade scenario (issue 13): a model composed with its pinned upstream in the "
+        "gateway vs the consumer calling the upstream, then the downstream; c=1 and c=16 "
+        "(benchmarks/cascade_load.py)",
+    )
+    ap.add_argument(
         "--only",
         metavar="LABELS",
-        help=f"comma-separated scenarios to run (of {','.join(SCENARIOS)}); default all that apply",
+        help=f"comma-separated scenarios to run (of {','.join(SCENARIOS)}; 'cascade' alone: only the "
+        "cascade scenario); default all that apply",
     )
     ap.add_argument(
         "--baseline",
@@ -545,6 +562,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _labels(args: argparse.Namespace) -> list[str]:
     labels = [k for k in SCENARIOS if args.mixed or not k.startswith("mixed")]
+    if args.only == "cascade":
+        return []
     if args.only:
         wanted = args.only.split(",")
         unknown = sorted(set(wanted) - set(SCENARIOS))
@@ -577,6 +596,7 @@ def main() -> int:
     try:
         bundle, registry_url, key = prepare(work)
         mixed: tuple[Path, Any] | None = prepare_mixed(work, bundle, registry_url) if args.mixed else None
+        cascade = prepare_cascade(work, registry_url) if args.cascade else None
         reference = np.load(bundle / "reference.npz")["inputs"].astype(np.float32)
         rows1, rows100 = reference[:1], np.resize(reference, (100, reference.shape[1]))
         (work / "plain_service.py").write_text(textwrap.dedent(PLAIN_SERVICE))
@@ -705,12 +725,17 @@ def main() -> int:
             name: {label: (min(r["rps"] for r in rs), max(r["rps"] for r in rs)) for label, rs in by.items()}
             for name, by in runs.items()
         }
+        if cascade is not None:
+            cascade_results = measure_cascade(ports["lockgate"], cascade, args.rounds, args.duration)
+            print("measured cascade", file=sys.stderr)
         floor = ort_floor(bundle / "model.onnx", rows1, rows100)
     finally:
         for server in servers:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
     _report(args, results, spread, floor, answer_bytes)
+    if cascade is not None:
+        report_cascade(cascade_results, args.rounds, args.duration)
     return 0
 
 

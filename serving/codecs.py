@@ -424,6 +424,10 @@ def encode_v2(
             "calibration": metadata["calibration"],
         },
     }
+    if metadata.get("upstream"):  # a composed model: the upstream versions used, as text
+        answer["parameters"]["upstream"] = ",".join(
+            f"{u['name']}:{u['version']}@{u['sha256']}" for u in metadata["upstream"]
+        )
     if warnings is not None:  # per row, as JSON text (parameters hold scalars)
         answer["parameters"]["warnings"] = dumps(warnings)
     if request_id is not None:

@@ -3,7 +3,8 @@
 Order of checks for every prediction: key present and known (401; 503 when the registry cannot be asked)
 -> the body is read (413/415) -> its structure is bounded and it is decoded (422) -> model and version
 served (404) -> the registry's access decision for this consumer and model (403 undeclared) -> rows
-valid for the card (413/422) -> ONNX Runtime via the micro-batcher -> metrics. Nothing about models is
+valid for the card (413/422) -> ONNX Runtime via the micro-batcher (a composed model of a cascade: its
+pinned upstream parts first, :mod:`serving.composition`) -> metrics. Nothing about models is
 revealed to a caller without a valid key. Domain errors are :class:`ServingError` subclasses; the
 transport (``app.py``) turns them into HTTP.
 """
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,7 +27,7 @@ from .access import Decision, OpenAccess, RegistryAccess
 from .batcher import MicroBatcher
 from .catalog import Catalog, ModelSlot, build_catalog
 from .errors import AuthError, ForbiddenError, NotFoundError, ServingError
-from .metrics import MODEL_INFO, PROBABILITIES, RequestMetrics
+from .metrics import MODEL_INFO, PREDICTED_ROWS, PROBABILITIES, RequestMetrics
 from .predictor import OnnxPredictor
 from .settings import ServeSettings
 
@@ -97,14 +100,24 @@ class DataPlane:
             return False
         releases = self.source.releases()
         old = self.catalog
-        new = build_catalog(releases, old, self.settings, self.canary, self._make_batcher, generation)
+        new = build_catalog(
+            releases,
+            old,
+            self.settings,
+            self.canary,
+            self._make_batcher,
+            generation,
+            edge_refusal=None if self.canary else self.source.edge_refusal,
+            on_upstream_rows=self._upstream_counter,
+        )
         self.catalog = new  # the atomic swap: one reference
         self.access.invalidate()
         first, self.loaded = not self.loaded, True
         MODEL_INFO.set_models(
             [
-                (p.name, str(p.version), p.sha256, p.card.calibration.method)
-                for p in (slot.predictor for slot in new.models.values())
+                (slot.predictor.name, str(slot.predictor.version), slot.predictor.sha256,
+                 slot.predictor.card.calibration.method, slot.role)
+                for slot in new.slots.values()
             ]
         )
         served = self._served(new)
@@ -114,9 +127,14 @@ class DataPlane:
             log.info("now serving %s%s", ", ".join(served) or "nothing", _missing_note(new))
         return True
 
+    def _upstream_counter(self, name: str, version: int) -> Callable[[int], None]:
+        return functools.partial(PREDICTED_ROWS.add, name, version, "upstream")
+
     @staticmethod
     def _served(catalog: Catalog) -> list[str]:
-        return sorted(f"{s.predictor.name}:{s.predictor.version}" for s in catalog.models.values())
+        """Released versions, then the versions loaded only as composition parts."""
+        released = sorted(s.key for s in catalog.models.values())
+        return released + sorted(f"{k} (pinned part)" for k, s in catalog.slots.items() if s.role == "pin")
 
     def _log_start(self, served: list[str], catalog: Catalog) -> None:
         where = "canary bundle" if self.canary else f"registry {getattr(self.source, 'url', '')}".rstrip()
@@ -250,11 +268,14 @@ class DataPlane:
                 x, cat, notes = slot.validator.to_matrix(request.inputs), None, None
             else:
                 x, cat, notes = slot.validator.from_instances(request.instances)
-            labels, probabilities = await slot.batcher.predict(x, cat)
+            if slot.composition is None:
+                labels, probabilities = await slot.batcher.predict(x, cat)
+            else:
+                labels, probabilities = await slot.composition.predict(x, cat)
             p = slot.predictor
             answer = codecs.encode_predictions(
-                p.explained_prefix if request.explain else p.answer_prefix,
-                slot.predictor.classes,
+                slot.explained_prefix if request.explain else slot.answer_prefix,
+                p.classes,
                 labels,
                 probabilities,
                 merge_warnings(slot.validator.warnings(x), notes),
@@ -263,6 +284,7 @@ class DataPlane:
             self._count(slot, consumer, e.outcome, None)
             raise
         self._count(slot, consumer, "ok", started)
+        PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
         return answer
 
     async def infer_v2(
@@ -277,16 +299,17 @@ class DataPlane:
             json_part = body if header_length is None else body[: max(0, min(len(body), _int(header_length)))]
             codecs.check_structure(json_part, self.max_containers, self.settings.max_json_depth)
             request = tensors.decode_v2_request(body, header_length, slot.validator)
-            labels, probabilities = await slot.batcher.predict(request.numeric, request.categorical)
+            labels, probabilities = await slot.infer(request.numeric, request.categorical)
             p = slot.predictor
             warnings = merge_warnings(slot.validator.warnings(request.numeric), request.notes)
             answer = codecs.encode_v2(
-                p.name, p.version, request.id, labels, probabilities, p.metadata, p.classes, warnings
+                p.name, p.version, request.id, labels, probabilities, slot.metadata, p.classes, warnings
             )
         except ServingError as e:
             self._count(slot, consumer, e.outcome, None)
             raise
         self._count(slot, consumer, "ok", started)
+        PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
         return answer
 
     def count_edge_error(self, error: ServingError) -> None:
@@ -297,7 +320,7 @@ class DataPlane:
     def models(self) -> dict[str, Any]:
         """Served models with their compact identity (no card; that needs a key: :meth:`describe`)."""
         return {
-            "models": [slot.predictor.metadata for slot in self.catalog.models.values()],
+            "models": [slot.metadata for slot in self.catalog.models.values()],
             "missing": self.catalog.missing,
             "canary": self.canary,
         }
@@ -313,7 +336,9 @@ class DataPlane:
 
     async def describe(self, api_key: str | None, model: str, version: str | None = None) -> dict[str, Any]:
         """The served version's consumer card, plus every version the source knows with its status."""
-        answer = (await self._may_read(api_key, model, parse_version(version))).predictor.describe()
+        slot = await self._may_read(api_key, model, parse_version(version))
+        raw = None if slot.composition is None else set(slot.validator.table.names)
+        answer = slot.predictor.describe(slot.metadata, raw)
         answer["versions"] = await asyncio.to_thread(self.source.versions, model)
         return answer
 
@@ -322,7 +347,8 @@ class DataPlane:
         ready = self.loaded and bool(catalog.models) and not catalog.missing
         return ready, {
             "ready": ready,
-            "serving": [f"{s.predictor.name}:{s.predictor.version}" for s in catalog.models.values()],
+            "serving": [s.key for s in catalog.models.values()],
+            "parts": sorted(k for k, s in catalog.slots.items() if s.role == "pin"),
             "missing": catalog.missing,
             "generation": catalog.generation,
         }
@@ -347,7 +373,7 @@ class DataPlane:
             ],
             "parameters": {
                 "classes": ",".join(p.classes),
-                "features": ",".join(p.feature_names),
+                "features": ",".join(slot.validator.table.names),
                 "sha256": p.sha256,
             },
         }

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = [
@@ -26,7 +26,9 @@ __all__ = [
     "BUNDLE_REFUSALS",
     "MODEL_INFO",
     "OUTCOMES",
+    "PREDICTED_ROWS",
     "PROBABILITIES",
+    "ROLES",
     "REFUSALS",
     "REQUESTS",
     "REQUEST_LATENCY",
@@ -45,6 +47,10 @@ OUTCOMES = (
     "not_ready",
     "error",
 )
+
+#: the fixed role set of ``lockgate_predicted_rows_total``: rows answered to a caller, or computed as the
+#: upstream part of a composed model
+ROLES = ("direct", "upstream")
 
 disable_created_metrics()
 
@@ -141,22 +147,23 @@ REGISTRY.register(PROBABILITIES)
 
 
 class _ModelInfoCollector(Collector):
-    """``lockgate_model_info{model, version, sha256, calibration} 1`` for each model being served.
+    """``lockgate_model_info{model, version, sha256, calibration, role} 1`` for each version being served
+    (role ``release``: answers direct callers; ``pin``: only a part of a composed model).
 
     The served set is replaced as a whole on each catalog swap (no per-series removal: in BentoML's
     multi-process mode prometheus_client warns on every ``remove``)."""
 
     def __init__(self) -> None:
-        self._models: tuple[tuple[str, str, str, str], ...] = ()
+        self._models: tuple[tuple[str, str, str, str, str], ...] = ()
 
-    def set_models(self, models: list[tuple[str, str, str, str]]) -> None:
+    def set_models(self, models: list[tuple[str, str, str, str, str]]) -> None:
         self._models = tuple(models)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "lockgate_model_info",
             "Models being served (1) with their identity",
-            labels=["model", "version", "sha256", "calibration"],
+            labels=["model", "version", "sha256", "calibration", "role"],
         )
         for labels in self._models:
             family.add_metric(list(labels), 1.0)
@@ -165,6 +172,36 @@ class _ModelInfoCollector(Collector):
 
 MODEL_INFO = _ModelInfoCollector()
 REGISTRY.register(MODEL_INFO)
+
+
+class _RowsCollector(Collector):
+    """``lockgate_predicted_rows_total{model, version, role}``: rows predicted by each loaded version, by
+    role (``direct``: answered to a caller; ``upstream``: computed as a part of a composed model).
+
+    Kept in a plain dict (one add per request, ~0.1 us, against ~1-5 us for a labelled Counter child);
+    only the event-loop thread adds, and a scrape copies the dict before reading it."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, int, str], int] = {}
+
+    def add(self, model: str, version: int, role: str, rows: int) -> None:
+        key = (model, version, role)
+        self._counts[key] = self._counts.get(key, 0) + rows
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "lockgate_predicted_rows",
+            "Rows predicted, by model version and role (direct: answered to a caller; upstream: a part of "
+            "a composed downstream model)",
+            labels=["model", "version", "role"],
+        )
+        for (model, version, role), rows in sorted(self._counts.copy().items()):
+            family.add_metric([model, str(version), role], float(rows))
+        yield family
+
+
+PREDICTED_ROWS = _RowsCollector()
+REGISTRY.register(PREDICTED_ROWS)
 
 
 def consumer_digest(consumer: str) -> str:

@@ -43,8 +43,14 @@ class PredictBody(BaseModel):
 
 
 class UpstreamPin(BaseModel):
+    """One upstream model the gateway ran first to compute this model's upstream features."""
+
     name: str
-    version: int = Field(description="the upstream version this model was trained against")
+    version: int = Field(
+        description="the upstream version actually used: the downstream's effective pin (the version it "
+        "was trained or revalidated against), not necessarily the upstream's released version"
+    )
+    sha256: str = Field(description="sha256 of that upstream version's model.onnx")
 
 
 class ModelBlock(BaseModel):
@@ -59,7 +65,10 @@ class ModelBlock(BaseModel):
     threshold: float | None = Field(
         description="binary models: answer the positive class when its probability is at least this"
     )
-    upstream: list[UpstreamPin] = Field(description="models whose outputs this one consumes, pinned")
+    upstream: list[UpstreamPin] = Field(
+        description="a composed model (a cascade): the pinned upstream versions run first, in the same "
+        "process, on the same rows; empty for a model without upstreams"
+    )
     card_url: str = Field(description="GET it with your key for classes, features, metrics, calibration")
 
 

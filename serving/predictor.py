@@ -120,17 +120,14 @@ class OnnxPredictor:
         self._categorical_name: str | None = "categorical" if "categorical" in inputs else None
         self.ready = True
         self.metadata = self._metadata()
-        #: the answer's constant part, serialised once: '{"schema":..,"model":{...}'; the prose note
-        #: ("consume") only when a request asks for it with "explain": true
-        head = (
-            '{"schema":'
-            + json.dumps(ANSWER_SCHEMA)
-            + ',"model":'
-            + json.dumps(self.metadata, allow_nan=False)
-        )
-        tail = ',"canary":true' if canary else ""
-        self.answer_prefix: str = head + tail
-        self.explained_prefix: str = head + ',"consume":' + json.dumps(self.consume_note()) + tail
+        self.answer_prefix, self.explained_prefix = self.prefixes(self.metadata)
+
+    def prefixes(self, metadata: dict[str, Any]) -> tuple[str, str]:
+        """The answer's constant part, serialised once: '{"schema":..,"model":{...}', and the same with
+        the prose note ("consume") that a request asks for with "explain": true."""
+        head = '{"schema":' + json.dumps(ANSWER_SCHEMA) + ',"model":' + json.dumps(metadata, allow_nan=False)
+        tail = ',"canary":true' if self.canary else ""
+        return head + tail, head + ',"consume":' + json.dumps(self.consume_note()) + tail
 
     # ------------------------------------------------------------------------------------ loading
     @classmethod
@@ -219,7 +216,7 @@ class OnnxPredictor:
             "sha256": self.sha256,
             "calibration": card.calibration.method,
             "threshold": card.recommended_threshold,
-            "upstream": [{"name": u.name, "version": u.version} for u in card.upstream],
+            "upstream": [],  # the upstream versions actually used: filled in by a composition
             "card_url": f"/models/{self.name}?version={self.version}",
         }
 
@@ -238,17 +235,19 @@ class OnnxPredictor:
             note += " Take the label, or act on the class probabilities with your own costs."
         return note + " " + card.how_to_consume
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, metadata: dict[str, Any] | None = None, raw: set[str] | None = None) -> dict[str, Any]:
         """What a consumer needs to read the answers, for ``GET /models/{name}`` (no file paths, no
-        hyperparameters, no host or library details)."""
+        hyperparameters, no host or library details). A composed model passes its model block and the
+        ``raw`` columns its callers send (the others come from its upstream models)."""
+        features = [f for f in self.card.features if raw is None or f.name in raw]
         return {
-            "model": self.metadata,
+            "model": self.metadata if metadata is None else metadata,
             "released_at": self.released_at.isoformat() if self.released_at else None,
             "classes": self.classes,
             "consume": self.consume_note(),
             "card": json.loads(self.card.model_dump_json(include=_CONSUMER_CARD)),
             "inputs": {
-                "features": self.feature_names,
+                "features": [f.name for f in features],
                 "columns": [
                     {
                         "name": f.name,
@@ -257,7 +256,7 @@ class OnnxPredictor:
                         "missing_allowed": getattr(f, "missing", "error") != "error",
                         "unknown": getattr(f, "unknown", "other"),
                     }
-                    for f in self.card.features
+                    for f in features
                 ],
                 "send": "instances" if self._categorical_name is not None else "inputs or instances",
                 "policy": self.card.input_policy.model_dump(),
