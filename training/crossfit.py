@@ -107,7 +107,7 @@ def _cross_fit(family: Family, params: dict[str, Any], pool: Split, config: Trai
     R = _out_of_fold(models, plan, pool, width, False)
     method, choice = _method(config.calibration, R, pool.y, n_classes, models[0], config.seed)
     if _monotone(method, models[0]):
-        R = _out_of_fold(models, plan, pool, width, True)
+        R, kind = _out_of_fold(models, plan, pool, width, True), "log_odds"
     P = np.zeros((len(pool.y), n_classes))
     if config.calibration_ensemble:
         pairs = []
@@ -149,7 +149,7 @@ def fit_calibrated(family: Family, params: dict[str, Any], selected: Any, splits
     R = response(est, cal_split.X)
     method, choice = _method(config.calibration, R, cal_split.y, n_classes, est, config.seed)
     if _monotone(method, est):
-        R = response(est, cal_split.X, True)
+        R, kind = response(est, cal_split.X, True), "log_odds"
     cal = fit_calibrator(method, R, cal_split.y, n_classes, kind)
     return CalibrationFit(
         model=CalibratedModel([Pair(est, cal)]), requested=config.calibration, fitted_on="calibration split",

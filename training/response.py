@@ -32,7 +32,8 @@ __all__ = [
     "response_method",
 ]
 
-ResponseKind = Literal["margin", "probability"]
+#: "log_odds": per-class ``log p_k - log(1 - p_k)`` of a probability model (``monotone=True``)
+ResponseKind = Literal["margin", "probability", "log_odds"]
 
 
 def response_method(estimator: Any) -> str:
