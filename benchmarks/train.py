@@ -4,7 +4,11 @@ Prints wall time, CPU time, peak RSS and the ONNX parity figure of the demo bund
 training per model family (binary breast_cancer, calibration auto). Target: the demo trains, calibrates
 and exports in under 5 s on 2 cores (issue 10).
 
-    .venv/bin/python benchmarks/train.py [--families]
+    .venv/bin/python benchmarks/train.py [--families] [--jobs]
+
+``--jobs``: a 32-trial random-forest search (breast_cancer, 3-fold cross-fitted calibration) with
+``jobs=1`` and ``jobs=2`` (issue 16): wall time of each, the speed-up, and whether the two model.onnx
+files are byte-identical (they must be).
 """
 
 from __future__ import annotations
@@ -38,6 +42,26 @@ def _timed(config: TrainConfig) -> tuple[float, float, ModelBundle]:
     wall, cpu = time.perf_counter(), time.process_time()
     path = train(config)
     return time.perf_counter() - wall, time.process_time() - cpu, ModelBundle.load(path)
+
+
+def _jobs(tmp: Path) -> bool:
+    """--jobs 1 vs 2 on one 32-trial search; True when the ONNX files are identical."""
+    import os
+
+    print("\n== 32-trial search, random_forest on breast_cancer, --calibration-cv 3: --jobs 1 vs 2")
+    walls, onnx = {}, {}
+    for jobs in (1, 2):
+        config = TrainConfig(
+            data="breast_cancer", model="random_forest", trials=32, calibration_cv=3, jobs=jobs,
+            name="jobs", out=tmp / f"jobs{jobs}", progress=False,
+        )
+        walls[jobs], _, bundle = _timed(config)
+        onnx[jobs] = (bundle.path / "model.onnx").read_bytes()
+        print(f"--jobs {jobs}            wall {walls[jobs]:6.2f} s  (load average {os.getloadavg()[0]:.1f})")
+    same = onnx[1] == onnx[2]
+    print(f"speed-up           {walls[1] / walls[2]:.2f}x on {os.cpu_count()} cores")
+    print(f"model.onnx         {'byte-identical' if same else 'DIFFERENT'} ({len(onnx[1])} bytes)")
+    return same
 
 
 def main() -> int:
@@ -79,6 +103,8 @@ def main() -> int:
                     f"  f1 {b.card.metrics.f1_macro:.4f}"
                 )
             print(f"peak RSS           {_peak_rss_mb():.0f} MB")
+        if "--jobs" in sys.argv:
+            ok = _jobs(Path(tmp)) and ok
         print(f"\nresult: {'OK' if ok else 'MISSED TARGET'}")
         return 0 if ok else 1
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +36,7 @@ from .errors import (
     http_status,
     v2_error_body,
 )
+from .metrics import exposition_registry
 from .openapi import OPENAPI_JSON, api_page
 from .settings import ServeSettings
 
@@ -162,9 +163,13 @@ def _internal() -> ServingError:
     )
 
 
-def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> Starlette:
-    """The gateway's Starlette app; the data plane is built in its lifespan from ``settings_factory()``."""
+def build_app(
+    settings_factory: Callable[[], ServeSettings] = ServeSettings, worker: int | None = None
+) -> Starlette:
+    """The gateway's Starlette app; the data plane is built in its lifespan from ``settings_factory()``.
+    ``worker`` is this process's index among the server's workers (1, 2, ...; shown by ``/readyz``)."""
     state: dict[str, DataPlane] = {}
+    exposition: dict[str, CollectorRegistry] = {"registry": REGISTRY}
 
     def plane() -> DataPlane:
         return state["plane"]
@@ -229,10 +234,12 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
 
     async def readyz(request: Request) -> Response:
         ready, body = plane().readiness()
+        if worker is not None:
+            body["worker"] = worker
         return _json(body, 200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(exposition["registry"]), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
         return Response(OPENAPI_JSON, media_type=JSON)
@@ -289,8 +296,10 @@ def build_app(settings_factory: Callable[[], ServeSettings] = ServeSettings) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        dp = open_dataplane(settings_factory())
+        settings = settings_factory()
+        dp = open_dataplane(settings)
         state["plane"] = dp
+        exposition["registry"] = exposition_registry(settings.metrics_dir)
         await dp.start()
         # Everything loaded so far lives for the whole process: keep it out of full GC passes, and make
         # full passes rare. Each one walks every long-lived object (BentoML's timeout middleware keeps

@@ -2,6 +2,12 @@
 
     lockgate serve [--registry-url URL] [--host H] [--port P]     every released model of the registry
     lockgate serve --canary BUNDLE_DIR [--port P]                  one bundle from disk, no auth
+    lockgate serve --workers N                                     N processes on one port (default: cores)
+
+Each worker is a process of its own (BentoML's ``workers``, sharing the listening socket): its own
+ONNX Runtime sessions, micro-batcher, registry poller and access cache. Their Prometheus series are
+summed on every ``/metrics`` scrape from prometheus_client's multiprocess files, in a directory of this
+run (BentoML's home is pointed at a fresh temporary directory, removed again when the server stops).
 
 Options override ``LOCKGATE_SERVE_*`` environment variables; the registry is found by the one rule of
 every subcommand (``--registry-url``, else ``LOCKGATE_REGISTRY_URL``, else ``./.lockgate/registry.db``)
@@ -14,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -58,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BUNDLE_DIR",
         help="serve this bundle from disk, without the registry and without auth",
     )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="worker processes, each with its own ONNX Runtime sessions and batcher (default: one per core)",
+    )
     p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 3000)")
     p.add_argument(
@@ -75,12 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 0 < int(text) <= 256):
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 256, got {text!r}")
+    return int(text)
+
+
 def _settings(args: argparse.Namespace) -> tuple[ServeSettings, RegistryLocation]:
     overrides = {
         "registry_url": args.registry_url,
         "canary": args.canary,
         "host": args.host,
         "port": args.port,
+        "workers": args.workers,
         "poll_interval": args.poll_interval,
         "timeout": args.timeout,
         "batching": False if args.no_batching else None,
@@ -100,7 +121,7 @@ def environment(settings: ServeSettings) -> dict[str, str]:
     """The variables that hand ``settings`` to the BentoML worker process (``LOCKGATE_SERVE_*``, and the
     registry as ``LOCKGATE_REGISTRY_URL``, the one name every subcommand reads)."""
     env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(exclude={"metrics_dir"}).items():
         if value is not None:
             env[ENV_VAR if name == "registry_url" else f"LOCKGATE_SERVE_{name.upper()}"] = str(value)
     return env
@@ -179,13 +200,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lockgate serve: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     print(f"lockgate serve: {what}", file=sys.stderr)
-    print(f"lockgate serve: on http://{settings.host}:{settings.port} (Ctrl+C to stop)", file=sys.stderr)
-    child = subprocess.Popen(serve_command(settings), env={**os.environ, **environment(settings)})
+    workers = f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
+    print(
+        f"lockgate serve: on http://{settings.host}:{settings.port}, {workers} (Ctrl+C to stop)",
+        file=sys.stderr,
+    )
+    # BentoML keeps the workers' Prometheus files in $BENTOML_HOME/prometheus_multiproc_dir and empties
+    # it at start: a home of this run's own, so two gateways on one machine never share (or wipe) them
+    home = tempfile.mkdtemp(prefix="lockgate-serve-")
+    try:
+        env = {**os.environ, **environment(settings), "BENTOML_HOME": home}
+        child = subprocess.Popen(serve_command(settings), env=env)
 
-    def forward(signum: int, _frame: object) -> None:
-        child.send_signal(signum)
+        def forward(signum: int, _frame: object) -> None:
+            child.send_signal(signum)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, forward)
-    code = child.wait()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, forward)
+        code = child.wait()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else code

@@ -2,7 +2,8 @@
 
 - :func:`check_structure` bounds a body's containers and nesting depth on the raw bytes, before any
   parsing (a 4 MB body of 200,000 ``[`` is refused in microseconds and allocates nothing).
-- :func:`decode_json` is strict JSON: ``NaN``/``Infinity`` literals, invalid UTF-8 and absurd nesting
+- :func:`decode_json` is strict JSON (orjson; the error message from python-rapidjson or the stdlib):
+  ``NaN``/``Infinity`` literals, invalid UTF-8 and absurd nesting
   are refused with :class:`InvalidInputError` (never a 500). Every failure raises a new exception
   object: a shared one would collect every failed request's traceback, frames and body.
 - :func:`decode_predict` reads the ``/predict`` body ``{"model", "version"?, "inputs" | "instances"}``.
@@ -20,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import orjson
 
 from .errors import InvalidInputError
 
@@ -190,7 +192,15 @@ def decode_json_rapid(body: bytes) -> Any:
 
 
 def decode_json(body: bytes) -> Any:
-    """Strict JSON -> Python objects; every failure is an :class:`InvalidInputError`."""
+    """Strict JSON -> Python objects; every failure is an :class:`InvalidInputError`.
+
+    orjson parses first (strict RFC 8259 like the decoders below: no NaN/Infinity, no numbers beyond
+    float64, valid UTF-8 only; ~2x python-rapidjson on 100 rows of 30 numbers); a body it refuses is
+    parsed again by the decoder that names what is wrong and where."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     if _RAPID_DECODER is not None:
         return decode_json_rapid(body)
     return decode_json_stdlib(body)
@@ -253,10 +263,11 @@ def decode_predict(body: bytes) -> PredictRequest:
 
 
 @lru_cache(maxsize=64)
-def _row_format(classes: tuple[str, ...]) -> tuple[str, list[str]]:
-    """A %-format for one prediction and the JSON of each label, built once per class list."""
-    probs = ",".join(json.dumps(c) + ":%r" for c in classes)
-    return '{"label":%s,"probabilities":{' + probs + '},"warnings":%s}', [json.dumps(c) for c in classes]
+def _row_format(classes: tuple[str, ...]) -> tuple[bytes, list[bytes]]:
+    """A bytes %-format for one prediction (label, one value per class, warnings) and the JSON of each
+    label, built once per class list."""
+    probs = b",".join(orjson.dumps(c) + b":%s" for c in classes)
+    return b'{"label":%s,"probabilities":{' + probs + b'},"warnings":%s}', [orjson.dumps(c) for c in classes]
 
 
 def encode_predictions(
@@ -268,19 +279,25 @@ def encode_predictions(
 ) -> bytes:
     """The /predict answer; ``prefix`` is the predictor's pre-serialised model block.
 
-    Probabilities are finite (the predictor checks) and rounded to 6 decimals; ``%r`` of a finite
-    float is valid JSON, and a %-format per class list is ~35 % cheaper than building dicts to dump.
+    All rows in one pass (benchmarks/serving.py: 3-6x cheaper than one %-format per row on 100 and
+    1,000 rows): orjson writes every probability (finite: the predictor checks; rounded to 6 decimals)
+    in one C call, the value texts are split apart and interleaved with the label and warnings
+    fragments by slice assignment, and one %-format of the row template repeated n times writes the
+    whole list.
     """
     fmt, label_json = _row_format(tuple(classes))
-    probs = np.round(probabilities.astype(np.float64), 6).tolist()
-    if warnings is None:
-        rows = [fmt % (label_json[lab], *p, "[]") for lab, p in zip(labels.tolist(), probs, strict=True)]
-    else:
-        rows = [
-            fmt % (label_json[lab], *p, dumps(w))
-            for lab, p, w in zip(labels.tolist(), probs, warnings, strict=True)
-        ]
-    return (prefix + ',"predictions":[' + ",".join(rows) + "]}").encode()
+    n, c = probabilities.shape  # n >= 1: the validators refuse an empty batch
+    rounded = np.round(probabilities.astype(np.float64), 6).ravel()
+    values = orjson.dumps(rounded, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+    width = c + 2  # label, c probabilities, warnings
+    fields: list[bytes] = [b"[]"] * (n * width)
+    fields[0::width] = [label_json[lab] for lab in labels.tolist()]
+    for k in range(c):
+        fields[1 + k :: width] = values[k::c]
+    if warnings is not None:
+        fields[width - 1 :: width] = [orjson.dumps(w) for w in warnings]
+    rows = b",".join([fmt] * n) % tuple(fields)
+    return prefix.encode() + b',"predictions":[' + rows + b"]}"
 
 
 # ---------------------------------------------------------------------------------------- v2

@@ -1,7 +1,8 @@
 """The BentoML 1.4 service: the only module of lockgate that imports BentoML.
 
-``bentoml serve serving.service:Gateway`` (what ``lockgate serve`` runs) starts one worker holding the
-lean Starlette app of ``app.py``, mounted with ``@bentoml.asgi_app``: BentoML runs its lifespan (the
+``bentoml serve serving.service:Gateway`` (what ``lockgate serve`` runs) starts ``workers`` processes
+(``LOCKGATE_SERVE_WORKERS``, default one per core) sharing one listening socket, each holding the lean
+Starlette app of ``app.py``, mounted with ``@bentoml.asgi_app``: BentoML runs its lifespan (the
 data plane loads models and starts the registry poller there) and packages it (``bentofile.yaml``).
 
 What is switched off, and why (profiled in ``benchmarks/serving.py``): BentoML's access log and its
@@ -33,7 +34,8 @@ SETTINGS = ServeSettings()
 # cap live in the protocol, so "auto" names ours (a subclass of uvicorn's httptools protocol).
 GuardedHttpProtocol.configure(SETTINGS.header_timeout, SETTINGS.max_connections_per_client)
 HTTP_PROTOCOLS["auto"] = "serving.connections:GuardedHttpProtocol"
-gateway_app = build_app(lambda: SETTINGS)
+# BentoML sets the worker's index (1..workers) before it imports this module; /readyz reports it
+gateway_app = build_app(lambda: SETTINGS, worker=bentoml.server_context.worker_index)
 predict_asgi = gateway_app.state.predict_asgi
 
 
@@ -56,7 +58,7 @@ class _Dispatch:
 @bentoml.asgi_app(gateway_app, path="/")
 @bentoml.service(
     name="lockgate-gateway",
-    workers=1,
+    workers=SETTINGS.workers,
     traffic={"timeout": SETTINGS.timeout},
     metrics={"enabled": False},
     logging={"access": {"enabled": False}},

@@ -6,12 +6,18 @@ code never reads the environment itself.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ServeSettings"]
+__all__ = ["ServeSettings", "cores"]
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class ServeSettings(BaseSettings):
@@ -26,6 +32,18 @@ class ServeSettings(BaseSettings):
     )
     canary: Path | None = Field(
         None, description="serve this one bundle from disk, without the registry and without auth"
+    )
+    workers: int = Field(
+        default_factory=cores,
+        ge=1,
+        le=256,
+        description="worker processes on one port, each with its own ONNX Runtime sessions, micro-batcher, "
+        "registry poller and access cache (default: one per core)",
+    )
+    metrics_dir: Path | None = Field(
+        None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",  # set by BentoML for its workers
+        description="prometheus_client's multiprocess directory: /metrics sums every worker's files",
     )
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)

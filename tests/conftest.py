@@ -1,12 +1,20 @@
-"""Session fixtures shared by every test folder: the real public tables, each trained and gated once."""
+"""Session fixtures shared by every test folder: the real public tables, each trained and gated once.
+
+Every gateway a test starts (``lockgate serve``, directly or through the CLI, the demo and the README
+walk-through) runs one worker unless the test asks for more with ``--workers N``: the default, one per
+core, would start each of them twice over on the 2-core test machine.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
 
 from tests.real_tables import TrainedTable, train_table
+
+os.environ.setdefault("LOCKGATE_SERVE_WORKERS", "1")
 
 
 @pytest.fixture(scope="session")

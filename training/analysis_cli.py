@@ -148,7 +148,7 @@ def _attribution(bundle: Path, args: argparse.Namespace, target: str, out: Path)
     from cascade_registry.artifacts import ModelBundle, ModelRef
     from training.attribution import attribute_errors
     from training.tables import read_table
-    from training.upstream import registry_url, resolve_upstreams
+    from training.upstream import effective_pins, registry_url, resolve_upstreams
 
     loaded = ModelBundle.load(bundle)
     card = loaded.card
@@ -160,11 +160,13 @@ def _attribution(bundle: Path, args: argparse.Namespace, target: str, out: Path)
             f"--upstream-truth names {sorted(truth)} but {card.ref}'s upstreams are {sorted(pins) or 'none'}",
             "give one --upstream-truth NAME=COL for each upstream of the model",
         )
-    specs = [(ModelRef(name=u.name, version=u.version), u.output) for u in card.upstream]
-    upstreams = resolve_upstreams(specs, registry_url(args.registry_url), released_only=False)
+    url = registry_url(args.registry_url)
+    versions = effective_pins(card, url)  # as deployed: a revalidated pin, else the card's
+    specs = [(ModelRef(name=u.name, version=versions[u.name]), u.output) for u in card.upstream]
+    upstreams = resolve_upstreams(specs, url, released_only=False)
     for up in upstreams:
         pinned = pins[up.ref.name].onnx_sha256
-        if pinned is not None and pinned != up.onnx_sha256:
+        if up.ref.version == pins[up.ref.name].version and pinned is not None and pinned != up.onnx_sha256:
             raise ConfigError(f"{up.ref} in the registry is not the graph {card.ref} was trained against "
                               f"(sha256 {up.onnx_sha256[:12]}… vs the card's {pinned[:12]}…)",
                               "restore the upstream bundle the card pins")

@@ -140,6 +140,16 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", metavar="N", type=int, help="random-search candidates (default 8)")
     p.add_argument("--seed", metavar="N", type=int, help="seed of splits, search and models (default 0)")
     p.add_argument(
+        "--jobs", metavar="N", type=int,
+        help="fit search trials and cross-fit folds N at a time in worker processes (default 1); "
+        "the ONNX is byte-identical whatever N is",
+    )
+    p.add_argument(
+        "--ray-address", dest="ray_address", metavar="ADDR",
+        help="fit them as tasks on the Ray cluster at ADDR (pip install 'lockgate[ray]'); without --jobs, "
+        "as many at once as it has CPUs",
+    )
+    p.add_argument(
         "--metric",
         metavar="M",
         help="selection metric: f1_macro (default) | cohen_kappa | accuracy | log_loss",

@@ -96,6 +96,18 @@ class TrainConfig(BaseModel):
     threads: int = Field(
         1, ge=1, le=256, description="native (OpenMP/BLAS) threads while training; 1 is fastest on small data"
     )
+    jobs: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="search trials and cross-fit folds fitted in parallel (joblib worker processes); "
+        "the exported ONNX is byte-identical whatever the number",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="fit the trials and folds as tasks on this Ray cluster (the extra lockgate[ray]); "
+        "with jobs 1, as many at once as the cluster has CPUs",
+    )
 
     @field_validator("model")
     @classmethod

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
 
 from cascade_registry.artifacts import CrossFitInfo, RefitInfo
@@ -101,7 +102,10 @@ def _cross_fit(family: Family, params: dict[str, Any], pool: Split, config: Trai
                         "pass a smaller --calibration-cv, or --calibration-cv 0")
     # unshuffled, as CalibratedClassifierCV(cv=K): the pool's rows are already a seeded random draw
     plan = list(StratifiedKFold(K).split(pool.X, pool.y))
-    models = [_fit(family, params, config.seed, pool.X[a], pool.y[a]) for a, _ in plan]
+    # the K fold models are independent: fitted ``jobs`` at a time, returned in fold order
+    models = Parallel(n_jobs=min(config.jobs, K))(
+        delayed(_fit)(family, params, config.seed, pool.X[a], pool.y[a]) for a, _ in plan
+    )
     kind = response_kind(models[0])
     width = 1 if n_classes == 2 else n_classes
     R = _out_of_fold(models, plan, pool, width, False)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from cascade_registry.artifacts import SearchInfo, TrialRecord
@@ -30,9 +31,10 @@ class SearchResult:
 
 def random_search(
     family: Family, train: Split, validation: Split, metric: str, trials: int, seed: int, progress: bool,
-    refit_note: str = "not refitted, so validation stays untouched by training",
+    refit_note: str = "not refitted, so validation stays untouched by training", jobs: int = 1,
 ) -> SearchResult:
-    """Fit ``trials`` candidates (the first one is the family's defaults), keep the best on validation.
+    """Fit ``trials`` candidates (the first one is the family's defaults), keep the best on validation;
+    ``jobs`` candidates at a time in joblib worker processes.
 
     Ties keep the earlier candidate, so the defaults win unless beaten.
     """
@@ -42,23 +44,21 @@ def random_search(
     records: list[TrialRecord] = []
     best: tuple[float, int, Any] | None = None
     start = time.perf_counter()
-    bar = tqdm(candidates, desc=f"search {family.name}", unit="fit", disable=not progress, leave=False)
-    for i, params in enumerate(bar):
-        est = family.make_estimator(dict(params), seed)
-        t0 = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # convergence chatter; the score tells the story
-                est.fit(train.X, train.y)
-        except (ValueError, np.linalg.LinAlgError) as e:
-            raise TrainingError(
-                f"{family.name} failed to fit with {params}: {e}", "try another family or check the data"
-            ) from None
-        fit_seconds = time.perf_counter() - t0
-        value = score(metric, validation.y, _proba(est, validation.X))
+    bar = tqdm(total=len(candidates), desc=f"search {family.name}", unit="fit", disable=not progress,
+               leave=False)
+    # each candidate is fitted on its own (the same estimator, seed and rows in a worker process, a Ray
+    # task or here), and the results come back in candidate order: the winner does not depend on ``jobs``
+    if jobs == 1:  # one at a time, here: the progress bar moves with each fit
+        fitted: Any = (_fit_and_score(family, p, seed, train, validation, metric) for p in candidates)
+    else:
+        fitted = Parallel(n_jobs=min(jobs, len(candidates)))(
+            delayed(_fit_and_score)(family, p, seed, train, validation, metric) for p in candidates
+        )
+    for i, (params, (est, fit_seconds, value)) in enumerate(zip(candidates, fitted, strict=True)):
         records.append(TrialRecord(params=_jsonable(params), score=value, fit_seconds=round(fit_seconds, 6)))
         if best is None or sign * value > sign * best[0]:
             best = (value, i, est)
+        bar.update()
         bar.set_postfix({metric: f"{best[0]:.4f}"})
     bar.close()
     assert best is not None
@@ -86,6 +86,23 @@ def random_search(
         seconds=time.perf_counter() - start,
         per_candidate_seconds=[r.fit_seconds for r in records],
     )
+
+
+def _fit_and_score(family: Family, params: dict[str, Any], seed: int, train: Split, validation: Split,
+                   metric: str) -> tuple[Any, float, float]:
+    """One candidate: (fitted estimator, fit seconds, validation score)."""
+    est = family.make_estimator(dict(params), seed)
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter; the score tells the story
+            est.fit(train.X, train.y)
+    except (ValueError, np.linalg.LinAlgError) as e:
+        raise TrainingError(
+            f"{family.name} failed to fit with {params}: {e}", "try another family or check the data"
+        ) from None
+    fit_seconds = time.perf_counter() - t0
+    return est, fit_seconds, score(metric, validation.y, _proba(est, validation.X))
 
 
 def _proba(est: Any, X: np.ndarray) -> np.ndarray:

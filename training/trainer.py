@@ -29,6 +29,7 @@ from cascade_registry.artifacts import (
 )
 from training.calibration import IsotonicCalibrator, logit_matrix, softmax
 from training.card import RunFacts, build_card
+from training.cluster import fit_backend
 from training.compose import CalibratedModel, build_model
 from training.config import TrainConfig
 from training.crossfit import CalibrationFit, fit_calibrated
@@ -60,8 +61,8 @@ def train(config: TrainConfig, registry_url: str | None = None) -> Path:
     Raises :class:`training.errors.TrainingError` (with what was wrong and how to fix it) for bad
     input; nothing is left on disk when anything fails.
     """
-    with threadpool_limits(limits=config.threads):
-        return _train(config, registry_url)
+    with threadpool_limits(limits=config.threads), fit_backend(config) as resolved:
+        return _train(resolved, registry_url)
 
 
 def _upstreams(config: TrainConfig, registry_url: str | None) -> list[Upstream]:
@@ -94,7 +95,7 @@ def _train(config: TrainConfig, registry_url: str | None) -> Path:
     refit_note = ("then refit on train + validation (see card.calibration.refit)"
                   if config.refit or config.calibration_cv else "not refitted")
     search = random_search(family, splits.train, splits.validation, config.metric, config.trials, config.seed,
-                           config.progress, refit_note)
+                           config.progress, refit_note, jobs=config.jobs)
     fit = fit_calibrated(family, search.params, search.estimator, splits, config, len(ds.classes))
     _check_logits(fit, splits)
     t_export = time.perf_counter()

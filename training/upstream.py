@@ -115,6 +115,19 @@ def resolve_upstreams(specs: Sequence[tuple[ModelRef, OutputKind]], registry_url
         ) from None
 
 
+def effective_pins(card: ModelCard, registry_url: str) -> dict[str, int]:
+    """Upstream name -> the version the gateway composes ``card.ref`` with: the registry's effective pin
+    (moved by ``lockgate registry revalidate``) when the model is registered there, else the card's pin."""
+    pins = {u.name: u.version for u in card.upstream}
+    try:
+        with Registry.open(registry_url, create=False) as registry:
+            moved = registry.pins(card.ref)
+    except (NotFoundError, RegistryUnavailableError):  # not registered (a bundle directory) or no registry
+        return pins
+    pins.update({p.upstream.name: p.upstream.version for p in moved if p.upstream.name in pins})
+    return pins
+
+
 def _resolve(registry: Registry, ref: ModelRef, output: OutputKind, released_only: bool) -> Upstream:
     try:
         info = registry.get(ref)

@@ -4,8 +4,8 @@ A fresh SQLite registry holds a trained (training.train), gated (safety.run_gate
 two declared consumers with keys, and one consumer declared for nothing (the 403 traffic). The load
 test runs through the CLI (``python -m lockgate.cli loadtest``) in its own process; Prometheus scrapes
 127.0.0.1:<gateway>/metrics every second. Afterwards the request counters per consumer and outcome
-must equal what Locust sent, the gateway's p99 must agree with Locust's, and ``promtool check
-metrics`` must accept /metrics.
+must equal what Locust sent (the gateway runs two workers: each request is counted once, in one of them),
+the gateway's p99 must agree with Locust's, and ``promtool check metrics`` must accept /metrics.
 """
 
 from __future__ import annotations
@@ -94,7 +94,11 @@ def gateway(world):
     port = _free_port()
     log = open(world["tmp"] / "gateway.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lockgate.cli", "serve", "--registry-url", world["url"], "--port", str(port)],
+        # two workers: the counts below must be each request once, summed over both workers' files
+        [
+            *(sys.executable, "-m", "lockgate.cli", "serve", "--registry-url", world["url"]),
+            *("--port", str(port), "--workers", "2"),
+        ],
         cwd=ROOT,
         env={**os.environ, "LOCKGATE_SERVE_METRICS_CONSUMER_NAMES": "true"},
         stdout=log,

@@ -19,6 +19,7 @@ from tests.bundles import gate_bundle, open_trusting, write_attestation, write_t
 from tests.cascade_registry.conftest import pg_server, pg_url  # noqa: F401 - fixtures for the PG run
 from tests.cascades import FAST, build_cascade
 from training.cli import main as train_main
+from training.upstream import effective_pins
 
 
 def _train_a(out: Path, data: Path, version: int, *options: str) -> Path:
@@ -90,6 +91,9 @@ def test_revalidate_moves_the_pin_with_signed_evidence(
         plan = {str(e.info.ref): (e.role, e.pins) for e in reg.serving_plan()}
         assert plan == {"a:2": ("release", {}), "b:1": ("release", {"a": 2})}
         assert not reg.get("b:1").stale and reg.check_consumer("b", "a", 2).allowed
+        card_b = ModelBundle.read_card(cascade["b:1"])
+        assert effective_pins(card_b, url) == {"a": 2}  # what analyze --upstream-truth runs as deployed
+    assert effective_pins(card_b, f"sqlite:///{tmp_path / 'other.db'}") == {"a": 1}  # no registry: the card
 
 
 def test_an_incompatible_upstream_is_refused_saying_by_how_much(

@@ -36,3 +36,26 @@ def test_same_seed_same_bytes_and_metrics(tmp_path: Path, family: str, calibrati
     other = run("c", seed=4)
     assert other.onnx_sha256 != a.onnx_sha256
     assert other.card.dataset.splits["test"].sha256 != a.card.dataset.splits["test"].sha256
+
+
+def test_parallel_search_and_folds_give_the_same_bytes(tmp_path: Path) -> None:
+    """``jobs=2`` fits the trials and the cross-fit folds in two worker processes: same ONNX bytes,
+    same candidate scores and the same winner as one at a time."""
+
+    def run(out: str, jobs: int) -> ModelBundle:
+        config = TrainConfig(
+            data="breast_cancer",
+            model="logistic_regression",
+            calibration="sigmoid",
+            trials=3,
+            calibration_cv=2,
+            jobs=jobs,
+            out=tmp_path / out,
+            progress=False,
+        )
+        return ModelBundle.load(train(config))
+
+    one, two = run("one", 1), run("two", 2)
+    assert (one.path / "model.onnx").read_bytes() == (two.path / "model.onnx").read_bytes()
+    assert [c.score for c in one.card.search.candidates] == [c.score for c in two.card.search.candidates]
+    assert one.card.search.best_params == two.card.search.best_params
