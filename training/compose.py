@@ -38,7 +38,8 @@ class CalibratedModel:
         return self.pairs[0].calibrator.method
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        parts = [p.calibrator.predict_proba(response(p.estimator, X)) for p in self.pairs]
+        parts = [p.calibrator.predict_proba(response(p.estimator, X, p.calibrator.monotone))
+                 for p in self.pairs]
         return np.mean(parts, axis=0) if len(parts) > 1 else parts[0]
 
     def uncalibrated_proba(self, X: np.ndarray) -> np.ndarray:

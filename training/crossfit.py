@@ -28,12 +28,12 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
 
 from cascade_registry.artifacts import CrossFitInfo, RefitInfo
-from training.calibration import AutoChoice, auto_candidates, choose_method, fit_calibrator
+from training.calibration import CALIBRATORS, AutoChoice, auto_candidates, choose_method, fit_calibrator
 from training.compose import CalibratedModel, Pair
 from training.config import TrainConfig
 from training.errors import DataError, TrainingError
 from training.families import Family
-from training.response import has_logits, response, response_kind
+from training.response import has_log_odds, has_logits, response, response_kind
 from training.splits import Split, Splits, join_splits
 
 __all__ = ["CalibrationFit", "fit_calibrated"]
@@ -82,6 +82,18 @@ def _method(requested: str, R: np.ndarray, y: np.ndarray, n_classes: int, estima
     return choice.method, choice
 
 
+def _monotone(method: str, estimator: Any) -> bool:
+    """True when ``method`` reads the finer order-preserving response (:mod:`training.response`)."""
+    return CALIBRATORS[method].monotone and has_log_odds(estimator)
+
+
+def _out_of_fold(models: list[Any], plan: list, pool: Split, width: int, monotone: bool) -> np.ndarray:
+    R = np.zeros((len(pool.y), width))
+    for est, (_, held) in zip(models, plan, strict=True):
+        R[held] = response(est, pool.X[held], monotone)
+    return R
+
+
 def _cross_fit(family: Family, params: dict[str, Any], pool: Split, config: TrainConfig,
                n_classes: int) -> tuple[list[Pair], str, AutoChoice | None, np.ndarray, np.ndarray]:
     K = config.calibration_cv
@@ -95,10 +107,11 @@ def _cross_fit(family: Family, params: dict[str, Any], pool: Split, config: Trai
         delayed(_fit)(family, params, config.seed, pool.X[a], pool.y[a]) for a, _ in plan
     )
     kind = response_kind(models[0])
-    R = np.zeros((len(pool.y), 1 if n_classes == 2 else n_classes))
-    for est, (_, held) in zip(models, plan, strict=True):
-        R[held] = response(est, pool.X[held])
+    width = 1 if n_classes == 2 else n_classes
+    R = _out_of_fold(models, plan, pool, width, False)
     method, choice = _method(config.calibration, R, pool.y, n_classes, models[0], config.seed)
+    if _monotone(method, models[0]):
+        R, kind = _out_of_fold(models, plan, pool, width, True), "log_odds"
     P = np.zeros((len(pool.y), n_classes))
     if config.calibration_ensemble:
         pairs = []
@@ -139,6 +152,8 @@ def fit_calibrated(family: Family, params: dict[str, Any], selected: Any, splits
     kind = response_kind(est)
     R = response(est, cal_split.X)
     method, choice = _method(config.calibration, R, cal_split.y, n_classes, est, config.seed)
+    if _monotone(method, est):
+        R, kind = response(est, cal_split.X, True), "log_odds"
     cal = fit_calibrator(method, R, cal_split.y, n_classes, kind)
     return CalibrationFit(
         model=CalibratedModel([Pair(est, cal)]), requested=config.calibration, fitted_on="calibration split",

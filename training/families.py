@@ -22,8 +22,9 @@ A family is a :class:`Family` registered under its name with :func:`register_fam
 - ``export(fitted, n_features, n_classes, kind)`` returns a :class:`training.graph.BaseGraph` from
   ``input`` float32 [N, F] to the predicted probabilities (``kind="proba"``) or to the response the
   calibrator consumes (``kind="response"``, :mod:`training.response`: the logits when the estimator
-  has them, else ``predict_proba``; one column for binary). Training appends the calibrator and
-  checks parity.
+  has them, else ``predict_proba``; one column for binary; ``kind="monotone_response"``: the log-odds
+  isotonic reads, asked only of estimators with ``predict_joint_log_proba``). Training appends the
+  calibrator and checks parity.
 - ``estimator_type`` (optional): the class of the family's estimators, so that an ensemble member
   given as a bare estimator of that class exports with the family's exporter (:func:`exporter_for`).
 - ``onehot_max`` (optional): how many levels a categorical column may keep and still be one-hot encoded
@@ -56,6 +57,7 @@ from training.exporters import (
     MarginClassifier,
     export_hist_gradient_boosting,
     export_margin_classifier,
+    export_naive_bayes,
     export_random_forest,
     sklearn_exporter,
 )
@@ -326,6 +328,6 @@ register_family(
         space={"var_smoothing": FloatRange(1e-12, 1e-6, log=True)},
         defaults={"var_smoothing": 1e-9},
         make_estimator=_naive_bayes,
-        export=sklearn_exporter(double=True),
+        export=export_naive_bayes,
     )
 )

@@ -52,7 +52,7 @@ IR_VERSION = 8
 INPUT = "input"
 #: the string input [N, n_categorical] of a model trained on a table with categorical/boolean columns
 CATEGORICAL = "categorical"
-Kind = Literal["proba", "response"]
+Kind = Literal["proba", "response", "monotone_response"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ class BaseGraph:
     """A graph from ``input`` float32 [N, F] to ``output`` [N, K] (any float type).
 
     kind "proba": K = C class probabilities. kind "response": what the calibrator consumes
-    (:func:`training.response.response`): K = 1 for binary, K = C for multiclass.
+    (:func:`training.response.response`): K = 1 for binary, K = C for multiclass. kind
+    "monotone_response": ``response(..., monotone=True)``, for calibrators that only use the order.
     """
 
     model: onnx.ModelProto

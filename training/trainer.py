@@ -40,7 +40,7 @@ from training.families import Family, family_names, get_family
 from training.graph import BaseGraph, onnx_predict
 from training.preprocessing import Preprocessor, fit_preprocessor
 from training.reliability import plot_reliability
-from training.response import has_logits, response, response_kind
+from training.response import has_log_odds, has_logits, response, response_kind
 from training.search import random_search
 from training.splits import Split, Splits, encode_splits, feature_digests, split_dataset
 from training.upstream import Upstream, add_upstream_features, resolve_upstreams
@@ -173,8 +173,10 @@ def _base_graphs(family: Family, model: CalibratedModel, ds: Dataset, splits: Sp
     check_X = np.concatenate([s.X for s in splits]).astype(np.float32)
     out, errors, merged = [], [], 0
     for pair in model.pairs:
-        base = family.export(pair.estimator, check_X.shape[1], len(ds.classes), "response")
-        err = base_error(base, pair.estimator, check_X)
+        monotone = pair.calibrator.monotone and has_log_odds(pair.estimator)
+        kind = "monotone_response" if monotone else "response"
+        base = family.export(pair.estimator, check_X.shape[1], len(ds.classes), kind)
+        err = base_error(base, pair.estimator, check_X, monotone)
         if isinstance(pair.calibrator, IsotonicCalibrator):
             absolute, relative = ISOTONIC_KNOT_FACTOR * err[0], ISOTONIC_KNOT_FACTOR * err[1]
             merged += pair.calibrator.merge_close_knots(absolute, relative)

@@ -73,6 +73,19 @@ def test_every_calibrator_matches_its_onnx(method: str, n_classes: int, kind: st
     assert np.max(np.abs(_onnx_of(cal, R[600:]) - native)) <= 1e-5
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_isotonic_on_log_odds_is_isotonic_on_the_probabilities(n_classes: int) -> None:
+    """Naive Bayes's isotonic reads log-odds (training.response): same fit and interpolation as on p."""
+    P, y = _responses(n_classes, "probability")
+    L = np.log(P) - np.log1p(-P)
+    on_p = fit_calibrator("isotonic", P[:600], y[:600], n_classes, "probability").predict_proba(P[600:])
+    cal = fit_calibrator("isotonic", L[:600], y[:600], n_classes, "log_odds")
+    native = cal.predict_proba(L[600:])
+    assert np.max(np.abs(native - on_p)) <= 1e-9
+    assert np.max(np.abs(_onnx_of(cal, L[600:].astype(np.float32).astype(np.float64))
+                         - cal.predict_proba(L[600:].astype(np.float32).astype(np.float64)))) <= 1e-5
+
+
 def test_auto_compares_every_candidate_out_of_fold_including_none() -> None:
     R, y = _responses(3, "margin")
     choice = choose_method(R, y, 3, "margin", seed=0)

@@ -88,6 +88,8 @@ class Calibrator(ABC):
     method: ClassVar[str]
     #: True when the method only exists for more than two classes
     multiclass_only: ClassVar[bool] = False
+    #: True when only each response column's order matters: it reads ``response(..., monotone=True)``
+    monotone: ClassVar[bool] = False
 
     def __init__(self, n_classes: int, kind: ResponseKind) -> None:
         self.n_classes = n_classes

@@ -2,7 +2,10 @@
 
 - ``sigmoid`` (Platt 1999): ``q = sigmoid(a r + c)``, fitted by log loss on Platt's smoothed targets;
 - ``isotonic``: isotonic regression, exported as its exact linear interpolation
-  ``q = y_0 + sum_i slope_i (clip(r, x_i, x_{i+1}) - x_i)`` (clipped outside the fitted range);
+  ``q = y_0 + sum_i slope_i (clip(r, x_i, x_{i+1}) - x_i)`` (clipped outside the fitted range); on
+  log-odds (kind ``"log_odds"``) the interpolation is linear in ``p = sigmoid(r)``, as scikit-learn's on
+  the probabilities, computed in log space: ``t_i = exp(log s(c) - log s(x_{i+1})) (1 - e^(x_i - c)) /
+  (1 - e^(x_i - x_{i+1}))`` with ``c = clip(r, x_i, x_{i+1})``, ``s = sigmoid``;
 - ``beta`` (Kull, Silva Filho & Flach 2017): ``q = sigmoid(a log p - b log(1 - p) + c)`` with
   ``a, b >= 0`` on the column's probability ``p`` (margins: ``p = sigmoid(r)``).
 
@@ -131,6 +134,7 @@ class BetaCalibrator(OneVsRest):
 
 class IsotonicCalibrator(OneVsRest):
     method = "isotonic"
+    monotone = True
 
     def _fit_column(self, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(r, t)
@@ -144,9 +148,22 @@ class IsotonicCalibrator(OneVsRest):
         slope = np.where(width > 0, (y[1:] - y[:-1]) / np.where(width > 0, width, 1.0), 0.0)
         return lo, hi, slope
 
+    @staticmethod
+    def _steps(m: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(lo, hi, rise, 1 - e^(lo - hi))`` per segment (rise 0 on a zero-width one)."""
+        x, y = m
+        lo, hi = x[:-1], x[1:]
+        return lo, hi, np.where(hi > lo, y[1:] - y[:-1], 0.0), np.where(hi > lo, -np.expm1(lo - hi), 1.0)
+
     def _apply(self, m: tuple[np.ndarray, np.ndarray], r: np.ndarray) -> np.ndarray:
         if len(m[0]) < 2:
             return np.full(len(r), float(m[1][0]))
+        if self.kind == "log_odds":
+            lo, hi, rise, span = self._steps(m)
+            c = np.clip(r[:, None], lo[None, :], hi[None, :])
+            t = np.exp(log_odds_parts(c, "margin")[0] - log_odds_parts(hi, "margin")[0]) * (
+                -np.expm1(lo - c)) / span
+            return float(m[1][0]) + t @ rise
         lo, hi, slope = self._pieces(m)
         dx = np.clip(r[:, None], lo[None, :], hi[None, :]) - lo[None, :]
         return float(m[1][0]) + dx @ slope
@@ -157,6 +174,14 @@ class IsotonicCalibrator(OneVsRest):
             return b.op("Add", [b.op("Mul", [col, b.const(0.0)]), y0])
         lo, hi, slope = self._pieces(m)
         clipped = b.op("Max", [b.op("Min", [col, b.const(hi.reshape(1, -1))]), b.const(lo.reshape(1, -1))])
+        if self.kind == "log_odds":
+            _, _, rise, span = self._steps(m)
+            ratio = b.op("Exp", [b.op("Sub", [log_odds_parts_onnx(b, clipped, "margin")[0],
+                                              b.const(log_odds_parts(hi, "margin")[0].reshape(1, -1))])])
+            below = b.op("Sub", [b.const(lo.reshape(1, -1)), clipped])
+            gap = b.op("Sub", [b.const(1.0), b.op("Exp", [below])])
+            t = b.op("Div", [b.op("Mul", [ratio, gap]), b.const(span.reshape(1, -1))])
+            return b.op("Add", [b.op("MatMul", [t, b.const(rise.reshape(-1, 1))]), y0])
         dx = b.op("Sub", [clipped, b.const(lo.reshape(1, -1))])
         return b.op("Add", [b.op("MatMul", [dx, b.const(slope.reshape(-1, 1))]), y0])
 

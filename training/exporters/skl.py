@@ -106,15 +106,17 @@ def floor_to_float32(values: np.ndarray) -> np.ndarray:
     return f.astype(np.float64)
 
 
-def base_error(base: BaseGraph, estimator: Any, X: np.ndarray) -> tuple[float, float]:
+def base_error(base: BaseGraph, estimator: Any, X: np.ndarray, monotone: bool = False) -> tuple[float, float]:
     """How far the base graph's response (the calibrator's input) is from native on rows ``X``.
+
+    ``monotone``: the graph computes ``response(..., monotone=True)`` (kind ``"monotone_response"``).
 
     Returns ``(absolute, relative)``: the error model ``|graph - native| <= absolute + relative * |s|``
     (absolute = the largest error where ``|s|`` is at most its median, relative = the largest
     ``error / |s|`` above it).
     """
     X32 = np.asarray(X, dtype=np.float32)
-    want = response(estimator, X32.astype(np.float64))
+    want = response(estimator, X32.astype(np.float64), monotone)
     got = run_output(base, X32).reshape(want.shape)
     err, mag = np.abs(got - want).ravel(), np.abs(want).ravel()
     big = mag > max(float(np.median(mag)), 1e-300)
