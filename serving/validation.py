@@ -64,9 +64,11 @@ class RowValidator:
         def stat(value: float | None) -> float:
             return np.nan if value is None else value
 
-        mins = np.array([stat(f.min) for f in numeric], dtype=np.float64)
-        maxs = np.array([stat(f.max) for f in numeric], dtype=np.float64)
-        stds = np.array([stat(f.std) for f in numeric], dtype=np.float64)
+        # the card writes float32 statistics as short decimals (11.41); read back as the float32 the
+        # rows are compared in, a row equal to the training minimum is inside the range
+        mins = np.array([stat(f.min) for f in numeric], dtype=np.float32).astype(np.float64)
+        maxs = np.array([stat(f.max) for f in numeric], dtype=np.float32).astype(np.float64)
+        stds = np.array([stat(f.std) for f in numeric], dtype=np.float32).astype(np.float64)
         self.mins, self.maxs = mins, maxs
         self.low = mins - k * stds
         self.high = maxs + k * stds

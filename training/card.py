@@ -40,6 +40,7 @@ from training.preprocessing import Preprocessor
 from training.response import response_method
 from training.search import SearchResult
 from training.splits import Splits
+from training.tables import float32_value
 from training.upstream import Upstream
 
 __all__ = ["RunFacts", "build_card", "consume_text", "describe_features", "describe_infrastructure",
@@ -110,10 +111,10 @@ def describe_features(names: list[str], X: np.ndarray) -> list[FeatureSpec]:
         FeatureSpec(
             name=name,
             dtype="float32",
-            min=float(X[:, j].min()),
-            max=float(X[:, j].max()),
-            mean=float(X[:, j].mean()),
-            std=float(X[:, j].std()),
+            min=float32_value(X[:, j].min()),
+            max=float32_value(X[:, j].max()),
+            mean=float32_value(X[:, j].mean()),
+            std=float32_value(X[:, j].std()),
         )
         for j, name in enumerate(names)
     ]

@@ -32,6 +32,7 @@ from onnx import TensorProto, helper
 
 from cascade_registry.artifacts import FeatureSpec
 from training.graph import CATEGORICAL, INPUT, GraphBuilder, embed_model, opsets_of, strip_doc_strings
+from training.tables import float32_value
 from training.target_encoding import TargetEncoder, fit_target_encoder
 
 __all__ = [
@@ -154,10 +155,10 @@ class NumericImputer:
             name=self.name,
             dtype="float32",
             kind="numeric",
-            min=lo,
-            max=hi,
-            mean=mean,
-            std=std,
+            min=float32_value(lo),
+            max=float32_value(hi),
+            mean=float32_value(mean),
+            std=float32_value(std),
             missing="impute_median" if impute else "error",
             missing_in_training=self.indicator,
             missing_indicator=self.indicator,

@@ -19,6 +19,7 @@ import pandas as pd
 from training.errors import DataError
 
 __all__ = [
+    "float32_value",
     "BOOLEAN_STRINGS",
     "Column",
     "ColumnKind",
@@ -178,3 +179,9 @@ def typed_columns(
                     "clean those values (a missing value may be left empty instead)",
                 )
     return columns
+
+
+def float32_value(value: float) -> float:
+    """``value`` as the shortest decimal that reads back as the same float32 (11.41, not
+    11.40999984741211): what the card records of a float32 column, exactly that float32 when parsed."""
+    return float(str(np.float32(value)))
