@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -68,6 +69,7 @@ class Isolation:
                 "--dev", "/dev",
                 "--proc", "/proc",
                 "--tmpfs", "/tmp",
+                *[arg for path in _interpreter_paths_in_tmp() for arg in ("--ro-bind", path, path)],
                 *(["--ro-bind", str(bundle), str(bundle)] if bundle is not None else []),
                 "--bind", str(scratch), str(scratch),
                 "--unshare-net",
@@ -91,6 +93,19 @@ class Isolation:
                 "sh", "-c", script, target, *argv,
             ]  # fmt: skip
         return argv
+
+
+@lru_cache(maxsize=1)
+def _interpreter_paths_in_tmp() -> tuple[str, ...]:
+    """The interpreter, its virtualenv and the import path where they lie under /tmp (a clone and its
+    .venv in /tmp, say): the worker's fresh /tmp would hide them, so they are bound back read-only."""
+    executable_dir = os.path.dirname(os.path.realpath(sys.executable))
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, executable_dir}
+    candidates.add(str(Path(__file__).resolve().parents[1]))  # lockgate's own packages (an editable install)
+    candidates.update(p for p in sys.path if p and os.path.isdir(p))
+    inside = sorted({os.path.realpath(p) for p in candidates} | candidates)
+    in_tmp = [p for p in inside if p.startswith("/tmp/") and os.path.isdir(p)]
+    return tuple(p for p in in_tmp if not any(p.startswith(q + "/") for q in in_tmp if q != p))
 
 
 def _works(argv: list[str]) -> bool:
