@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cascade_registry.artifacts import published_mode
-from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUnavailableError
+from cascade_registry.errors import InvalidInputError, RegistryError, exit_status
 from cascade_registry.manifest import ManifestError, read_bounded
 from cascade_registry.registry import Registry
 from cascade_registry.rendering import (
@@ -289,15 +289,9 @@ def run_command(args: argparse.Namespace, create: bool) -> int:
     except BrokenPipeError:  # e.g. `lockgate registry list --json | head -1`: the reader had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except RegistryUnavailableError as e:
-        print(f"lockgate registry: error: {e}", file=sys.stderr)
-        return 3
-    except InvalidInputError as e:
-        print(f"lockgate registry: error: {e}", file=sys.stderr)
-        return 2
     except RegistryError as e:
         print(f"lockgate registry: error: {e}", file=sys.stderr)
-        return 1
+        return exit_status(e)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         print(f"lockgate registry: error: {e.strerror or e}{where}", file=sys.stderr)

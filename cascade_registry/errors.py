@@ -28,6 +28,7 @@ __all__ = [
     "OwnerError",
     "RegistryError",
     "RegistryUnavailableError",
+    "exit_status",
 ]
 
 
@@ -90,3 +91,11 @@ class RegistryUnavailableError(RegistryError):
 
 class LoginError(RegistryError):
     """A console login that does not check out (the message never says which part was wrong)."""
+
+
+def exit_status(error: RegistryError) -> int:
+    """The documented exit code of a command that stopped on ``error``: 3 the registry cannot be reached,
+    2 a usage error (bad input), 1 refused."""
+    if isinstance(error, RegistryUnavailableError):
+        return 3
+    return 2 if isinstance(error, InvalidInputError) else 1

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, NoReturn
 
-from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUnavailableError
+from cascade_registry.errors import RegistryError, exit_status
 
 __all__ = ["main"]
 
@@ -84,15 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "user":
             return _users(args, settings)
-    except InvalidInputError as e:
-        print(f"lockgate console: error: {e}", file=sys.stderr)
-        return 2
-    except RegistryUnavailableError as e:
-        print(f"lockgate console: error: {e}", file=sys.stderr)
-        return 3
     except RegistryError as e:
-        print(f"lockgate console: refused: {e}", file=sys.stderr)
-        return 1
+        status = exit_status(e)
+        print(f"lockgate console: {'refused' if status == 1 else 'error'}: {e}", file=sys.stderr)
+        return status
     mode = "actions enabled" if settings.actions else "read-only"
     print(f"lockgate console on http://{settings.host}:{settings.port} ({mode})", file=sys.stderr)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")

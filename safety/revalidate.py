@@ -12,7 +12,7 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
-from cascade_registry.errors import InvalidInputError, RegistryError, RegistryUnavailableError
+from cascade_registry.errors import InvalidInputError, RegistryError, exit_status
 from cascade_registry.settings import LOCATION_HELP, RegistrySettings, locate_registry
 from safety.cli import OneLineParser
 from safety.errors import RevalidationError, SafetyError
@@ -92,14 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             result = revalidate(
                 reg, args.consumer, args.upstream, sign_key=key, actor=actor, record=not args.dry_run
             )
-    except RegistryUnavailableError as e:
+    except RegistryError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 3
-    except InvalidInputError as e:
+        return exit_status(e)
+    except SafetyError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    except (RegistryError, SafetyError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, SafetyError) and not isinstance(e, RevalidationError) else 1
+        return 1 if isinstance(e, RevalidationError) else 2
     print(result.model_dump_json(indent=2) if args.json else _render(result))
     return 0 if result.passed else 1
