@@ -99,6 +99,18 @@ def _columns(card: ModelCard) -> list[Column]:
     return out
 
 
+def _number_columns(columns: list[Sequence[Any]], n: int) -> np.ndarray | None:
+    """The numeric columns as float64 [n, k] when numpy reads every value as a number (the caller knows
+    none is a boolean: a string, null, list or object gives another dtype or shape); None otherwise."""
+    try:
+        x = np.array(columns)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if x.dtype.kind not in "fiu" or x.shape != (len(columns), n):
+        return None
+    return x.astype(np.float64, copy=False).T
+
+
 class TableSchema:
     """The columns of one card; :meth:`assemble` turns per-column values into the graph's arrays."""
 
@@ -149,17 +161,20 @@ class TableSchema:
         )
         return lambda name: [row.get(name) for row in rows]
 
-    def assemble(self, values_of: Callable[[str], Sequence[Any] | None], n: int, at: Where) -> Values:
+    def assemble(
+        self, values_of: Callable[[str], Sequence[Any] | None], n: int, at: Where, booleans: bool = True
+    ) -> Values:
         """Per-column values (``values_of(name)``: n values, or None when the column was not sent at
-        all) -> (numeric float32, categorical or None, per-row notes or None).
+        all) -> (numeric float32, categorical or None, per-row notes or None). ``booleans=False`` says
+        no value is a JSON boolean (:func:`serving.codecs.may_hold_booleans`).
 
         Each part first tries one pass over the whole table (every value present and of its column's
         kind, no unseen level); the per-column walk below explains or handles anything else."""
-        numeric = self._numeric_array(values_of, n, at)
+        numeric = self._numeric_array(values_of, n, at, booleans)
         if not self.mixed:
             return numeric, None, None
         columns = [values_of(col.name) for col in self.categorical]
-        fast = self._categorical_fast(columns)
+        fast = self._categorical_fast(columns, n)
         if fast is not None:
             return numeric, fast, None
         cat = np.empty((n, len(self.categorical)), dtype=object)
@@ -175,28 +190,36 @@ class TableSchema:
         return numeric, cat, notes
 
     def _numeric_array(
-        self, values_of: Callable[[str], Sequence[Any] | None], n: int, at: Where
+        self, values_of: Callable[[str], Sequence[Any] | None], n: int, at: Where, booleans: bool = True
     ) -> np.ndarray:
         columns = [values_of(col.name) for col in self.numeric]
+        x = None if booleans or None in columns else _number_columns(columns, n)
+        if x is None:
+            x = self._checked_numbers(columns, n, at)
+        top = np.abs(x).max(initial=0.0)
+        if not top <= self.max_abs:  # above the limit, or NaN (a missing value): look closer
+            self._check_range(x, at)
+        return x.astype(np.float32, order="C")
+
+    def _checked_numbers(self, columns: list[Sequence[Any] | None], n: int, at: Where) -> np.ndarray:
+        """The numeric columns as float64 [n, k] after a type pass (booleans, nulls and absent columns
+        follow each column's policy; anything else that is not a number is refused by name)."""
         if None in columns or not set(map(type, chain.from_iterable(columns))) <= _NUMBERS:
             columns = [self._numbers(c, v, n, at) for c, v in zip(self.numeric, columns, strict=True)]
         try:
-            x = np.array(columns, dtype=np.float64).reshape(len(self.numeric), n).T
+            return np.array(columns, dtype=np.float64).reshape(len(self.numeric), n).T
         except OverflowError:
             raise InvalidInputError(
                 "a numeric column holds an integer too large for a float",
                 "send values within the range the model was trained on",
                 code="value_overflow",
             ) from None
-        top = np.abs(x).max(initial=0.0)
-        if not top <= self.max_abs:  # above the limit, or NaN (a missing value): look closer
-            self._check_range(x, at)
-        return x.astype(np.float32, order="C")
 
-    def _categorical_fast(self, columns: list[Sequence[Any] | None]) -> np.ndarray | None:
+    def _categorical_fast(self, columns: list[Sequence[Any] | None], n: int) -> np.ndarray | None:
         """The categorical array when every value is present, a string (booleans: a usual spelling) and a
-        known level; None to take the checked path."""
-        out = []
+        known level; None to take the checked path. Where the column's levels are checked, that check
+        is the type check too (a level is a non-empty string; a list or object makes it a TypeError)."""
+        out = np.empty((n, len(columns)), dtype=object)
         for col, values in zip(self.categorical, columns, strict=True):
             if values is None:
                 return None
@@ -207,12 +230,17 @@ class TableSchema:
                     return None
                 if None in values:
                     return None
-            elif set(map(type, values)) != _STR or "" in values:
+            levels = col.levels if col.levels and col.unknown != "ignore" else None
+            if levels is None and (set(map(type, values)) != _STR or "" in values):
                 return None
-            if col.levels and col.unknown != "ignore" and not col.levels.issuperset(values):
-                return None
-            out.append(values)
-        return np.array(list(zip(*out, strict=True)), dtype=object)
+            if levels is not None:
+                try:
+                    if not levels.issuperset(values) or "" in levels and "" in values:
+                        return None
+                except TypeError:  # a list or object among the values
+                    return None
+            out[:, col.position] = values
+        return out
 
     def _missing(self, col: Column, i: int, at: Where, absent: bool) -> InvalidInputError:
         what = "has no value (the key is absent)" if absent else "is missing (null or empty)"

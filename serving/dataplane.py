@@ -265,9 +265,10 @@ class DataPlane:
             slot = self._slot(request.model, request.version)
             await self._authorize(who, request.model, slot.predictor.version)
             if request.instances is None:
-                x, cat, notes = slot.validator.to_matrix(request.inputs), None, None
+                x = slot.validator.to_matrix(request.inputs, booleans=request.booleans)
+                cat, notes = None, None
             else:
-                x, cat, notes = slot.validator.from_instances(request.instances)
+                x, cat, notes = slot.validator.from_instances(request.instances, booleans=request.booleans)
             if slot.composition is None:
                 labels, probabilities = await slot.batcher.predict(x, cat)
             else:

@@ -44,6 +44,18 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _number_matrix(rows: list[Any], n_features: int) -> np.ndarray | None:
+    """``rows`` as a float64 [N, n_features] matrix when numpy reads them as numbers of that shape (the
+    caller knows no value is a boolean); None to take the type-checking path."""
+    try:
+        x = np.array(rows)
+    except (ValueError, TypeError, OverflowError):  # ragged rows, or an unconvertible value
+        return None
+    if x.dtype.kind not in "fiu" or x.shape != (len(rows), n_features):
+        return None
+    return x.astype(np.float64, copy=False)
+
+
 class RowValidator:
     """Validates inputs for one model card. Built once per loaded model; :meth:`to_matrix` per request."""
 
@@ -96,8 +108,9 @@ class RowValidator:
             )
         self.check_count(len(rows))
 
-    def from_instances(self, rows: Any, where: str = "instances") -> Values:
-        """Objects keyed by column name, any order -> (numeric float32, categorical or None, notes)."""
+    def from_instances(self, rows: Any, where: str = "instances", booleans: bool = True) -> Values:
+        """Objects keyed by column name, any order -> (numeric float32, categorical or None, notes).
+        ``booleans``: as for :meth:`to_matrix`."""
         self._rows_list(rows, where)
         if set(map(type, rows)) != {dict}:
             i = next(i for i, row in enumerate(rows) if type(row) is not dict)
@@ -109,10 +122,15 @@ class RowValidator:
         def at(i: int, name: str) -> str:
             return f"{where}[{i}].{name}"
 
-        return self.table.assemble(self.table.columns_of(rows, where), len(rows), at)
+        return self.table.assemble(self.table.columns_of(rows, where), len(rows), at, booleans)
 
-    def to_matrix(self, rows: Any, where: str = "inputs") -> np.ndarray:
-        """A list of rows (lists in feature order, or objects keyed by feature name) -> float32 [N, F]."""
+    def to_matrix(self, rows: Any, where: str = "inputs", booleans: bool = True) -> np.ndarray:
+        """A list of rows (lists in feature order, or objects keyed by feature name) -> float32 [N, F].
+
+        ``booleans=False`` (the body holds no JSON true/false: :func:`serving.codecs.may_hold_booleans`)
+        lets numpy find the value types while it builds the matrix: an int or float dtype of shape
+        [N, F] means every value is a number (a string, null, list or object gives another dtype, shape
+        or a ValueError, and the checked path below explains it); only booleans would pass as numbers."""
         if self.table.mixed:
             raise InvalidInputError(
                 f"{self.model} has categorical or boolean columns, so it cannot take positional "
@@ -136,6 +154,10 @@ class RowValidator:
         self.check_count(len(rows))
         n_features = self.n_features
         numbers = _NUMBER_TYPES
+        if not booleans and type(rows[0]) is list:
+            x = _number_matrix(rows, n_features)
+            if x is not None:
+                return self.check_values(x, where)
         if type(rows[0]) is dict:
             rows = [self._ordered(row, i, where) for i, row in enumerate(rows)]
         # three C-level passes (row types, row lengths, value types); the slow per-row walk runs only

@@ -1,0 +1,108 @@
+"""The validators' whole-table fast paths (benchmarks/serving.py) answer exactly as the checked paths.
+
+A large body without a JSON ``true``/``false`` lets numpy find the value types while it builds the
+matrix (``booleans=False``, :func:`serving.codecs.may_hold_booleans`); a categorical column whose levels
+are checked skips its type pass. Each case below spoils one cell of a 100-row body and checks that the
+fast path gives the same matrix, or the same refusal (code and message), as the checked path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cascade_registry.artifacts import ModelBundle
+from serving import codecs
+from serving.errors import ServingError
+from serving.validation import RowValidator
+from tests.tables import bench_table, mixed_bundle, sample_rows
+
+BAD_CELLS: list[Any] = [
+    "1.5", "abc", "", None, True, False, [1.0], {"a": 1}, 10**30, 2**64, -(2**63) - 1, 1e39, -0.0, 7,
+]
+
+
+@pytest.fixture(scope="module")
+def numeric(trained_demo: Path) -> tuple[RowValidator, list[list[float]]]:
+    bundle = ModelBundle.load(trained_demo)
+    rows = np.load(trained_demo / "reference.npz")["inputs"][:100].astype(np.float64).tolist()
+    return RowValidator(bundle.card, 1024), rows
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory, trained_demo: Path) -> RowValidator:
+    table = bench_table(numeric=3, categorical=3)
+    path = mixed_bundle(tmp_path_factory.mktemp("fastpaths"), trained_demo, table)
+    return RowValidator(ModelBundle.load(path).card, 1024)
+
+
+def outcome(fn, *args, **kwargs) -> Any:
+    """What a validator answers: its arrays, or the refusal's code and message."""
+    try:
+        result = fn(*args, **kwargs)
+    except ServingError as e:
+        return ("refused", e.code, e.message)
+    parts = result if isinstance(result, tuple) else (result,)
+    return tuple(p.tolist() if isinstance(p, np.ndarray) else p for p in parts)
+
+
+def same(a: Any, b: Any) -> bool:
+    return json.dumps(a, default=str) == json.dumps(b, default=str)  # NaN == NaN as text
+
+
+def test_large_plain_bodies_take_the_fast_path(numeric, mixed):
+    _, rows = numeric
+    for body in (
+        json.dumps({"model": "m", "inputs": rows}).encode(),
+        json.dumps({"model": "m", "instances": sample_rows(bench_table(3, 3), 100)}).encode(),
+    ):
+        assert len(body) > 8192 and codecs.decode_predict(body).booleans is False
+    explained = json.dumps({"model": "m", "inputs": rows, "explain": True}).encode()
+    assert codecs.decode_predict(explained).booleans
+
+
+@pytest.mark.parametrize("cell", BAD_CELLS, ids=repr)
+def test_positional_rows_answer_as_the_checked_path(numeric, cell):
+    validator, rows = numeric
+    spoilt = [list(r) for r in rows]
+    spoilt[57][3] = cell
+    request = codecs.decode_predict(json.dumps({"model": "m", "inputs": spoilt}).encode())
+    if isinstance(cell, bool):
+        assert request.booleans, "a body with a JSON boolean must say so"
+    fast = outcome(validator.to_matrix, request.inputs, booleans=request.booleans)
+    assert same(fast, outcome(validator.to_matrix, request.inputs, booleans=True))
+    if not isinstance(cell, (int, float)) or isinstance(cell, bool) or abs(cell) > 3.4e38:
+        assert fast[0] == "refused" and "inputs[57]" in fast[2]
+
+
+@pytest.mark.parametrize("shape", ["short row", "dict row", "flat number row", "nested"])
+def test_ragged_positional_rows_answer_as_the_checked_path(numeric, shape):
+    validator, rows = numeric
+    spoilt: list[Any] = [list(r) for r in rows]
+    spoilt[10] = {
+        "short row": spoilt[10][:-1],
+        "dict row": {"x": 1},
+        "flat number row": 1.0,
+        "nested": [spoilt[10]] * 1,
+    }[shape]
+    request = codecs.decode_predict(json.dumps({"model": "m", "inputs": spoilt}).encode())
+    fast = outcome(validator.to_matrix, request.inputs, booleans=request.booleans)
+    assert fast[0] == "refused"
+    assert same(fast, outcome(validator.to_matrix, request.inputs, booleans=True))
+
+
+@pytest.mark.parametrize("column", ["x1", "c1"])
+@pytest.mark.parametrize("cell", [*BAD_CELLS, "level1", "level0", "unseen", "absent"], ids=repr)
+def test_named_columns_answer_as_the_checked_path(mixed, column, cell):
+    rows = sample_rows(bench_table(3, 3), 100)
+    if cell == "absent":
+        del rows[42][column]
+    else:
+        rows[42][column] = cell
+    request = codecs.decode_predict(json.dumps({"model": "m", "instances": rows}).encode())
+    fast = outcome(mixed.from_instances, request.instances, booleans=request.booleans)
+    assert same(fast, outcome(mixed.from_instances, request.instances, booleans=True))
