@@ -146,8 +146,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--ray-address", dest="ray_address", metavar="ADDR",
-        help="fit them as tasks on the Ray cluster at ADDR (pip install 'lockgate[ray]'); without --jobs, "
-        "as many at once as it has CPUs",
+        help="run the search on the Ray cluster at ADDR, each candidate a Ray Tune trial (folds: Ray tasks; "
+        "pip install 'lockgate[ray]'); without --jobs, as many at once as it has CPUs; same ONNX bytes",
     )
     p.add_argument(
         "--metric",

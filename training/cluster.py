@@ -1,7 +1,8 @@
-"""Where the search's fits run: joblib worker processes on this machine, or tasks on a Ray cluster
-(``--ray-address``, the optional extra ``lockgate[ray]``: Ray's joblib backend). Either way the same
-``joblib.Parallel`` calls fit the same candidates and folds and return them in the same order, so the
-winner and the ONNX bytes do not depend on where, or how many at once, they ran.
+"""Where the search's fits run: joblib worker processes on this machine, or a Ray cluster
+(``--ray-address``, the optional extra ``lockgate[ray]``): there the search's candidates are Ray Tune
+trials (:func:`training.ray_tune.tune_trials`, one per candidate) and the cross-fit folds Ray tasks
+(Ray's joblib backend). Either way the same candidates and folds are fitted and come back in the same
+order, so the winner and the ONNX bytes do not depend on where, or how many at once, they ran.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from joblib import parallel_config
 
 from training.config import TrainConfig
 from training.errors import ConfigError
+from training.ray_tune import ray_modules
 
 __all__ = ["fit_backend"]
 
@@ -28,7 +29,7 @@ def fit_backend(config: TrainConfig) -> Iterator[TrainConfig]:
         with parallel_config(backend="loky", inner_max_num_threads=config.threads):
             yield config
         return
-    ray = _ray()
+    ray, _ = ray_modules()
     started = not ray.is_initialized()
     if started:
         _reachable(config.ray_address)
@@ -60,15 +61,3 @@ def _reachable(address: str) -> None:
             f"no Ray cluster answers at {address!r} ({e.strerror or e})",
             "start one with 'ray start --head' and pass the address it prints, e.g. 127.0.0.1:6379",
         ) from None
-
-
-def _ray() -> Any:
-    try:  # the optional extra: only imported for --ray-address
-        import ray
-        from ray.util.joblib import register_ray
-    except ImportError:
-        raise ConfigError(
-            "--ray-address needs Ray, which is not installed", "pip install 'lockgate[ray]'"
-        ) from None
-    register_ray()  # joblib's backend "ray"
-    return ray

@@ -105,7 +105,8 @@ class TrainConfig(BaseModel):
     )
     ray_address: str | None = Field(
         None,
-        description="fit the trials and folds as tasks on this Ray cluster (the extra lockgate[ray]); "
+        description="run the search's trials as Ray Tune trials and the folds as Ray tasks on this Ray "
+        "cluster (the extra lockgate[ray]); "
         "with jobs 1, as many at once as the cluster has CPUs",
     )
 

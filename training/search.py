@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from cascade_registry.artifacts import SearchInfo, TrialRecord
 from training.errors import TrainingError
 from training.families import Family
 from training.metrics import METRIC_DEFINITIONS, score
+from training.ray_tune import tune_trials
 from training.splits import Split
 
 __all__ = ["SearchResult", "random_search"]
@@ -32,9 +34,12 @@ class SearchResult:
 def random_search(
     family: Family, train: Split, validation: Split, metric: str, trials: int, seed: int, progress: bool,
     refit_note: str = "not refitted, so validation stays untouched by training", jobs: int = 1,
+    on_ray: bool = False,
 ) -> SearchResult:
     """Fit ``trials`` candidates (the first one is the family's defaults), keep the best on validation;
-    ``jobs`` candidates at a time in joblib worker processes.
+    ``jobs`` candidates at a time in joblib worker processes, or (``on_ray``: the Ray cluster that
+    :func:`training.cluster.fit_backend` joined) as Ray Tune trials. Trials send back only their scores,
+    so the winner is then fitted once more here: the same candidate, seed and rows, the same model.
 
     Ties keep the earlier candidate, so the defaults win unless beaten.
     """
@@ -48,12 +53,7 @@ def random_search(
                leave=False)
     # each candidate is fitted on its own (the same estimator, seed and rows in a worker process, a Ray
     # task or here), and the results come back in candidate order: the winner does not depend on ``jobs``
-    if jobs == 1:  # one at a time, here: the progress bar moves with each fit
-        fitted: Any = (_fit_and_score(family, p, seed, train, validation, metric) for p in candidates)
-    else:
-        fitted = Parallel(n_jobs=min(jobs, len(candidates)))(
-            delayed(_fit_and_score)(family, p, seed, train, validation, metric) for p in candidates
-        )
+    fitted = _fits(family, candidates, seed, train, validation, metric, jobs, on_ray)
     for i, (params, (est, fit_seconds, value)) in enumerate(zip(candidates, fitted, strict=True)):
         records.append(TrialRecord(params=_jsonable(params), score=value, fit_seconds=round(fit_seconds, 6)))
         if best is None or sign * value > sign * best[0]:
@@ -63,8 +63,11 @@ def random_search(
     bar.close()
     assert best is not None
     value, index, estimator = best
+    if estimator is None:  # a Ray Tune trial scored it; fit the winner here
+        estimator = _fit_and_score(family, candidates[index], seed, train, validation, metric)[0]
     info = SearchInfo(
-        method=f"random search, seeded (seed={seed}); candidate 1 is the family defaults",
+        method=f"random search, seeded (seed={seed}); candidate 1 is the family defaults"
+        + ("; each candidate a Ray Tune trial on a Ray cluster" if on_ray else ""),
         metric=metric,
         metric_definition=METRIC_DEFINITIONS[metric],
         selection=(
@@ -86,6 +89,28 @@ def random_search(
         seconds=time.perf_counter() - start,
         per_candidate_seconds=[r.fit_seconds for r in records],
     )
+
+
+def _fits(family: Family, candidates: list[dict[str, Any]], seed: int, train: Split, validation: Split,
+          metric: str, jobs: int, on_ray: bool) -> Iterable[tuple[Any, float, float]]:
+    """(estimator or None, fit seconds, validation score) per candidate, in candidate order."""
+    if on_ray:
+        shared = dict(family=family, candidates=candidates, seed=seed, train=train, validation=validation,
+                      metric=metric)
+        scored = tune_trials(_scored, len(candidates), shared, jobs)
+        return [(None, r["fit_seconds"], r["score"]) for r in scored]
+    if jobs == 1:  # one at a time, here: the progress bar moves with each fit
+        return (_fit_and_score(family, p, seed, train, validation, metric) for p in candidates)
+    return Parallel(n_jobs=min(jobs, len(candidates)))(
+        delayed(_fit_and_score)(family, p, seed, train, validation, metric) for p in candidates
+    )
+
+
+def _scored(index: int, family: Family, candidates: list[dict[str, Any]], seed: int, train: Split,
+            validation: Split, metric: str) -> dict[str, float]:
+    """One Ray Tune trial: candidate ``index`` fitted and scored (the estimator stays in the trial)."""
+    _, fit_seconds, value = _fit_and_score(family, candidates[index], seed, train, validation, metric)
+    return {"fit_seconds": fit_seconds, "score": value}
 
 
 def _fit_and_score(family: Family, params: dict[str, Any], seed: int, train: Split, validation: Split,

@@ -95,7 +95,8 @@ def _train(config: TrainConfig, registry_url: str | None) -> Path:
     refit_note = ("then refit on train + validation (see card.calibration.refit)"
                   if config.refit or config.calibration_cv else "not refitted")
     search = random_search(family, splits.train, splits.validation, config.metric, config.trials, config.seed,
-                           config.progress, refit_note, jobs=config.jobs)
+                           config.progress, refit_note, jobs=config.jobs,
+                           on_ray=config.ray_address is not None)
     fit = fit_calibrated(family, search.params, search.estimator, splits, config, len(ds.classes))
     _check_logits(fit, splits)
     t_export = time.perf_counter()

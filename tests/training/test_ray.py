@@ -1,6 +1,7 @@
-"""``lockgate train --ray-address``: the same search and folds as Ray tasks on a local Ray cluster
-started by the test give the same ONNX bytes as one fit at a time here. Needs the optional extra
-``lockgate[ray]`` (``pip install -e '.[ray]'``); without Ray installed, the one-line error is checked."""
+"""``lockgate train --ray-address``: the search's candidates as Ray Tune trials and the cross-fit folds as
+Ray tasks, on a local Ray cluster started by the test (one CPU: one worker process imports training once
+and runs every trial), give the same ONNX bytes as one fit at a time here. Ray (``lockgate[ray]``) is in
+the dev install; without it, the one-line error is checked."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _config(out: Path, **extra) -> TrainConfig:
 def test_a_search_on_a_local_ray_cluster_gives_the_same_bytes(tmp_path: Path):
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         address = ray.get_runtime_context().gcs_address
         on_ray = ModelBundle.load(train(_config(tmp_path / "ray", ray_address=address)))
@@ -36,6 +37,7 @@ def test_a_search_on_a_local_ray_cluster_gives_the_same_bytes(tmp_path: Path):
     here = ModelBundle.load(train(_config(tmp_path / "here")))
     assert (on_ray.path / "model.onnx").read_bytes() == (here.path / "model.onnx").read_bytes()
     assert [c.score for c in on_ray.card.search.candidates] == [c.score for c in here.card.search.candidates]
+    assert "Ray Tune trial" in on_ray.card.search.method and "Ray" not in here.card.search.method
 
 
 @pytest.mark.skipif(HAS_RAY, reason="Ray is installed: the search runs on it above")
