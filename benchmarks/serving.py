@@ -541,7 +541,7 @@ SCENARIOS = {
     "mixed1": (1, 16),
     "mixed100": (100, 16),
 }
-MIXED_SERVERS = ("lockgate", "lockgate-nb", "mlserver")  # the others have no mixed-type model
+MIXED_SERVERS = ("lockgate", "lockgate-nb", "lockgate-base", "mlserver")  # the others have no mixed model
 
 
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -731,8 +731,9 @@ def main() -> int:
         mixed_texts = {n: mixed_bodies(mixed[1], k) for n, k in mixed_rows.items()} if mixed else {}
         for name, cmd in specs.items():
             cwd, server_env = ROOT, env
-            if name == "lockgate-base":
-                cwd, server_env = args.baseline, {**env, "PYTHONPATH": str(args.baseline)}
+            if name == "lockgate-base":  # one worker, as the others (a tree without --workers runs one)
+                cwd = args.baseline
+                server_env = {**env, "PYTHONPATH": str(args.baseline), "LOCKGATE_SERVE_WORKERS": "1"}
             server = Server(name, cmd, ports[name], server_env, cwd, work / f"{name}.log", paths[name])
             servers.append(server)
             headers = {"Content-Type": "application/json"}
@@ -886,7 +887,7 @@ def _report(args: argparse.Namespace, results: dict, spread: dict, floor: dict, 
         print(f"  {name:<14} {one:>7} / {hundred:>7}")
     if "lockgate-base" in results:
         base = results["lockgate-base"]
-        for label in ("c1", "c16", "c64", "rows100"):
+        for label in ("c1", "c16", "c64", "rows100", "rows1000", "mixed1", "mixed100"):
             if label in lg and label in base:
                 print(
                     f"  after/before {label}: req/s {lg[label]['rps']:.0f}/{base[label]['rps']:.0f} = "

@@ -212,12 +212,16 @@ def decode_json(body: bytes) -> Any:
     return decode_json_stdlib(body)
 
 
-def may_hold_booleans(body: bytes) -> bool:
-    """False only when the body cannot hold a JSON ``true`` or ``false``: neither ``ru`` nor ``al`` occurs
-    in it (every ``true`` holds ``ru``, every ``false`` ``al``; no escape can spell a literal). Each
-    candidate is found by ``bytes.find`` (memchr: ~1 us over 60 kB); after a few candidates that are not
-    the pair, the answer is "may" (the validators then take their type-checking path)."""
-    for first, second in ((b"r", b"u"), (b"a", b"l")):
+_TRUE_FALSE = ((b"r", b"u"), (b"a", b"l"))  # every ``true`` holds "ru", every ``false`` "al"
+_NULL = ((b"l", b"l"),)  # every ``null`` holds "ll"
+
+
+def may_hold_booleans(body: bytes, pairs: tuple[tuple[bytes, bytes], ...] = _TRUE_FALSE) -> bool:
+    """False only when the body cannot hold a JSON ``true`` or ``false`` (with ``pairs=_NULL``: ``null``):
+    none of the byte pairs of those literals occurs in it (no escape can spell a literal). Each candidate
+    is found by ``bytes.find`` (memchr: ~1 us over 60 kB); after a few candidates that are not the pair,
+    the answer is "may" (the validators then take their type-checking path)."""
+    for first, second in pairs:
         at = body.find(first)
         for _ in range(8):
             if at < 0:
@@ -228,6 +232,27 @@ def may_hold_booleans(body: bytes) -> bool:
         else:
             return True
     return False
+
+
+def _quotes_at_most(body: bytes, limit: int) -> bool:
+    """True when the body holds at most ``limit`` ``"`` bytes (memchr per quote, stops past the limit)."""
+    at = -1
+    for _ in range(limit + 1):
+        at = body.find(b'"', at + 1)
+        if at < 0:
+            return True
+    return False
+
+
+def _only_numbers(body: bytes, obj: dict[str, Any], booleans: bool) -> bool:
+    """True when, beyond the envelope's own strings (its keys and the model's name), the body holds no
+    string, ``true``, ``false`` or ``null``: every JSON string brings two unescaped quotes, so a body
+    with no more quotes than those strings have holds no other string."""
+    return (
+        not booleans
+        and not may_hold_booleans(body, _NULL)
+        and _quotes_at_most(body, 2 * (len(obj) + 1))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +266,9 @@ class PredictRequest:
     #: False when the body holds no JSON true/false anywhere (:func:`may_hold_booleans`): the validators
     #: may then let numpy find the value types in one pass over the rows
     booleans: bool = True
+    #: True when the body holds no string, boolean or null beyond the envelope (``_only_numbers``): every
+    #: value in 'inputs' is a number, a list or an empty object
+    numbers_only: bool = False
 
 
 def decode_predict(body: bytes) -> PredictRequest:
@@ -287,7 +315,10 @@ def decode_predict(body: bytes) -> PredictRequest:
             code="bad_body",
         )
     booleans = len(body) < _NUMPY_SCAN_FROM or may_hold_booleans(body)
-    return PredictRequest(model, version, obj.get("inputs"), explain, obj.get("instances"), booleans)
+    numbers_only = "inputs" in obj and _only_numbers(body, obj, booleans)
+    return PredictRequest(
+        model, version, obj.get("inputs"), explain, obj.get("instances"), booleans, numbers_only
+    )
 
 
 @lru_cache(maxsize=64)

@@ -265,7 +265,7 @@ class DataPlane:
             slot = self._slot(request.model, request.version)
             await self._authorize(who, request.model, slot.predictor.version)
             if request.instances is None:
-                x = slot.validator.to_matrix(request.inputs, booleans=request.booleans)
+                x = slot.validator.to_matrix(request.inputs, "inputs", request.booleans, request.numbers_only)
                 cat, notes = None, None
             else:
                 x, cat, notes = slot.validator.from_instances(request.instances, booleans=request.booleans)

@@ -44,9 +44,18 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _number_matrix(rows: list[Any], n_features: int) -> np.ndarray | None:
+def _number_matrix(rows: list[Any], n_features: int, numbers_only: bool = False) -> np.ndarray | None:
     """``rows`` as a float64 [N, n_features] matrix when numpy reads them as numbers of that shape (the
-    caller knows no value is a boolean); None to take the type-checking path."""
+    caller knows no value is a boolean; with ``numbers_only`` no string or null either); None to take
+    the type-checking path."""
+    if numbers_only:
+        if set(map(type, rows)) != _LIST or set(map(len, rows)) != {n_features}:
+            return None
+        try:
+            flat = np.fromiter(chain.from_iterable(rows), np.float64, len(rows) * n_features)
+        except (ValueError, TypeError, OverflowError):  # a nested list, an object, a huge integer
+            return None
+        return flat.reshape(len(rows), n_features)
     try:
         x = np.array(rows)
     except (ValueError, TypeError, OverflowError):  # ragged rows, or an unconvertible value
@@ -124,13 +133,19 @@ class RowValidator:
 
         return self.table.assemble(self.table.columns_of(rows, where), len(rows), at, booleans)
 
-    def to_matrix(self, rows: Any, where: str = "inputs", booleans: bool = True) -> np.ndarray:
+    def to_matrix(
+        self, rows: Any, where: str = "inputs", booleans: bool = True, numbers_only: bool = False
+    ) -> np.ndarray:
         """A list of rows (lists in feature order, or objects keyed by feature name) -> float32 [N, F].
 
         ``booleans=False`` (the body holds no JSON true/false: :func:`serving.codecs.may_hold_booleans`)
         lets numpy find the value types while it builds the matrix: an int or float dtype of shape
         [N, F] means every value is a number (a string, null, list or object gives another dtype, shape
-        or a ValueError, and the checked path below explains it); only booleans would pass as numbers."""
+        or a ValueError, and the checked path below explains it); only booleans would pass as numbers.
+        ``numbers_only=True`` (no string, boolean or null in the body beyond its envelope) goes further:
+        after two C-level passes over the rows (all lists of F values), ``np.fromiter`` reads the values
+        straight into float64 (a nested list, an empty object or an integer beyond float64 raise, and
+        the checked path explains them)."""
         if self.table.mixed:
             raise InvalidInputError(
                 f"{self.model} has categorical or boolean columns, so it cannot take positional "
@@ -155,7 +170,7 @@ class RowValidator:
         n_features = self.n_features
         numbers = _NUMBER_TYPES
         if not booleans and type(rows[0]) is list:
-            x = _number_matrix(rows, n_features)
+            x = _number_matrix(rows, n_features, numbers_only)
             if x is not None:
                 return self.check_values(x, where)
         if type(rows[0]) is dict:
@@ -179,6 +194,8 @@ class RowValidator:
 
     def check_values(self, x: np.ndarray, where: str = "inputs") -> np.ndarray:
         """Finite and float32-safe checks on an already numeric [N, F] array; returns float32."""
+        if np.abs(x).max(initial=0.0) <= self.max_abs:  # one pass: NaN and +-inf fail it, and look closer
+            return x.astype(np.float32)
         if self.reject_nonfinite and not np.isfinite(x).all():
             r, c = np.argwhere(~np.isfinite(x))[0]
             if np.isnan(x[r, c]):

@@ -1,8 +1,9 @@
 """The validators' whole-table fast paths (benchmarks/serving.py) answer exactly as the checked paths.
 
 A large body without a JSON ``true``/``false`` lets numpy find the value types while it builds the
-matrix (``booleans=False``, :func:`serving.codecs.may_hold_booleans`); a categorical column whose levels
-are checked skips its type pass. Each case below spoils one cell of a 100-row body and checks that the
+matrix (``booleans=False``, :func:`serving.codecs.may_hold_booleans`); one with no string, boolean or
+null beyond its envelope (``numbers_only``) is read by ``np.fromiter``; a categorical column whose
+levels are checked skips its type pass. Each case below spoils one cell of a 100-row body and checks that the
 fast path gives the same matrix, or the same refusal (code and message), as the checked path.
 """
 
@@ -22,8 +23,13 @@ from serving.validation import RowValidator
 from tests.tables import bench_table, mixed_bundle, sample_rows
 
 BAD_CELLS: list[Any] = [
-    "1.5", "abc", "", None, True, False, [1.0], {"a": 1}, 10**30, 2**64, -(2**63) - 1, 1e39, -0.0, 7,
+    "1.5", "abc", "", None, True, False, [1.0], {"a": 1}, {}, 10**30, 2**64, -(2**63) - 1, 10**300, 1e39,
+    -0.0, 7,
 ]
+
+
+def short(value: Any) -> str:
+    return repr(value)[:24]
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +67,15 @@ def test_large_plain_bodies_take_the_fast_path(numeric, mixed):
         json.dumps({"model": "m", "instances": sample_rows(bench_table(3, 3), 100)}).encode(),
     ):
         assert len(body) > 8192 and codecs.decode_predict(body).booleans is False
+    assert codecs.decode_predict(json.dumps({"model": "m", "inputs": rows}).encode()).numbers_only
     explained = json.dumps({"model": "m", "inputs": rows, "explain": True}).encode()
     assert codecs.decode_predict(explained).booleans
+    for envelope in ({"model": 'a"b'}, {"model": "m", "version": None}, {"model": "m", "version": 2}):
+        request = codecs.decode_predict(json.dumps({**envelope, "inputs": rows}).encode())
+        assert request.numbers_only is ("version" in envelope and envelope["version"] == 2)
 
 
-@pytest.mark.parametrize("cell", BAD_CELLS, ids=repr)
+@pytest.mark.parametrize("cell", BAD_CELLS, ids=short)
 def test_positional_rows_answer_as_the_checked_path(numeric, cell):
     validator, rows = numeric
     spoilt = [list(r) for r in rows]
@@ -73,7 +83,9 @@ def test_positional_rows_answer_as_the_checked_path(numeric, cell):
     request = codecs.decode_predict(json.dumps({"model": "m", "inputs": spoilt}).encode())
     if isinstance(cell, bool):
         assert request.booleans, "a body with a JSON boolean must say so"
-    fast = outcome(validator.to_matrix, request.inputs, booleans=request.booleans)
+    if cell is None or isinstance(cell, (str, bool)):
+        assert not request.numbers_only, "a body with a string, boolean or null must say so"
+    fast = outcome(validator.to_matrix, request.inputs, "inputs", request.booleans, request.numbers_only)
     assert same(fast, outcome(validator.to_matrix, request.inputs, booleans=True))
     if not isinstance(cell, (int, float)) or isinstance(cell, bool) or abs(cell) > 3.4e38:
         assert fast[0] == "refused" and "inputs[57]" in fast[2]
@@ -90,13 +102,13 @@ def test_ragged_positional_rows_answer_as_the_checked_path(numeric, shape):
         "nested": [spoilt[10]] * 1,
     }[shape]
     request = codecs.decode_predict(json.dumps({"model": "m", "inputs": spoilt}).encode())
-    fast = outcome(validator.to_matrix, request.inputs, booleans=request.booleans)
+    fast = outcome(validator.to_matrix, request.inputs, "inputs", request.booleans, request.numbers_only)
     assert fast[0] == "refused"
     assert same(fast, outcome(validator.to_matrix, request.inputs, booleans=True))
 
 
 @pytest.mark.parametrize("column", ["x1", "c1"])
-@pytest.mark.parametrize("cell", [*BAD_CELLS, "level1", "level0", "unseen", "absent"], ids=repr)
+@pytest.mark.parametrize("cell", [*BAD_CELLS, "level1", "level0", "unseen", "absent"], ids=short)
 def test_named_columns_answer_as_the_checked_path(mixed, column, cell):
     rows = sample_rows(bench_table(3, 3), 100)
     if cell == "absent":
