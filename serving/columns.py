@@ -10,6 +10,9 @@ missing value is refused (``missing == "error"``).
 
 Per column, the checks are C-level passes over the column's values (``set(map(type, values))``, one
 set difference for unseen levels); the slow walk that names the first bad row runs only on failure.
+When the body holds no JSON boolean (:func:`serving.codecs.may_hold_booleans`), numpy's dtype of the
+numeric columns is their type check (a string, null, list or object gives another dtype); where a
+categorical column's levels are checked, ``issuperset`` is its type check too.
 """
 
 from __future__ import annotations
