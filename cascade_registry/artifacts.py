@@ -17,6 +17,10 @@ A bundle is a directory ``<name>-<version>/`` holding
                     can be recomputed from them; the upstream-derived columns hold the values the pinned
                     upstream gave at training time.
 - ``reliability.png`` reliability diagram(s), before vs after calibration.
+- ``weights.pt``    deep families only: the network's weights (a torch state_dict plus its architecture),
+                    what ``lockgate train --init-from`` starts from; read with
+                    ``torch.load(weights_only=True)``, at most :data:`MAX_WEIGHTS_BYTES`
+                    (``training.deep.weights``).
 - ``gate.json``     written by ``lockgate check``: the signed attestation (a DSSE envelope holding an
                     in-toto statement, :mod:`cascade_registry.attestation`) over the manifest of every
                     other file; :meth:`ModelBundle.gate_report` gives its unverified :class:`GateReport` view.
@@ -47,7 +51,9 @@ __all__ = [
     "CARD_FILE",
     "GATE_FILE",
     "MODEL_FILE",
+    "MAX_WEIGHTS_BYTES",
     "NAME_PATTERN",
+    "ParentRef",
     "REFERENCE_FILE",
     "RELIABILITY_FILE",
     "SCHEMA_VERSION",
@@ -76,6 +82,7 @@ __all__ = [
     "TestMetrics",
     "TrialRecord",
     "UpstreamRef",
+    "WEIGHTS_FILE",
     "atomic_directory",
     "upstream_feature_names",
     "published_mode",
@@ -90,6 +97,9 @@ CARD_FILE = "card.json"
 REFERENCE_FILE = "reference.npz"
 RELIABILITY_FILE = "reliability.png"
 GATE_FILE = "gate.json"
+WEIGHTS_FILE = "weights.pt"
+#: the largest weights.pt a parent may have (``--init-from``); checked before it is read
+MAX_WEIGHTS_BYTES = 64 * 2**20
 #: model and consumer names: lowercase letters, digits, '-' and '_', starting with a letter.
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 #: a card larger than this is not read (a few hundred KB is typical)
@@ -159,6 +169,40 @@ def upstream_feature_names(
         return [f"{upstream}__label"]
     kept = classes[1:] if len(classes) == 2 else classes
     return [f"{upstream}__p_{c}" for c in kept]
+
+
+class ParentRef(_Frozen):
+    """The model whose weights initialized this one (transfer learning, ``lockgate train --init-from``)."""
+
+    source: Literal["registry", "bundle", "checkpoint"] = Field(
+        description="a registered NAME:VERSION, a bundle directory, or a weights file"
+    )
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="the parent's name (None: a bare file)")
+    version: int | None = Field(None, ge=1)
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the weights file read")
+    onnx_sha256: str | None = Field(None, description="the parent's model.onnx (registry or bundle)")
+    classes: list[str] = Field(default_factory=list, description="the parent's classes")
+    hidden_layer_sizes: list[int] = Field(default_factory=list, description="the architecture inherited")
+    layers_copied: int = Field(ge=0, description="hidden layers whose weights were copied from the parent")
+    head: Literal["probed"] = Field(
+        "probed", description="the output layer is new: fitted as a linear probe on the parent's features of "
+        "the training rows, then fine-tuned with the rest"
+    )
+    frozen_layers: int = Field(0, ge=0, description="the first N hidden layers kept frozen")
+    unfreeze_after: int | None = Field(
+        None, ge=0, description="epoch after which the frozen layers were fine-tuned too (None: never)"
+    )
+
+    @property
+    def ref(self) -> ModelRef | None:
+        if self.name is None or self.version is None:
+            return None
+        return ModelRef(name=self.name, version=self.version)
+
+    def __str__(self) -> str:
+        if self.ref is not None:
+            return str(self.ref)
+        return f"a weights file (sha256 {self.weights_sha256[:12]}…)"
 
 
 # --------------------------------------------------------------------------------------- data
@@ -242,6 +286,8 @@ class TrialRecord(_Frozen):
     params: dict[str, Any]
     score: float
     fit_seconds: float
+    train_score: float | None = Field(None, description="the metric on the training split (size search)")
+    phase: str | None = Field(None, description="size search: start | grow | regularize")
 
 
 class SearchInfo(_Frozen):
@@ -421,6 +467,9 @@ class ModelCard(_Frozen):
     cost: CostInfo
     seed: int
     upstream: list[UpstreamRef] = Field(default_factory=list)
+    parent: ParentRef | None = Field(
+        None, description="transfer learning: the model whose weights initialized this one, what was frozen"
+    )
     train_options: dict[str, Any] = Field(
         default_factory=dict,
         description="the 'lockgate train' options of this run (what 'train --retrain-from' replays); "

@@ -71,6 +71,9 @@ model_versions = Table(
     Column("stale_reason", Text, nullable=True),
     Column("manifest_json", Text, nullable=True),  # every file of the bundle at register time
     Column("gate_key_id", String(64), nullable=True),  # the trusted key whose verdict was recorded
+    # transfer learning: the version whose weights initialized this one (card.parent; None: from scratch)
+    Column("parent_name", String(64), nullable=True, index=True),
+    Column("parent_version", Integer, nullable=True),
     UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
 )
 

@@ -18,6 +18,7 @@ from cascade_registry.entities import (
     LIVE_STATUSES,
     AuditEntry,
     ImpactReport,
+    LineageInfo,
     WaiverInfo,
 )
 from cascade_registry.errors import NotFoundError
@@ -74,6 +75,7 @@ class SqlRegistryStore(VersionOps, ReleaseOps, PinOps, ConsumerOps, TrustOps, Co
             if not any(n == name for n, _ in cascade.status):
                 raise NotFoundError(f"no model named {name!r} is registered", "see 'lockgate registry list'")
             report = _impact_report(name, cascade, _waivers(conn, name))
+            report = report.model_copy(update={"derived": _derived(conn, name)})
             live = [v for (n, v), (s, _) in cascade.status.items() if n == name and s != "retired"]
             if not live:
                 return report
@@ -137,6 +139,20 @@ def _waivers(conn: Connection, name: str | None) -> list[WaiverInfo]:
             owner=r.owner,
         )
         for r in conn.execute(q)
+    ]
+
+
+def _derived(conn: Connection, name: str) -> list[LineageInfo]:
+    """The versions initialized from a version of ``name`` (their card's parent), oldest first."""
+    mv = model_versions.c
+    rows = conn.execute(
+        select(mv.name, mv.version, mv.parent_name, mv.parent_version, mv.status)
+        .where(mv.parent_name == name).order_by(mv.name, mv.version)
+    )
+    return [
+        LineageInfo(child=ModelRef(name=r.name, version=r.version),
+                    parent=ModelRef(name=r.parent_name, version=r.parent_version), status=r.status)
+        for r in rows
     ]
 
 

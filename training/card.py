@@ -238,6 +238,7 @@ def build_card(f: RunFacts) -> ModelCard:
         cost=estimate_cost(time.process_time() - f.cpu_started, cfg.price_per_core_hour),
         seed=cfg.seed,
         upstream=[u.pin() for u in f.upstreams],
+        parent=estimator.card_parent() if hasattr(estimator, "card_parent") else None,
         train_options=cfg.recorded_options,
         how_to_consume=consume_text(cfg.name, cfg.version, ds.classes, len(ds.feature_names), f.fit.method,
                                     f.threshold, policy, f.pre) + _cascade_text(f.upstreams),
@@ -372,6 +373,7 @@ def _details(f: RunFacts, estimator: Any) -> dict[str, Any]:
         "reference_rows": int(min(cfg.reference_rows, len(f.splits.test.y))),
         "metrics_split": "test",
         **(estimator.card_details() if hasattr(estimator, "card_details") else {}),
+        **f.search.details,
     }
 
 

@@ -42,6 +42,8 @@ examples:
   lockgate train --config train.toml --seed 7      # flags override the file
   lockgate train --data b.csv --target default --name b --upstream a:1   # a cascade on released a:1
   lockgate train --retrain-from b:1 --data b.csv    # b's recorded options, against a's released version
+  lockgate train --data b.csv --target y --model mlp --init-from a:1 --freeze 1 --unfreeze-after 5
+  lockgate train --data digits --model mlp --size-search --name digits-mlp
 
 exit codes: 0 bundle written, 2 bad input (nothing written), 1 unexpected failure.
 docs: docs/training.md
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="TOML or YAML file of options (flags override it)")
     _data_options(p)
     _model_options(p)
+    _deep_options(p)
     _cascade_options(p)
     _output_options(p)
     return p
@@ -161,6 +164,26 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="sanity check for --model mlp: train on one minibatch and diagnose; writes nothing",
     )
 
+def _deep_options(p: argparse.ArgumentParser) -> None:
+    """--model mlp only: transfer learning and the network size search."""
+    g = p.add_argument_group("deep models (--model mlp)")
+    g.add_argument(
+        "--init-from", dest="init_from", metavar="PARENT",
+        help="transfer learning: start from PARENT's weights (its weights.pt): a registered NAME:VERSION "
+        "(see --registry-url), a bundle directory or a weights.pt file; the architecture and input scaling "
+        "are inherited, the output layer is new unless the classes are the same",
+    )
+    g.add_argument("--freeze", metavar="N", type=int,
+                   help="with --init-from: keep the parent's first N hidden layers frozen (default 0)")
+    g.add_argument("--unfreeze-after", dest="unfreeze_after", metavar="EPOCHS", type=int,
+                   help="with --freeze: fine-tune the frozen layers too from epoch EPOCHS on")
+    g.add_argument(
+        "--size-search", dest="size_search", action="store_true",
+        help="choose the network size by the chapter's recipe instead of the random search: start at "
+        "2 x 128, grow until the training split is overfitted, then regularize (curve + PNG in the card)",
+    )
+
+
 def _cascade_options(p: argparse.ArgumentParser) -> None:
     """Upstream models whose outputs become features, and retraining from a registered card."""
     p.add_argument(
@@ -180,7 +203,7 @@ def _cascade_options(p: argparse.ArgumentParser) -> None:
         "released versions (or those given by --upstream); needs --data again; flags given win",
     )
     p.add_argument("--registry-url", dest="registry_url", metavar="URL",
-                   help=f"with --upstream / --retrain-from (read only): {LOCATION_HELP}")
+                   help=f"with --upstream / --retrain-from / --init-from (read only): {LOCATION_HELP}")
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
@@ -371,6 +394,13 @@ def _summary(path: Path, plan: Any = None) -> str:
         lines.append(f"  older slice ({o.rows} rows, out-of-time split on {card.dataset.time_column!r}): "
                      f"accuracy {o.accuracy:.4f}  f1_macro {o.f1_macro:.4f}")
     lines += _cascade_lines(card, plan)
+    if card.parent is not None:
+        p = card.parent
+        frozen = f"; first {p.frozen_layers} hidden layer(s) frozen" if p.frozen_layers else ""
+        if p.frozen_layers and p.unfreeze_after is not None:
+            frozen += f" until epoch {p.unfreeze_after}"
+        lines.append(f"  initialized from {p} ({p.source}): {p.layers_copied} hidden layer(s) copied, "
+                     f"head {p.head}{frozen}")
     lines += [f"  WARNING: {w}" for w in card.calibration.warnings]
     caveat = card.calibration.sample_caveat()
     if caveat is not None:

@@ -109,6 +109,39 @@ class TrainConfig(BaseModel):
         "with jobs 1, as many at once as the cluster has CPUs",
     )
 
+    init_from: str | None = Field(
+        None, max_length=4096,
+        description="transfer learning (--model mlp): start from this parent's weights: a registered "
+        "NAME:VERSION, a bundle directory or a weights.pt file",
+    )
+    freeze: int = Field(0, ge=0, le=32, description="with init_from: keep the first N hidden layers frozen")
+    unfreeze_after: int | None = Field(
+        None, ge=1, le=100_000, description="with freeze: fine-tune the frozen layers too from this epoch on"
+    )
+    size_search: bool = Field(
+        False, description="--model mlp: the network size search (start 2 x 128, grow until the training "
+        "split is overfitted, then regularize) instead of the random search",
+    )
+
+    @model_validator(mode="after")
+    def _transfer_options(self) -> TrainConfig:
+        if self.init_from is None and (self.freeze or self.unfreeze_after is not None):
+            raise ValueError("freeze/unfreeze_after: there is no --init-from parent to freeze")
+        if self.unfreeze_after is not None and not self.freeze:
+            raise ValueError("unfreeze_after: nothing is frozen; pass --freeze N as well")
+        if self.init_from is not None and self.size_search:
+            raise ValueError(
+                "size_search: the parent fixes the network size; drop --size-search or --init-from"
+            )
+        return self
+
+    @property
+    def deep_options(self) -> list[str]:
+        """The options only a family with ``configure`` (the MLP) understands, when given."""
+        given = {"init_from": self.init_from is not None, "freeze": bool(self.freeze),
+                 "unfreeze_after": self.unfreeze_after is not None, "size_search": self.size_search}
+        return [k for k, v in given.items() if v]
+
     @field_validator("model")
     @classmethod
     def _known_family(cls, v: str) -> str:

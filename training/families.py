@@ -138,6 +138,11 @@ class Family:
     #: the most kept levels a categorical column may have to be one-hot encoded for this family (above:
     #: cross-fitted target encoding); the config's ``onehot_max`` overrides it (training.preprocessing)
     onehot_max: int = ONEHOT_MAX
+    #: optional: ``configure(family, config, registry_url) -> Family``, the family for one run's own options
+    #: (the MLP's ``init_from``/``freeze``/``size_search``, see training.deep.family); None: the family as is
+    configure: Callable[[Family, Any, str | None], Family] | None = None
+    #: optional: a search replacing :func:`training.search.random_search` (same arguments and result)
+    search: Callable[..., Any] | None = None
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """One random configuration: every searched parameter drawn, the rest at its default."""

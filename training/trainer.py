@@ -77,7 +77,7 @@ def _upstreams(config: TrainConfig, registry_url: str | None) -> list[Upstream]:
 def _train(config: TrainConfig, registry_url: str | None) -> Path:
     started, cpu_started = time.perf_counter(), time.process_time()
     _check_target(config)
-    family = get_family(config.model)
+    family = _configured(get_family(config.model), config, registry_url)
     check_method_supported(family, config.calibration, config.seed)
     upstreams = _upstreams(config, registry_url)
     ds = load_dataset(config.data, config.seed, config.target, config.segment, config.missing_policy,
@@ -94,8 +94,9 @@ def _train(config: TrainConfig, registry_url: str | None) -> Path:
     splits = encode_splits(raw, pre.transform, pre.train_design)
     refit_note = ("then refit on train + validation (see card.calibration.refit)"
                   if config.refit or config.calibration_cv else "not refitted")
-    search = random_search(family, splits.train, splits.validation, config.metric, config.trials, config.seed,
-                           config.progress, refit_note, jobs=config.jobs)
+    search_with = family.search or random_search
+    search = search_with(family, splits.train, splits.validation, config.metric, config.trials, config.seed,
+                         config.progress, refit_note, jobs=config.jobs)
     fit = fit_calibrated(family, search.params, search.estimator, splits, config, len(ds.classes))
     _check_logits(fit, splits)
     t_export = time.perf_counter()
@@ -109,11 +110,24 @@ def _train(config: TrainConfig, registry_url: str | None) -> Path:
         upstreams=tuple(upstreams), data_sha256=data_sha256,
     )
     card = build_card(facts)
-    _write_bundle(config, card, onnx_bytes, _reference(config, fit.model, splits, raw), fit.model, ds, splits)
+    _write_bundle(config, card, onnx_bytes, _reference(config, fit.model, splits, raw), fit.model, ds, splits,
+                  search.files)
     return config.bundle_dir
 
 
 # ------------------------------------------------------------------------------------------ checks
+def _configured(family: Family, config: TrainConfig, registry_url: str | None) -> Family:
+    """The family for this run's own options (``Family.configure``); refuse options it cannot take."""
+    if family.configure is not None:
+        return family.configure(family, config, registry_url)
+    if config.deep_options:
+        raise ConfigError(
+            f"{', '.join(config.deep_options)}: the {family.name} family has no such options",
+            "transfer learning (--init-from, --freeze, --unfreeze-after) and --size-search need --model mlp",
+        )
+    return family
+
+
 def check_method_supported(family: Family, method: str, seed: int) -> None:
     """Refuse a family x method that cannot work, before any training."""
     if method != "temperature" or has_logits(family.make_estimator(dict(family.defaults), seed)):
@@ -266,7 +280,8 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _write_bundle(config: TrainConfig, card: ModelCard, onnx_bytes: bytes, reference: dict[str, np.ndarray],
-                  model: CalibratedModel, ds: Dataset, splits: Splits) -> None:
+                  model: CalibratedModel, ds: Dataset, splits: Splits,
+                  search_files: dict[str, bytes] | None = None) -> None:
     target, test = config.bundle_dir, splits.test
     estimator = model.pairs[0].estimator
     try:
@@ -279,7 +294,9 @@ def _write_bundle(config: TrainConfig, card: ModelCard, onnx_bytes: bytes, refer
                 f"{config.name}:{config.version} {card.family}, calibration {card.calibration.method} "
                 "(test split)",
             )
-            for fname, data in (estimator.card_files() if hasattr(estimator, "card_files") else {}).items():
+            files = dict(search_files or {})
+            files.update(estimator.card_files() if hasattr(estimator, "card_files") else {})
+            for fname, data in files.items():
                 (tmp / fname).write_bytes(data)
             write_json_atomic(tmp / CARD_FILE, card)
             tmp.chmod(0o755)
