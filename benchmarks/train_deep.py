@@ -1,27 +1,38 @@
-"""Benchmark: the default MLP on the demo data (breast_cancer), and ONNX inference of a stack vs one model.
+"""Benchmark: the default MLP on the demo data (breast_cancer), and ONNX inference of a stack vs one model;
+transfer learning on digits (epochs and seconds to a target score, with vs without a parent).
 
 Prints: seconds per epoch (mean, median) and in total for the default ``mlp`` family model; rows/s of ONNX
 Runtime inference (1 thread) for the stacked ensemble (logistic regression + random forest + naive Bayes,
 k=10) vs the single logistic-regression and MLP graphs, at batch sizes 1 and 256.
+
+Transfer: a 2x128 parent trained on digits 0-4; children on 100 rows of digits 5-9, validated on 400
+others, from scratch vs ``--init-from`` (linear-probe head, then fine-tuning), 5 seeds: epochs and
+seconds (probe included) until validation accuracy reaches 0.9.
 
     .venv/bin/python benchmarks/train_deep.py
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from training.deep import export_mlp, onnx_bytes
+from training.deep.estimator import MLPClassifier
 from training.deep.family import make_mlp
+from training.deep.transfer import TransferMLPClassifier, epochs_to_score, resolve_parent
+from training.deep.weights import weights_bytes
 from training.ensemble import AveragingEnsemble, StackingEnsemble, export_ensemble
 from training.families import get_family
 
@@ -87,6 +98,51 @@ def main() -> None:
         r1 = rows_per_second(graph, Xf, 1)
         r256 = rows_per_second(graph, Xf, 256)
         print(f"  {name:32s} {len(graph):9d} {r1:12.0f} {r256:12.0f}")
+    transfer()
+
+
+def _time_to(model: TransferMLPClassifier, fit_seconds: float, target: float
+             ) -> tuple[int | None, float | None]:
+    """Epochs and seconds until validation accuracy reaches ``target`` (set-up before epoch 1 included)."""
+    epochs = epochs_to_score(model.history_, target)
+    if epochs is None:
+        return None, None
+    setup = fit_seconds - sum(row["seconds"] for row in model.history_)
+    return epochs, setup + sum(row["seconds"] for row in model.history_[:epochs])
+
+
+def transfer(target: float = 0.9, seeds: int = 5) -> None:
+    X, y = load_digits(return_X_y=True)
+    X = X.astype(np.float32)
+    with threadpool_limits(1):
+        parent = MLPClassifier(device="cpu", random_state=0).fit(X[y < 5], y[y < 5])
+    path = Path(tempfile.mkdtemp()) / "weights.pt"
+    path.write_bytes(weights_bytes(parent))
+    param = resolve_parent(str(path), None).as_param()
+    rows: dict[str, list[tuple[int | None, float | None]]] = {"scratch": [], "init-from": []}
+    for seed in range(seeds):
+        idx = np.flatnonzero(y >= 5)
+        np.random.default_rng(seed).shuffle(idx)
+        tr, va = idx[:100], idx[400:800]
+        for name, extra in (("scratch", {}), ("init-from", {"parent": param})):
+            model = TransferMLPClassifier(epochs=30, early_stopping=False, device="cpu", random_state=seed,
+                                          **extra)
+            t0 = time.perf_counter()
+            with threadpool_limits(1):
+                model.fit(X[tr], y[tr], X[va], y[va])
+            rows[name].append(_time_to(model, time.perf_counter() - t0, target))
+    print(f"transfer on digits (parent 2x128 on 0-4; child on 100 rows of 5-9; {seeds} seeds; "
+          f"load average {os.getloadavg()[0]:.1f}): to validation accuracy {target}")
+    means = {}
+    for name, got in rows.items():
+        reached = [g for g in got if g[0] is not None]
+        epochs = statistics.mean(g[0] for g in reached) if reached else float("nan")
+        seconds = statistics.mean(g[1] for g in reached) if reached else float("nan")
+        means[name] = (epochs, seconds)
+        print(f"  {name:10s} reached {len(reached)}/{seeds}  epochs {epochs:6.2f}  seconds {seconds:7.3f}  "
+              f"per seed {[g[0] for g in got]}")
+    (e0, s0), (e1, s1) = means["scratch"], means["init-from"]
+    print(f"  ratio scratch / init-from: epochs {e0 / e1:.2f}x, seconds {s0 / s1:.2f}x")
 
 
 if __name__ == "__main__":

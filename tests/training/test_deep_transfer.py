@@ -61,7 +61,8 @@ def test_a_parent_trained_on_digits_0_to_4_speeds_up_training_on_5_to_9(digits, 
     Xt, yt, Xv, yv = _other_half(digits)
     scratch = _child(None).fit(Xt, yt, Xv, yv)
     transfer = _child(parent_file).fit(Xt, yt, Xv, yv)
-    without, with_parent = epochs_to_score(scratch.history_, TARGET), epochs_to_score(transfer.history_, TARGET)
+    without = epochs_to_score(scratch.history_, TARGET)
+    with_parent = epochs_to_score(transfer.history_, TARGET)
     # measured (seeded, CPU): with the parent 1 epoch; from scratch it has not got there after 8
     assert with_parent is not None and with_parent <= 2
     assert without is None or without >= with_parent + 3
@@ -141,8 +142,8 @@ def lineage(digits, tmp_path_factory):
     url = f"sqlite:///{root / 'registry.db'}"
     with Registry.open(url) as reg:
         reg.register(root / "out" / "lower-1")
-    code = main(["train", "--data", str(b), "--name", "upper", "--init-from", "lower:1", "--registry-url", url,
-                 "--freeze", "1", "--unfreeze-after", "3", *common])
+    code = main(["train", "--data", str(b), "--name", "upper", "--init-from", "lower:1",
+                 "--registry-url", url, "--freeze", "1", "--unfreeze-after", "3", *common])
     assert code == 0
     return root, url, common
 
@@ -185,6 +186,7 @@ def test_init_from_errors_are_one_clear_line(lineage, digits, capsys):
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     svm = [a if a != "mlp" else "svm" for a in common]
-    assert main(["train", "--data", str(root / "b.csv"), "--name", "bad", "--init-from", "lower:1", *svm]) == 2
+    args = ["--data", str(root / "b.csv"), "--name", "bad", "--init-from", "lower:1", *svm]
+    assert main(["train", *args]) == 2
     assert "need --model mlp" in capsys.readouterr().err
     assert not (root / "out" / "bad-1").exists()

@@ -49,7 +49,7 @@ __all__ = [
 
 _OWN_PARAMS = ("parent", "freeze", "unfreeze_after")
 #: the new output layer's linear probe: L-BFGS iterations and L2 penalty
-PROBE_STEPS, PROBE_L2 = 100, 1e-3
+PROBE_STEPS, PROBE_L2 = 20, 1e-3
 
 
 @dataclass(frozen=True)
