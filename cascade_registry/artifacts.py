@@ -53,6 +53,7 @@ __all__ = [
     "MODEL_FILE",
     "MAX_WEIGHTS_BYTES",
     "NAME_PATTERN",
+    "OutputSpec",
     "ParentRef",
     "REFERENCE_FILE",
     "RELIABILITY_FILE",
@@ -203,6 +204,22 @@ class ParentRef(_Frozen):
         if self.ref is not None:
             return str(self.ref)
         return f"a weights file (sha256 {self.weights_sha256[:12]}…)"
+
+
+class OutputSpec(_Frozen):
+    """One head of a multi-output model (``card.outputs``; empty for a single-head model).
+
+    The first head is the card's own task: its ONNX outputs are ``label``/``probabilities`` as for every
+    model. Another classification head ``NAME`` adds ``NAME__label`` int64 [N] and ``NAME__probabilities``
+    float32 [N, C]; a regression head adds ``NAME__value`` float32 [N], inside ``range``."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$", description="the target column")
+    kind: Literal["classification", "regression"]
+    classes: list[str] = Field(default_factory=list, description="classification: the classes, in order")
+    range: list[float] | None = Field(None, description="regression: [low, high], the output's bounds")
+    onnx_outputs: list[str] = Field(description="the graph outputs carrying this head")
+    calibration: str | None = Field(None, description="classification: the calibration method")
+    metrics: dict[str, float] = Field(default_factory=dict, description="on the test split")
 
 
 # --------------------------------------------------------------------------------------- data
@@ -467,6 +484,10 @@ class ModelCard(_Frozen):
     cost: CostInfo
     seed: int
     upstream: list[UpstreamRef] = Field(default_factory=list)
+    outputs: list[OutputSpec] = Field(
+        default_factory=list,
+        description="multi-output models: every head (the first is the card's task); empty = one head",
+    )
     parent: ParentRef | None = Field(
         None, description="transfer learning: the model whose weights initialized this one, what was frozen"
     )

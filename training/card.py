@@ -43,8 +43,8 @@ from training.splits import Splits
 from training.tables import float32_value
 from training.upstream import Upstream
 
-__all__ = ["RunFacts", "build_card", "consume_text", "describe_features", "describe_infrastructure",
-           "estimate_cost"]
+__all__ = ["RunFacts", "build_card", "consume_text", "dataset_info", "describe_features",
+           "describe_infrastructure", "estimate_cost", "max_abs_value"]
 
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "scipy", "pandas", "pydantic")
 
@@ -206,7 +206,7 @@ class RunFacts:
 def build_card(f: RunFacts) -> ModelCard:
     cfg, ds, test = f.config, f.ds, f.splits.test
     after_p = f.fit.model.predict_proba(test.X)
-    policy = InputPolicy(max_abs_value=_max_abs_value(f.splits.train.X))
+    policy = InputPolicy(max_abs_value=max_abs_value(f.splits.train.X))
     estimator = f.fit.model.pairs[0].estimator
     return ModelCard(
         ref=ModelRef(name=cfg.name, version=cfg.version),
@@ -217,7 +217,7 @@ def build_card(f: RunFacts) -> ModelCard:
                                 else describe_features(ds.feature_names, f.splits.train.X), f.upstreams),
         preprocessing=None if f.pre is None or f.pre.identity else _preprocessing(f),
         input_policy=policy,
-        dataset=_dataset_info(ds, f.splits, f.data_sha256 or ds.sha256),
+        dataset=dataset_info(ds, f.splits, f.data_sha256 or ds.sha256),
         hyperparameters=f.search.info.best_params,
         search=f.search.info,
         calibration=calibration_info(f, after_p),
@@ -409,7 +409,7 @@ def _mark_upstream(features: list[FeatureSpec], upstreams: tuple[Upstream, ...])
             for s in features]
 
 
-def _dataset_info(ds: Dataset, splits: Splits, sha256: str) -> DatasetInfo:
+def dataset_info(ds: Dataset, splits: Splits, sha256: str) -> DatasetInfo:
     return DatasetInfo(
         name=ds.name,
         description=ds.description + "; features rounded to float32 (the exported model's input type)",
@@ -426,7 +426,7 @@ def _dataset_info(ds: Dataset, splits: Splits, sha256: str) -> DatasetInfo:
     )
 
 
-def _max_abs_value(train_X: np.ndarray) -> float:
+def max_abs_value(train_X: np.ndarray) -> float:
     """The serving edge refuses magnitudes a million times beyond anything seen in training.
 
     Such values are data errors, not observations, and they overflow float32 inside some graphs (an MLP

@@ -44,6 +44,7 @@ examples:
   lockgate train --retrain-from b:1 --data b.csv    # b's recorded options, against a's released version
   lockgate train --data b.csv --target y --model mlp --init-from a:1 --freeze 1 --unfreeze-after 5
   lockgate train --data digits --model mlp --size-search --name digits-mlp
+  lockgate train --data shapes.csv --target shape --target2 size --model mlp --name shapes  # two heads
 
 exit codes: 0 bundle written, 2 bad input (nothing written), 1 unexpected failure.
 docs: docs/training.md
@@ -178,6 +179,17 @@ def _deep_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--unfreeze-after", dest="unfreeze_after", metavar="EPOCHS", type=int,
                    help="with --freeze: fine-tune the frozen layers too from epoch EPOCHS on")
     g.add_argument(
+        "--target2", metavar="COL",
+        help="multi-output: a second target column (CSV), a second head on the shared network; the answer "
+        "carries both (COL__label/COL__probabilities, or COL__value)",
+    )
+    g.add_argument("--target2-kind", dest="target2_kind", metavar="KIND",
+                   help="auto (default: regression for a numeric column with > 10 distinct values) | "
+                   "classification | regression (bounded to the training range)")
+    g.add_argument("--gamma", metavar="G", type=float,
+                   help="with --target2: the cost gamma*C1 + (1-gamma)*C2 (default: tuned on validation over "
+                   "0.25, 0.5, 0.75)")
+    g.add_argument(
         "--size-search", dest="size_search", action="store_true",
         help="choose the network size by the chapter's recipe instead of the random search: start at "
         "2 x 128, grow until the training split is overfitted, then regularize (curve + PNG in the card)",
@@ -284,7 +296,12 @@ def main(argv: list[str] | None = None) -> int:
             from training.deep.overfit import run_overfit_check
 
             return run_overfit_check(config)  # 0 can overfit, 1 cannot
-        path = train(config, registry_url)
+        if config.target2 is not None:
+            from training.deep.multi_output_train import train_multi_output
+
+            path = train_multi_output(config)
+        else:
+            path = train(config, registry_url)
     except TrainingError as e:
         print(f"lockgate train: {_one_line(str(e))}", file=sys.stderr)
         return 2
@@ -394,6 +411,11 @@ def _summary(path: Path, plan: Any = None) -> str:
         lines.append(f"  older slice ({o.rows} rows, out-of-time split on {card.dataset.time_column!r}): "
                      f"accuracy {o.accuracy:.4f}  f1_macro {o.f1_macro:.4f}")
     lines += _cascade_lines(card, plan)
+    for head in card.outputs[1:]:
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in head.metrics.items())
+        lines.append(f"  second head {head.name} ({head.kind}"
+                     + (f", range {head.range[0]:g}..{head.range[1]:g}" if head.range else "")
+                     + f"; outputs {', '.join(head.onnx_outputs)}): test {scores}")
     if card.parent is not None:
         p = card.parent
         frozen = f"; first {p.frozen_layers} hidden layer(s) frozen" if p.frozen_layers else ""

@@ -123,6 +123,34 @@ class TrainConfig(BaseModel):
         "split is overfitted, then regularize) instead of the random search",
     )
 
+    target2: str | None = Field(
+        None, max_length=256, description="multi-output (--model mlp, CSV): a second target column, "
+        "trained as a second head on the shared network",
+    )
+    target2_kind: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="the second head: classification, regression (bounded to the training range), or "
+        "auto (regression for a numeric column with more than 10 distinct values)",
+    )
+    gamma: float | None = Field(
+        None, ge=0.0, le=1.0, description="multi-output cost gamma*C1 + (1-gamma)*C2; None: tuned on "
+        "validation over 0.25, 0.5, 0.75",
+    )
+
+    @model_validator(mode="after")
+    def _multi_output_options(self) -> TrainConfig:
+        if self.target2 is None:
+            if self.gamma is not None or self.target2_kind != "auto":
+                raise ValueError("gamma/target2_kind: there is no --target2 second head")
+            return self
+        if self.model != "mlp":
+            raise ValueError("target2: a second head needs --model mlp")
+        if self.target is None or self.target2 == self.target:
+            raise ValueError("target2: pass --target COL too, and a different column as --target2")
+        if self.init_from is not None or self.size_search or self.upstream:
+            raise ValueError("target2: a multi-output model is trained without --init-from, --size-search "
+                             "or --upstream")
+        return self
+
     @model_validator(mode="after")
     def _transfer_options(self) -> TrainConfig:
         if self.init_from is None and (self.freeze or self.unfreeze_after is not None):
