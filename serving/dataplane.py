@@ -268,18 +268,20 @@ class DataPlane:
                 x, cat, notes = slot.validator.to_matrix(request.inputs), None, None
             else:
                 x, cat, notes = slot.validator.from_instances(request.instances)
+            extra: tuple[np.ndarray, ...] = ()
             if slot.composition is None:
-                labels, probabilities = await slot.batcher.predict(x, cat)
+                labels, probabilities, *rest = await slot.batcher.predict_all(x, cat)
+                extra = tuple(rest)
             else:
                 labels, probabilities = await slot.composition.predict(x, cat)
             p = slot.predictor
-            answer = codecs.encode_predictions(
-                slot.explained_prefix if request.explain else slot.answer_prefix,
-                p.classes,
-                labels,
-                probabilities,
-                merge_warnings(slot.validator.warnings(x), notes),
-            )
+            prefix = slot.explained_prefix if request.explain else slot.answer_prefix
+            warnings = merge_warnings(slot.validator.warnings(x), notes)
+            if extra:  # a multi-output model: every head in the answer
+                answer = codecs.encode_multi_output(prefix, p.classes, labels, probabilities, warnings,
+                                                    p.extra_heads, extra)
+            else:
+                answer = codecs.encode_predictions(prefix, p.classes, labels, probabilities, warnings)
         except ServingError as e:
             self._count(slot, consumer, e.outcome, None)
             raise

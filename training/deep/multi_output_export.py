@@ -3,7 +3,8 @@
 ``input`` float32 [N, F] -> the network (``torch.onnx.export``, as
 :func:`training.deep.export.mlp_scores_onnx`) -> head 1: its calibrator (:mod:`training.calibration`)
 -> ``label`` int64 [N] and ``probabilities`` float32 [N, C1], the outputs every lockgate model has;
-head 2 (named after its target ``NAME``): classification -> its calibrator -> ``NAME__label`` / ``NAME__probabilities``; regression ->
+head 2 (named after its target ``NAME``): classification -> its calibrator -> ``NAME__label`` /
+``NAME__probabilities``; regression ->
 ``NAME__value`` float32 [N] = ``low + (high - low) * sigmoid(z)``.
 """
 

@@ -93,13 +93,13 @@ def _train(config: TrainConfig) -> Path:
     if config.bundle_dir.exists() and not config.overwrite:
         raise OutputExistsError(f"output directory {config.bundle_dir} already exists",
                                 "pass --overwrite, or another --version/--out")
+    method = _method(config)
     ds, second = _load(config)
     splits = split_dataset(ds, config.seed, config.validation_fraction, config.calibration_fraction,
                            config.test_fraction)
     assert splits.calibration is not None
     search, model = _tune_gamma(config, splits, second)
     t_cal = time.perf_counter()
-    method = _method(config)
     cal1 = _calibrator(method, model.decision_scores(splits.calibration.X), splits.calibration.y,
                        len(ds.classes))
     cal2 = None if second.kind == "regression" else _calibrator(
@@ -134,16 +134,19 @@ def _load(config: TrainConfig) -> tuple[Dataset, SecondTarget]:
     assert config.target2 is not None
     if config.is_builtin_data:
         raise ConfigError("--target2 reads two columns of a CSV file", "pass --data PATH.csv --target COL")
+    try:
+        header = list(pd.read_csv(config.data, nrows=0).columns)
+    except (OSError, ValueError):
+        header = []  # load_dataset names the problem with the file
+    if header and config.target2 not in header:
+        raise DataError(f"--target2 {config.target2!r} is not a column of {Path(config.data).name}",
+                        f"name a column of its header ({', '.join(map(str, header[:20]))})")
     ds = load_dataset(config.data, config.seed, config.target, config.segment, "error",
                       TableOverrides(config.categorical, config.numeric, (*config.drop, config.target2)))
     if ds.is_mixed:
         raise DataError("a multi-output model takes numeric feature columns only",
                         "drop or encode the categorical columns (--drop COL,...)")
-    try:
-        column = pd.read_csv(config.data, usecols=[config.target2])[config.target2]
-    except ValueError:
-        raise DataError(f"--target2 {config.target2!r} is not a column of {Path(config.data).name}",
-                        "name a column of the CSV's header") from None
+    column = pd.read_csv(config.data, usecols=[config.target2])[config.target2]
     if len(column) != len(ds.y) or column.isna().any():
         raise DataError(f"--target2 {config.target2!r} has missing values (or rows the table dropped)",
                         "fill or drop those rows first")
