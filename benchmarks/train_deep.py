@@ -5,6 +5,10 @@ Prints: seconds per epoch (mean, median) and in total for the default ``mlp`` fa
 Runtime inference (1 thread) for the stacked ensemble (logistic regression + random forest + naive Bayes,
 k=10) vs the single logistic-regression and MLP graphs, at batch sizes 1 and 256.
 
+Multi-output: on the generated two-target table (``make_two_targets``: 3-class ``shape`` + ``size`` in
+[0, 10]), fit seconds of the two-head MLP vs the single-head MLP on ``shape`` alone (same epochs), their
+test scores, and ONNX Runtime rows/s of the two-output graph vs the single-output one.
+
 Transfer: a 2x128 parent trained on digits 0-4; children on 100 rows of digits 5-9, validated on 400
 others, from scratch vs ``--init-from`` (linear-probe head, then fine-tuning), 5 seeds: epochs and
 seconds (probe included) until validation accuracy reaches 0.9.
@@ -28,9 +32,12 @@ from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
+from training.calibration import NoCalibration
 from training.deep import export_mlp, onnx_bytes
 from training.deep.estimator import MLPClassifier
 from training.deep.family import make_mlp
+from training.deep.multi_output import MultiOutputMLP, make_two_targets
+from training.deep.multi_output_export import export_multi_output
 from training.deep.transfer import TransferMLPClassifier, epochs_to_score, resolve_parent
 from training.deep.weights import weights_bytes
 from training.ensemble import AveragingEnsemble, StackingEnsemble, export_ensemble
@@ -99,6 +106,7 @@ def main() -> None:
         r256 = rows_per_second(graph, Xf, 256)
         print(f"  {name:32s} {len(graph):9d} {r1:12.0f} {r256:12.0f}")
     transfer()
+    multi_output()
 
 
 def _time_to(model: TransferMLPClassifier, fit_seconds: float, target: float
@@ -143,6 +151,35 @@ def transfer(target: float = 0.9, seeds: int = 5) -> None:
               f"per seed {[g[0] for g in got]}")
     (e0, s0), (e1, s1) = means["scratch"], means["init-from"]
     print(f"  ratio scratch / init-from: epochs {e0 / e1:.2f}x, seconds {s0 / s1:.2f}x")
+
+
+def multi_output(n: int = 1200, epochs: int = 40) -> None:
+    table = make_two_targets(n, seed=0)
+    X = np.column_stack([table[f"x{j}"] for j in range(6)]).astype(np.float32)
+    _, y = np.unique(table["shape"], return_inverse=True)
+    z, cut = table["size"], int(0.8 * n)
+    common = {"epochs": epochs, "early_stopping": False, "device": "cpu", "random_state": 0}
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        single = MLPClassifier(**common).fit(X[:cut], y[:cut])
+        t1 = time.perf_counter()
+        multi = MultiOutputMLP(gamma=0.5, kind2="regression", range2=(0.0, 10.0), **common).fit(
+            X[:cut], y[:cut], z[:cut])
+        t2 = time.perf_counter()
+    cal = NoCalibration(3, "probability")
+    mae = float(np.mean(np.abs(multi.predict_head2(X[cut:]) - z[cut:])))
+    print(f"multi-output on make_two_targets ({cut} training rows, {epochs} epochs, load average "
+          f"{os.getloadavg()[0]:.1f}):")
+    print(f"  fit seconds: single head {t1 - t0:.2f}, two heads {t2 - t1:.2f} "
+          f"(ratio {(t2 - t1) / (t1 - t0):.2f}x)")
+    print(f"  test: single-head accuracy {single.score(X[cut:], y[cut:]):.4f}; two-head accuracy "
+          f"{multi.score(X[cut:], y[cut:]):.4f}, size MAE {mae:.3f} (range 0..10)")
+    graphs = {"mlp (label, probabilities)": onnx_bytes(export_mlp(single)),
+              "mlp 2 heads (+ size__value)": onnx_bytes(export_multi_output(multi, "size", cal, None))}
+    Xf = np.tile(X[cut:], (4, 1))
+    for name, graph in graphs.items():
+        print(f"  {name:32s} rows/s batch 1 {rows_per_second(graph, Xf, 1):10.0f}  "
+              f"batch 256 {rows_per_second(graph, Xf, 256):10.0f}")
 
 
 if __name__ == "__main__":
