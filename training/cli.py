@@ -172,7 +172,7 @@ def _deep_options(p: argparse.ArgumentParser) -> None:
         "--init-from", dest="init_from", metavar="PARENT",
         help="transfer learning: start from PARENT's weights (its weights.pt): a registered NAME:VERSION "
         "(see --registry-url), a bundle directory or a weights.pt file; the architecture and input scaling "
-        "are inherited, the output layer is new unless the classes are the same",
+        "are inherited; a new output layer is fitted on the parent's features, then all is fine-tuned",
     )
     g.add_argument("--freeze", metavar="N", type=int,
                    help="with --init-from: keep the parent's first N hidden layers frozen (default 0)")
@@ -192,7 +192,8 @@ def _deep_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--size-search", dest="size_search", action="store_true",
         help="choose the network size by the chapter's recipe instead of the random search: start at "
-        "2 x 128, grow until the training split is overfitted, then regularize (curve + PNG in the card)",
+        "2 x 128, grow until the training split is overfitted, then regularize (curve + PNG in the card); "
+        "--trials caps the steps",
     )
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,8 @@ from training.search import random_search
 from training.splits import Split, Splits, encode_splits, feature_digests, split_dataset
 from training.upstream import Upstream, add_upstream_features, resolve_upstreams
 
-__all__ = ["ISOTONIC_KNOT_FACTOR", "SCORE_CONSISTENCY", "check_method_supported", "train"]
+__all__ = ["ISOTONIC_KNOT_FACTOR", "SCORE_CONSISTENCY", "bundle_directory", "check_method_supported",
+           "npz_bytes", "train"]
 
 #: isotonic knots closer than this many times the export's score error are merged
 ISOTONIC_KNOT_FACTOR = 1e4
@@ -273,32 +276,20 @@ def _reference(config: TrainConfig, model: CalibratedModel, splits: Splits, raw:
     return reference
 
 
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
 
 
-def _write_bundle(config: TrainConfig, card: ModelCard, onnx_bytes: bytes, reference: dict[str, np.ndarray],
-                  model: CalibratedModel, ds: Dataset, splits: Splits,
-                  search_files: dict[str, bytes] | None = None) -> None:
-    target, test = config.bundle_dir, splits.test
-    estimator = model.pairs[0].estimator
+@contextmanager
+def bundle_directory(config: TrainConfig) -> Iterator[Path]:
+    """A temp directory that becomes ``config.bundle_dir`` when the block succeeds (directory 0755, files
+    0644) and vanishes when it fails; write errors become :class:`TrainingError`."""
+    target = config.bundle_dir
     try:
         with atomic_directory(target, overwrite=config.overwrite) as tmp:
-            (tmp / MODEL_FILE).write_bytes(onnx_bytes)
-            (tmp / REFERENCE_FILE).write_bytes(_npz_bytes(reference))
-            plot_reliability(
-                tmp / RELIABILITY_FILE, test.y, model.uncalibrated_proba(test.X), model.predict_proba(test.X),
-                ds.classes, config.ece_bins,
-                f"{config.name}:{config.version} {card.family}, calibration {card.calibration.method} "
-                "(test split)",
-            )
-            files = dict(search_files or {})
-            files.update(estimator.card_files() if hasattr(estimator, "card_files") else {})
-            for fname, data in files.items():
-                (tmp / fname).write_bytes(data)
-            write_json_atomic(tmp / CARD_FILE, card)
+            yield tmp
             tmp.chmod(0o755)
             for f in tmp.iterdir():
                 f.chmod(0o644)
@@ -310,3 +301,24 @@ def _write_bundle(config: TrainConfig, card: ModelCard, onnx_bytes: bytes, refer
         raise TrainingError(
             f"cannot write the bundle to {target}: {e.strerror or e}", "pick a writable --out directory"
         ) from None
+
+
+def _write_bundle(config: TrainConfig, card: ModelCard, onnx_bytes: bytes, reference: dict[str, np.ndarray],
+                  model: CalibratedModel, ds: Dataset, splits: Splits,
+                  search_files: dict[str, bytes] | None = None) -> None:
+    test = splits.test
+    estimator = model.pairs[0].estimator
+    with bundle_directory(config) as tmp:
+        (tmp / MODEL_FILE).write_bytes(onnx_bytes)
+        (tmp / REFERENCE_FILE).write_bytes(npz_bytes(reference))
+        plot_reliability(
+            tmp / RELIABILITY_FILE, test.y, model.uncalibrated_proba(test.X), model.predict_proba(test.X),
+            ds.classes, config.ece_bins,
+            f"{config.name}:{config.version} {card.family}, calibration {card.calibration.method} "
+            "(test split)",
+        )
+        files = dict(search_files or {})
+        files.update(estimator.card_files() if hasattr(estimator, "card_files") else {})
+        for fname, data in files.items():
+            (tmp / fname).write_bytes(data)
+        write_json_atomic(tmp / CARD_FILE, card)

@@ -22,7 +22,7 @@ from onnx import TensorProto, helper
 from training.calibration import Calibrator
 from training.deep.multi_output import MultiOutputMLP
 from training.errors import ExportError
-from training.graph import INPUT, IR_VERSION, OPSET, GraphBuilder, embed_model, opsets_of, strip_doc_strings
+from training.graph import INPUT, OPSET, GraphBuilder, checked_model, embed_model, strip_doc_strings
 
 __all__ = ["export_multi_output", "head_outputs"]
 
@@ -87,19 +87,7 @@ def export_multi_output(model: MultiOutputMLP, name2: str, calibrator1: Calibrat
     else:
         low, high = (float(v) for v in model.range2)
         outputs += _regression(b, outs["scores2"], low, high, head_outputs(name2, "regression")[0])
-    graph = helper.make_graph(
-        b.nodes, "lockgate_mlp_multi_output",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [None, model.n_features_in_])],
-        outputs, initializer=b.initializers,
-    )
-    onnx_model = helper.make_model(graph, opset_imports=opsets_of(b.nodes), producer_name="lockgate",
-                                   producer_version="1")
-    onnx_model.ir_version = IR_VERSION
-    try:
-        onnx.checker.check_model(onnx_model)
-    except onnx.checker.ValidationError as e:
-        raise ExportError(f"the multi-output ONNX graph is invalid: {e}", "report this bug") from None
-    onnx_model = strip_doc_strings(onnx_model)
+    onnx_model = checked_model(b, model.n_features_in_, outputs, "lockgate_mlp_multi_output")
     onnx_model.doc_string = onnx_model.graph.doc_string = doc
     onnx_model.domain = "ai.lockgate"
     for key in sorted(metadata or {}):

@@ -13,7 +13,6 @@ bundle reads like any other lockgate bundle; head 2's metrics and calibration ar
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +38,6 @@ from cascade_registry.artifacts import (
     RuntimeInfo,
     SearchInfo,
     TrialRecord,
-    atomic_directory,
     write_json_atomic,
 )
 from training.calibration import Calibrator, fit_calibrator
@@ -55,11 +53,12 @@ from training.datasets import Dataset, TableOverrides, load_dataset
 from training.deep.family import DEFAULTS, make_mlp
 from training.deep.multi_output import MultiOutputMLP
 from training.deep.multi_output_export import export_multi_output, head_outputs
-from training.errors import ConfigError, DataError, ExportError, OutputExistsError, TrainingError
+from training.errors import ConfigError, DataError, ExportError, OutputExistsError
 from training.graph import imported_opsets
 from training.metrics import calibration_metrics, report_metrics
 from training.reliability import plot_reliability
 from training.splits import Split, Splits, feature_digests, split_dataset
+from training.trainer import bundle_directory, npz_bytes
 
 __all__ = ["GAMMAS", "SecondTarget", "train_multi_output"]
 
@@ -338,25 +337,12 @@ def _write(config: TrainConfig, card: ModelCard, onnx_bytes: bytes, model: Multi
         "holdout_inputs": test.X.astype(np.float32), "holdout_labels": test.y.astype(np.int64),
         "seen_row_digests": np.unique(np.concatenate([feature_digests(s.X, s.C) for s in seen])),
     }
-    buf = io.BytesIO()
-    np.savez(buf, **reference)
-    try:
-        with atomic_directory(config.bundle_dir, overwrite=config.overwrite) as tmp:
-            (tmp / MODEL_FILE).write_bytes(onnx_bytes)
-            (tmp / REFERENCE_FILE).write_bytes(buf.getvalue())
-            plot_reliability(tmp / RELIABILITY_FILE, test.y, model.predict_proba(test.X),
-                             _proba(cal1, model.decision_scores(test.X)), ds.classes, config.ece_bins,
-                             f"{config.name}:{config.version} mlp ({ds.target} head), "
-                             f"{card.calibration.method}")
-            for fname, data in model.card_files().items():
-                (tmp / fname).write_bytes(data)
-            write_json_atomic(tmp / CARD_FILE, card)
-            tmp.chmod(0o755)
-            for f in tmp.iterdir():
-                f.chmod(0o644)
-    except FileExistsError:
-        raise OutputExistsError(f"output directory {config.bundle_dir} already exists",
-                                "pass --overwrite, or another --version/--out") from None
-    except OSError as e:
-        raise TrainingError(f"cannot write the bundle to {config.bundle_dir}: {e.strerror or e}",
-                            "pick a writable --out directory") from None
+    with bundle_directory(config) as tmp:
+        (tmp / MODEL_FILE).write_bytes(onnx_bytes)
+        (tmp / REFERENCE_FILE).write_bytes(npz_bytes(reference))
+        plot_reliability(tmp / RELIABILITY_FILE, test.y, model.predict_proba(test.X),
+                         _proba(cal1, model.decision_scores(test.X)), ds.classes, config.ece_bins,
+                         f"{config.name}:{config.version} mlp ({ds.target} head), {card.calibration.method}")
+        for fname, data in model.card_files().items():
+            (tmp / fname).write_bytes(data)
+        write_json_atomic(tmp / CARD_FILE, card)
