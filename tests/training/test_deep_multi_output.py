@@ -18,7 +18,8 @@ from cascade_registry.artifacts import ModelBundle
 from lockgate.cli import main
 from serving.codecs import encode_predictions
 from serving.predictor import OnnxPredictor
-from tests.serving.conftest import released_gateway, write_gate
+from tests.bundles import gate_bundle
+from tests.serving.conftest import released_gateway
 from training.calibration import fit_calibrator
 from training.deep.multi_output import MultiOutputMLP, make_two_targets
 from training.deep.multi_output_export import export_multi_output
@@ -27,7 +28,7 @@ from training.deep.multi_output_export import export_multi_output
 @pytest.fixture(scope="module")
 def table() -> dict[str, np.ndarray]:
     torch.set_num_threads(1)  # as lockgate train does (threads=1): no oversubscription on shared cores
-    return make_two_targets(360, seed=0)
+    return make_two_targets(300, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -54,27 +55,28 @@ def test_card_lists_every_head_and_gamma_was_tuned_on_validation(bundle):
 
 
 def test_classification_second_head_is_calibrated_and_exported_with_parity(table):
+    CAL, TEST = slice(180, 240), slice(240, None)
     X = np.column_stack([table[f"x{j}"] for j in range(6)]).astype(np.float32)
     classes, y = np.unique(table["shape"], return_inverse=True)
     big = (table["size"] > 5).astype(int)
     model = MultiOutputMLP(gamma=0.5, kind2="classification", n_classes2=2, epochs=30, device="cpu",
-                           random_state=0).fit(X[:240], y[:240], big[:240])
-    s2 = model.head2_scores(X[240:300])
-    cal1 = fit_calibrator("temperature", model.decision_scores(X[240:300]), y[240:300], 3, "margin")
-    cal2 = fit_calibrator("temperature", s2[:, 1:] - s2[:, :1], big[240:300], 2, "margin")
+                           random_state=0).fit(X[:180], y[:180], big[:180])
+    s2 = model.head2_scores(X[CAL])
+    cal1 = fit_calibrator("temperature", model.decision_scores(X[CAL]), y[CAL], 3, "margin")
+    cal2 = fit_calibrator("temperature", s2[:, 1:] - s2[:, :1], big[CAL], 2, "margin")
     graph = export_multi_output(model, "big", cal1, cal2)
-    outs = ort.InferenceSession(graph.SerializeToString()).run(None, {"input": X[300:]})
-    native1 = cal1.predict_proba(model.decision_scores(X[300:]))
-    s2 = model.head2_scores(X[300:])
+    outs = ort.InferenceSession(graph.SerializeToString()).run(None, {"input": X[TEST]})
+    native1 = cal1.predict_proba(model.decision_scores(X[TEST]))
+    s2 = model.head2_scores(X[TEST])
     native2 = cal2.predict_proba(s2[:, 1:] - s2[:, :1])
     assert np.abs(outs[1] - native1).max() <= 1e-4 and np.abs(outs[3] - native2).max() <= 1e-4
-    assert np.array_equal(outs[2], native2.argmax(1)) and np.mean(outs[2] == big[300:]) > 0.85
+    assert np.array_equal(outs[2], native2.argmax(1)) and np.mean(outs[2] == big[TEST]) > 0.85
     with pytest.raises(Exception, match="gamma"):
         MultiOutputMLP(gamma=1.5).fit(X, y, big)
 
 
-def test_the_gateway_answers_every_head(bundle, table, tmp_path: Path):
-    write_gate(bundle)
+def test_the_real_gate_passes_and_the_gateway_answers_every_head(bundle, table, tmp_path: Path):
+    gate_bundle(bundle)  # the real safety gate judges the bundle (its first head) and signs the verdict
     rows = np.column_stack([table[f"x{j}"] for j in range(6)])[:3].tolist()
     with released_gateway(tmp_path, [bundle]) as (gw, key):
         r = httpx.post(gw.url + "/predict", json={"model": "shapes", "inputs": rows},

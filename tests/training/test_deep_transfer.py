@@ -36,7 +36,7 @@ def parent_file(digits, tmp_path_factory) -> Path:
     """An MLP trained on digits 0-4, its weights.pt written as the bundle would."""
     X, y = digits
     torch.set_num_threads(1)
-    mlp = MLPClassifier(hidden_layer_sizes=(64,), epochs=40, device="cpu", random_state=0)
+    mlp = MLPClassifier(hidden_layer_sizes=(64,), epochs=20, device="cpu", random_state=0)
     mlp.fit(X[y < 5], y[y < 5])
     path = tmp_path_factory.mktemp("parent") / "weights.pt"
     path.write_bytes(weights_bytes(mlp))
@@ -125,7 +125,7 @@ def test_weights_are_read_as_hostile(parent_file, tmp_path: Path):
 # ------------------------------------------------------------------------------------------ CLI + registry
 def _csv(digits, classes: range, path: Path, drop_first: bool = False) -> Path:
     X, y = digits
-    keep = np.flatnonzero(np.isin(y, list(classes)))[:400]  # a few rows keep the two CLI runs cheap
+    keep = np.flatnonzero(np.isin(y, list(classes)))[:300]  # a few rows keep the two CLI runs cheap
     df = pd.DataFrame(X[keep], columns=[f"p{i}" for i in range(64)])
     df["digit"] = [f"d{v}" for v in y[keep]]
     (df.iloc[:, 1:] if drop_first else df).to_csv(path, index=False)
