@@ -64,8 +64,13 @@ __all__ = [
     "FeatureSpec",
     "GateReport",
     "MAX_CARD_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_SEQUENCE_LENGTH",
+    "PAD_ID",
+    "UNKNOWN_ID",
     "InfrastructureInfo",
     "InputPolicy",
+    "InputSpec",
     "InvalidBundleError",
     "ModelBundle",
     "ModelCard",
@@ -195,6 +200,57 @@ class FeatureSpec(_Frozen):
     @property
     def is_numeric(self) -> bool:
         return self.kind == "numeric"
+
+
+#: token ids the sequence kinds reserve: 0 pads a short sequence, 1 stands for a token outside the vocabulary
+PAD_ID, UNKNOWN_ID = 0, 1
+#: the largest image (pixels) and sequence (tokens) a card may declare: the gateway decodes no more
+MAX_IMAGE_PIXELS = 4096
+MAX_SEQUENCE_LENGTH = 512
+
+
+class InputSpec(_Frozen):
+    """One input of a model with several input kinds (``card.inputs``; empty = one plain table).
+
+    An image or a token sequence travels in the ONNX input ``input`` as plain numeric columns (one per pixel
+    in row-major ``H x W x C`` order, one per token position), listed in ``columns`` and described one by
+    one in ``card.features`` like any numeric column. So every part that reads ``input`` [N, F] keeps
+    working; this record says how the gateway builds those columns from an image or a list of tokens.
+
+    - ``image``: ``shape`` [H, W, C], pixel values in ``value_range``; a nested list ``H x W`` (C = 1) or
+      ``H x W x C`` of numbers, or a base64 PNG of exactly W x H pixels (8-bit, scaled from 0..255 to
+      ``value_range``).
+    - ``sequence``: at most ``max_length`` tokens from ``vocabulary``; the tokenizer is recorded here and
+      applied by the gateway: token ``vocabulary[i]`` -> id ``i + 2``, ``0`` pads, ``1`` = an unknown token
+      (``unknown``: ``"unk"`` maps it to id 1 with a warning, ``"error"`` refuses the request); the ids are
+      right-aligned (``padding="left"``: pads first, the last token in the last column).
+    - ``tabular``: plain numeric columns (the remaining features of a multi-input model).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    kind: Literal["tabular", "image", "sequence"]
+    columns: list[str] = Field(min_length=1, description="the card.features columns it fills, in order")
+    shape: list[int] | None = Field(None, description="image: [height, width, channels]")
+    value_range: list[float] | None = Field(None, description="image: [low, high] of a pixel value")
+    max_length: int | None = Field(None, ge=1, le=MAX_SEQUENCE_LENGTH, description="sequence: most tokens")
+    min_length: int = Field(1, ge=1, description="sequence: fewest tokens (an empty sequence is refused)")
+    vocabulary: list[str] = Field(default_factory=list, description="sequence: token i has id i + 2")
+    padding: Literal["left"] = "left"
+    unknown: Literal["unk", "error"] = Field(
+        "unk", description="sequence: a token outside the vocabulary -> id 1 with a warning, or refused"
+    )
+    tokenizer: str = Field("", description="how text becomes ids, in words (sequence)")
+
+    @field_validator("shape")
+    @classmethod
+    def _image_shape(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) != 3 or min(v) < 1 or v[0] * v[1] * v[2] > MAX_IMAGE_PIXELS):
+                raise ValueError(f"an image shape is [H, W, C] of at most {MAX_IMAGE_PIXELS} values, got {v}")
+        return v
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
 
 
 class SplitInfo(_Frozen):
@@ -398,6 +454,9 @@ class ModelCard(_Frozen):
     family: str
     classes: list[str] = Field(min_length=2)
     features: list[FeatureSpec] = Field(min_length=1)
+    inputs: list[InputSpec] = Field(
+        default_factory=list, description="image / sequence inputs, the columns each fills (empty: a table)"
+    )
     preprocessing: dict[str, Any] | None = Field(
         None, description="the table preprocessing fused into the graph (missing policy, unknown-level "
         "policy, one-hot limit, rare-level threshold, encodings per column); None = the features go to the "

@@ -215,6 +215,7 @@ def build_card(f: RunFacts) -> ModelCard:
         classes=ds.classes,
         features=_mark_upstream(f.pre.features() if f.pre is not None
                                 else describe_features(ds.feature_names, f.splits.train.X), f.upstreams),
+        inputs=list(ds.inputs),
         preprocessing=None if f.pre is None or f.pre.identity else _preprocessing(f),
         input_policy=policy,
         dataset=_dataset_info(ds, f.splits, f.data_sha256 or ds.sha256),

@@ -27,7 +27,8 @@ class TrainConfig(BaseModel):
 
     data: str = Field(
         "breast_cancer",
-        description="breast_cancer | wine | digits | imbalanced, or the path of a CSV file",
+        description="breast_cancer | wine | digits | imbalanced | sequences | mixed_inputs, or the path of a "
+        "CSV file",
     )
     target: str | None = Field(None, description="CSV only: the column holding the class label")
     segment: str | None = Field(None, description="CSV only: a column to slice test metrics by")
