@@ -1,0 +1,122 @@
+"""The real gateway answers images (nested list, base64 PNG) and token sequences, and refuses wrong sizes,
+empty and over-long sequences with a 422 that says what the model takes.
+
+Two small bundles are trained by the real trainer (a CNN on digits, a GRU on the generated sequences;
+families ``cnn``/``gru`` with 3 epochs so the module stays cheap), given a signed gate verdict, registered,
+released and served by one gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from cascade_registry.artifacts import ModelBundle
+from tests.serving.conftest import released_gateway, write_gate
+from training.config import TrainConfig
+from training.datasets import load_dataset
+from training.families import get_family, register_family, unregister_family
+from training.trainer import train
+
+
+def _train(out: Path, name: str, data: str, family: str) -> Path:
+    base = get_family(family)
+    tiny = register_family(dataclasses.replace(base, name=f"{family}-tiny", defaults={**base.defaults, "epochs": 3}),
+                           replace=True)
+    try:
+        config = TrainConfig(data=data, model=tiny.name, trials=1, calibration_cv=0, refit=False, name=name,
+                             out=out, progress=False, calibration="temperature")
+        bundle = train(config)
+    finally:
+        unregister_family(tiny.name)
+    write_gate(bundle)
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    work = tmp_path_factory.mktemp("input-kinds")
+    bundles = [_train(work, "digits-cnn", "digits", "cnn"), _train(work, "seq-gru", "sequences", "gru")]
+    with released_gateway(work, bundles) as (gw, key):
+        yield gw.url, {"Authorization": f"Bearer {key}"}
+
+
+def predict(served, model: str, instances: list) -> httpx.Response:
+    url, headers = served
+    return httpx.post(url + "/predict", json={"model": model, "instances": instances}, headers=headers,
+                      timeout=30)
+
+
+def png_of(image: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(np.round(image / 16 * 255).astype(np.uint8), mode="L").save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def refused(answer: httpx.Response, code: str) -> str:
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code and error["fix"], error
+    return error["message"]
+
+
+def test_card_describes_the_image_input(served, tmp_path_factory) -> None:
+    url, headers = served
+    card = httpx.get(url + "/models/digits-cnn", headers=headers, timeout=10).json()
+    text = str(card)
+    assert "image" in text and "[8, 8, 1]" in text
+
+
+def test_image_as_nested_list_png_and_columns_agree(served) -> None:
+    digit = load_dataset("digits", 0).X[:3].reshape(3, 8, 8)
+    by_list = predict(served, "digits-cnn", [{"image": d.tolist()} for d in digit])
+    assert by_list.status_code == 200, by_list.text
+    rows = by_list.json()["predictions"]
+    assert len(rows) == 3 and all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+    by_png = predict(served, "digits-cnn", [{"image": png_of(d)} for d in digit])
+    assert by_png.status_code == 200, by_png.text
+    assert [r["label"] for r in by_png.json()["predictions"]] == [r["label"] for r in rows]
+    url, headers = served
+    flat = httpx.post(url + "/predict", json={"model": "digits-cnn", "inputs": digit.reshape(3, 64).tolist()},
+                      headers=headers, timeout=30)
+    assert flat.json()["predictions"] == rows
+
+
+def test_wrong_image_sizes_and_non_images_get_422(served) -> None:
+    digit = load_dataset("digits", 0).X[0].reshape(8, 8)
+    message = refused(predict(served, "digits-cnn", [{"image": digit[:7].tolist()}]), "image_size")
+    assert "instances[0].image" in message and "8x8" in message
+    big = png_of(np.zeros((9, 9)))
+    assert "9x9 PNG" in refused(predict(served, "digits-cnn", [{"image": big}]), "image_size")
+    refused(predict(served, "digits-cnn", [{"image": base64.b64encode(b"GIF89a....").decode()}]),
+            "not_an_image")
+    refused(predict(served, "digits-cnn", [{"image": "x" * 200_000}]), "image_too_large")
+    refused(predict(served, "digits-cnn", [{"image": (digit * 100).tolist()}]), "pixel_range")
+
+
+def test_sequences_answer_and_refuse_empty_or_too_long(served) -> None:
+    ok = predict(served, "seq-gru", [{"tokens": ["alpha", "open", "beta", "close"]},
+                                      {"tokens": "close gamma open"}])
+    assert ok.status_code == 200, ok.text
+    assert [r["warnings"] for r in ok.json()["predictions"]] == [[], []]
+    unknown = predict(served, "seq-gru", [{"tokens": ["open", "banana", "close"]}])
+    assert unknown.status_code == 200 and "outside the vocabulary" in unknown.json()["predictions"][0]["warnings"][0]
+    assert "empty sequence" in refused(predict(served, "seq-gru", [{"tokens": []}]), "empty_sequence")
+    message = refused(predict(served, "seq-gru", [{"tokens": ["alpha"] * 17}]), "sequence_too_long")
+    assert "at most 16" in message
+    refused(predict(served, "seq-gru", [{"tokens": ["open", 3]}]), "wrong_kind")
+
+
+def test_sequence_card_records_the_tokenizer(served, tmp_path_factory) -> None:
+    card = ModelBundle.read_card(next(tmp_path_factory.getbasetemp().glob("input-kinds*/seq-gru-1")))
+    (spec,) = card.inputs
+    assert spec.kind == "sequence" and spec.max_length == 16 and "gateway" in spec.tokenizer
+    assert len(spec.columns) == 16 and spec.vocabulary[-2:] == ["open", "close"]
