@@ -29,8 +29,8 @@ from training.trainer import train
 
 def _train(out: Path, name: str, data: str, family: str) -> Path:
     base = get_family(family)
-    tiny = register_family(dataclasses.replace(base, name=f"{family}-tiny", defaults={**base.defaults, "epochs": 3}),
-                           replace=True)
+    tiny = dataclasses.replace(base, name=f"{family}-tiny", defaults={**base.defaults, "epochs": 3})
+    register_family(tiny, replace=True)
     try:
         config = TrainConfig(data=data, model=tiny.name, trials=1, calibration_cv=0, refit=False, name=name,
                              out=out, progress=False, calibration="temperature")
@@ -108,7 +108,8 @@ def test_sequences_answer_and_refuse_empty_or_too_long(served) -> None:
     assert ok.status_code == 200, ok.text
     assert [r["warnings"] for r in ok.json()["predictions"]] == [[], []]
     unknown = predict(served, "seq-gru", [{"tokens": ["open", "banana", "close"]}])
-    assert unknown.status_code == 200 and "outside the vocabulary" in unknown.json()["predictions"][0]["warnings"][0]
+    assert unknown.status_code == 200, unknown.text
+    assert "outside the vocabulary" in unknown.json()["predictions"][0]["warnings"][0]
     assert "empty sequence" in refused(predict(served, "seq-gru", [{"tokens": []}]), "empty_sequence")
     message = refused(predict(served, "seq-gru", [{"tokens": ["alpha"] * 17}]), "sequence_too_long")
     assert "at most 16" in message
