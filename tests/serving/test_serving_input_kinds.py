@@ -1,8 +1,9 @@
 """The real gateway answers images (nested list, base64 PNG) and token sequences, and refuses wrong sizes,
-empty and over-long sequences with a 422 that says what the model takes.
+empty and over-long sequences with a 422 that says what the model takes; the real gate fuzzes both kinds.
 
 Two small bundles are trained by the real trainer (a CNN on digits, a GRU on the generated sequences;
-families ``cnn``/``gru`` with 3 epochs so the module stays cheap), given a signed gate verdict, registered,
+families ``cnn``/``gru`` with 3 epochs so the module stays cheap), passed by the real gate with ``--serve``
+(its sandboxed ``inputs`` cases and its ``serve`` probes include the image / sequence ones), registered,
 released and served by one gateway.
 """
 
@@ -19,12 +20,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cascade_registry.artifacts import ModelBundle
-from tests.serving.conftest import released_gateway, write_gate
+from cascade_registry.artifacts import GateReport, ModelBundle
+from safety import GatePolicy, run_gate
+from tests.bundles import TEST_KEY
+from tests.serving.conftest import released_gateway
 from training.config import TrainConfig
 from training.datasets import load_dataset
 from training.families import get_family, register_family, unregister_family
 from training.trainer import train
+
+REPORTS: dict[str, GateReport] = {}
 
 
 def _train(out: Path, name: str, data: str, family: str) -> Path:
@@ -37,7 +42,7 @@ def _train(out: Path, name: str, data: str, family: str) -> Path:
         bundle = train(config)
     finally:
         unregister_family(tiny.name)
-    write_gate(bundle)
+    REPORTS[name] = run_gate(bundle, GatePolicy(), serve=True, sign_key=TEST_KEY)
     return bundle
 
 
@@ -66,6 +71,21 @@ def refused(answer: httpx.Response, code: str) -> str:
     error = answer.json()["error"]
     assert error["code"] == code and error["fix"], error
     return error["message"]
+
+
+@pytest.mark.parametrize(("model", "probed", "refusals"), [
+    ("digits-cnn", [], ["image_wrong_size=422", "image_png_wrong_size=422", "image_not_an_image=422"]),
+    ("seq-gru", ["tokens_empty_sequence", "tokens_ids_beyond_vocabulary"],
+     ["tokens_empty_sequence=422", "tokens_over_long_sequence=422", "tokens_tokens_not_strings=422"]),
+])
+def test_the_real_gate_fuzzes_the_input_kinds(served, model: str, probed: list[str], refusals: list[str]
+                                              ) -> None:
+    report = REPORTS[model]
+    assert report.passed, [c for c in report.checks if c.status != "pass"]
+    checks = {c.name: c for c in report.checks}
+    assert all(p in checks["inputs"].message for p in probed), checks["inputs"].message
+    assert checks["serve"].status == "pass"
+    assert all(p in checks["serve"].message for p in refusals), checks["serve"].message
 
 
 def test_card_describes_the_image_input(served, tmp_path_factory) -> None:

@@ -9,7 +9,9 @@ an embedding [N, D]:
   [N, C, H, W] -> conv (same padding) -> ReLU -> 2x2 max-pool -> flatten.
 - :class:`SequenceEncoder`: ids clipped to the vocabulary and rounded (so NaN, inf or 1e30 cannot index
   outside the embedding table; NaN reads as padding) -> embedding (id 0 = padding, a zero vector) -> GRU
-  over the left-padded ids -> the last hidden state.
+  over the left-padded ids -> the last hidden state. One constant all-padding row rides in front of every
+  batch and is dropped after the GRU: ONNX Runtime's GRU kernel aborts the process on an empty batch
+  (found by the gate's ``empty_batch`` case), and with the guard row it never sees one.
 
 :class:`MultiInputNetwork` concatenates the embeddings and puts one head on them (the MLP's
 ``build_network``): with one input it is a plain CNN or GRU classifier.
@@ -87,14 +89,15 @@ class SequenceEncoder(_Columns):
         self.top = float(group.vocabulary_size - 1)
         self.embedding = nn.Embedding(group.vocabulary_size, embedding_dim, padding_idx=0)
         self.gru = nn.GRU(embedding_dim, units, batch_first=True)
+        self.register_buffer("guard", torch.zeros(1, len(group.positions), embedding_dim))
         self.width = units
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raw = self.columns(x)
         raw = torch.where(torch.isnan(raw), torch.zeros_like(raw), raw)
         ids = raw.clamp(0.0, self.top).round().long()
-        _, last = self.gru(self.embedding(ids))
-        return last[0]
+        _, last = self.gru(torch.cat([self.guard, self.embedding(ids)]))
+        return last[0, 1:]
 
 
 class MultiInputNetwork(nn.Module):
