@@ -35,6 +35,7 @@ from training.crossfit import CalibrationFit
 from training.datasets import Dataset
 from training.families import Family
 from training.graph import BaseGraph, imported_opsets
+from training.input_sets import inputs_text
 from training.metrics import calibration_metrics, report_metrics
 from training.preprocessing import Preprocessor
 from training.response import response_method
@@ -241,7 +242,8 @@ def build_card(f: RunFacts) -> ModelCard:
         upstream=[u.pin() for u in f.upstreams],
         train_options=cfg.recorded_options,
         how_to_consume=consume_text(cfg.name, cfg.version, ds.classes, len(ds.feature_names), f.fit.method,
-                                    f.threshold, policy, f.pre) + _cascade_text(f.upstreams),
+                                    f.threshold, policy, f.pre) + _cascade_text(f.upstreams)
+        + inputs_text(ds.inputs),
         created_at=datetime.now(UTC),
         details=_details(f, estimator),
     )

@@ -25,6 +25,7 @@ __all__ = [
     "digits_image_input",
     "encode_tokens",
     "generate_sequences",
+    "inputs_text",
     "mixed_inputs",
     "sequence_input",
 ]
@@ -87,3 +88,25 @@ def digits_image_input(feature_names: list[str]) -> InputSpec:
     """scikit-learn's digits as one 8x8 grayscale image (pixel values 0..16, row-major columns)."""
     return InputSpec(name="image", kind="image", columns=list(feature_names), shape=[8, 8, 1],
                      value_range=[0.0, 16.0])
+
+
+def inputs_text(inputs: tuple[InputSpec, ...]) -> str:
+    """How to send a model's images and sequences (appended to ``card.how_to_consume``); "" for a table."""
+    parts = []
+    for spec in inputs:
+        if spec.kind == "image":
+            h, w, c = spec.shape or (0, 0, 0)
+            low, high = spec.value_range or (0.0, 1.0)
+            parts.append(
+                f" Input {spec.name!r} is a {h}x{w}x{c} image with pixel values in [{low:g}, {high:g}]: send "
+                f"it in /predict instances under {spec.name!r} as a nested list of {h} rows of {w} numbers, "
+                f"or as a base64 PNG of {w}x{h} pixels (0..255 scaled to [{low:g}, {high:g}]); in 'input' it "
+                f"fills the {len(spec.columns)} columns {spec.columns[0]}..{spec.columns[-1]} (row-major).")
+        elif spec.kind == "sequence":
+            parts.append(
+                f" Input {spec.name!r} is a sequence of {spec.min_length} to {spec.max_length} tokens from "
+                f"card.inputs[].vocabulary ({len(spec.vocabulary)} tokens): send a list of strings, or one "
+                f"string split on spaces, under {spec.name!r}; an unknown token is "
+                + ("refused." if spec.unknown == "error" else "read as the unknown token, with a warning.")
+                + f" Tokenizer: {spec.tokenizer}.")
+    return "".join(parts)

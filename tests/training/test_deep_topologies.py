@@ -9,6 +9,7 @@ import pytest
 import torch
 from sklearn.model_selection import train_test_split
 
+from lockgate.cli import main
 from training.calibration import fit_calibrator
 from training.datasets import load_dataset
 from training.deep import DeepClassifier, DeepConfigError, MLPClassifier, export_mlp, onnx_bytes
@@ -93,3 +94,12 @@ def test_topology_refuses_data_without_its_input() -> None:
         bind_inputs(get_family("cnn"), ds.inputs, ds.feature_names)
     with pytest.raises(DeepConfigError, match="a sequence input"):
         DeepClassifier(topology="gru", epochs=1, device="cpu").fit(ds.X, ds.y)
+
+
+def test_cli_overfit_check_and_refusal(tmp_path, capsys) -> None:
+    assert main(["train", "--data", "sequences", "--model", "gru", "--overfit-one-batch", "--quiet",
+                 "--out", str(tmp_path)]) == 0
+    assert "can overfit one batch" in capsys.readouterr().out
+    assert main(["train", "--data", "wine", "--model", "cnn", "--quiet", "--out", str(tmp_path)]) == 2
+    assert "--model cnn needs data with an input of kind image" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
