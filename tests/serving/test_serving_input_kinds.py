@@ -1,8 +1,9 @@
 """The real gateway answers images (nested list, base64 PNG) and token sequences, and refuses wrong sizes,
 empty and over-long sequences with a 422 that says what the model takes; the real gate fuzzes both kinds.
 
-Two small bundles are trained by the real trainer (a CNN on digits, a GRU on the generated sequences;
-families ``cnn``/``gru`` with 3 epochs so the module stays cheap), passed by the real gate with ``--serve``
+Two small bundles are trained by the real trainer (a CNN on digits; a multi-input network on the
+generated table + token sequence set, so a request carries numbers and tokens; families ``cnn`` /
+``multi`` with 3 epochs so the module stays cheap), passed by the real gate with ``--serve``
 (its sandboxed ``inputs`` cases and its ``serve`` probes include the image / sequence ones), registered,
 released and served by one gateway.
 """
@@ -49,7 +50,7 @@ def _train(out: Path, name: str, data: str, family: str) -> Path:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     work = tmp_path_factory.mktemp("input-kinds")
-    bundles = [_train(work, "digits-cnn", "digits", "cnn"), _train(work, "seq-gru", "sequences", "gru")]
+    bundles = [_train(work, "digits-cnn", "digits", "cnn"), _train(work, "mixed", "mixed_inputs", "multi")]
     with released_gateway(work, bundles) as (gw, key):
         yield gw.url, {"Authorization": f"Bearer {key}"}
 
@@ -75,7 +76,7 @@ def refused(answer: httpx.Response, code: str) -> str:
 
 @pytest.mark.parametrize(("model", "probed", "refusals"), [
     ("digits-cnn", [], ["image_wrong_size=422", "image_png_wrong_size=422", "image_not_an_image=422"]),
-    ("seq-gru", ["tokens_empty_sequence", "tokens_ids_beyond_vocabulary"],
+    ("mixed", ["tokens_empty_sequence", "tokens_ids_beyond_vocabulary"],
      ["tokens_empty_sequence=422", "tokens_over_long_sequence=422", "tokens_tokens_not_strings=422"]),
 ])
 def test_the_real_gate_fuzzes_the_input_kinds(served, model: str, probed: list[str], refusals: list[str]
@@ -122,22 +123,29 @@ def test_wrong_image_sizes_and_non_images_get_422(served) -> None:
     refused(predict(served, "digits-cnn", [{"image": (digit * 100).tolist()}]), "pixel_range")
 
 
+TABLE = {"x0": 0.5, "x1": -0.1, "x2": 1.0}
+
+
 def test_sequences_answer_and_refuse_empty_or_too_long(served) -> None:
-    ok = predict(served, "seq-gru", [{"tokens": ["alpha", "open", "beta", "close"]},
-                                      {"tokens": "close gamma open"}])
+    ok = predict(served, "mixed", [{**TABLE, "tokens": ["alpha", "open", "beta", "close"]},
+                                   {**TABLE, "tokens": "close gamma open"}])
     assert ok.status_code == 200, ok.text
     assert [r["warnings"] for r in ok.json()["predictions"]] == [[], []]
-    unknown = predict(served, "seq-gru", [{"tokens": ["open", "banana", "close"]}])
+    assert all(r["label"].endswith(("_low", "_high")) for r in ok.json()["predictions"])
+    unknown = predict(served, "mixed", [{**TABLE, "tokens": ["open", "banana", "close"]}])
     assert unknown.status_code == 200, unknown.text
     assert "outside the vocabulary" in unknown.json()["predictions"][0]["warnings"][0]
-    assert "empty sequence" in refused(predict(served, "seq-gru", [{"tokens": []}]), "empty_sequence")
-    message = refused(predict(served, "seq-gru", [{"tokens": ["alpha"] * 17}]), "sequence_too_long")
+    assert "empty sequence" in refused(predict(served, "mixed", [{**TABLE, "tokens": []}]), "empty_sequence")
+    message = refused(predict(served, "mixed", [{**TABLE, "tokens": ["alpha"] * 17}]), "sequence_too_long")
     assert "at most 16" in message
-    refused(predict(served, "seq-gru", [{"tokens": ["open", 3]}]), "wrong_kind")
+    refused(predict(served, "mixed", [{**TABLE, "tokens": ["open", 3]}]), "wrong_kind")
+    refused(predict(served, "mixed", [{"tokens": ["open", "close"]}]), "missing_value")  # the table part
 
 
 def test_sequence_card_records_the_tokenizer(served, tmp_path_factory) -> None:
-    card = ModelBundle.read_card(next(tmp_path_factory.getbasetemp().glob("input-kinds*/seq-gru-1")))
-    (spec,) = card.inputs
+    card = ModelBundle.read_card(next(tmp_path_factory.getbasetemp().glob("input-kinds*/mixed-1")))
+    table, spec = card.inputs
+    assert table.kind == "tabular" and table.columns == ["x0", "x1", "x2"]
+    assert card.details["topology"]["encoders"][0].startswith("table (tabular)")
     assert spec.kind == "sequence" and spec.max_length == 16 and "gateway" in spec.tokenizer
     assert len(spec.columns) == 16 and spec.vocabulary[-2:] == ["open", "close"]

@@ -103,3 +103,15 @@ def test_cli_overfit_check_and_refusal(tmp_path, capsys) -> None:
     assert main(["train", "--data", "wine", "--model", "cnn", "--quiet", "--out", str(tmp_path)]) == 2
     assert "--model cnn needs data with an input of kind image" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_same_seed_same_onnx_bytes() -> None:
+    ds = load_dataset("mixed_inputs", 0)
+    X, y = ds.X[:200].astype(np.float32), ds.y[:200]
+
+    def fit() -> bytes:
+        est = DeepClassifier(topology="multi", inputs=ds.inputs, feature_names=tuple(ds.feature_names),
+                             epochs=2, device="cpu", random_state=7).fit(X, y)
+        return onnx_bytes(export_mlp(est))
+
+    assert fit() == fit()
