@@ -40,6 +40,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _DATA_URL = "data:image/png;base64,"
 _NUMBERS = frozenset({int, float})
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+#: a text longer than this many characters per allowed token is refused before it is split
+_MAX_TOKEN_CHARS = 64
 
 
 def _bad(message: str, fix: str, code: str) -> InvalidInputError:
@@ -119,6 +121,9 @@ class _Sequence:
                     "string of tokens separated by spaces")
 
     def values(self, value: Any, where: str) -> tuple[list[float], list[str]]:
+        if type(value) is str and len(value) > _MAX_TOKEN_CHARS * (self.max + 1):
+            raise _bad(f"{where} is a {len(value)}-character text; this model reads at most {self.max} "
+                       "tokens", self.fix, "sequence_too_long")
         tokens = value.split() if type(value) is str else value
         if type(tokens) is not list:
             raise _bad(f"{where} is {describe_value(value)}, expected a token sequence", self.fix,
