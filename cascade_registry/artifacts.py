@@ -39,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cascade_registry.manifest import load_json_bounded
 
@@ -247,6 +247,23 @@ class InputSpec(_Frozen):
         if v is not None and (len(v) != 3 or min(v) < 1 or v[0] * v[1] * v[2] > MAX_IMAGE_PIXELS):
                 raise ValueError(f"an image shape is [H, W, C] of at most {MAX_IMAGE_PIXELS} values, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> InputSpec:
+        n = len(self.columns)
+        if self.kind == "image":
+            if self.shape is None or self.shape[0] * self.shape[1] * self.shape[2] != n:
+                raise ValueError(f"image {self.name!r}: shape {self.shape} must hold its {n} columns")
+            low_high = self.value_range or []
+            if len(low_high) != 2 or not low_high[0] < low_high[1]:
+                raise ValueError(f"image {self.name!r}: value_range must be [low, high] with low < high")
+        if self.kind == "sequence":
+            if self.max_length != n or self.min_length > n:
+                raise ValueError(f"sequence {self.name!r}: max_length {self.max_length} must equal its {n} "
+                                 f"columns, min_length {self.min_length} at most that")
+            if not self.vocabulary or len(set(self.vocabulary)) != len(self.vocabulary):
+                raise ValueError(f"sequence {self.name!r}: the vocabulary must be non-empty, each token once")
+        return self
 
     @property
     def width(self) -> int:
@@ -498,6 +515,19 @@ class ModelCard(_Frozen):
         if v != SCHEMA_VERSION:
             raise ValueError(f"card schema_version {v!r} is not supported (expected {SCHEMA_VERSION!r})")
         return v
+
+    @model_validator(mode="after")
+    def _inputs_name_numeric_columns(self) -> ModelCard:
+        numeric = {f.name for f in self.features if f.kind == "numeric"}
+        seen: set[str] = set()
+        for spec in self.inputs:
+            unknown = [c for c in spec.columns if c not in numeric]
+            if unknown or not seen.isdisjoint(spec.columns):
+                shown = (unknown or sorted(seen & set(spec.columns)))[:3]
+                raise ValueError(f"inputs.{spec.name}: its columns must be numeric features, each in one "
+                                 f"input (not: {shown})")
+            seen.update(spec.columns)
+        return self
 
     @property
     def feature_names(self) -> list[str]:
