@@ -118,8 +118,7 @@ class DeepClassifier(MLPClassifier):
         need = TOPOLOGIES[self.topology]
         kinds = [g.kind for g in groups]
         if (need is None and len(groups) < 2) or (need is not None and need not in kinds):
-            what = "at least two inputs" if need is None else f"an {need} input" if need == "image" else \
-                f"a {need} input"
+            what = {None: "at least two inputs", "image": "an image input"}.get(need, f"a {need} input")
             raise DeepConfigError(
                 "topology", self.topology, f"data with {what} (this data has: {', '.join(kinds)})",
                 "use --data digits for cnn, sequences for gru, mixed_inputs for multi, or --model mlp",
