@@ -103,7 +103,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--unknown-category", dest="unknown_category", metavar="HOW",
         help="an unseen level at serving: other (default: the grouped 'other' level, with a warning) | "
-        "ignore (all-zeros encoding) | error (refused)",
+        "ignore (all-zeros encoding) | error (refused); for a token sequence: error refuses a token "
+        "outside the vocabulary, the others read it as the unknown token",
     )
     p.add_argument("--time-column", dest="time_column", metavar="COL",
                    help="out-of-time split: train on older rows, validate/calibrate/test on newer ones")

@@ -64,7 +64,8 @@ class TrainConfig(BaseModel):
     )
     unknown_category: Literal["error", "ignore", "other"] = Field(
         "other", description="an unseen level at serving: error (refused), ignore (all zeros), other (the "
-        "grouped 'other' level, with a warning)",
+        "grouped 'other' level, with a warning); a token outside a sequence's vocabulary: error refuses it, "
+        "the others read it as the unknown token",
     )
     categorical: tuple[str, ...] = Field((), description="columns read as categorical whatever they hold")
     numeric: tuple[str, ...] = Field((), description="columns read as numbers (booleans become 0/1)")

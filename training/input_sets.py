@@ -28,6 +28,7 @@ __all__ = [
     "inputs_text",
     "mixed_inputs",
     "sequence_input",
+    "with_unknown_policy",
 ]
 
 FILLERS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")
@@ -110,3 +111,10 @@ def inputs_text(inputs: tuple[InputSpec, ...]) -> str:
                 + ("refused." if spec.unknown == "error" else "read as the unknown token, with a warning.")
                 + f" Tokenizer: {spec.tokenizer}.")
     return "".join(parts)
+
+
+def with_unknown_policy(inputs: tuple[InputSpec, ...], unknown_category: str) -> list[InputSpec]:
+    """The inputs as the card records them: ``--unknown-category error`` makes the gateway refuse a token
+    outside a sequence's vocabulary; ``other`` and ``ignore`` read it as the unknown token (id 1)."""
+    policy = "error" if unknown_category == "error" else "unk"
+    return [s.model_copy(update={"unknown": policy}) if s.kind == "sequence" else s for s in inputs]

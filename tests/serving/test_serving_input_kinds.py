@@ -23,6 +23,8 @@ from PIL import Image
 
 from cascade_registry.artifacts import GateReport, ModelBundle
 from safety import GatePolicy, run_gate
+from serving.errors import InvalidInputError
+from serving.validation import RowValidator
 from tests.bundles import TEST_KEY
 from tests.serving.conftest import released_gateway
 from training.config import TrainConfig
@@ -149,3 +151,16 @@ def test_sequence_card_records_the_tokenizer(served, tmp_path_factory) -> None:
     assert card.details["topology"]["encoders"][0].startswith("table (tabular)")
     assert spec.kind == "sequence" and spec.max_length == 16 and "gateway" in spec.tokenizer
     assert len(spec.columns) == 16 and spec.vocabulary[-2:] == ["open", "close"]
+
+
+def test_unknown_tokens_refused_when_the_card_says_error(served, tmp_path_factory) -> None:
+    card = ModelBundle.read_card(next(tmp_path_factory.getbasetemp().glob("input-kinds*/mixed-1")))
+    table, spec = card.inputs
+    strict = card.model_copy(update={"inputs": [table, spec.model_copy(update={"unknown": "error"})]})
+    validator = RowValidator(strict, max_batch_rows=8)
+    x, _, notes = validator.from_instances([{**TABLE, "tokens": ["open", "close"]}])
+    assert x.shape == (1, 19) and list(x[0, -2:]) == [spec.vocabulary.index("open") + 2,
+                                                      spec.vocabulary.index("close") + 2]
+    with pytest.raises(InvalidInputError, match="outside the model's vocabulary: 'banana'") as caught:
+        validator.from_instances([{**TABLE, "tokens": ["open", "banana"]}])
+    assert caught.value.code == "unknown_token"
