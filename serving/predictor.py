@@ -42,6 +42,7 @@ _CONSUMER_CARD = {
     "family": True,
     "classes": True,
     "features": True,
+    "inputs": True,
     "input_policy": True,
     "calibration": True,
     "metrics": True,
