@@ -23,6 +23,7 @@ from cascade_registry.entities import (
 from cascade_registry.errors import NotFoundError
 from cascade_registry.records import as_utc, audit_from_row
 from cascade_registry.schema import audit_log, model_versions, waivers
+from cascade_registry.sql_capture import CaptureOps
 from cascade_registry.sql_console import ConsoleOps
 from cascade_registry.sql_consumers import ConsumerOps
 from cascade_registry.sql_graph import CascadeRows, load_cascade
@@ -34,7 +35,7 @@ from cascade_registry.sql_versions import VersionOps
 __all__ = ["SqlRegistryStore"]
 
 
-class SqlRegistryStore(VersionOps, ReleaseOps, PinOps, ConsumerOps, TrustOps, ConsoleOps):
+class SqlRegistryStore(VersionOps, ReleaseOps, PinOps, ConsumerOps, TrustOps, ConsoleOps, CaptureOps):
     """Registry storage on one SQLAlchemy engine."""
 
     def __init__(self, db: Database) -> None:

@@ -30,6 +30,9 @@ from prometheus_client.registry import Collector
 __all__ = [
     "BATCH_ROWS",
     "BUNDLE_REFUSALS",
+    "CAPTURED_ROWS",
+    "CAPTURE_DROPPED",
+    "FEEDBACK_LABELS",
     "MODEL_INFO",
     "OUTCOMES",
     "PREDICTED_ROWS",
@@ -214,6 +217,14 @@ def consumer_digest(consumer: str) -> str:
     return "c-" + hashlib.sha256(consumer.encode()).hexdigest()[:10]
 
 
+def consumer_label(consumer: str | None, names: bool) -> str:
+    """The ``consumer`` label of a declared consumer: its name with ``metrics_consumer_names``, else a
+    digest (``-`` for none)."""
+    if not consumer or consumer in ("-", "canary"):
+        return consumer or "-"
+    return consumer if names else consumer_digest(consumer)
+
+
 class RequestMetrics:
     """Cached label children so the hot path does a dict lookup, not ``labels()``, per request."""
 
@@ -227,9 +238,7 @@ class RequestMetrics:
         key = (model, version, consumer, outcome)
         child = self._requests.get(key)
         if child is None:
-            label = (
-                consumer if self.consumer_names or consumer in ("-", "canary") else consumer_digest(consumer)
-            )
+            label = consumer_label(consumer, self.consumer_names)
             child = self._requests[key] = REQUESTS.labels(model, version, label, outcome)
         child.inc()  # type: ignore[attr-defined]
         if seconds is not None:
@@ -248,3 +257,38 @@ class RequestMetrics:
     @staticmethod
     def refusal(model: str, reason: str) -> None:
         REFUSALS.labels(model, reason).inc()
+
+
+class _LabelledCounter:
+    """A prometheus_client Counter whose labelled children are cached (one dict lookup per ``add``)."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[tuple[str, ...], object] = {}
+
+    def add(self, *labels_and_amount: str | int | float) -> None:
+        *labels, amount = labels_and_amount
+        key = tuple(str(v) for v in labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._counter.labels(*key)
+        child.inc(amount)  # type: ignore[attr-defined]
+
+
+#: captured rows lost, by a reason of :data:`serving.capture.DROP_REASONS` (never a request's value)
+CAPTURE_DROPPED = _LabelledCounter(
+    Counter(
+        "lockgate_capture_dropped",
+        "Rows the capture dropped instead of blocking (queue_full, rows_budget, bytes_budget, store_error, "
+        "error)",
+        ["reason"],
+    )
+)
+#: rows the capture wrote, by served model and role (live, shadow, canary)
+CAPTURED_ROWS = _LabelledCounter(
+    Counter("lockgate_captured_rows", "Rows written by the capture, by model and role", ["model", "role"])
+)
+#: labels consumers sent back (POST /feedback), by declared consumer (a digest unless names are shown)
+FEEDBACK_LABELS = _LabelledCounter(
+    Counter("lockgate_feedback_labels", "Labels stored from POST /feedback, by consumer", ["consumer"])
+)
