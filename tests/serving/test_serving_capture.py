@@ -1,0 +1,165 @@
+"""Production feedback through the real gateway: request ids on every answer, captured rows in the
+registry (off the hot path), POST /feedback joined by request id, and a capture store that is down
+(predictions still succeed, drops are counted)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.bundles import open_trusting
+from tests.serving.conftest import Gateway, free_port
+
+
+def _wait(predicate, timeout: float = 15.0, what: str = "condition"):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def served(demo_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """demo:1 released for two consumers behind a gateway capturing every request."""
+    work = tmp_path_factory.mktemp("capture")
+    url = f"sqlite:///{work / 'registry.db'}"
+    with open_trusting(url) as reg:
+        keys = {}
+        for consumer in ("shop", "web"):
+            reg.add_consumer(consumer, owner=f"team-{consumer}")
+            keys[consumer] = reg.issue_key(consumer)
+        reg.register(demo_bundle)
+        reg.release("demo:1")
+        for consumer in keys:
+            reg.declare(consumer, "demo")
+    gw = Gateway(["--registry-url", url, "--capture-rate", "1"], log=work / "gateway.log")
+    try:
+        gw.wait_ready(path="/readyz")
+        yield {"gw": gw, "url": url, "keys": keys, "work": work}
+    finally:
+        gw.stop()
+
+
+def _post(served: dict, rows: list[list[float]], consumer: str = "shop", **headers: str) -> httpx.Response:
+    return httpx.post(
+        served["gw"].url + "/predict",
+        json={"model": "demo", "inputs": rows},
+        headers={"Authorization": f"Bearer {served['keys'][consumer]}", **headers},
+    )
+
+
+def test_every_answer_carries_a_request_id_and_honours_a_safe_x_request_id(served: dict, rows: list) -> None:
+    answer = _post(served, rows[:2])
+    assert answer.status_code == 200, answer.text
+    rid = answer.json()["request_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid) and answer.headers["x-request-id"] == rid
+    mine = _post(served, rows[:1], **{"X-Request-Id": "order-42.a_b"})
+    assert mine.json()["request_id"] == "order-42.a_b" and mine.headers["x-request-id"] == "order-42.a_b"
+    for bad in ("../etc/passwd", "x" * 65, "a b"):
+        refused = _post(served, rows[:1], **{"X-Request-Id": bad})
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "bad_request_id"
+    errored = httpx.post(served["gw"].url + "/predict", json={"model": "demo", "inputs": rows[:1]})
+    assert errored.status_code == 401 and re.fullmatch(r"[0-9a-f]{32}", errored.headers["x-request-id"])
+    v2 = httpx.post(
+        served["gw"].url + "/v2/models/demo/infer",
+        json={
+            "id": "my-v2",
+            "inputs": [{"name": "input", "shape": [1, len(rows[0])], "datatype": "FP64", "data": rows[0]}],
+        },
+        headers={"Authorization": f"Bearer {served['keys']['shop']}", "X-Request-Id": "v2-req"},
+    )
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["id"] == "my-v2" and v2.json()["parameters"]["request_id"] == "v2-req"
+    assert v2.headers["x-request-id"] == "v2-req"
+
+
+def test_answers_are_captured_into_the_registry_without_a_reload(served: dict, rows: list) -> None:
+    with open_trusting(served["url"]) as reg:
+        generation = reg.generation()
+        answer = _post(served, rows[:3], **{"X-Request-Id": "batch-3"}).json()
+        got = _wait(lambda: [r for r in reg.captured("demo") if r.request_id == "batch-3"], what="capture")
+        assert reg.generation() == generation
+    assert [r.row for r in got] == [0, 1, 2]
+    first = got[0]
+    assert (first.model, first.version, first.consumer, first.role) == ("demo", 1, "shop", "live")
+    np.testing.assert_allclose(first.inputs, rows[0], rtol=1e-12)
+    assert first.label == answer["predictions"][0]["label"]
+    assert first.probabilities == pytest.approx(
+        list(answer["predictions"][0]["probabilities"].values()), abs=1e-6
+    )
+    assert first.latency_ms > 0
+
+
+def test_feedback_from_declared_consumers_is_joined_by_request_id(served: dict, rows: list) -> None:
+    gw, keys = served["gw"], served["keys"]
+    answer = _post(served, rows[:2], **{"X-Request-Id": "fb-1"}).json()
+    classes = list(answer["predictions"][0]["probabilities"])
+
+    def feedback(body: object, consumer: str | None = "shop") -> httpx.Response:
+        headers = {"Authorization": f"Bearer {keys[consumer]}"} if consumer else {}
+        return httpx.post(gw.url + "/feedback", json=body, headers=headers)
+
+    assert feedback({"request_id": "fb-1", "label": classes[0]}).json() == {"stored": 1}
+    batch = {"labels": [{"request_id": "fb-1", "row": 1, "label": classes[1]}]}
+    assert feedback(batch).json() == {"stored": 1}
+    assert feedback({"request_id": "fb-1", "row": 1, "label": classes[0]}, consumer="web").status_code == 200
+    assert feedback({"request_id": "fb-1", "label": classes[0]}, consumer=None).status_code == 401
+    bad = feedback({"request_id": "fb-1", "label": "no-such-class"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "unknown_label"
+    for body in ({"request_id": "../x", "label": classes[0]}, {"label": classes[0]}, [1], {"labels": []}):
+        assert feedback(body).status_code == 422, body
+    with open_trusting(served["url"]) as reg:
+        joined = _wait(
+            lambda: [j for j in reg.labelled("demo") if j.prediction.request_id == "fb-1"] or None,
+            what="labelled rows",
+        )
+    # web's label for shop's request is stored but never joined
+    assert [(j.prediction.row, j.truth) for j in joined] == [(0, classes[0]), (1, classes[1])]
+
+
+def test_a_capture_store_that_is_down_never_fails_a_prediction(
+    demo_bundle: Path, tmp_path: Path, rows: list
+) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    with open_trusting(url) as reg:
+        reg.add_consumer("shop", owner="team-shop")
+        key = reg.issue_key("shop")
+        reg.register(demo_bundle)
+        reg.release("demo:1")
+        reg.declare("shop", "demo")
+    down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"  # nobody listens there
+    gw = Gateway(
+        ["--registry-url", url, "--capture-rate", "1", "--capture-url", down],
+        env={"LOCKGATE_SERVE_CAPTURE_ROWS_PER_MINUTE": "5"},
+        log=tmp_path / "gateway.log",
+    )
+    try:
+        gw.wait_ready(path="/readyz")
+        for row in rows[:8]:
+            answer = httpx.post(
+                gw.url + "/predict",
+                json={"model": "demo", "inputs": [row]},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert answer.status_code == 200, answer.text
+
+        def dropped() -> dict[str, float] | None:
+            text = httpx.get(gw.url + "/metrics").text
+            found = dict(re.findall(r'lockgate_capture_dropped_total\{reason="(\w+)"\} ([0-9.]+)', text))
+            counts = {k: float(v) for k, v in found.items()}
+            return counts if counts.get("store_error") == 5 else None
+
+        counts = _wait(dropped, what="5 store errors")
+        assert counts["rows_budget"] == 3  # the minute's budget of 5 rows: the other 3 never queued
+    finally:
+        gw.stop()
+    assert "capture: 1 rows dropped, the store failed" in (tmp_path / "gateway.log").read_text()
