@@ -218,6 +218,11 @@ class ImpactReport(_Entity):
         description="live downstream versions whose effective pin on model is older than latest_version: "
         "what releasing it would leave on an older pin",
     )
+    stale_reasons: dict[int, str] = Field(
+        default_factory=dict,
+        description="live versions of model itself marked stale -> why (an older upstream, drift on live "
+        "traffic found by 'lockgate monitor --drift')",
+    )
 
 
 class AuditEntry(_Entity):

@@ -75,6 +75,7 @@ class SqlRegistryStore(VersionOps, ReleaseOps, PinOps, ConsumerOps, TrustOps, Co
             if not any(n == name for n, _ in cascade.status):
                 raise NotFoundError(f"no model named {name!r} is registered", "see 'lockgate registry list'")
             report = _impact_report(name, cascade, _waivers(conn, name))
+            report = report.model_copy(update={"stale_reasons": _stale_reasons(conn, name)})
             live = [v for (n, v), (s, _) in cascade.status.items() if n == name and s != "retired"]
             if not live:
                 return report
@@ -118,6 +119,14 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _stale_reasons(conn: Connection, name: str) -> dict[int, str]:
+    mv = model_versions
+    q = select(mv.c.version, mv.c.stale_reason).where(
+        mv.c.name == name, mv.c.stale.is_(True), mv.c.status.in_(LIVE_STATUSES)
+    )
+    return {v: reason or "stale" for v, reason in conn.execute(q)}
 
 
 def _waivers(conn: Connection, name: str | None) -> list[WaiverInfo]:

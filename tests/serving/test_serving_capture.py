@@ -163,3 +163,103 @@ def test_a_capture_store_that_is_down_never_fails_a_prediction(
     finally:
         gw.stop()
     assert "capture: 1 rows dropped, the store failed" in (tmp_path / "gateway.log").read_text()
+
+
+def _send_rows(served: dict, x: np.ndarray, prefix: str, per_request: int = 20) -> list[str]:
+    ids = []
+    for i in range(0, len(x), per_request):
+        rid = f"{prefix}-{i // per_request}"
+        answer = _post(served, x[i : i + per_request].tolist(), **{"X-Request-Id": rid})
+        assert answer.status_code == 200, answer.text
+        ids.append(rid)
+    return ids
+
+
+def _monitor(served: dict, capsys: pytest.CaptureFixture, *args: str) -> dict:
+    from training.monitor_cli import main
+
+    capsys.readouterr()
+    code = main(["demo", "--registry-url", served["url"], "--json", *args])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    import json
+
+    return json.loads(out.out)
+
+
+def _wait_captured(served: dict, since: object, n: int) -> None:
+    with open_trusting(served["url"]) as reg:
+        _wait(lambda: len(reg.captured("demo", since=since)) >= n, what=f"{n} captured rows")
+
+
+def test_online_quality_of_labelled_live_traffic_matches_the_cards_test_figures(
+    served: dict, demo_bundle: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from datetime import UTC, datetime
+
+    from cascade_registry.artifacts import ModelBundle
+
+    card = ModelBundle.read_card(demo_bundle)
+    with np.load(demo_bundle / "reference.npz") as ref:
+        x, y = ref["holdout_inputs"].astype(np.float64), ref["holdout_labels"]
+    since = datetime.now(UTC).isoformat()
+    ids = _send_rows(served, x, "holdout")
+    labels = [
+        {"request_id": ids[i // 20], "row": i % 20, "label": card.classes[int(label)]}
+        for i, label in enumerate(y)
+    ]
+    stored = httpx.post(
+        served["gw"].url + "/feedback",
+        json={"labels": labels},
+        headers={"Authorization": f"Bearer {served['keys']['shop']}"},
+    )
+    assert stored.json() == {"stored": len(y)}
+    _wait_captured(served, datetime.fromisoformat(since), len(y))
+    png = served["work"] / "reliability.png"
+    report = _monitor(served, capsys, "--since", since, "--png", str(png))["quality"]
+    online = report["overall"][0]
+    assert online["rows"] == len(y) == card.metrics.rows
+    for key in ("accuracy", "brier", "ece"):  # within two standard errors of the offline test figure
+        assert abs(online[key] - getattr(card.metrics, key)) <= online[f"{key}_error"], key
+    assert report["within"]["1"] == {"accuracy": True, "brier": True, "ece": True}
+    assert [g["consumer"] for g in report["groups"]] == ["shop"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_shifted_stream_marks_the_version_stale_and_an_unshifted_one_does_not(
+    served: dict, capsys: pytest.CaptureFixture
+) -> None:
+    from datetime import UTC, datetime
+
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer().data  # the demo's table: fresh rows of the same distribution
+    rng = np.random.default_rng(7)
+    stream = data[rng.choice(len(data), size=150, replace=False)]
+    calm_since = datetime.now(UTC)
+    _send_rows(served, stream, "calm")
+    _wait_captured(served, calm_since, 150)
+    calm = _monitor(served, capsys, "--drift", "--since", calm_since.isoformat())["drift"]
+    assert not calm["drifted"] and calm["auc"] < calm["threshold"] == 0.7
+    with open_trusting(served["url"]) as reg:
+        assert not reg.get("demo:1").stale
+
+    shifted = stream.copy()
+    shifted[:, :5] *= 1.6  # injected shift: the first five features 60 % larger
+    shift_since = datetime.now(UTC)
+    _send_rows(served, shifted, "shifted")
+    _wait_captured(served, shift_since, 150)
+    drift = _monitor(served, capsys, "--drift", "--since", shift_since.isoformat())["drift"]
+    assert drift["drifted"] and drift["auc"] >= 0.7 and drift["rows"] == 150
+    names = list(drift["features"])
+    worst = sorted(names, key=lambda c: -drift["features"][c]["auc"])[:5]
+    assert set(worst) == set(names[:5])  # the shifted features are the most telling ones
+    with open_trusting(served["url"]) as reg:
+        info = reg.get("demo:1")
+        assert info.stale and info.stale_reason.startswith("drift on live traffic")
+        assert reg.impact("demo").stale_reasons == {1: info.stale_reason}
+        assert [c.stale for c in reg.drift_checks("demo", 1)] == [False, True]
+    ready = _wait(
+        lambda: httpx.get(served["gw"].url + "/readyz").json()["stale"] or None, what="/readyz stale"
+    )
+    assert ready["demo:1"].startswith("drift on live traffic")
