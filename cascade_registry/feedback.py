@@ -79,6 +79,11 @@ class FeedbackMethods:
         """Captured predictions joined to the label their own consumer sent, oldest first."""
         return self.store.labelled(model, version, role, since, _limit(limit))
 
+    def labelled_requests(self, consumer: str, request_ids: list[str]) -> list[LabelledPrediction]:
+        """The live captured predictions of these requests of ``consumer`` joined to its labels (what the
+        gateway counts into its online-quality metrics when the labels arrive)."""
+        return self.store.labelled_requests(consumer, _batch(request_ids, str))
+
     def mark_drift(
         self,
         ref: str | ModelRef,

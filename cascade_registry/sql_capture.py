@@ -127,6 +127,25 @@ class CaptureOps:
             for m in reversed(rows)
         ]
 
+    def labelled_requests(self, consumer: str, request_ids: list[str]) -> list[LabelledPrediction]:
+        """The live captured predictions of these requests of ``consumer`` that have its label."""
+        join = cp.join(
+            fl, and_(fl.c.request_id == cp.c.request_id, fl.c.row == cp.c.row, fl.c.consumer == cp.c.consumer)
+        )
+        q = (
+            select(cp, fl.c.label.label("truth"), fl.c.at.label("labelled_at"))
+            .select_from(join)
+            .where(cp.c.consumer == consumer, cp.c.role == "live")
+            .where(cp.c.request_id.in_(sorted(set(request_ids))))
+        )
+        rows = self.db.read(lambda c: [r._mapping for r in c.execute(q)])
+        return [
+            LabelledPrediction.model_construct(
+                prediction=_capture_from(m), truth=m["truth"], labelled_at=as_utc(m["labelled_at"])
+            )
+            for m in rows
+        ]
+
     def record_drift(self, check: DriftCheck) -> DriftCheck:
         ref = ModelRef(name=check.model, version=check.version)
 

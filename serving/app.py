@@ -39,7 +39,7 @@ from .errors import (
     http_status,
     v2_error_body,
 )
-from .feedback import safe_request_id
+from .feedback import safe_request_id, store_feedback
 from .metrics import exposition_registry
 from .openapi import OPENAPI_JSON, api_page
 from .settings import ServeSettings
@@ -262,7 +262,7 @@ def build_app(
         try:
             who = await dp.identify(_api_key(headers))
             body = await _body(headers, request.receive, dp.settings.max_body_bytes, (JSON,))
-            return Response(await dp.feedback(who, body), media_type=JSON)
+            return Response(await store_feedback(dp, who, body), media_type=JSON)
         except ServingError as e:
             return _error(e)
 

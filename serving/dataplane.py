@@ -21,24 +21,18 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import orjson
-
-from cascade_registry.errors import RegistryError
 
 from . import codecs, tensors
 from .access import Decision, OpenAccess, RegistryAccess
 from .batcher import MicroBatcher
 from .capture import Capture, CaptureRecord
 from .catalog import Catalog, ModelSlot, build_catalog
-from .errors import AuthError, ForbiddenError, NotFoundError, RegistryUnavailableError, ServingError
-from .feedback import MAX_LABELS, decode_feedback
+from .errors import AuthError, ForbiddenError, NotFoundError, ServingError
 from .metrics import (
-    FEEDBACK_LABELS,
     MODEL_INFO,
     PREDICTED_ROWS,
     PROBABILITIES,
     RequestMetrics,
-    consumer_label,
 )
 from .predictor import OnnxPredictor
 from .settings import ServeSettings
@@ -365,28 +359,6 @@ class DataPlane:
             x, cat = request.numeric, request.categorical
             self._offer(slot, consumer, request_id, x, cat, labels, probabilities, started)
         return answer
-
-    async def feedback(self, who: Decision, body: bytes) -> bytes:
-        """POST /feedback: store the caller's labels in the registry (joined to captures later)."""
-        registry = getattr(self.source, "registry", None)
-        if registry is None:
-            raise NotFoundError(
-                "feedback needs the registry; a canary gateway keeps no labels",
-                "send labels to a gateway serving from the registry, or use 'lockgate feedback import'",
-                code="no_feedback_store",
-            )
-        codecs.check_structure(body, 4 * MAX_LABELS + 64, self.settings.max_json_depth)
-        classes = frozenset(c for slot in self.catalog.models.values() for c in slot.predictor.classes)
-        labels = decode_feedback(body, who.consumer or "-", classes)
-        try:
-            stored = await asyncio.to_thread(registry.record_labels, labels)
-        except RegistryError as e:
-            log.warning("feedback: %d labels not stored (%s)", len(labels), e)
-            raise RegistryUnavailableError(
-                "the registry did not store the labels", "retry in a few seconds"
-            ) from None
-        FEEDBACK_LABELS.add(consumer_label(who.consumer, self.settings.metrics_consumer_names), stored)
-        return orjson.dumps({"stored": stored})
 
     def count_edge_error(self, error: ServingError) -> None:
         """Errors found before the data plane (content type, body size) still count."""

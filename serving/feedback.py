@@ -6,21 +6,34 @@
 
 The caller is identified by its key (401 otherwise); a label counts only for predictions made for the
 same consumer, so one consumer cannot label another's traffic. ``label`` must be a class of a served
-model (422 otherwise, naming the classes). Decoding here; the data plane checks the key and stores.
+model (422 otherwise, naming the classes). :func:`store_feedback` decodes, stores the labels in the
+registry and adds the newly labelled live rows to the online-quality counters.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from cascade_registry.capture import REQUEST_ID_PATTERN, FeedbackLabel
+from cascade_registry.errors import RegistryError
 
-from .codecs import decode_json
-from .errors import InvalidInputError
+from .access import Decision
+from .codecs import check_structure, decode_json
+from .errors import InvalidInputError, NotFoundError, RegistryUnavailableError
+from .metrics import FEEDBACK_LABELS, ONLINE_QUALITY, consumer_label
 
-__all__ = ["MAX_LABELS", "decode_feedback", "safe_request_id"]
+if TYPE_CHECKING:
+    from .dataplane import DataPlane
+
+__all__ = ["MAX_LABELS", "decode_feedback", "safe_request_id", "store_feedback"]
+
+log = logging.getLogger("lockgate.serving")
 
 #: the most labels one POST /feedback carries
 MAX_LABELS = 10_000
@@ -94,3 +107,46 @@ def decode_feedback(body: bytes, consumer: str, classes: frozenset[str]) -> list
         )
     at = datetime.now(UTC)
     return [_label(item, i, consumer, classes, at) for i, item in enumerate(items)]
+
+
+async def store_feedback(plane: DataPlane, who: Decision, body: bytes) -> bytes:
+    """POST /feedback for an identified caller: store its labels in the registry -> ``{"stored": n}``."""
+    registry = getattr(plane.source, "registry", None)
+    if registry is None:
+        raise NotFoundError(
+            "feedback needs the registry; a canary gateway keeps no labels",
+            "send labels to a gateway serving from the registry, or use 'lockgate feedback import'",
+            code="no_feedback_store",
+        )
+    check_structure(body, 4 * MAX_LABELS + 64, plane.settings.max_json_depth)
+    classes = frozenset(c for slot in plane.catalog.models.values() for c in slot.predictor.classes)
+    labels = decode_feedback(body, who.consumer or "-", classes)
+    try:
+        stored = await asyncio.to_thread(registry.record_labels, labels)
+    except RegistryError as e:
+        log.warning("feedback: %d labels not stored (%s)", len(labels), e)
+        raise RegistryUnavailableError("the registry did not store the labels", "retry in a while") from None
+    label = consumer_label(who.consumer, plane.settings.metrics_consumer_names)
+    FEEDBACK_LABELS.add(label, stored)
+    await _count_online(plane, registry, who.consumer or "-", label, labels)
+    return orjson.dumps({"stored": stored})
+
+
+async def _count_online(
+    plane: DataPlane, registry: Any, consumer: str, label: str, labels: list[FeedbackLabel]
+) -> None:
+    """Add the newly labelled live rows to the online-quality counters (best effort: a failed read only
+    leaves them uncounted; ``lockgate monitor`` reads the registry itself)."""
+    try:
+        joined = await asyncio.to_thread(registry.labelled_requests, consumer, [x.request_id for x in labels])
+    except RegistryError as e:
+        log.warning("feedback: online counters not updated (%s)", e)
+        return
+    wanted = {(x.request_id, x.row) for x in labels}
+    for j in joined:
+        p = j.prediction
+        slot = plane.catalog.slots.get(f"{p.model}:{p.version}")
+        if slot is None or (p.request_id, p.row) not in wanted or j.truth not in slot.predictor.classes:
+            continue
+        truth = slot.predictor.classes.index(j.truth)
+        ONLINE_QUALITY.observe(p.model, p.version, label, truth, p.probabilities)

@@ -16,6 +16,7 @@ any worker answers ``/metrics`` with the whole server's counts, none counted twi
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ __all__ = [
     "CAPTURED_ROWS",
     "CAPTURE_DROPPED",
     "FEEDBACK_LABELS",
+    "ONLINE_QUALITY",
     "MODEL_INFO",
     "OUTCOMES",
     "PREDICTED_ROWS",
@@ -292,3 +294,51 @@ CAPTURED_ROWS = _LabelledCounter(
 FEEDBACK_LABELS = _LabelledCounter(
     Counter("lockgate_feedback_labels", "Labels stored from POST /feedback, by consumer", ["consumer"])
 )
+
+
+class _OnlineQuality:
+    """Counts and sums of labelled live rows, per model, version and consumer (and per confidence bin), from
+    which PromQL gets online accuracy, Brier and ECE over any window (``increase(...[1h])``); the metrics
+    themselves are computed in one place, :mod:`training.metrics`, by ``lockgate monitor``. A row counts
+    when its label arrives after its capture was stored (docs/monitoring.md)."""
+
+    BINS = 10  # equal-width top-label confidence bins, as training.metrics bins them
+
+    def __init__(self) -> None:
+        mvc, mvb = ["model", "version", "consumer"], ["model", "version", "bin"]
+        self.rows = _LabelledCounter(Counter("lockgate_online_labelled_rows", "Labelled live rows", mvc))
+        self.correct = _LabelledCounter(
+            Counter("lockgate_online_correct_rows", "Labelled live rows whose predicted class was right", mvc)
+        )
+        self.brier = _LabelledCounter(
+            Counter("lockgate_online_brier_sum", "Sum of the labelled live rows' Brier terms", mvc)
+        )
+        self.bin_rows = _LabelledCounter(
+            Counter("lockgate_online_bin_rows", "Labelled live rows by top-label confidence bin", mvb)
+        )
+        self.bin_correct = _LabelledCounter(
+            Counter("lockgate_online_bin_correct_rows", "Right predictions by confidence bin", mvb)
+        )
+        self.bin_confidence = _LabelledCounter(
+            Counter("lockgate_online_bin_confidence_sum", "Sum of top-label confidence by bin", mvb)
+        )
+
+    def observe(
+        self, model: str, version: int, consumer: str, truth: int, probabilities: list[float]
+    ) -> None:
+        """One labelled row: ``truth`` is the class index, ``consumer`` the consumer's metrics label."""
+        top = max(range(len(probabilities)), key=probabilities.__getitem__)
+        confidence = probabilities[top]
+        right = int(top == truth)
+        squares = sum((p - (k == truth)) ** 2 for k, p in enumerate(probabilities))
+        brier = squares / 2 if len(probabilities) == 2 else squares
+        b = f"{min(self.BINS - 1, max(0, math.ceil(confidence * self.BINS) - 1)) / self.BINS:.1f}"
+        self.rows.add(model, version, consumer, 1)
+        self.correct.add(model, version, consumer, right)
+        self.brier.add(model, version, consumer, brier)
+        self.bin_rows.add(model, version, b, 1)
+        self.bin_correct.add(model, version, b, right)
+        self.bin_confidence.add(model, version, b, confidence)
+
+
+ONLINE_QUALITY = _OnlineQuality()

@@ -192,6 +192,17 @@ def _wait_captured(served: dict, since: object, n: int) -> None:
         _wait(lambda: len(reg.captured("demo", since=since)) >= n, what=f"{n} captured rows")
 
 
+def _online(served: dict) -> tuple[float, float]:
+    """demo's labelled and correctly predicted live rows in the gateway's online-quality counters."""
+    text = httpx.get(served["gw"].url + "/metrics").text
+
+    def value(name: str) -> float:
+        found = re.search(name + r'_total\{[^}]*model="demo"[^}]*\} ([0-9.e+]+)', text)
+        return float(found[1]) if found else 0.0
+
+    return value("lockgate_online_labelled_rows"), value("lockgate_online_correct_rows")
+
+
 def test_online_quality_of_labelled_live_traffic_matches_the_cards_test_figures(
     served: dict, demo_bundle: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -208,13 +219,19 @@ def test_online_quality_of_labelled_live_traffic_matches_the_cards_test_figures(
         {"request_id": ids[i // 20], "row": i % 20, "label": card.classes[int(label)]}
         for i, label in enumerate(y)
     ]
+    _wait_captured(served, datetime.fromisoformat(since), len(y))  # labels after captures: counted live too
+    before = _online(served)
     stored = httpx.post(
         served["gw"].url + "/feedback",
         json={"labels": labels},
         headers={"Authorization": f"Bearer {served['keys']['shop']}"},
     )
     assert stored.json() == {"stored": len(y)}
-    _wait_captured(served, datetime.fromisoformat(since), len(y))
+    after = _online(served)
+    rows, right = after[0] - before[0], after[1] - before[1]
+    assert rows == len(y) and right / rows == pytest.approx(card.metrics.accuracy, abs=1e-9)
+    metrics = httpx.get(served["gw"].url + "/metrics").text
+    assert len(re.findall(r"lockgate_online_bin_rows_total\{", metrics)) <= 10  # bounded: ten bins
     png = served["work"] / "reliability.png"
     report = _monitor(served, capsys, "--since", since, "--png", str(png))["quality"]
     online = report["overall"][0]
