@@ -51,13 +51,13 @@ JSON = "application/json"
 
 
 def open_capture(settings: ServeSettings) -> Capture:
-    """The capture of the settings: into the registry (or ``capture_url``), Parquet files, or off (also in
-    canary mode without a capture URL: a canary has no registry)."""
+    """The capture of the settings: into the registry (or ``capture_registry``), Parquet files, or off
+    (also in canary mode without a capture registry: a canary has no registry)."""
     sink: CaptureSink | None = None
     if settings.capture_store == "parquet" and settings.capture_dir is not None:
         sink = ParquetSink(settings.capture_dir, settings.capture_file_rows, settings.capture_files)
-    elif settings.capture_store == "registry" and (settings.canary is None or settings.capture_url):
-        sink = RegistrySink(settings.capture_url or settings.registry_url)
+    elif settings.capture_store == "registry" and (settings.canary is None or settings.capture_registry):
+        sink = RegistrySink(settings.capture_registry or settings.registry_url)
     return Capture(
         sink,
         settings.capture_rate,

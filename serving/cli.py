@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--capture-dir", type=Path, metavar="DIR", help="directory of the Parquet capture files")
     p.add_argument(
-        "--capture-url", metavar="URL", help="a database for captured rows other than the registry"
+        "--capture-registry",
+        metavar="DB",
+        help="another registry database (SQLite path or URL) for the captured rows (default: the served one)",
     )
     p.add_argument(
         "--allow-extra-columns",
@@ -152,7 +154,7 @@ def _settings(args: argparse.Namespace) -> tuple[ServeSettings, RegistryLocation
         "capture_rates": dict(args.capture_rate_for) or None,
         "capture_store": args.capture_store,
         "capture_dir": args.capture_dir.resolve() if args.capture_dir else None,
-        "capture_url": args.capture_url,
+        "capture_registry": locate_registry(args.capture_registry).url if args.capture_registry else None,
     }
     settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     # the BentoML worker runs in the repository directory: hand it absolute paths

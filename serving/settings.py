@@ -102,10 +102,10 @@ class ServeSettings(BaseSettings):
     )
     capture_store: Literal["registry", "parquet", "off"] = Field(
         "registry",
-        description="where captured rows go: the registry database (or capture_url), rolling Parquet "
+        description="where captured rows go: the registry database (or capture_registry), rolling Parquet "
         "files in capture_dir, or nowhere",
     )
-    capture_url: str | None = Field(
+    capture_registry: str | None = Field(
         None, description="a database for captured rows other than the registry's (same schema)"
     )
     capture_dir: Path | None = Field(None, description="the directory of the rolling Parquet files")

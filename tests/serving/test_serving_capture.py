@@ -138,7 +138,7 @@ def test_a_capture_store_that_is_down_never_fails_a_prediction(
         reg.declare("shop", "demo")
     down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"  # nobody listens there
     gw = Gateway(
-        ["--registry-url", url, "--capture-rate", "1", "--capture-url", down],
+        ["--registry-url", url, "--capture-rate", "1", "--capture-registry", down],
         env={"LOCKGATE_SERVE_CAPTURE_ROWS_PER_MINUTE": "5"},
         log=tmp_path / "gateway.log",
     )
