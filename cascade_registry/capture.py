@@ -37,17 +37,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _request_id(value: str) -> str:
-    if not _REQUEST_ID.fullmatch(value):
-        raise ValueError(f"request_id {value[:80]!r} is not 1-64 characters of [A-Za-z0-9._-]")
-    return value
-
-
-class CapturedPrediction(_Frozen):
-    """One answered row as the gateway saw it."""
+class _AnsweredRow(_Frozen):
+    """Names one answered row: the answer's request id and the row's index in its request."""
 
     request_id: str = Field(description="the answer's request_id (X-Request-Id)")
     row: int = Field(0, ge=0, le=1_000_000, description="the row's index in its request")
+
+    @field_validator("request_id")
+    @classmethod
+    def _safe_request_id(cls, value: str) -> str:
+        if not _REQUEST_ID.fullmatch(value):
+            raise ValueError(f"request_id {value[:80]!r} is not 1-64 characters of [A-Za-z0-9._-]")
+        return value
+
+
+class CapturedPrediction(_AnsweredRow):
+    """One answered row as the gateway saw it."""
+
     model: str = Field(min_length=1, max_length=64)
     version: int = Field(ge=1)
     consumer: str = Field(min_length=1, max_length=128, description="the declared consumer that asked")
@@ -60,26 +66,14 @@ class CapturedPrediction(_Frozen):
     probabilities: list[float] = Field(min_length=1, max_length=4096)
     latency_ms: float = Field(ge=0, description="time inside the gateway for the whole request")
 
-    @field_validator("request_id")
-    @classmethod
-    def _safe_request_id(cls, value: str) -> str:
-        return _request_id(value)
 
-
-class FeedbackLabel(_Frozen):
+class FeedbackLabel(_AnsweredRow):
     """The true class of an answered row, sent back by the consumer that asked."""
 
-    request_id: str
-    row: int = Field(0, ge=0, le=1_000_000)
     label: str = Field(min_length=1, max_length=256, description="the true class, as the card names it")
     consumer: str = Field(min_length=1, max_length=128)
     at: datetime
     source: Literal["api", "import"] = "api"
-
-    @field_validator("request_id")
-    @classmethod
-    def _safe_request_id(cls, value: str) -> str:
-        return _request_id(value)
 
 
 class LabelledPrediction(_Frozen):
