@@ -26,6 +26,8 @@ from cascade_registry.sql_versions import version_row
 __all__ = ["CaptureOps"]
 
 cp, fl = captured_predictions, feedback_labels
+#: compact JSON that refuses NaN (a captured row's missing values are already None)
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def _insert(db: Database, table: Any) -> Any:
@@ -41,9 +43,9 @@ def _capture_values(row: CapturedPrediction) -> dict[str, Any]:
         "consumer": row.consumer,
         "role": row.role,
         "at": row.at,
-        "inputs_json": json.dumps(row.inputs, separators=(",", ":"), allow_nan=False),
+        "inputs_json": _JSON.encode(row.inputs),
         "label": row.label,
-        "probabilities_json": json.dumps(row.probabilities, separators=(",", ":"), allow_nan=False),
+        "probabilities_json": _JSON.encode(row.probabilities),
         "latency_ms": row.latency_ms,
     }
 

@@ -106,17 +106,20 @@ class RegistrySink:
             registry.close()
 
 
-def _number(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def _numbers(numeric: np.ndarray) -> list[list[float | None]]:
+    """The matrix as rows of numbers, a missing (NaN) value as None; one ``tolist`` when none is missing."""
+    if np.isfinite(numeric).all():
+        return numeric.tolist()
+    return [[v if math.isfinite(v) else None for v in row] for row in numeric.tolist()]
 
 
-def _inputs(record: CaptureRecord, i: int) -> list[float | None] | dict[str, Any]:
-    numbers = [_number(v) for v in record.numeric[i].tolist()]
+def _inputs(record: CaptureRecord) -> list[list[float | None]] | list[dict[str, Any]]:
+    numbers = _numbers(record.numeric)
     if record.categorical is None:
         return numbers
-    row: dict[str, Any] = dict(zip(record.names, numbers, strict=True))
-    row.update(zip(record.categorical_names, record.categorical[i].tolist(), strict=True))
-    return row
+    names = [*record.names, *record.categorical_names]
+    levels = record.categorical.tolist()
+    return [dict(zip(names, row + cats, strict=True)) for row, cats in zip(numbers, levels, strict=True)]
 
 
 def to_rows(record: CaptureRecord) -> list[CapturedPrediction]:
@@ -124,6 +127,7 @@ def to_rows(record: CaptureRecord) -> list[CapturedPrediction]:
     at = datetime.fromtimestamp(record.at, UTC)
     probabilities = np.round(record.probabilities.astype(np.float64), 6).tolist()
     labels = record.labels.tolist()
+    inputs = _inputs(record)
     return [
         CapturedPrediction.model_construct(
             request_id=record.request_id,
@@ -133,7 +137,7 @@ def to_rows(record: CaptureRecord) -> list[CapturedPrediction]:
             consumer=record.consumer,
             role=record.role,
             at=at,
-            inputs=_inputs(record, i),
+            inputs=inputs[i],
             label=record.classes[labels[i]],
             probabilities=probabilities[i],
             latency_ms=round(record.latency_ms, 3),

@@ -280,3 +280,41 @@ def test_a_shifted_stream_marks_the_version_stale_and_an_unshifted_one_does_not(
         lambda: httpx.get(served["gw"].url + "/readyz").json()["stale"] or None, what="/readyz stale"
     )
     assert ready["demo:1"].startswith("drift on live traffic")
+
+
+def test_a_canary_gateway_captures_into_rolling_parquet_files(
+    demo_bundle: Path, tmp_path: Path, rows: list
+) -> None:
+    from serving.capture_parquet import read_captures
+
+    gw = Gateway(
+        [
+            "--canary",
+            str(demo_bundle),
+            "--capture-rate",
+            "1",
+            "--capture-store",
+            "parquet",
+            "--capture-dir",
+            str(tmp_path / "captured"),
+        ],
+        env={"LOCKGATE_SERVE_CAPTURE_FILE_ROWS": "4", "LOCKGATE_SERVE_CAPTURE_FILES": "2"},
+        log=tmp_path / "gateway.log",
+    )
+    try:
+        gw.wait_ready()
+        for i in range(5):
+            answer = httpx.post(
+                gw.url + "/predict",
+                json={"model": "demo", "inputs": rows[:2]},
+                headers={"X-Request-Id": f"pq-{i}"},
+            )
+            assert answer.status_code == 200, answer.text
+            time.sleep(0.6)  # one writer flush per request: a file closes every 4 rows
+    finally:
+        gw.stop()  # the writer closes the open file on shutdown
+    files = sorted((tmp_path / "captured").iterdir())
+    assert len(files) == 2 and all(f.suffix == ".parquet" for f in files), files  # only the newest kept
+    got = read_captures(tmp_path / "captured")
+    assert [(r.request_id, r.row) for r in got][-2:] == [("pq-4", 0), ("pq-4", 1)]
+    assert got[-1].consumer == "canary" and got[-1].inputs == pytest.approx(rows[1])

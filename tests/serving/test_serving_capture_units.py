@@ -73,6 +73,12 @@ def test_records_become_one_captured_prediction_per_row() -> None:
     assert [(r.request_id, r.row, r.label) for r in rows] == [("req-1", 0, "yes"), ("req-1", 1, "yes")]
     assert rows[0].inputs == [0.0, None, 2.0] and rows[0].probabilities == [0.25, 0.75]
     assert rows[0].at.tzinfo is not None and rows[0].latency_ms == 2.5
+    mixed = _record(rows=2)
+    mixed.categorical, mixed.categorical_names = np.array([["Lyon", ""], ["Oslo", "x"]]), ["city", "kind"]
+    assert [r.inputs for r in to_rows(mixed)] == [
+        {"a": 0.0, "b": None, "c": 2.0, "city": "Lyon", "kind": ""},
+        {"a": 3.0, "b": 4.0, "c": 5.0, "city": "Oslo", "kind": "x"},
+    ]
 
 
 def test_a_stuck_store_fills_the_queue_and_drops_are_counted_without_blocking() -> None:
