@@ -40,7 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         "See docs/monitoring.md.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="import")
-    imp = sub.add_parser("import", help="import labels from a CSV file: request_id, label[, row][, consumer]")
+    imp = sub.add_parser(
+        "import",
+        help="import labels from a CSV file: request_id, label[, row][, consumer]",
+        description="Import true labels from a CSV file with a header: request_id and label, optionally row "
+        "(the row's index in its request, default 0) and consumer. Each label joins the captured prediction "
+        "of the same request id and row made for the same consumer. The file is checked whole first.",
+        epilog=f"{LOCATION_HELP}. Exit codes: 0 imported, 1 refused, 2 bad input, 3 registry unreachable.",
+    )
     imp.add_argument("csv", type=Path, help="the CSV file (a header line naming the columns)")
     imp.add_argument("--consumer", help="the consumer that made the requests (else a 'consumer' column)")
     imp.add_argument("--registry-url", metavar="URL", help=f"SQLite path or database URL (else ${ENV_VAR})")

@@ -275,14 +275,15 @@ class DataPlane:
     # ------------------------------------------------------------------------------------ predict
     def _offer(
         self, slot: ModelSlot, consumer: str | None, request_id: str, x: Any, cat: Any, labels: Any,
-        probabilities: Any, started: float,
+        probabilities: Any, started: float, role: str = "live",
     ) -> None:
-        """Hand a sampled answer to the capture (references only; the writer thread does the rest)."""
+        """Hand a sampled answer to the capture (references only; the writer thread does the rest).
+        ``role``: ``live`` for the answer returned, ``shadow``/``canary`` for a candidate's."""
         p = slot.predictor
         table = slot.validator.table
         self.capture.offer(
             CaptureRecord(
-                request_id, p.name, p.version, consumer or "-", "live", time.time(), x, cat,
+                request_id, p.name, p.version, consumer or "-", role, time.time(), x, cat,
                 slot.validator.names, [c.name for c in table.categorical], p.classes, labels, probabilities,
                 (time.perf_counter() - started) * 1000.0,
             )

@@ -98,9 +98,18 @@ def _figures(version: int, consumer: str, y: np.ndarray, proba: np.ndarray, bins
         ece=round(ece, 6),
         accuracy_error=round(2 * math.sqrt(max(accuracy * (1 - accuracy), 1 / n) / n), 6),
         brier_error=round(2 * float(per_row.std(ddof=1) if n > 1 else 1.0) / math.sqrt(n), 6),
-        # a binned ECE of n rows is biased up by about sqrt(bins / n) even for a calibrated model
-        ece_error=round(2 * math.sqrt(bins / (2 * math.pi * n)), 6),
+        ece_error=round(_ece_error(y, proba, bins), 6),
     )
+
+
+def _ece_error(y: np.ndarray, proba: np.ndarray, bins: int) -> float:
+    """Two standard errors of the binned ECE of a calibrated model on these rows: per bin, the binomial
+    spread of its accuracy at its mean confidence, weighted by its share of rows (an ECE of n rows is
+    above zero by about this much even when the model is perfectly calibrated)."""
+    hit = (proba.argmax(axis=1) == y).astype(np.float64)
+    confidence, _, counts, _ = reliability_curve(hit, proba.max(axis=1), bins)
+    spread = np.sqrt(np.maximum(confidence * (1 - confidence), 1.0 / counts) / counts)
+    return 2 * float(np.sum(counts / len(y) * spread))
 
 
 def online_quality(
@@ -173,7 +182,7 @@ def plot_online_reliability(path: Path, rows: list[LabelledPrediction], card: Mo
         ax.annotate(f"n={n}", (x, y_), textcoords="offset points", xytext=(3, -9), fontsize=6)
     ax.set(
         xlim=(0, 1),
-        ylim=(0, 1),
+        ylim=(0, 1.04),
         xlabel="predicted probability of the predicted class",
         ylabel="observed accuracy",
     )

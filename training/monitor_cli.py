@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--since",
         type=_since,
         metavar="WHEN",
-        help=f"only traffic since: {DURATION_HELP} ago, or an ISO time",
+        help="only traffic since WHEN: a duration back from now (90, 30m, 1h30m) or an ISO time",
     )
     p.add_argument("--registry-url", metavar="URL", help=f"SQLite path or database URL (else ${ENV_VAR})")
     p.add_argument(

@@ -145,3 +145,17 @@ def test_parquet_files_roll_and_only_the_newest_are_kept(tmp_path: Path) -> None
     assert len(files) == 2 and all(f.suffix == ".parquet" for f in files)
     rows = read_captures(tmp_path / "captured")
     assert [r.request_id for r in rows][-2:] == ["r6", "r6"] and rows[-1].inputs == [3.0, 4.0, 5.0]
+
+
+def test_the_settings_choose_the_store(tmp_path: Path) -> None:
+    from serving.app import open_capture
+    from serving.settings import ServeSettings
+
+    parquet = open_capture(ServeSettings(capture_store="parquet", capture_dir=tmp_path, capture_rate=0.5))
+    assert isinstance(parquet.sink, ParquetSink) and parquet.enabled
+    registry = open_capture(ServeSettings(registry_url="sqlite:///x.db", capture_rates={"demo": 1.0}))
+    assert isinstance(registry.sink, RegistrySink) and registry.sink.url == "sqlite:///x.db"
+    assert registry.wants("demo", "any-id")
+    assert open_capture(ServeSettings(capture_store="off")).sink is None
+    assert open_capture(ServeSettings(canary=tmp_path)).sink is None  # a canary has no registry
+    assert not open_capture(ServeSettings(capture_rate=0.0)).enabled
