@@ -13,6 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Insert, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -26,8 +27,6 @@ from cascade_registry.sql_versions import version_row
 __all__ = ["CaptureOps"]
 
 cp, fl = captured_predictions, feedback_labels
-#: compact JSON that refuses NaN (a captured row's missing values are already None)
-_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def _insert(db: Database, table: Any) -> Any:
@@ -43,9 +42,9 @@ def _capture_values(row: CapturedPrediction) -> dict[str, Any]:
         "consumer": row.consumer,
         "role": row.role,
         "at": row.at,
-        "inputs_json": _JSON.encode(row.inputs),
+        "inputs_json": orjson.dumps(row.inputs).decode(),
         "label": row.label,
-        "probabilities_json": _JSON.encode(row.probabilities),
+        "probabilities_json": orjson.dumps(row.probabilities).decode(),
         "latency_ms": row.latency_ms,
     }
 
@@ -59,9 +58,9 @@ def _capture_from(m: Any) -> CapturedPrediction:
         consumer=m["consumer"],
         role=m["role"],
         at=as_utc(m["at"]),
-        inputs=json.loads(m["inputs_json"]),
+        inputs=orjson.loads(m["inputs_json"]),
         label=m["label"],
-        probabilities=json.loads(m["probabilities_json"]),
+        probabilities=orjson.loads(m["probabilities_json"]),
         latency_ms=m["latency_ms"],
     )
 

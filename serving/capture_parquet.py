@@ -14,6 +14,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -47,9 +48,9 @@ def _table(rows: list[CapturedPrediction]) -> pa.Table:
         "consumer": [r.consumer for r in rows],
         "role": [r.role for r in rows],
         "at": [r.at for r in rows],
-        "inputs": [json.dumps(r.inputs, separators=(",", ":")) for r in rows],
+        "inputs": [orjson.dumps(r.inputs).decode() for r in rows],
         "label": [r.label for r in rows],
-        "probabilities": [json.dumps(r.probabilities, separators=(",", ":")) for r in rows],
+        "probabilities": [orjson.dumps(r.probabilities).decode() for r in rows],
         "latency_ms": [r.latency_ms for r in rows],
     }
     return pa.Table.from_pydict(columns, schema=SCHEMA)
