@@ -204,15 +204,14 @@ class Capture:
                 CAPTURE_DROPPED.add("rows_budget", rows)
                 return
             with self._lock:
-                if self._queued_rows + rows > self.queue_rows or self._stopping:
-                    full = True
-                else:
-                    full = False
+                queued = self._queued_rows + rows
+                full = queued > self.queue_rows or self._stopping
+                if not full:
                     self._queue.append(record)
-                    self._queued_rows += rows
+                    self._queued_rows = queued
             if full:
                 CAPTURE_DROPPED.add("queue_full", rows)
-            else:
+            elif 2 * queued > self.queue_rows:  # half full: write now rather than at the next tick
                 self._wake.set()
         except Exception:  # never let capture fail a prediction
             CAPTURE_DROPPED.add("error", 1)
@@ -252,6 +251,8 @@ class Capture:
             pass
 
     def _run(self) -> None:
+        """Write what queued up every ``flush_seconds`` (one transaction per batch, not per request), or
+        as soon as the queue is half full or the capture stops."""
         while True:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
