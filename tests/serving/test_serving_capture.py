@@ -162,7 +162,7 @@ def test_a_capture_store_that_is_down_never_fails_a_prediction(
         assert counts["rows_budget"] == 3  # the minute's budget of 5 rows: the other 3 never queued
     finally:
         gw.stop()
-    assert "capture: 1 rows dropped, the store failed" in (tmp_path / "gateway.log").read_text()
+    assert re.search(r"capture: \d+ rows dropped, the store failed", (tmp_path / "gateway.log").read_text())
 
 
 def _send_rows(served: dict, x: np.ndarray, prefix: str, per_request: int = 20) -> list[str]:
