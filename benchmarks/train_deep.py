@@ -4,11 +4,16 @@ Prints: seconds per epoch (mean, median) and in total for the default ``mlp`` fa
 Runtime inference (1 thread) for the stacked ensemble (logistic regression + random forest + naive Bayes,
 k=10) vs the single logistic-regression and MLP graphs, at batch sizes 1 and 256.
 
+Topology rows (:func:`topology_rows`): per topology (cnn on digits, gru on the generated sequences, multi on
+mixed_inputs) its seconds per epoch and ONNX rows/s, each as a ratio to the MLP trained and timed in the
+same run on the same rows (flattened input), with both test accuracies; the load average is printed.
+
     .venv/bin/python benchmarks/train_deep.py
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -20,8 +25,10 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
+from training.datasets import load_dataset
 from training.deep import export_mlp, onnx_bytes
 from training.deep.family import make_mlp
+from training.deep.topology_family import make_topology
 from training.ensemble import AveragingEnsemble, StackingEnsemble, export_ensemble
 from training.families import get_family
 
@@ -87,6 +94,36 @@ def main() -> None:
         r1 = rows_per_second(graph, Xf, 1)
         r256 = rows_per_second(graph, Xf, 256)
         print(f"  {name:32s} {len(graph):9d} {r1:12.0f} {r256:12.0f}")
+    topology_rows()
+
+
+def _timed_fit(est, X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.ndarray
+               ) -> tuple[float, float, bytes]:
+    with threadpool_limits(1):
+        est.fit(X, y)
+    per_epoch = statistics.median(row["seconds"] for row in est.history_)
+    return per_epoch, float(np.mean(est.predict(X_test) == y_test)), onnx_bytes(export_mlp(est))
+
+
+def topology_rows(epochs: int = 20) -> None:
+    """Seconds per epoch and ONNX rows/s of each topology vs the MLP on the same rows (``epochs`` each)."""
+    print(f"topologies vs the MLP on the same rows ({epochs} epochs each, 1 thread; load average "
+          f"{os.getloadavg()[0]:.2f}):")
+    print(f"  {'topology':22s} {'s/epoch':>8s} {'x MLP':>6s} {'acc':>6s} {'MLP acc':>7s} "
+          f"{'rows/s b1':>10s} {'x MLP':>6s} {'rows/s b256':>11s} {'x MLP':>6s}")
+    for topology, data in (("cnn", "digits"), ("gru", "sequences"), ("multi", "mixed_inputs")):
+        ds = load_dataset(data, 0)
+        X = ds.X.astype(np.float32)
+        Xtr, Xte, ytr, yte = train_test_split(X, ds.y, test_size=0.3, random_state=0, stratify=ds.y)
+        est = make_topology(topology, {"epochs": epochs, "patience": epochs}, 0).set_params(
+            inputs=ds.inputs, feature_names=tuple(ds.feature_names))
+        mlp = make_mlp({"epochs": epochs, "patience": epochs}, 0)
+        ours, theirs = _timed_fit(est, Xtr, ytr, Xte, yte), _timed_fit(mlp, Xtr, ytr, Xte, yte)
+        Xf = np.tile(Xte, (4, 1))
+        speed = [(rows_per_second(g, Xf, 1), rows_per_second(g, Xf, 256)) for g in (ours[2], theirs[2])]
+        print(f"  {topology + ' (' + data + ')':22s} {ours[0]:8.4f} {ours[0] / theirs[0]:6.2f} "
+              f"{ours[1]:6.3f} {theirs[1]:7.3f} {speed[0][0]:10.0f} {speed[0][0] / speed[1][0]:6.2f} "
+              f"{speed[0][1]:11.0f} {speed[0][1] / speed[1][1]:6.2f}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ _CONSUMER_CARD = {
     "family": True,
     "classes": True,
     "features": True,
+    "inputs": True,
     "input_policy": True,
     "calibration": True,
     "metrics": True,

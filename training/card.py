@@ -35,6 +35,7 @@ from training.crossfit import CalibrationFit
 from training.datasets import Dataset
 from training.families import Family
 from training.graph import BaseGraph, imported_opsets
+from training.input_sets import inputs_text, with_unknown_policy
 from training.metrics import calibration_metrics, report_metrics
 from training.preprocessing import Preprocessor
 from training.response import response_method
@@ -215,6 +216,7 @@ def build_card(f: RunFacts) -> ModelCard:
         classes=ds.classes,
         features=_mark_upstream(f.pre.features() if f.pre is not None
                                 else describe_features(ds.feature_names, f.splits.train.X), f.upstreams),
+        inputs=with_unknown_policy(ds.inputs, cfg.unknown_category),
         preprocessing=None if f.pre is None or f.pre.identity else _preprocessing(f),
         input_policy=policy,
         dataset=_dataset_info(ds, f.splits, f.data_sha256 or ds.sha256),
@@ -240,7 +242,8 @@ def build_card(f: RunFacts) -> ModelCard:
         upstream=[u.pin() for u in f.upstreams],
         train_options=cfg.recorded_options,
         how_to_consume=consume_text(cfg.name, cfg.version, ds.classes, len(ds.feature_names), f.fit.method,
-                                    f.threshold, policy, f.pre) + _cascade_text(f.upstreams),
+                                    f.threshold, policy, f.pre) + _cascade_text(f.upstreams)
+        + inputs_text(tuple(with_unknown_policy(ds.inputs, cfg.unknown_category))),
         created_at=datetime.now(UTC),
         details=_details(f, estimator),
     )

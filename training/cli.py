@@ -27,6 +27,9 @@ FAMILY_NAMES = (
     "svm",
     "naive_bayes",
     "mlp",
+    "cnn",
+    "gru",
+    "multi",
     "averaging",
     "majority_vote",
     "stacking",
@@ -38,6 +41,9 @@ examples:
   lockgate train                       # the demo: breast_cancer, SVM -> out/demo-1
   lockgate train --data wine --model svm --calibration isotonic --name wine
   lockgate train --data wine --model mlp --calibration temperature --trials 1 --name wine-mlp
+  lockgate train --data digits --model cnn --trials 1 --name digits-cnn   # 8x8 images, a small CNN
+  lockgate train --data sequences --model gru --trials 1 --name seq-gru   # token sequences, a GRU
+  lockgate train --data mixed_inputs --model multi --trials 1 --name mixed  # table + sequence
   lockgate train --data data.csv --target churned --segment region --model random_forest --trials 20
   lockgate train --config train.toml --seed 7      # flags override the file
   lockgate train --data b.csv --target default --name b --upstream a:1   # a cascade on released a:1
@@ -80,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _data_options(p: argparse.ArgumentParser) -> None:
     """Where the rows come from and how their columns are read."""
     p.add_argument(
-        "--data", metavar="DATA", help="breast_cancer (default) | wine | digits | imbalanced | PATH.csv"
+        "--data", metavar="DATA", help="breast_cancer (default) | wine | digits (8x8 images) | imbalanced | "
+        "sequences (generated token sequences) | mixed_inputs (table + sequence) | PATH.csv"
     )
     p.add_argument("--target", metavar="COL", help="CSV: label column")
     p.add_argument("--segment", metavar="COL", help="CSV: column to slice test metrics by")
@@ -96,7 +103,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--unknown-category", dest="unknown_category", metavar="HOW",
         help="an unseen level at serving: other (default: the grouped 'other' level, with a warning) | "
-        "ignore (all-zeros encoding) | error (refused)",
+        "ignore (all-zeros encoding) | error (refused); for a token sequence: error refuses a token "
+        "outside the vocabulary, the others read it as the unknown token",
     )
     p.add_argument("--time-column", dest="time_column", metavar="COL",
                    help="out-of-time split: train on older rows, validate/calibrate/test on newer ones")

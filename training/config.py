@@ -27,7 +27,8 @@ class TrainConfig(BaseModel):
 
     data: str = Field(
         "breast_cancer",
-        description="breast_cancer | wine | digits | imbalanced, or the path of a CSV file",
+        description="breast_cancer | wine | digits | imbalanced | sequences | mixed_inputs, or the path of a "
+        "CSV file",
     )
     target: str | None = Field(None, description="CSV only: the column holding the class label")
     segment: str | None = Field(None, description="CSV only: a column to slice test metrics by")
@@ -63,7 +64,8 @@ class TrainConfig(BaseModel):
     )
     unknown_category: Literal["error", "ignore", "other"] = Field(
         "other", description="an unseen level at serving: error (refused), ignore (all zeros), other (the "
-        "grouped 'other' level, with a warning)",
+        "grouped 'other' level, with a warning); a token outside a sequence's vocabulary: error refuses it, "
+        "the others read it as the unknown token",
     )
     categorical: tuple[str, ...] = Field((), description="columns read as categorical whatever they hold")
     numeric: tuple[str, ...] = Field((), description="columns read as numbers (booleans become 0/1)")

@@ -36,7 +36,7 @@ from training.crossfit import CalibrationFit, fit_calibrated
 from training.datasets import Dataset, TableOverrides, load_dataset
 from training.errors import ConfigError, ExportError, OutputExistsError, TrainingError
 from training.exporters import base_error
-from training.families import Family, family_names, get_family
+from training.families import Family, bind_inputs, family_names, get_family
 from training.graph import BaseGraph, onnx_predict
 from training.preprocessing import Preprocessor, fit_preprocessor
 from training.reliability import plot_reliability
@@ -87,6 +87,7 @@ def _train(config: TrainConfig, registry_url: str | None) -> Path:
                         config.test_fraction)
     if upstreams:
         ds, raw = add_upstream_features(ds, raw, upstreams, config.drop)
+    family = bind_inputs(family, ds.inputs, ds.feature_names)
     pre = fit_preprocessor(ds.feature_names, ds.column_kinds, raw.train.X, _categorical(raw.train),
                            impute=config.missing_policy == "auto", unknown=config.unknown_category,
                            onehot_max=config.onehot_max or family.onehot_max, rare_min=config.rare_min,
