@@ -235,6 +235,11 @@ class ImpactReport(_Entity):
         description="versions trained from one of model's versions as their parent (transfer learning): "
         "a new parent version changes nothing served, but they are candidates to retrain from it",
     )
+    stale_reasons: dict[int, str] = Field(
+        default_factory=dict,
+        description="live versions of model itself marked stale -> why (an older upstream, drift on live "
+        "traffic found by 'lockgate monitor --drift')",
+    )
 
 
 class AuditEntry(_Entity):

@@ -74,6 +74,8 @@ def render_impact(report: ImpactReport) -> str:
         f"released version {report.released_version}" if report.released_version else "nothing released"
     )
     head = f"impact of {report.model} ({released}): {len(report.entries)} downstream consumer(s)"
+    stale = sorted(report.stale_reasons.items())
+    head += "".join(f"\n{report.model}:{v} is stale: {why}" for v, why in stale)
     rows = []
     for e in report.entries:
         pins = "; ".join(

@@ -24,6 +24,7 @@ from cascade_registry.entities import (
 from cascade_registry.errors import NotFoundError
 from cascade_registry.records import as_utc, audit_from_row
 from cascade_registry.schema import audit_log, model_versions, waivers
+from cascade_registry.sql_capture import CaptureOps
 from cascade_registry.sql_console import ConsoleOps
 from cascade_registry.sql_consumers import ConsumerOps
 from cascade_registry.sql_graph import CascadeRows, load_cascade
@@ -35,7 +36,7 @@ from cascade_registry.sql_versions import VersionOps
 __all__ = ["SqlRegistryStore"]
 
 
-class SqlRegistryStore(VersionOps, ReleaseOps, PinOps, ConsumerOps, TrustOps, ConsoleOps):
+class SqlRegistryStore(VersionOps, ReleaseOps, PinOps, ConsumerOps, TrustOps, ConsoleOps, CaptureOps):
     """Registry storage on one SQLAlchemy engine."""
 
     def __init__(self, db: Database) -> None:
@@ -75,7 +76,8 @@ class SqlRegistryStore(VersionOps, ReleaseOps, PinOps, ConsumerOps, TrustOps, Co
             if not any(n == name for n, _ in cascade.status):
                 raise NotFoundError(f"no model named {name!r} is registered", "see 'lockgate registry list'")
             report = _impact_report(name, cascade, _waivers(conn, name))
-            report = report.model_copy(update={"derived": _derived(conn, name)})
+            report = report.model_copy(update={"derived": _derived(conn, name),
+                                               "stale_reasons": _stale_reasons(conn, name)})
             live = [v for (n, v), (s, _) in cascade.status.items() if n == name and s != "retired"]
             if not live:
                 return report
@@ -119,6 +121,14 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _stale_reasons(conn: Connection, name: str) -> dict[int, str]:
+    mv = model_versions
+    q = select(mv.c.version, mv.c.stale_reason).where(
+        mv.c.name == name, mv.c.stale.is_(True), mv.c.status.in_(LIVE_STATUSES)
+    )
+    return {v: reason or "stale" for v, reason in conn.execute(q)}
 
 
 def _waivers(conn: Connection, name: str | None) -> list[WaiverInfo]:

@@ -458,7 +458,10 @@ def encode_v2(
     metadata: dict[str, Any],
     classes: list[str],
     warnings: list[list[str]] | None = None,
+    gateway_id: str | None = None,
 ) -> bytes:
+    """The /v2 infer answer; ``request_id`` is the request's own ``id`` (echoed as ``id``), ``gateway_id``
+    the gateway's request id (``parameters.request_id``, also the X-Request-Id header)."""
     n, c = probabilities.shape
     answer: dict[str, Any] = {
         "model_name": model,
@@ -484,6 +487,8 @@ def encode_v2(
         )
     if warnings is not None:  # per row, as JSON text (parameters hold scalars)
         answer["parameters"]["warnings"] = dumps(warnings)
-    if request_id is not None:
-        answer["id"] = request_id
+    if gateway_id is not None:
+        answer["parameters"]["request_id"] = gateway_id
+    if request_id is not None or gateway_id is not None:
+        answer["id"] = request_id if request_id is not None else gateway_id
     return dumps(answer).encode()

@@ -1,14 +1,14 @@
 """lineage: the parent a version was initialized from (transfer learning, ``lockgate train --init-from``)
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005 (0006 is reserved for another branch; the lead re-chains at merge)
 Create Date: 2026-12-01
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
