@@ -68,6 +68,8 @@ class Release:
     role: str = "release"
     #: the effective pins of this version: upstream name -> version
     pins: dict[str, int] = field(default_factory=dict)
+    #: why the registry marked this version stale (an older upstream, drift on live traffic), else None
+    stale_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class RegistrySource:
                 card=entry.info.card,
                 role=entry.role,
                 pins=dict(entry.pins),
+                stale_reason=(entry.info.stale_reason or "stale") if entry.info.stale else None,
             )
             for entry in self.registry.serving_plan()
         ]

@@ -25,9 +25,15 @@ import numpy as np
 from . import codecs, tensors
 from .access import Decision, OpenAccess, RegistryAccess
 from .batcher import MicroBatcher
+from .capture import Capture, CaptureRecord
 from .catalog import Catalog, ModelSlot, build_catalog
 from .errors import AuthError, ForbiddenError, NotFoundError, ServingError
-from .metrics import MODEL_INFO, PREDICTED_ROWS, PROBABILITIES, RequestMetrics
+from .metrics import (
+    MODEL_INFO,
+    PREDICTED_ROWS,
+    PROBABILITIES,
+    RequestMetrics,
+)
 from .predictor import OnnxPredictor
 from .settings import ServeSettings
 
@@ -72,8 +78,16 @@ def _missing_note(catalog: Catalog) -> str:
 
 
 class DataPlane:
-    def __init__(self, settings: ServeSettings, source: Any, access: OpenAccess | RegistryAccess) -> None:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        source: Any,
+        access: OpenAccess | RegistryAccess,
+        capture: Capture | None = None,
+    ) -> None:
         self.settings = settings
+        #: sampled answered rows, written off the hot path (:mod:`serving.capture`); off without a sink
+        self.capture = capture or Capture(None, 0.0)
         self.source = source
         self.access = access
         self.canary = bool(source.canary)
@@ -81,6 +95,8 @@ class DataPlane:
         self.metrics = RequestMetrics(consumer_names=settings.metrics_consumer_names)
         self.max_containers = settings.max_batch_rows + 64
         self.loaded = False
+        #: "name:version" -> why the registry marked it stale (shown by /readyz; it is still served)
+        self.stale: dict[str, str] = {}
         self._poller: asyncio.Task | None = None
 
     # ------------------------------------------------------------------------------------ lifecycle
@@ -111,6 +127,7 @@ class DataPlane:
             on_upstream_rows=self._upstream_counter,
         )
         self.catalog = new  # the atomic swap: one reference
+        self.stale = {f"{r.name}:{r.version}": r.stale_reason for r in releases if r.stale_reason}
         self.access.invalidate()
         first, self.loaded = not self.loaded, True
         MODEL_INFO.set_models(
@@ -151,6 +168,7 @@ class DataPlane:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.reload)
+        self.capture.start()
         if not self.canary:
             self._poller = asyncio.create_task(self._poll(), name="lockgate-registry-poller")
 
@@ -160,6 +178,7 @@ class DataPlane:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+        await asyncio.to_thread(self.capture.stop)
         self.source.close()
 
     async def _poll(self) -> None:
@@ -254,8 +273,25 @@ class DataPlane:
         self.metrics.request(p.name, str(p.version), consumer or "-", outcome, seconds)
 
     # ------------------------------------------------------------------------------------ predict
-    async def predict(self, who: Decision, body: bytes) -> bytes:
-        """``who`` is :meth:`identify`'s answer for the caller's key."""
+    def _offer(
+        self, slot: ModelSlot, consumer: str | None, request_id: str, x: Any, cat: Any, labels: Any,
+        probabilities: Any, started: float, role: str = "live",
+    ) -> None:
+        """Hand a sampled answer to the capture (references only; the writer thread does the rest).
+        ``role``: ``live`` for the answer returned, ``shadow``/``canary`` for a candidate's."""
+        p = slot.predictor
+        table = slot.validator.table
+        self.capture.offer(
+            CaptureRecord(
+                request_id, p.name, p.version, consumer or "-", role, time.time(), x, cat,
+                slot.validator.names, [c.name for c in table.categorical], p.classes, labels, probabilities,
+                (time.perf_counter() - started) * 1000.0,
+            )
+        )
+
+    async def predict(self, who: Decision, body: bytes, request_id: str = "-") -> bytes:
+        """``who`` is :meth:`identify`'s answer for the caller's key; ``request_id`` goes into the answer
+        and the captured rows."""
         started = time.perf_counter()
         slot: ModelSlot | None = None
         consumer: str | None = who.consumer
@@ -269,27 +305,38 @@ class DataPlane:
                 cat, notes = None, None
             else:
                 x, cat, notes = slot.validator.from_instances(request.instances, booleans=request.booleans)
+            extra: tuple[np.ndarray, ...] = ()
             if slot.composition is None:
-                labels, probabilities = await slot.batcher.predict(x, cat)
+                labels, probabilities, *rest = await slot.batcher.predict_all(x, cat)
+                extra = tuple(rest)
             else:
                 labels, probabilities = await slot.composition.predict(x, cat)
             p = slot.predictor
-            answer = codecs.encode_predictions(
-                slot.explained_prefix if request.explain else slot.answer_prefix,
-                p.classes,
-                labels,
-                probabilities,
-                merge_warnings(slot.validator.warnings(x), notes),
-            )
+            prefix = slot.explained_prefix if request.explain else slot.answer_prefix
+            prefix = f'{prefix},"request_id":"{request_id}"'
+            warnings = merge_warnings(slot.validator.warnings(x), notes)
+            if extra:  # a multi-output model: every head in the answer
+                answer = codecs.encode_multi_output(prefix, p.classes, labels, probabilities, warnings,
+                                                    p.extra_heads, extra)
+            else:
+                answer = codecs.encode_predictions(prefix, p.classes, labels, probabilities, warnings)
         except ServingError as e:
             self._count(slot, consumer, e.outcome, None)
             raise
         self._count(slot, consumer, "ok", started)
         PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
+        if self.capture.wants(p.name, request_id):
+            self._offer(slot, consumer, request_id, x, cat, labels, probabilities, started)
         return answer
 
     async def infer_v2(
-        self, who: Decision, model: str, version: str | None, body: bytes, header_length: str | None
+        self,
+        who: Decision,
+        model: str,
+        version: str | None,
+        body: bytes,
+        header_length: str | None,
+        request_id: str = "-",
     ) -> bytes:
         started = time.perf_counter()
         slot: ModelSlot | None = None
@@ -304,13 +351,17 @@ class DataPlane:
             p = slot.predictor
             warnings = merge_warnings(slot.validator.warnings(request.numeric), request.notes)
             answer = codecs.encode_v2(
-                p.name, p.version, request.id, labels, probabilities, slot.metadata, p.classes, warnings
+                p.name, p.version, request.id, labels, probabilities, slot.metadata, p.classes, warnings,
+                request_id,
             )
         except ServingError as e:
             self._count(slot, consumer, e.outcome, None)
             raise
         self._count(slot, consumer, "ok", started)
         PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
+        if self.capture.wants(p.name, request_id):
+            x, cat = request.numeric, request.categorical
+            self._offer(slot, consumer, request_id, x, cat, labels, probabilities, started)
         return answer
 
     def count_edge_error(self, error: ServingError) -> None:
@@ -352,6 +403,7 @@ class DataPlane:
             "parts": sorted(k for k, s in catalog.slots.items() if s.role == "pin"),
             "missing": catalog.missing,
             "generation": catalog.generation,
+            "stale": self.stale,
         }
 
     def v2_ready(self, model: str, version: str | None = None) -> None:

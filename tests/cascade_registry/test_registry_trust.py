@@ -267,4 +267,4 @@ def test_migration_0002_upgrades_a_registry_with_data(fresh_registry_url: str, m
         info = registry.get("a:1")
         assert info.status == "registered" and info.manifest is None and registry.trusted_keys() == []
         with registry.store.db.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
