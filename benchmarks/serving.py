@@ -131,6 +131,18 @@ python-rapidjson). In-process profile of a 1,000-row request after that: orjson 
 validator's type passes 16 % and ``np.array`` of the nested lists 15 %, ONNX Runtime 15 %, the
 structure scan 8 %, the answer 6 %: what is left is turning JSON numbers into a float matrix.
 
+Second pass on large requests (19:17-19:36 UTC, load average 3.6-5.1, ``--mlserver --mixed --baseline
+<main> --only c16,rows100,rows1000,mixed1,mixed100``; the baseline now runs one worker like the others,
+it ran one per core before): numpy's dtype is the type check when the body holds no JSON boolean
+(``codecs.may_hold_booleans``), ``np.fromiter`` reads a positional body with no string/boolean/null
+beyond its envelope, ``issuperset`` is the categorical type check, the structure bound scans only the
+brackets (``bytes.translate``). Three runs, vs MLServer: 100 rows 1.10x / 1.46x / 1.79x (target 2x:
+MISS), 1,000 rows 0.96x / 1.01x / 1.02x, mixed 1 row 2.45x (MLServer's best round by far) / 3.05x /
+4.38x, mixed 100 rows 2.55x / 1.35x / 2.29x; after/before main 100 rows 0.99-1.27, 1,000 rows
+1.17-1.28, mixed 100 rows 0.95-1.51. Tried and dropped: parsing numbers from the bytes
+(``np.fromstring`` and ``S24 -> float64`` are ~10x slower than orjson), deferring the probability
+histogram's ``inc`` calls (``/metrics`` would lag). Details in docs/serving.md.
+
 A quiet-machine run (23:00 UTC, ``--mlserver --batching both``), median of 3 rounds of 3 s
 (req/s, rows/s, p50 ms, p99 ms, failed, range):
 
