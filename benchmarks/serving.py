@@ -139,7 +139,9 @@ beyond its envelope, ``issuperset`` is the categorical type check, the structure
 brackets (``bytes.translate``). Three runs, vs MLServer: 100 rows 1.10x / 1.46x / 1.79x (target 2x:
 MISS), 1,000 rows 0.96x / 1.01x / 1.02x, mixed 1 row 2.45x (MLServer's best round by far) / 3.05x /
 4.38x, mixed 100 rows 2.55x / 1.35x / 2.29x; after/before main 100 rows 0.99-1.27, 1,000 rows
-1.17-1.28, mixed 100 rows 0.95-1.51. Tried and dropped: parsing numbers from the bytes
+1.17-1.28, mixed 100 rows 0.95-1.51. A fourth run at load 1.1-3.8 (quieter): MLServer comes close,
+100 rows 1.04x, 1,000 rows 0.83x, mixed 1 row 2.77x, mixed 100 rows 1.11x (after/before 1.08, 1.52,
+0.96, 1.19): the ratios above 1.5x need a loaded machine. Tried and dropped: parsing numbers from the bytes
 (``np.fromstring`` and ``S24 -> float64`` are ~10x slower than orjson), deferring the probability
 histogram's ``inc`` calls (``/metrics`` would lag). Details in docs/serving.md.
 
