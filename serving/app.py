@@ -12,6 +12,7 @@ import contextlib
 import gc
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from .catalog import CanarySource, RegistrySource
 from .dataplane import DataPlane
 from .errors import (
     AuthError,
+    InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
     ServingError,
@@ -75,6 +77,24 @@ def _error(e: ServingError, v2: bool = False) -> Response:
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
     return dict(scope["headers"])  # ASGI header names are lower-case bytes
+
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+
+
+def _request_id(headers: dict[bytes, bytes]) -> str | None:
+    """The caller's ``X-Request-Id`` (a canary sticky per request id hashes it); None without one, 422 for
+    anything but a bounded safe token."""
+    value = headers.get(b"x-request-id")
+    if value is None:
+        return None
+    if _REQUEST_ID.fullmatch(value) is None:
+        raise InvalidInputError(
+            "the X-Request-Id header must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+            "send a shorter id of those characters, or none (the gateway then makes one)",
+            code="bad_request_id",
+        )
+    return value.decode("ascii")
 
 
 def _api_key(headers: dict[bytes, bytes]) -> str | None:
@@ -185,7 +205,7 @@ def build_app(
             dp.count_edge_error(e)
             return await _send_error(send, e)
         try:
-            answer = await dp.predict(who, body)
+            answer = await dp.predict(who, body, _request_id(headers))
         except ServingError as e:
             return await _send_error(send, e)
         except Exception:
@@ -212,6 +232,7 @@ def build_app(
                 params.get("version"),
                 body,
                 (headers.get(b"inference-header-content-length") or b"").decode("latin-1") or None,
+                _request_id(headers),
             )
         except ServingError as e:
             return _error(e, v2=True)

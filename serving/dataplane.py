@@ -4,7 +4,9 @@ Order of checks for every prediction: key present and known (401; 503 when the r
 -> the body is read (413/415) -> its structure is bounded and it is decoded (422) -> model and version
 served (404) -> the registry's access decision for this consumer and model (403 undeclared) -> rows
 valid for the card (413/422) -> ONNX Runtime via the micro-batcher (a composed model of a cascade: its
-pinned upstream parts first, :mod:`serving.composition`) -> metrics. Nothing about models is
+pinned upstream parts first, :mod:`serving.composition`) -> metrics. During a rollout of the model
+(:mod:`serving.rollout`) a canary candidate may answer instead of the live version (chosen before the
+rows are validated), and a shadow candidate runs after the live answer is built. Nothing about models is
 revealed to a caller without a valid key. Domain errors are :class:`ServingError` subclasses; the
 transport (``app.py``) turns them into HTTP.
 """
@@ -17,6 +19,7 @@ import functools
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +30,9 @@ from .access import Decision, OpenAccess, RegistryAccess
 from .batcher import MicroBatcher
 from .catalog import Catalog, ModelSlot, build_catalog
 from .errors import AuthError, ForbiddenError, NotFoundError, ServingError
-from .metrics import MODEL_INFO, PREDICTED_ROWS, PROBABILITIES, RequestMetrics
+from .metrics import MODEL_INFO, PREDICTED_ROWS, PROBABILITIES, ROLLOUT_METRICS, RequestMetrics
 from .predictor import OnnxPredictor
+from .rollout import Decode, RolloutPlan, ShadowRunner, routes_to_candidate
 from .settings import ServeSettings
 
 __all__ = ["DataPlane", "merge_warnings", "parse_version"]
@@ -82,14 +86,18 @@ class DataPlane:
         self.max_containers = settings.max_batch_rows + 64
         self.loaded = False
         self._poller: asyncio.Task | None = None
+        self.shadows = ShadowRunner(settings.shadow_max_inflight)
+        #: shadow candidates (name, version): their rows stay out of the served-probability histogram
+        self._quiet: frozenset[tuple[str, int]] = frozenset()
 
     # ------------------------------------------------------------------------------------ lifecycle
     def _make_batcher(self, predictor: OnnxPredictor) -> MicroBatcher:
-        name, classes, metrics = predictor.name, predictor.classes, self.metrics
+        name, version, classes, metrics = predictor.name, predictor.version, predictor.classes, self.metrics
 
         def on_batch(x: np.ndarray, probabilities: np.ndarray) -> None:
             metrics.batch(name, x.shape[0])
-            PROBABILITIES.observe(name, classes, probabilities)
+            if (name, version) not in self._quiet:
+                PROBABILITIES.observe(name, classes, probabilities)
 
         return MicroBatcher(predictor, self.settings.max_ort_batch, self.settings.batching, on_batch)
 
@@ -109,6 +117,11 @@ class DataPlane:
             generation,
             edge_refusal=None if self.canary else self.source.edge_refusal,
             on_upstream_rows=self._upstream_counter,
+        )
+        self._quiet = frozenset(
+            (r.candidate.predictor.name, r.candidate.predictor.version)
+            for r in new.rollouts.values()
+            if r.mode == "shadow"
         )
         self.catalog = new  # the atomic swap: one reference
         self.access.invalidate()
@@ -160,6 +173,7 @@ class DataPlane:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+        await self.shadows.drain()
         self.source.close()
 
     async def _poll(self) -> None:
@@ -190,6 +204,10 @@ class DataPlane:
                 f"served models: {sorted(self.catalog.models)} (GET /models)",
                 code="unknown_model",
             )
+        rollout = self.catalog.rollouts.get(model)
+        canary = rollout.candidate if rollout is not None and rollout.mode == "canary" else None
+        if canary is not None and version == canary.predictor.version:
+            return canary  # a canary candidate may also be asked for by its version
         if version is not None and version != slot.predictor.version:
             raise NotFoundError(
                 f"version {version} of {model!r} is not being served; the released version is "
@@ -253,9 +271,43 @@ class DataPlane:
         seconds = None if started is None else time.perf_counter() - started
         self.metrics.request(p.name, str(p.version), consumer or "-", outcome, seconds)
 
+    # ------------------------------------------------------------------------------------ rollouts
+    async def _route(
+        self, slot: ModelSlot, who: Decision, request_id: str | None, explicit: bool
+    ) -> tuple[ModelSlot, RolloutPlan | None]:
+        """The slot that answers, and the model's rollout in progress (None: none). A canary candidate
+        answers its share of the requests that name no version, when the consumer may call its version."""
+        plan = self.catalog.rollouts.get(slot.predictor.name)
+        if plan is None or plan.mode != "canary" or explicit:
+            return slot, plan
+        key = (who.consumer or "-") if plan.sticky == "consumer" else (request_id or uuid.uuid4().hex)
+        if not routes_to_candidate(key, plan.share):
+            return slot, plan
+        p = plan.candidate.predictor
+        decision = self.access.check(who.consumer or "-", p.name, p.version)
+        if decision is None:
+            decision = await asyncio.to_thread(self.access.lookup, who.consumer or "-", p.name, p.version)
+        return (plan.candidate if decision.allowed else slot), plan
+
+    async def _infer(
+        self, slot: ModelSlot, plan: RolloutPlan | None, x: Any, cat: Any, decode: Decode
+    ) -> tuple[Any, Any]:
+        """Labels and probabilities from ``slot``; during a rollout timed by role and mirrored to a shadow."""
+        if plan is None:
+            return await slot.infer(x, cat)
+        started = time.perf_counter()
+        labels, probabilities = await slot.infer(x, cat)
+        p = slot.predictor
+        role = "canary" if slot is plan.candidate else "live"
+        ROLLOUT_METRICS.served(p.name, p.version, role, labels.shape[0], time.perf_counter() - started)
+        if plan.mode == "shadow":
+            self.shadows.offer(p.name, plan, decode, p.classes, (labels, probabilities))
+        return labels, probabilities
+
     # ------------------------------------------------------------------------------------ predict
-    async def predict(self, who: Decision, body: bytes) -> bytes:
-        """``who`` is :meth:`identify`'s answer for the caller's key."""
+    async def predict(self, who: Decision, body: bytes, request_id: str | None = None) -> bytes:
+        """``who`` is :meth:`identify`'s answer for the caller's key; ``request_id`` the caller's
+        ``X-Request-Id`` (a canary sticky per request id hashes it)."""
         started = time.perf_counter()
         slot: ModelSlot | None = None
         consumer: str | None = who.consumer
@@ -264,14 +316,18 @@ class DataPlane:
             request = codecs.decode_predict(body)
             slot = self._slot(request.model, request.version)
             await self._authorize(who, request.model, slot.predictor.version)
+            slot, plan = await self._route(slot, who, request_id, request.version is not None)
             if request.instances is None:
                 x, cat, notes = slot.validator.to_matrix(request.inputs), None, None
             else:
                 x, cat, notes = slot.validator.from_instances(request.instances)
-            if slot.composition is None:
-                labels, probabilities = await slot.batcher.predict(x, cat)
-            else:
-                labels, probabilities = await slot.composition.predict(x, cat)
+
+            def decode(validator: Any) -> tuple[Any, Any]:
+                if request.instances is None:
+                    return validator.to_matrix(request.inputs), None
+                return validator.from_instances(request.instances)[:2]
+
+            labels, probabilities = await self._infer(slot, plan, x, cat, decode)
             p = slot.predictor
             answer = codecs.encode_predictions(
                 slot.explained_prefix if request.explain else slot.answer_prefix,
@@ -288,18 +344,32 @@ class DataPlane:
         return answer
 
     async def infer_v2(
-        self, who: Decision, model: str, version: str | None, body: bytes, header_length: str | None
+        self,
+        who: Decision,
+        model: str,
+        version: str | None,
+        body: bytes,
+        header_length: str | None,
+        request_id: str | None = None,
     ) -> bytes:
         started = time.perf_counter()
         slot: ModelSlot | None = None
         consumer: str | None = who.consumer
         try:
-            slot = self._slot(model, parse_version(version))
+            asked = parse_version(version)
+            slot = self._slot(model, asked)
             await self._authorize(who, model, slot.predictor.version)
+            slot, plan = await self._route(slot, who, request_id, asked is not None)
             json_part = body if header_length is None else body[: max(0, min(len(body), _int(header_length)))]
             codecs.check_structure(json_part, self.max_containers, self.settings.max_json_depth)
             request = tensors.decode_v2_request(body, header_length, slot.validator)
-            labels, probabilities = await slot.infer(request.numeric, request.categorical)
+
+            def decode(validator: Any) -> tuple[Any, Any]:
+                again = tensors.decode_v2_request(body, header_length, validator)
+                return again.numeric, again.categorical
+
+            numeric, categorical = request.numeric, request.categorical
+            labels, probabilities = await self._infer(slot, plan, numeric, categorical, decode)
             p = slot.predictor
             warnings = merge_warnings(slot.validator.warnings(request.numeric), request.notes)
             answer = codecs.encode_v2(
@@ -351,6 +421,11 @@ class DataPlane:
             "parts": sorted(k for k, s in catalog.slots.items() if s.role == "pin"),
             "missing": catalog.missing,
             "generation": catalog.generation,
+            "rollouts": {
+                name: {"mode": r.mode, "live": r.live_version, "candidate": r.candidate.predictor.version}
+                | ({"share": r.share, "sticky": r.sticky} if r.mode == "canary" else {})
+                for name, r in sorted(catalog.rollouts.items())
+            },
         }
 
     def v2_ready(self, model: str, version: str | None = None) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -38,7 +38,10 @@ __all__ = [
     "REFUSALS",
     "REQUESTS",
     "REQUEST_LATENCY",
+    "ROLLOUT_METRICS",
+    "ROLLOUT_ROLES",
     "RequestMetrics",
+    "RolloutMetrics",
     "exposition_registry",
 ]
 
@@ -58,6 +61,10 @@ OUTCOMES = (
 #: the fixed role set of ``lockgate_predicted_rows_total``: rows answered to a caller, or computed as the
 #: upstream part of a composed model
 ROLES = ("direct", "upstream")
+
+#: the fixed role set of the ``lockgate_rollout_*`` series: during a shadow or canary rollout, the live
+#: (released) version, a shadow candidate (never answers) or a canary candidate (answers its share)
+ROLLOUT_ROLES = ("live", "shadow", "canary")
 
 disable_created_metrics()
 
@@ -195,6 +202,80 @@ class _PredictedRows:
 
 
 PREDICTED_ROWS = _PredictedRows()
+
+
+class RolloutMetrics:
+    """The ``lockgate_rollout_*`` series, only for a model with a rollout in progress (labels: loaded
+    models and versions, ``role`` from :data:`ROLLOUT_ROLES`, fixed ``agreement`` and ``reason`` sets):
+
+    - ``lockgate_rollout_rows_total{model, version, role}``, ``lockgate_rollout_latency_seconds{...}``:
+      rows predicted and the time of the model call (not the HTTP request) of each role;
+    - ``lockgate_rollout_compared_rows_total{model, version, agreement}`` (``same`` | ``differ``: the shadow
+      candidate's predicted class against the live one's), ``lockgate_rollout_abs_dp{model, version}`` (the
+      per-row max over classes of |p_candidate - p_live|) and ``lockgate_rollout_max_abs_dp`` (its largest
+      value; the max over workers);
+    - ``lockgate_rollout_shadow_dropped_total{model, reason}`` (``busy``, ``invalid``, ``error``)."""
+
+    def __init__(self) -> None:
+        self._rows = Counter(
+            "lockgate_rollout_rows", "Rows predicted during a rollout, by role", ["model", "version", "role"]
+        )
+        self._latency = Histogram(
+            "lockgate_rollout_latency_seconds",
+            "Model-call latency during a rollout, by role (shadow: off the response path)",
+            ["model", "version", "role"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+        self._compared = Counter(
+            "lockgate_rollout_compared_rows",
+            "Shadow rows compared with the live answer, by whether the predicted class agreed",
+            ["model", "version", "agreement"],
+        )
+        self._dp = Histogram(
+            "lockgate_rollout_abs_dp",
+            "Per-row max |p_shadow - p_live| over the classes",
+            ["model", "version"],
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+        )
+        self._max_dp = Gauge(
+            "lockgate_rollout_max_abs_dp",
+            "Largest per-row max |p_shadow - p_live| seen",
+            ["model", "version"],
+            multiprocess_mode="max",
+        )
+        self._dropped = Counter(
+            "lockgate_rollout_shadow_dropped",
+            "Shadow comparisons dropped (the request was answered all the same), by reason",
+            ["model", "reason"],
+        )
+        self._max: dict[tuple[str, int], float] = {}
+        self._lock = threading.Lock()
+
+    def served(self, model: str, version: int, role: str, rows: int, seconds: float) -> None:
+        self._rows.labels(model, str(version), role).inc(rows)
+        self._latency.labels(model, str(version), role).observe(seconds)
+
+    def compared(self, model: str, version: int, same: int, rows: int, dp: np.ndarray | None) -> None:
+        v = str(version)
+        if same:
+            self._compared.labels(model, v, "same").inc(same)
+        if rows - same:
+            self._compared.labels(model, v, "differ").inc(rows - same)
+        if dp is None or dp.size == 0:
+            return
+        hist = self._dp.labels(model, v)
+        for value in dp.tolist():
+            hist.observe(value)
+        with self._lock:
+            top = max(self._max.get((model, version), 0.0), float(dp.max()))
+            self._max[(model, version)] = top
+        self._max_dp.labels(model, v).set(top)
+
+    def shadow_dropped(self, model: str, reason: str) -> None:
+        self._dropped.labels(model, reason).inc()
+
+
+ROLLOUT_METRICS = RolloutMetrics()
 
 
 def exposition_registry(multiprocess_dir: Path | None) -> CollectorRegistry:
