@@ -61,6 +61,21 @@ def _post(s: dict, rows, consumer: str = "shop", request_id: str | None = None, 
     return s["client"].post("/predict", json={"model": "demo", "inputs": rows, **extra}, headers=headers)
 
 
+def _v2(s: dict, rows) -> httpx.Response:
+    body = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [len(rows), len(rows[0])],
+                "datatype": "FP32",
+                "data": [v for row in rows for v in row],
+            }
+        ]
+    }
+    headers = {"Authorization": f"Bearer {s['keys']['shop']}"}
+    return s["client"].post("/v2/models/demo/infer", json=body, headers=headers)
+
+
 def _wait_ready(s: dict, check, what: str, timeout: float = 15.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -95,6 +110,7 @@ def test_a_shadow_never_changes_an_answer_and_reports_agreement(
     batches = [x[i : i + 8].tolist() for i in range(0, len(x), 8)]
     requests = [(b, {}) for b in batches] + [(batches[0], {"explain": True})]
     before = [VOLATILE.sub(b"", _post(s, b, **extra).content) for b, extra in requests]
+    v2_before = VOLATILE.sub(b"", _v2(s, batches[1]).content)
     probability_rows = _metric(
         s, "lockgate_predicted_probability_count", model="demo", **{"class": "malignant"}
     )
@@ -103,9 +119,10 @@ def test_a_shadow_never_changes_an_answer_and_reports_agreement(
     _wait_ready(s, lambda r: r["rollouts"].get("demo", {}).get("mode") == "shadow", "the shadow")
     after = [VOLATILE.sub(b"", _post(s, b, **extra).content) for b, extra in requests]
     assert after == before  # byte for byte: the candidate's answer is never returned
+    assert VOLATILE.sub(b"", _v2(s, batches[1]).content) == v2_before
     assert _post(s, rows[:1], version=2).status_code == 404  # nor can it be asked for
 
-    n = len(x) + 8
+    n = len(x) + 16  # the explained request and the v2 one repeat batches 0 and 1
     deadline = time.monotonic() + 10
     while (
         _metric(s, "lockgate_rollout_compared_rows_total", model="demo") < n and time.monotonic() < deadline
@@ -113,7 +130,7 @@ def test_a_shadow_never_changes_an_answer_and_reports_agreement(
         time.sleep(0.1)
     live = OnnxPredictor.from_bundle(demo_bundle).predict(x.astype(np.float32))
     cand = OnnxPredictor.from_bundle(demo_bundle_v2).predict(x.astype(np.float32))
-    same = int((live[0] == cand[0]).sum()) + int((live[0][:8] == cand[0][:8]).sum())
+    same = int((live[0] == cand[0]).sum()) + int((live[0][:16] == cand[0][:16]).sum())
     dp = np.abs(live[1] - cand[1]).max(axis=1)
 
     report = _report(s, capsys)
@@ -121,7 +138,7 @@ def test_a_shadow_never_changes_an_answer_and_reports_agreement(
     assert (figures["compared_rows"], figures["same_rows"]) == (n, same)
     assert figures["agreement"] == pytest.approx(same / n)
     assert figures["max_abs_dp"] == pytest.approx(float(dp.max()), abs=1e-5)
-    assert figures["mean_abs_dp"] == pytest.approx(float(np.concatenate([dp, dp[:8]]).mean()), abs=1e-5)
+    assert figures["mean_abs_dp"] == pytest.approx(float(np.concatenate([dp, dp[:16]]).mean()), abs=1e-5)
     roles = {(r["role"], r["version"]): r for r in figures["roles"]}
     assert set(roles) == {("live", 1), ("shadow", 2)}
     assert roles[("live", 1)]["rows"] == roles[("shadow", 2)]["rows"] == n
@@ -181,7 +198,9 @@ def test_promote_makes_the_candidate_live_and_rollback_restores_the_old_one(serv
     s["reg"].promote("demo:2", actor="tests")
     _wait_ready(s, lambda r: r["serving"] == ["demo:2"] and r["rollouts"] == {}, "demo:2 released")
     answer = _post(s, rows[:1]).json()["model"]
-    assert answer["version"] == 2 and answer["released_at"] is not None and "rollout" not in answer
+    assert answer["version"] == 2 and "rollout" not in answer
+    detail = s["client"].get("/models/demo", headers={"Authorization": f"Bearer {s['keys']['shop']}"}).json()
+    assert detail["released_at"] == s["reg"].get("demo:2").released_at.isoformat()
     s["reg"].rollback("demo", actor="tests")
     _wait_ready(s, lambda r: r["serving"] == ["demo:1"], "demo:1 released again")
     assert _post(s, rows[:1]).json()["model"]["version"] == 1
