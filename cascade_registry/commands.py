@@ -31,7 +31,6 @@ from cascade_registry.rendering import (
     render_version,
     when,
 )
-from cascade_registry.rollout_figures import fetch_figures
 from cascade_registry.settings import RegistrySettings, locate_registry
 from cascade_registry.sql_rollout import pinned_downstream
 
@@ -238,6 +237,8 @@ def _rollout(reg: Registry, args: argparse.Namespace, actor: str) -> None:
                 raise InvalidInputError(
                     f"{args.name} has never had a rollout", "start one with 'release NAME:VERSION --shadow'"
                 )
+            from cascade_registry.rollout_figures import fetch_figures  # httpx: only for --gateway
+
             figures = fetch_figures(args.gateway, current)
         keep = pinned_downstream(reg.cascade(), args.name)
         _emit(

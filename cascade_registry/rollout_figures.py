@@ -77,7 +77,7 @@ def read_figures(text: str, rollout: RolloutInfo, gateway: str = "") -> RolloutF
     counts: dict[tuple[str, str], float] = {}
     buckets: dict[tuple[str, str], dict[float, float]] = {}
     compared = {"same": 0.0, "differ": 0.0}
-    dp_sum = dp_count = 0.0
+    dp_sum = 0.0
     dp_max: float | None = None
     dropped: dict[str, int] = {}
     for name, labels, value in _samples(text, rollout.model):
@@ -96,10 +96,8 @@ def read_figures(text: str, rollout: RolloutInfo, gateway: str = "") -> RolloutF
             buckets.setdefault(key, {})[float(labels["le"])] = value
         elif name == "lockgate_rollout_compared_rows_total" and version == str(rollout.candidate.version):
             compared[labels["agreement"]] = compared.get(labels["agreement"], 0.0) + value
-        elif name == "lockgate_rollout_abs_dp_sum" and version == str(rollout.candidate.version):
+        elif name == "lockgate_rollout_abs_dp_total" and version == str(rollout.candidate.version):
             dp_sum = value
-        elif name == "lockgate_rollout_abs_dp_count" and version == str(rollout.candidate.version):
-            dp_count = value
         elif name == "lockgate_rollout_max_abs_dp" and version == str(rollout.candidate.version):
             dp_max = value
     roles = [
@@ -117,6 +115,7 @@ def read_figures(text: str, rollout: RolloutInfo, gateway: str = "") -> RolloutF
         )
     ]
     total = int(compared["same"] + compared["differ"])
+    dp_count = total if dp_max is not None else 0  # |dp| is summed over every compared row
     return RolloutFigures(
         model=rollout.model,
         gateway=gateway,

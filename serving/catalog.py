@@ -40,7 +40,7 @@ from .errors import BundleRejectedError
 from .integrity import verify_release
 from .metrics import BUNDLE_REFUSALS
 from .predictor import OnnxPredictor
-from .rollout import RolloutPlan
+from .rollout import Alignment, RolloutPlan
 from .settings import ServeSettings
 from .validation import RowValidator
 
@@ -400,6 +400,11 @@ class _Composer:
         )
 
 
+def _alignment(live: ModelSlot, candidate: ModelSlot) -> Alignment:
+    same_rows = live.validator.table.columns == candidate.validator.table.columns
+    return Alignment.between(live.predictor.classes, candidate.predictor.classes, same_rows)
+
+
 def _as_canary(slot: ModelSlot) -> ModelSlot:
     """A canary candidate's answers say so: ``"rollout": "canary"`` in their model block."""
     metadata = {**slot.metadata, "rollout": "canary"}
@@ -442,7 +447,12 @@ def build_catalog(
             models[rel.name] = slots[key]
     rollouts = {
         rel.name: RolloutPlan(
-            rel.role, rel.share, rel.sticky, rel.live_version, slots[f"{rel.name}:{rel.version}"]
+            rel.role,
+            rel.share,
+            rel.sticky,
+            rel.live_version,
+            slots[f"{rel.name}:{rel.version}"],
+            _alignment(models[rel.name], slots[f"{rel.name}:{rel.version}"]),
         )
         for rel in releases
         if rel.role in ("shadow", "canary")

@@ -86,7 +86,7 @@ class DataPlane:
         self.max_containers = settings.max_batch_rows + 64
         self.loaded = False
         self._poller: asyncio.Task | None = None
-        self.shadows = ShadowRunner(settings.shadow_max_inflight)
+        self.shadows = ShadowRunner(settings.shadow_max_inflight, settings.shadow_max_rows)
         #: shadow candidates (name, version): their rows stay out of the served-probability histogram
         self._quiet: frozenset[tuple[str, int]] = frozenset()
 
@@ -300,8 +300,9 @@ class DataPlane:
         p = slot.predictor
         role = "canary" if slot is plan.candidate else "live"
         ROLLOUT_METRICS.served(p.name, p.version, role, labels.shape[0], time.perf_counter() - started)
-        if plan.mode == "shadow":
-            self.shadows.offer(p.name, plan, decode, p.classes, (labels, probabilities))
+        if plan.mode == "shadow":  # the same columns: the live rows themselves, else decoded for its card
+            rows = (x, cat) if plan.alignment.same_rows else decode
+            self.shadows.offer(p.name, plan, rows, (labels, probabilities))
         return labels, probabilities
 
     # ------------------------------------------------------------------------------------ predict

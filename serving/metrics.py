@@ -20,6 +20,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -211,10 +212,12 @@ class RolloutMetrics:
     - ``lockgate_rollout_rows_total{model, version, role}``, ``lockgate_rollout_latency_seconds{...}``:
       rows predicted and the time of the model call (not the HTTP request) of each role;
     - ``lockgate_rollout_compared_rows_total{model, version, agreement}`` (``same`` | ``differ``: the shadow
-      candidate's predicted class against the live one's), ``lockgate_rollout_abs_dp{model, version}`` (the
-      per-row max over classes of |p_candidate - p_live|) and ``lockgate_rollout_max_abs_dp`` (its largest
-      value; the max over workers);
-    - ``lockgate_rollout_shadow_dropped_total{model, reason}`` (``busy``, ``invalid``, ``error``)."""
+      candidate's predicted class against the live one's), ``lockgate_rollout_abs_dp_total{model, version}``
+      (the sum over compared rows of the per-row max over classes of |p_candidate - p_live|: divided by the
+      compared rows, the mean) and ``lockgate_rollout_max_abs_dp`` (its largest value; the max over workers);
+    - ``lockgate_rollout_shadow_dropped_total{model, reason}`` (``busy``, ``invalid``, ``error``).
+
+    Labelled children are cached (a dict lookup per call, as :class:`RequestMetrics` does)."""
 
     def __init__(self) -> None:
         self._rows = Counter(
@@ -231,11 +234,10 @@ class RolloutMetrics:
             "Shadow rows compared with the live answer, by whether the predicted class agreed",
             ["model", "version", "agreement"],
         )
-        self._dp = Histogram(
+        self._dp = Counter(
             "lockgate_rollout_abs_dp",
-            "Per-row max |p_shadow - p_live| over the classes",
+            "Sum over compared rows of the per-row max |p_shadow - p_live| over the classes",
             ["model", "version"],
-            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
         )
         self._max_dp = Gauge(
             "lockgate_rollout_max_abs_dp",
@@ -248,31 +250,38 @@ class RolloutMetrics:
             "Shadow comparisons dropped (the request was answered all the same), by reason",
             ["model", "reason"],
         )
+        self._children: dict[tuple, Any] = {}
         self._max: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def served(self, model: str, version: int, role: str, rows: int, seconds: float) -> None:
-        self._rows.labels(model, str(version), role).inc(rows)
-        self._latency.labels(model, str(version), role).observe(seconds)
+        v = str(version)
+        self._child(self._rows, model, v, role).inc(rows)
+        self._child(self._latency, model, v, role).observe(seconds)
 
     def compared(self, model: str, version: int, same: int, rows: int, dp: np.ndarray | None) -> None:
         v = str(version)
         if same:
-            self._compared.labels(model, v, "same").inc(same)
+            self._child(self._compared, model, v, "same").inc(same)
         if rows - same:
-            self._compared.labels(model, v, "differ").inc(rows - same)
+            self._child(self._compared, model, v, "differ").inc(rows - same)
         if dp is None or dp.size == 0:
             return
-        hist = self._dp.labels(model, v)
-        for value in dp.tolist():
-            hist.observe(value)
+        self._child(self._dp, model, v).inc(float(dp.sum()))
         with self._lock:
             top = max(self._max.get((model, version), 0.0), float(dp.max()))
             self._max[(model, version)] = top
-        self._max_dp.labels(model, v).set(top)
+        self._child(self._max_dp, model, v).set(top)
 
     def shadow_dropped(self, model: str, reason: str) -> None:
-        self._dropped.labels(model, reason).inc()
+        self._child(self._dropped, model, reason).inc()
 
 
 ROLLOUT_METRICS = RolloutMetrics()

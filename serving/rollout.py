@@ -33,12 +33,39 @@ import numpy as np
 
 from .metrics import ROLLOUT_METRICS
 
-__all__ = ["RolloutPlan", "ShadowRunner", "canary_bucket", "compare_answers", "routes_to_candidate"]
+__all__ = [
+    "Alignment",
+    "RolloutPlan",
+    "ShadowRunner",
+    "canary_bucket",
+    "compare_answers",
+    "routes_to_candidate",
+]
 
 log = logging.getLogger("lockgate.serving")
 
 #: decodes the request's rows for a slot's validator: (numeric matrix, categorical matrix or None)
 Decode = Callable[[Any], tuple[np.ndarray, np.ndarray | None]]
+#: the shadow's input: the live rows themselves (same columns), or how to decode the request for its card
+ShadowRows = tuple[np.ndarray, np.ndarray | None] | Decode
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How a candidate's answers line up with the live version's, worked out once per catalog: its label
+    index -> the live label index (-1: a class the live version does not have), its probability columns in
+    the live order (None when the class sets differ), and whether it reads the same request columns."""
+
+    labels: np.ndarray
+    columns: list[int] | None
+    same_rows: bool
+
+    @classmethod
+    def between(cls, live: list[str], candidate: list[str], same_rows: bool) -> Alignment:
+        """From the two versions' classes (and whether their request columns are the same)."""
+        labels = np.array([live.index(c) if c in live else -1 for c in candidate], dtype=np.int64)
+        columns = [candidate.index(c) for c in live] if sorted(live) == sorted(candidate) else None
+        return cls(labels, columns, same_rows)
 
 
 @dataclass(frozen=True)
@@ -50,6 +77,7 @@ class RolloutPlan:
     sticky: str  # "request_id" | "consumer"
     live_version: int
     candidate: Any  # serving.catalog.ModelSlot (typed loosely: catalog imports this module)
+    alignment: Alignment
 
 
 def canary_bucket(key: str) -> float:
@@ -65,51 +93,50 @@ def routes_to_candidate(key: str, share: float) -> bool:
 
 
 def compare_answers(
-    live_classes: list[str],
-    live: tuple[np.ndarray, np.ndarray],
-    candidate_classes: list[str],
-    candidate: tuple[np.ndarray, np.ndarray],
+    live: tuple[np.ndarray, np.ndarray], candidate: tuple[np.ndarray, np.ndarray], alignment: Alignment
 ) -> tuple[int, np.ndarray | None]:
     """(rows whose predicted class is the same, per-row max |Δp| over the classes, or None when the two
-    versions do not have the same classes). Classes are matched by name, not position."""
-    live_names = np.asarray(live_classes, dtype=object)[live[0]]
-    cand_names = np.asarray(candidate_classes, dtype=object)[candidate[0]]
-    same = int(np.count_nonzero(live_names == cand_names))
-    if sorted(live_classes) != sorted(candidate_classes):
+    versions do not have the same classes). Classes are matched by name, not position (``alignment``)."""
+    same = int(np.count_nonzero(alignment.labels[candidate[0]] == live[0]))
+    if alignment.columns is None:
         return same, None
-    order = [candidate_classes.index(c) for c in live_classes]
-    dp = np.abs(live[1].astype(np.float64) - candidate[1][:, order].astype(np.float64)).max(axis=1)
-    return same, dp
+    order = alignment.columns
+    theirs = candidate[1] if order == sorted(order) else candidate[1][:, order]  # sorted: the same order
+    return same, np.abs(live[1].astype(np.float64) - theirs).max(axis=1)
 
 
 class ShadowRunner:
-    """Runs shadow candidates off the response path: at most ``max_inflight`` at a time."""
+    """Runs shadow candidates off the response path: at most ``max_inflight`` comparisons holding at most
+    ``max_rows`` rows at a time (what they keep alive is bounded); more are dropped and counted."""
 
-    def __init__(self, max_inflight: int) -> None:
-        self.max_inflight = max_inflight
+    def __init__(self, max_inflight: int, max_rows: int) -> None:
+        self.max_inflight, self.max_rows = max_inflight, max_rows
         self._tasks: set[asyncio.Task] = set()
+        self._rows = 0
 
-    def offer(
-        self, model: str, plan: RolloutPlan, decode: Decode, live_classes: list[str], live: tuple
-    ) -> None:
+    def offer(self, model: str, plan: RolloutPlan, rows: ShadowRows, live: tuple) -> None:
         """Compare the candidate's answer with ``live`` later; never blocks, never raises."""
         try:
-            if len(self._tasks) >= self.max_inflight:
+            n = int(live[0].shape[0])
+            if len(self._tasks) >= self.max_inflight or self._rows + n > self.max_rows:
                 ROLLOUT_METRICS.shadow_dropped(model, "busy")
                 return
-            task = asyncio.get_running_loop().create_task(self._run(model, plan, decode, live_classes, live))
+            task = asyncio.get_running_loop().create_task(self._run(model, plan, rows, live))
+            self._rows += n
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda t: self._done(t, n))
         except Exception:  # a shadow must never fail the request it mirrors
             ROLLOUT_METRICS.shadow_dropped(model, "error")
 
-    async def _run(
-        self, model: str, plan: RolloutPlan, decode: Decode, live_classes: list[str], live: tuple
-    ) -> None:
+    def _done(self, task: asyncio.Task, rows: int) -> None:
+        self._tasks.discard(task)
+        self._rows -= rows
+
+    async def _run(self, model: str, plan: RolloutPlan, rows: ShadowRows, live: tuple) -> None:
         await asyncio.sleep(0)  # let the live answer go out first
         slot = plan.candidate
         try:
-            x, categorical = decode(slot.validator)
+            x, categorical = rows if isinstance(rows, tuple) else rows(slot.validator)
             started = time.perf_counter()
             answer = await slot.infer(x, categorical)
             seconds = time.perf_counter() - started
@@ -120,7 +147,7 @@ class ShadowRunner:
                 log.warning("shadow %s failed: %s: %s", slot.key, type(e).__name__, e)
             return
         p = slot.predictor
-        same, dp = compare_answers(live_classes, live, p.classes, answer)
+        same, dp = compare_answers(live, answer, plan.alignment)
         ROLLOUT_METRICS.served(model, p.version, "shadow", x.shape[0], seconds)
         ROLLOUT_METRICS.compared(model, p.version, same, x.shape[0], dp)
 

@@ -94,6 +94,9 @@ class ServeSettings(BaseSettings):
         le=10_000,
         description="shadow comparisons running at once; more are dropped and counted, never the request",
     )
+    shadow_max_rows: int = Field(
+        8192, ge=1, description="rows held by the shadow comparisons running at once; more are dropped"
+    )
     gc_full_collection_every: int = Field(
         1000, ge=1, description="generation-1 collections between two full (generation-2) collections"
     )

@@ -1,0 +1,143 @@
+"""What a shadow or canary rollout costs the live traffic: one gateway, the same run, three states.
+
+demo:1 released (breast_cancer, logistic regression + sigmoid, ``lockgate train``, the real gate);
+demo:2 (seed 1) as the candidate. States, switched through the registry (the gateway follows at its
+next 0.2 s poll):
+
+- ``off``     no rollout;
+- ``shadow``  demo:2 runs after every answer, off the response path, its answer compared;
+- ``canary``  demo:2 answers 10 % of the requests (sticky per request id; none is sent: a fresh one each).
+
+One row per request, c=1 and c=16 keep-alive connections (the asyncio client of
+``benchmarks/cascade_load.py``); the states alternate within each round (order reversed every round) so
+background load hits all alike; figures are the median over rounds and ratios against ``off`` measured in
+the same run. Also printed: the shadow comparisons the gateway made and dropped.
+
+    .venv/bin/python benchmarks/rollout.py [--rounds 3] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cascade_load import _run  # noqa: E402 - benchmarks/: the keep-alive asyncio client
+
+from tests.bundles import gate_bundle, open_trusting, train_bundle  # noqa: E402
+from tests.serving.conftest import Gateway  # noqa: E402
+
+STATES = ("off", "shadow", "canary")
+
+
+def prepare(work: Path) -> tuple[Any, str, str, bytes]:
+    """demo:1 released and demo:2 registered in a SQLite registry; a declared consumer's key; a body."""
+    bundles = [train_bundle(work, version=v, seed=v - 1, trials=1) for v in (1, 2)]
+    for bundle in bundles:
+        gate_bundle(bundle)
+    url = f"sqlite:///{work / 'registry.db'}"
+    reg = open_trusting(url)
+    for bundle in bundles:
+        reg.register(bundle)
+    reg.release("demo:1")
+    reg.add_consumer("bench", owner="benchmarks")
+    reg.declare("bench", "demo")
+    key = reg.issue_key("bench")
+    row = np.load(bundles[0] / "reference.npz")["inputs"][:1].astype(float).tolist()
+    return reg, url, key, json.dumps({"model": "demo", "inputs": row}).encode()
+
+
+def switch(reg: Any, gw: Gateway, state: str) -> None:
+    if reg.rollout("demo") is not None:
+        reg.rollback("demo", actor="bench")
+    if state == "shadow":
+        reg.start_rollout("demo:2", "shadow", actor="bench")
+    elif state == "canary":
+        reg.start_rollout("demo:2", "canary", "10%", actor="bench")
+    want = {} if state == "off" else {"mode": state}
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        rollout = httpx.get(gw.url + "/readyz").json()["rollouts"].get("demo", {})
+        if {k: rollout.get(k) for k in want} == want and bool(rollout) == bool(want):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"the gateway did not switch to {state}")
+
+
+async def _one(conn: Any, bodies: dict[str, Any]) -> None:
+    await conn.post(bodies["body"])
+
+
+def measure(
+    reg: Any, gw: Gateway, bodies: dict, rounds: int, seconds: float, conns: list[int]
+) -> dict[tuple[str, int], dict]:
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for connections in conns:
+        for turn in range(rounds):
+            for state in STATES[:: 1 if turn % 2 == 0 else -1]:
+                switch(reg, gw, state)
+                asyncio.run(_run(gw.port, bodies, _one, connections, 0.5))  # warm-up
+                result = asyncio.run(_run(gw.port, bodies, _one, connections, seconds))
+                runs.setdefault((state, connections), []).append(result)
+    return {
+        k: {m: float(np.median([r[m] for r in rs])) for m in ("ops", "p50", "p99")} for k, rs in runs.items()
+    }
+
+
+def shadow_counts(gw: Gateway) -> str:
+    text = httpx.get(gw.url + "/metrics").text
+    lines = [
+        ln
+        for ln in text.splitlines()
+        if ln.startswith(("lockgate_rollout_compared", "lockgate_rollout_shadow_dr"))
+    ]
+    return "\n".join(f"  {ln}" for ln in lines) or "  (none)"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--connections", default="1,16", help="comma-separated, default 1,16")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lockgate-rollout-bench-"))
+    gw = None
+    try:
+        reg, url, key, body = prepare(work)
+        gw = Gateway(
+            ["--registry-url", url, "--workers", "1"],
+            env={"LOCKGATE_SERVE_POLL_INTERVAL": "0.2"},
+            log=work / "gateway.log",
+        )
+        gw.wait_ready(path="/readyz")
+        conns = [int(c) for c in args.connections.split(",")]
+        results = measure(reg, gw, {"key": key, "body": body}, args.rounds, args.seconds, conns)
+        load = os.getloadavg()[0]
+        print(f"load average {load:.1f} (2 cores); median of {args.rounds} rounds of {args.seconds:g}s")
+        print(f"{'state':<7} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  req/s vs off")
+        for (state, c), r in sorted(results.items(), key=lambda kv: (kv[0][1], STATES.index(kv[0][0]))):
+            ratio = r["ops"] / results[("off", c)]["ops"]
+            print(f"{state:<7} {c:>3} {r['ops']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}  {ratio:.2f}")
+        print("shadow comparisons (all rounds):\n" + shadow_counts(gw))
+    finally:
+        if gw is not None:
+            gw.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
