@@ -145,9 +145,14 @@ class DataPlane:
 
     @staticmethod
     def _served(catalog: Catalog) -> list[str]:
-        """Released versions, then the versions loaded only as composition parts."""
+        """Released versions, rollout candidates, then the versions loaded only as composition parts."""
         released = sorted(s.key for s in catalog.models.values())
-        return released + sorted(f"{k} (pinned part)" for k, s in catalog.slots.items() if s.role == "pin")
+        candidates = sorted(
+            f"{r.candidate.key} ({r.mode}" + (f" {r.share:.2%})" if r.mode == "canary" else ")")
+            for r in catalog.rollouts.values()
+        )
+        parts = sorted(f"{k} (pinned part)" for k, s in catalog.slots.items() if s.role == "pin")
+        return released + candidates + parts
 
     def _log_start(self, served: list[str], catalog: Catalog) -> None:
         where = "canary bundle" if self.canary else f"registry {getattr(self.source, 'url', '')}".rstrip()

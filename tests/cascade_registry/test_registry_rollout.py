@@ -211,6 +211,10 @@ def test_cli(run, make_bundle, registry_url):
     assert code == 0 and out.startswith("b: b:2 canary 10.00% (sticky per request_id) beside b:1")
     code, out, _ = run("rollout", "b", "--json")
     assert json.loads(out)["rollout"]["candidate"] == {"name": "b", "version": 2}
+    code, out, err = run("rollout", "b", "--gateway", "http://127.0.0.1:9")  # nothing listens there
+    assert (code, out) == (1, "") and "cannot read http://127.0.0.1:9/metrics" in err
+    code, out, err = run("rollout", "b", "--gateway", "file:///etc/passwd")
+    assert (code, out) == (2, "") and "not an http(s) URL" in err
     code, out, _ = run("rollback", "b")
     assert code == 0 and "stopped the canary of b:2: b:1 is released" in out
     assert run("release", "b:2", "--shadow")[0] == 0
