@@ -175,6 +175,12 @@ def test_a_canary_serves_its_share_sticky_per_request_id_or_consumer(served, row
     }
     assert again == {i: versions[i] for i in again}  # the same request id, the same version
     assert _post(s, rows[:1], version=2).json()["model"]["version"] == 2  # asked for by its version
+    v2 = s["client"].post(
+        "/v2/models/demo/versions/2/infer",
+        json={"inputs": [{"name": "input", "shape": [1, len(rows[0])], "datatype": "FP32", "data": rows[0]}]},
+        headers={"Authorization": f"Bearer {s['keys']['shop']}"},
+    ).json()
+    assert (v2["model_version"], v2["parameters"]["rollout"]) == ("2", "canary")
     assert _post(s, rows[:1], request_id="x" * 65).status_code == 422
 
     s["reg"].start_rollout("demo:2", "canary", "50%", sticky="consumer", actor="tests")
