@@ -6,7 +6,7 @@ next 0.2 s poll):
 
 - ``off``     no rollout;
 - ``shadow``  demo:2 runs after every answer, off the response path, its answer compared;
-- ``canary``  demo:2 answers 10 % of the requests (sticky per request id; none is sent: a fresh one each).
+- ``canary``  demo:2 answers 10 % of the requests (sticky per request id; none is sent: a random draw each).
 
 One row per request, c=1 and c=16 keep-alive connections (the asyncio client of
 ``benchmarks/cascade_load.py``); the states alternate within each round (order reversed every round) so
@@ -93,7 +93,11 @@ def measure(
                 result = asyncio.run(_run(gw.port, bodies, _one, connections, seconds))
                 runs.setdefault((state, connections), []).append(result)
     return {
-        k: {m: float(np.median([r[m] for r in rs])) for m in ("ops", "p50", "p99")} for k, rs in runs.items()
+        k: {
+            **{m: float(np.median([r[m] for r in rs])) for m in ("ops", "p50", "p99")},
+            "range": (min(r["ops"] for r in rs), max(r["ops"] for r in rs)),
+        }
+        for k, rs in runs.items()
     }
 
 
@@ -127,10 +131,12 @@ def main() -> int:
         results = measure(reg, gw, {"key": key, "body": body}, args.rounds, args.seconds, conns)
         load = os.getloadavg()[0]
         print(f"load average {load:.1f} (2 cores); median of {args.rounds} rounds of {args.seconds:g}s")
-        print(f"{'state':<7} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  req/s vs off")
+        print(f"{'state':<7} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  vs off  req/s range")
         for (state, c), r in sorted(results.items(), key=lambda kv: (kv[0][1], STATES.index(kv[0][0]))):
             ratio = r["ops"] / results[("off", c)]["ops"]
-            print(f"{state:<7} {c:>3} {r['ops']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}  {ratio:.2f}")
+            low, high = r["range"]
+            figures = f"{r['ops']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}"
+            print(f"{state:<7} {c:>3} {figures}  {ratio:>6.2f}  {low:.0f}-{high:.0f}")
         print("shadow comparisons (all rounds):\n" + shadow_counts(gw))
     finally:
         if gw is not None:

@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["request_id", "consumer"],
         default="request_id",
         help="what a canary hashes to pick its share: the caller's X-Request-Id (default; a request "
-        "without one gets a fresh id) or the consumer (each consumer sees one version)",
+        "without one is a random draw) or the consumer (each consumer sees one version)",
     )
     pro = add("promote", "release the candidate of the rollout in progress and end the rollout")
     pro.add_argument("ref", metavar="NAME:VERSION", help="the candidate, e.g. churn:2")

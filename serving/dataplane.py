@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -285,8 +285,12 @@ class DataPlane:
         plan = self.catalog.rollouts.get(slot.predictor.name)
         if plan is None or plan.mode != "canary" or explicit:
             return slot, plan
-        key = (who.consumer or "-") if plan.sticky == "consumer" else (request_id or uuid.uuid4().hex)
-        if not routes_to_candidate(key, plan.share):
+        if plan.sticky == "consumer" or request_id is not None:
+            key = (who.consumer or "-") if plan.sticky == "consumer" else request_id
+            chosen = routes_to_candidate(key, plan.share)  # sticky: the same key, the same version
+        else:  # no id to be sticky to: the hash of a fresh random id is just a random draw
+            chosen = random.random() < plan.share
+        if not chosen:
             return slot, plan
         p = plan.candidate.predictor
         decision = self.access.check(who.consumer or "-", p.name, p.version)

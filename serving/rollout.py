@@ -12,7 +12,8 @@ the released (live) one of a registry model.
 - **canary**: a deterministic share of the direct requests is answered by the candidate:
   :func:`routes_to_candidate` hashes the routing key (the request id, or the declared consumer with
   ``sticky=consumer``) into [0, 1) and compares it with the share, so the same key always gets the same
-  version. A consumer whose declaration does not cover the candidate's version keeps the live one.
+  version (a request without an id, sticky per request id, is a plain random draw). A consumer whose
+  declaration does not cover the candidate's version keeps the live one.
 
 Downstream models never see a rollout: a composed model is composed with the version it is pinned to.
 The figures (:class:`~serving.metrics.RolloutMetrics`, label ``role`` = live | shadow | canary) are read
