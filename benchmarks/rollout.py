@@ -11,7 +11,9 @@ next 0.2 s poll):
 One row per request, c=1 and c=16 keep-alive connections (the asyncio client of
 ``benchmarks/cascade_load.py``); the states alternate within each round (order reversed every round) so
 background load hits all alike; figures are the median over rounds and ratios against ``off`` measured in
-the same run. Also printed: the shadow comparisons the gateway made and dropped.
+the same run. Also printed: the shadow comparisons the gateway made and dropped, and the data plane's own
+CPU time per request (``time.process_time``, the real ``DataPlane`` on the same registry in this process,
+no HTTP: far less sensitive to the other processes on a loaded machine than wall-clock req/s).
 
     .venv/bin/python benchmarks/rollout.py [--rounds 3] [--seconds 4]
 """
@@ -37,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from cascade_load import _run  # noqa: E402 - benchmarks/: the keep-alive asyncio client
 
+from serving.app import open_dataplane  # noqa: E402 - the package (ROOT is first on sys.path)
+from serving.settings import ServeSettings  # noqa: E402
 from tests.bundles import gate_bundle, open_trusting, train_bundle  # noqa: E402
 from tests.serving.conftest import Gateway  # noqa: E402
 
@@ -60,13 +64,17 @@ def prepare(work: Path) -> tuple[Any, str, str, bytes]:
     return reg, url, key, json.dumps({"model": "demo", "inputs": row}).encode()
 
 
-def switch(reg: Any, gw: Gateway, state: str) -> None:
+def _set_state(reg: Any, state: str) -> None:
     if reg.rollout("demo") is not None:
         reg.rollback("demo", actor="bench")
     if state == "shadow":
         reg.start_rollout("demo:2", "shadow", actor="bench")
     elif state == "canary":
         reg.start_rollout("demo:2", "canary", "10%", actor="bench")
+
+
+def switch(reg: Any, gw: Gateway, state: str) -> None:
+    _set_state(reg, state)
     want = {} if state == "off" else {"mode": state}
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -99,6 +107,37 @@ def measure(
         }
         for k, rs in runs.items()
     }
+
+
+def cpu_per_request(reg: Any, url: str, key: str, body: bytes, rounds: int) -> dict[tuple[str, int], float]:
+    """Median data-plane CPU microseconds per request by (state, concurrency), in this process."""
+
+    async def run() -> dict[tuple[str, int], float]:
+        dp = open_dataplane(ServeSettings(registry_url=url, poll_interval=0.2))
+        await dp.start()
+        who = await dp.identify(key)
+
+        async def timed(c: int, n: int) -> float:
+            started = time.process_time()
+            for _ in range(n):
+                await asyncio.gather(*(dp.predict(who, body) for _ in range(c)))
+            await dp.shadows.drain()
+            return (time.process_time() - started) / (n * c) * 1e6
+
+        samples: dict[tuple[str, int], list[float]] = {}
+        try:
+            for c in (1, 16):
+                for turn in range(rounds * 2):
+                    for state in STATES[:: 1 if turn % 2 == 0 else -1]:
+                        await asyncio.to_thread(_set_state, reg, state)
+                        await asyncio.sleep(0.5)  # the data plane's poller swaps the catalog
+                        await timed(c, 500 // c)
+                        samples.setdefault((state, c), []).append(await timed(c, 4000 // c))
+        finally:
+            await dp.stop()
+        return {k: float(np.median(v)) for k, v in samples.items()}
+
+    return asyncio.run(run())
 
 
 def shadow_counts(gw: Gateway) -> str:
@@ -138,6 +177,11 @@ def main() -> int:
             figures = f"{r['ops']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}"
             print(f"{state:<7} {c:>3} {figures}  {ratio:>6.2f}  {low:.0f}-{high:.0f}")
         print("shadow comparisons (all rounds):\n" + shadow_counts(gw))
+        gw.stop()
+        cpu = cpu_per_request(reg, url, key, body, args.rounds)
+        print(f"data plane CPU per request, in process (load average {os.getloadavg()[0]:.1f})")
+        for (state, c), us in sorted(cpu.items(), key=lambda kv: (kv[0][1], STATES.index(kv[0][0]))):
+            print(f"{state:<7} {c:>3} {us:>8.0f} us  x{us / cpu[('off', c)]:.2f}")
     finally:
         if gw is not None:
             gw.stop()
