@@ -542,6 +542,12 @@ SCENARIOS = {
     "mixed100": (100, 16),
 }
 MIXED_SERVERS = ("lockgate", "lockgate-nb", "mlserver")  # the others have no mixed-type model
+#: --capture: server -> capture rate ("lockgate" itself then runs with capture off)
+CAPTURE_SERVERS = {"lockgate-cap1": "0.01", "lockgate-cap100": "1"}
+CAPTURE_ENV = {
+    "LOCKGATE_SERVE_CAPTURE_ROWS_PER_MINUTE": "1000000000",
+    "LOCKGATE_SERVE_CAPTURE_QUEUE_ROWS": "200000",
+}
 
 
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -590,6 +596,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LABELS",
         help=f"comma-separated scenarios to run (of {','.join(SCENARIOS)}; 'cascade' alone: only the "
         "cascade scenario); default all that apply",
+    )
+    ap.add_argument(
+        "--capture",
+        action="store_true",
+        help="capture overhead (issue 14): 'lockgate' with capture off, 'lockgate-cap1' capturing 1 %% and "
+        "'lockgate-cap100' every request, into the registry; target: c=16 req/s at 1 %% >= 95 %% of off",
     )
     ap.add_argument(
         "--baseline",
@@ -713,6 +725,16 @@ def main() -> int:
             specs[name] = [*specs["lockgate"][:-3], str(n), "--port", str(ports[name])]
         if args.baseline is not None:  # the baseline tree may predate --workers: it runs one worker
             specs["lockgate-base"] = [*specs["lockgate"][:-4], "--port", str(ports["lockgate-base"])]
+        if args.capture:
+            for name, rate in CAPTURE_SERVERS.items():
+                bodies[name], paths[name], keys[name], auth[name] = (
+                    bodies["lockgate"], paths["lockgate"], key, auth["lockgate"]
+                )
+                ports[name] = free_port()
+                spec = list(specs["lockgate"])
+                spec[spec.index("--port") + 1] = str(ports[name])
+                specs[name] = [*spec, "--capture-rate", rate]
+            specs["lockgate"] = [*specs["lockgate"], "--capture-rate", "0"]  # the baseline: capture off
         if args.mlserver:
             columns = None
             if mixed is not None:
@@ -733,6 +755,8 @@ def main() -> int:
             cwd, server_env = ROOT, env
             if name == "lockgate-base":
                 cwd, server_env = args.baseline, {**env, "PYTHONPATH": str(args.baseline)}
+            if name in CAPTURE_SERVERS:  # budgets out of the way: measure the capture, not its limits
+                server_env = {**env, **CAPTURE_ENV}
             server = Server(name, cmd, ports[name], server_env, cwd, work / f"{name}.log", paths[name])
             servers.append(server)
             headers = {"Content-Type": "application/json"}
@@ -774,6 +798,7 @@ def main() -> int:
             print(f"measured {label}", file=sys.stderr)
         for server in servers:
             rss[server.name]["loaded"] = worker_rss(server.proc.pid)
+        captured = {s.name: capture_counts(s.port) for s in servers if s.name in CAPTURE_SERVERS}
         results = {name: {label: median_run(rs) for label, rs in by.items()} for name, by in runs.items()}
         spread = {
             name: {label: (min(r["rps"] for r in rs), max(r["rps"] for r in rs)) for label, rs in by.items()}
@@ -789,9 +814,39 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     _report(args, results, spread, floor, answer_bytes)
     _report_workers(args, results, rss)
+    if args.capture:
+        _report_capture(results, captured)
     if cascade is not None:
         report_cascade(cascade_results, args.rounds, args.duration)
     return 0
+
+
+def capture_counts(port: int) -> dict[str, float]:
+    """Rows a capturing server wrote and dropped (by reason), from its /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    written = sum(float(v) for v in re.findall(r"lockgate_captured_rows_total\{[^}]*\} ([0-9.e+]+)", text))
+    counts = {"written": written}
+    for reason, value in re.findall(r'lockgate_capture_dropped_total\{reason="(\w+)"\} ([0-9.e+]+)', text):
+        counts[f"dropped {reason}"] = float(value)
+    return counts
+
+
+def _report_capture(results: dict, captured: dict[str, dict[str, float]]) -> None:
+    off = results.get("lockgate", {})
+    print("\ncapture overhead (issue 14): req/s with capture vs off, same run")
+    for name in CAPTURE_SERVERS:
+        for label in ("c1", "c16", "c64", "rows100"):
+            if label in off and label in results.get(name, {}):
+                on = results[name][label]
+                ratio = on["rps"] / off[label]["rps"]
+                judged = name == "lockgate-cap1" and label == "c16"
+                target = f"  target >= 0.95 {'PASS' if ratio >= 0.95 else 'MISS'}" if judged else ""
+                print(
+                    f"  {name:<16} {label:<8} {on['rps']:>8.0f} vs {off[label]['rps']:>8.0f} req/s = "
+                    f"{ratio:.3f}, p99 {on['p99']:.2f} vs {off[label]['p99']:.2f} ms{target}"
+                )
+        counts = ", ".join(f"{k} {v:.0f}" for k, v in captured.get(name, {}).items())
+        print(f"  {name:<16} rows {counts}")
 
 
 def worker_rss(pid: int) -> list[float]:

@@ -17,6 +17,10 @@ A bundle is a directory ``<name>-<version>/`` holding
                     can be recomputed from them; the upstream-derived columns hold the values the pinned
                     upstream gave at training time.
 - ``reliability.png`` reliability diagram(s), before vs after calibration.
+- ``weights.pt``    deep families only: the network's weights (a torch state_dict plus its architecture),
+                    what ``lockgate train --init-from`` starts from; read with
+                    ``torch.load(weights_only=True)``, at most :data:`MAX_WEIGHTS_BYTES`
+                    (``training.deep.weights``).
 - ``gate.json``     written by ``lockgate check``: the signed attestation (a DSSE envelope holding an
                     in-toto statement, :mod:`cascade_registry.attestation`) over the manifest of every
                     other file; :meth:`ModelBundle.gate_report` gives its unverified :class:`GateReport` view.
@@ -39,7 +43,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cascade_registry.manifest import load_json_bounded
 
@@ -47,7 +51,10 @@ __all__ = [
     "CARD_FILE",
     "GATE_FILE",
     "MODEL_FILE",
+    "MAX_WEIGHTS_BYTES",
     "NAME_PATTERN",
+    "OutputSpec",
+    "ParentRef",
     "REFERENCE_FILE",
     "RELIABILITY_FILE",
     "SCHEMA_VERSION",
@@ -64,8 +71,13 @@ __all__ = [
     "FeatureSpec",
     "GateReport",
     "MAX_CARD_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_SEQUENCE_LENGTH",
+    "PAD_ID",
+    "UNKNOWN_ID",
     "InfrastructureInfo",
     "InputPolicy",
+    "InputSpec",
     "InvalidBundleError",
     "ModelBundle",
     "ModelCard",
@@ -76,6 +88,7 @@ __all__ = [
     "TestMetrics",
     "TrialRecord",
     "UpstreamRef",
+    "WEIGHTS_FILE",
     "atomic_directory",
     "upstream_feature_names",
     "published_mode",
@@ -90,6 +103,9 @@ CARD_FILE = "card.json"
 REFERENCE_FILE = "reference.npz"
 RELIABILITY_FILE = "reliability.png"
 GATE_FILE = "gate.json"
+WEIGHTS_FILE = "weights.pt"
+#: the largest weights.pt a parent may have (``--init-from``); checked before it is read
+MAX_WEIGHTS_BYTES = 64 * 2**20
 #: model and consumer names: lowercase letters, digits, '-' and '_', starting with a letter.
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 #: a card larger than this is not read (a few hundred KB is typical)
@@ -161,6 +177,56 @@ def upstream_feature_names(
     return [f"{upstream}__p_{c}" for c in kept]
 
 
+class ParentRef(_Frozen):
+    """The model whose weights initialized this one (transfer learning, ``lockgate train --init-from``)."""
+
+    source: Literal["registry", "bundle", "checkpoint"] = Field(
+        description="a registered NAME:VERSION, a bundle directory, or a weights file"
+    )
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="the parent's name (None: a bare file)")
+    version: int | None = Field(None, ge=1)
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the weights file read")
+    onnx_sha256: str | None = Field(None, description="the parent's model.onnx (registry or bundle)")
+    classes: list[str] = Field(default_factory=list, description="the parent's classes")
+    hidden_layer_sizes: list[int] = Field(default_factory=list, description="the architecture inherited")
+    layers_copied: int = Field(ge=0, description="hidden layers whose weights were copied from the parent")
+    head: Literal["probed"] = Field(
+        "probed", description="the output layer is new: fitted as a linear probe on the parent's features of "
+        "the training rows, then fine-tuned with the rest"
+    )
+    frozen_layers: int = Field(0, ge=0, description="the first N hidden layers kept frozen")
+    unfreeze_after: int | None = Field(
+        None, ge=0, description="epoch after which the frozen layers were fine-tuned too (None: never)"
+    )
+
+    @property
+    def ref(self) -> ModelRef | None:
+        if self.name is None or self.version is None:
+            return None
+        return ModelRef(name=self.name, version=self.version)
+
+    def __str__(self) -> str:
+        if self.ref is not None:
+            return str(self.ref)
+        return f"a weights file (sha256 {self.weights_sha256[:12]}…)"
+
+
+class OutputSpec(_Frozen):
+    """One head of a multi-output model (``card.outputs``; empty for a single-head model).
+
+    The first head is the card's own task: its ONNX outputs are ``label``/``probabilities`` as for every
+    model. Another classification head ``NAME`` adds ``NAME__label`` int64 [N] and ``NAME__probabilities``
+    float32 [N, C]; a regression head adds ``NAME__value`` float32 [N], inside ``range``."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$", description="the target column")
+    kind: Literal["classification", "regression"]
+    classes: list[str] = Field(default_factory=list, description="classification: the classes, in order")
+    range: list[float] | None = Field(None, description="regression: [low, high], the output's bounds")
+    onnx_outputs: list[str] = Field(description="the graph outputs carrying this head")
+    calibration: str | None = Field(None, description="classification: the calibration method")
+    metrics: dict[str, float] = Field(default_factory=dict, description="on the test split")
+
+
 # --------------------------------------------------------------------------------------- data
 class FeatureSpec(_Frozen):
     """One column of the model's input table, in ``card.features`` order.
@@ -195,6 +261,74 @@ class FeatureSpec(_Frozen):
     @property
     def is_numeric(self) -> bool:
         return self.kind == "numeric"
+
+
+#: token ids the sequence kinds reserve: 0 pads a short sequence, 1 stands for a token outside the vocabulary
+PAD_ID, UNKNOWN_ID = 0, 1
+#: the largest image (pixels) and sequence (tokens) a card may declare: the gateway decodes no more
+MAX_IMAGE_PIXELS = 4096
+MAX_SEQUENCE_LENGTH = 512
+
+
+class InputSpec(_Frozen):
+    """One input of a model with several input kinds (``card.inputs``; empty = one plain table).
+
+    An image or a token sequence travels in the ONNX input ``input`` as plain numeric columns (one per pixel
+    in row-major ``H x W x C`` order, one per token position), listed in ``columns`` and described one by
+    one in ``card.features`` like any numeric column. So every part that reads ``input`` [N, F] keeps
+    working; this record says how the gateway builds those columns from an image or a list of tokens.
+
+    - ``image``: ``shape`` [H, W, C], pixel values in ``value_range``; a nested list ``H x W`` (C = 1) or
+      ``H x W x C`` of numbers, or a base64 PNG of exactly W x H pixels (8-bit, scaled from 0..255 to
+      ``value_range``).
+    - ``sequence``: at most ``max_length`` tokens from ``vocabulary``; the tokenizer is recorded here and
+      applied by the gateway: token ``vocabulary[i]`` -> id ``i + 2``, ``0`` pads, ``1`` = an unknown token
+      (``unknown``: ``"unk"`` maps it to id 1 with a warning, ``"error"`` refuses the request); the ids are
+      right-aligned (``padding="left"``: pads first, the last token in the last column).
+    - ``tabular``: plain numeric columns (the remaining features of a multi-input model).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    kind: Literal["tabular", "image", "sequence"]
+    columns: list[str] = Field(min_length=1, description="the card.features columns it fills, in order")
+    shape: list[int] | None = Field(None, description="image: [height, width, channels]")
+    value_range: list[float] | None = Field(None, description="image: [low, high] of a pixel value")
+    max_length: int | None = Field(None, ge=1, le=MAX_SEQUENCE_LENGTH, description="sequence: most tokens")
+    min_length: int = Field(1, ge=1, description="sequence: fewest tokens (an empty sequence is refused)")
+    vocabulary: list[str] = Field(default_factory=list, description="sequence: token i has id i + 2")
+    padding: Literal["left"] = "left"
+    unknown: Literal["unk", "error"] = Field(
+        "unk", description="sequence: a token outside the vocabulary -> id 1 with a warning, or refused"
+    )
+    tokenizer: str = Field("", description="how text becomes ids, in words (sequence)")
+
+    @field_validator("shape")
+    @classmethod
+    def _image_shape(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) != 3 or min(v) < 1 or v[0] * v[1] * v[2] > MAX_IMAGE_PIXELS):
+                raise ValueError(f"an image shape is [H, W, C] of at most {MAX_IMAGE_PIXELS} values, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> InputSpec:
+        n = len(self.columns)
+        if self.kind == "image":
+            if self.shape is None or self.shape[0] * self.shape[1] * self.shape[2] != n:
+                raise ValueError(f"image {self.name!r}: shape {self.shape} must hold its {n} columns")
+            low_high = self.value_range or []
+            if len(low_high) != 2 or not low_high[0] < low_high[1]:
+                raise ValueError(f"image {self.name!r}: value_range must be [low, high] with low < high")
+        if self.kind == "sequence":
+            if self.max_length != n or self.min_length > n:
+                raise ValueError(f"sequence {self.name!r}: max_length {self.max_length} must equal its {n} "
+                                 f"columns, min_length {self.min_length} at most that")
+            if not self.vocabulary or len(set(self.vocabulary)) != len(self.vocabulary):
+                raise ValueError(f"sequence {self.name!r}: the vocabulary must be non-empty, each token once")
+        return self
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
 
 
 class SplitInfo(_Frozen):
@@ -242,6 +376,8 @@ class TrialRecord(_Frozen):
     params: dict[str, Any]
     score: float
     fit_seconds: float
+    train_score: float | None = Field(None, description="the metric on the training split (size search)")
+    phase: str | None = Field(None, description="size search: start | grow | regularize")
 
 
 class SearchInfo(_Frozen):
@@ -398,6 +534,9 @@ class ModelCard(_Frozen):
     family: str
     classes: list[str] = Field(min_length=2)
     features: list[FeatureSpec] = Field(min_length=1)
+    inputs: list[InputSpec] = Field(
+        default_factory=list, description="image / sequence inputs, the columns each fills (empty: a table)"
+    )
     preprocessing: dict[str, Any] | None = Field(
         None, description="the table preprocessing fused into the graph (missing policy, unknown-level "
         "policy, one-hot limit, rare-level threshold, encodings per column); None = the features go to the "
@@ -421,6 +560,13 @@ class ModelCard(_Frozen):
     cost: CostInfo
     seed: int
     upstream: list[UpstreamRef] = Field(default_factory=list)
+    outputs: list[OutputSpec] = Field(
+        default_factory=list,
+        description="multi-output models: every head (the first is the card's task); empty = one head",
+    )
+    parent: ParentRef | None = Field(
+        None, description="transfer learning: the model whose weights initialized this one, what was frozen"
+    )
     train_options: dict[str, Any] = Field(
         default_factory=dict,
         description="the 'lockgate train' options of this run (what 'train --retrain-from' replays); "
@@ -439,6 +585,19 @@ class ModelCard(_Frozen):
         if v != SCHEMA_VERSION:
             raise ValueError(f"card schema_version {v!r} is not supported (expected {SCHEMA_VERSION!r})")
         return v
+
+    @model_validator(mode="after")
+    def _inputs_name_numeric_columns(self) -> ModelCard:
+        numeric = {f.name for f in self.features if f.kind == "numeric"}
+        seen: set[str] = set()
+        for spec in self.inputs:
+            unknown = [c for c in spec.columns if c not in numeric]
+            if unknown or not seen.isdisjoint(spec.columns):
+                shown = (unknown or sorted(seen & set(spec.columns)))[:3]
+                raise ValueError(f"inputs.{spec.name}: its columns must be numeric features, each in one "
+                                 f"input (not: {shown})")
+            seen.update(spec.columns)
+        return self
 
     @property
     def feature_names(self) -> list[str]:

@@ -216,7 +216,7 @@ class Database:
         return engine
 
     # ------------------------------------------------------------------------------ transactions
-    def _run(self, fn: Callable[[Connection], T], write: bool) -> T:
+    def _run(self, fn: Callable[[Connection], T], write: bool, bump: bool = True) -> T:
         deadline = time.monotonic() + _RETRY_SECONDS
         delay = 0.005
         while True:
@@ -225,7 +225,7 @@ class Database:
                     if write:
                         conn.execution_options(**{_WRITE: True})
                     with conn.begin():
-                        if write:
+                        if write and bump:
                             conn.execute(
                                 update(registry_state)
                                 .where(registry_state.c.id == 1)
@@ -255,6 +255,11 @@ class Database:
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one write transaction (generation bumped first); retried on lock contention."""
         return self._run(fn, write=True)
+
+    def append(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one write transaction that leaves the generation alone: for rows that do not change
+        what is served (captured predictions, labels), so the gateways do not reload on each."""
+        return self._run(fn, write=True, bump=False)
 
     def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one read transaction."""

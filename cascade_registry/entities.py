@@ -26,6 +26,7 @@ __all__ = [
     "DeclarationInfo",
     "ImpactEntry",
     "ImpactReport",
+    "LineageInfo",
     "ModelVersionInfo",
     "Pin",
     "PinInfo",
@@ -85,6 +86,9 @@ class ModelVersionInfo(_Entity):
         None, description="every file of the bundle with its sha256 at register time (None: before 0002)"
     )
     gate_key_id: str | None = Field(None, description="the trusted key whose signed verdict was recorded")
+    parent: ModelRef | None = Field(
+        None, description="transfer learning: the version whose weights initialized this one (lineage)"
+    )
 
 
 class TrustedKeyInfo(_Entity):
@@ -237,6 +241,14 @@ class ServingEntry(_Entity):
     rollout: RolloutInfo | None = None
 
 
+class LineageInfo(_Entity):
+    """A version initialized from another one's weights (``lockgate train --init-from``)."""
+
+    child: ModelRef
+    parent: ModelRef
+    status: Status
+
+
 class ImpactReport(_Entity):
     """Everything downstream of ``model``, in topological order (a consumer after all its upstreams)."""
 
@@ -249,6 +261,16 @@ class ImpactReport(_Entity):
         default_factory=list,
         description="live downstream versions whose effective pin on model is older than latest_version: "
         "what releasing it would leave on an older pin",
+    )
+    derived: list[LineageInfo] = Field(
+        default_factory=list,
+        description="versions trained from one of model's versions as their parent (transfer learning): "
+        "a new parent version changes nothing served, but they are candidates to retrain from it",
+    )
+    stale_reasons: dict[int, str] = Field(
+        default_factory=dict,
+        description="live versions of model itself marked stale -> why (an older upstream, drift on live "
+        "traffic found by 'lockgate monitor --drift')",
     )
 
 

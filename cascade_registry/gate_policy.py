@@ -24,6 +24,7 @@ __all__ = [
     "GatePolicy",
     "InputsPolicy",
     "LoadPolicy",
+    "MonitorPolicy",
     "ParityPolicy",
     "QualityPolicy",
     "ResourcesPolicy",
@@ -131,6 +132,24 @@ class ServePolicy(_Section):
     request_seconds: float = Field(10.0, gt=0)
 
 
+class MonitorPolicy(_Section):
+    """Limits on live traffic, judged by ``lockgate monitor`` after release (not by the gate)."""
+
+    drift_auc: float = Field(
+        0.7,
+        gt=0.5,
+        le=1,
+        description="adversarial-validation AUC (captured inputs vs the training reference) at or above "
+        "which 'lockgate monitor --drift' marks the version stale",
+    )
+    drift_min_rows: int = Field(
+        50, ge=20, description="fewer captured rows than this cannot vouch for a drift verdict"
+    )
+    drift_max_rows: int = Field(
+        5000, ge=100, description="at most this many of the newest captured rows are compared"
+    )
+
+
 class GatePolicy(_Section):
     """All limits of ``lockgate check``. ``GatePolicy()`` equals the shipped default policy file."""
 
@@ -145,6 +164,7 @@ class GatePolicy(_Section):
     quality: QualityPolicy = QualityPolicy()
     calibration: CalibrationPolicy = CalibrationPolicy()
     serve: ServePolicy = ServePolicy()
+    monitor: MonitorPolicy = MonitorPolicy()
 
     def with_changes(self, **sections: dict[str, Any]) -> GatePolicy:
         """A copy with some section values replaced, e.g. ``with_changes(sandbox={"wall_seconds": 3})``."""
@@ -205,7 +225,12 @@ STRICTER: dict[str, Direction] = {
     "calibration.min_decision_agreement": "higher",
     "serve.startup_seconds": "lower",
     "serve.request_seconds": "lower",
+    "monitor.drift_auc": "any",
+    "monitor.drift_min_rows": "any",
+    "monitor.drift_max_rows": "any",
 }
+#: sections judged after release, not by the gate: a verdict recorded before they existed still passes
+ADVISORY_SECTIONS = ("monitor.",)
 
 
 def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -249,7 +274,11 @@ def policy_shortfalls(floor: GatePolicy, used: dict[str, Any]) -> list[str]:
         return [f"the recorded policy is not a valid gate policy ({str(e).splitlines()[0]})"]
     mine, theirs = _leaves(floor.model_dump(mode="json")), _leaves(used_policy.model_dump(mode="json"))
     given = _leaves(used)
-    problems = [f"{key} is missing" for key in sorted(mine.keys() - given.keys())]
+    problems = [
+        f"{key} is missing"
+        for key in sorted(mine.keys() - given.keys())
+        if not key.startswith(ADVISORY_SECTIONS)
+    ]
     for key, direction in STRICTER.items():
         if key in given and _weaker(direction, mine[key], theirs[key]):
             problems.append(

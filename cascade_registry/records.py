@@ -54,6 +54,8 @@ def version_from_row(row: Row) -> ModelVersionInfo:
         stale_reason=m["stale_reason"],
         manifest=Manifest.model_validate_json(m["manifest_json"]) if m["manifest_json"] else None,
         gate_key_id=m["gate_key_id"],
+        parent=None if m.get("parent_name") is None
+        else ModelRef(name=m["parent_name"], version=m["parent_version"]),
     )
 
 

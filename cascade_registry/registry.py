@@ -50,6 +50,7 @@ from cascade_registry.errors import (
     InvalidInputError,
     LoginError,
 )
+from cascade_registry.feedback import FeedbackMethods
 from cascade_registry.gate_policy import GatePolicy, policy_digest
 from cascade_registry.keys import generate_key, hash_secret, verify_secret
 from cascade_registry.manifest import ManifestError, manifest_of
@@ -115,7 +116,7 @@ def _text(value: Any, what: str, limit: int = 128) -> str:
     return value
 
 
-class Registry:
+class Registry(FeedbackMethods):
     """Versions, consumers, keys, declarations and cascade rules. Build with :meth:`open`."""
 
     def __init__(self, store: RegistryStore, poll_seconds: float = 1.0, created: bool = False) -> None:

@@ -52,6 +52,14 @@ def render_version(info: ModelVersionInfo, history: list[TransitionInfo]) -> str
         f"  test         accuracy {card.metrics.accuracy:.4f}, F1 macro {card.metrics.f1_macro:.4f}",
         f"  upstream     {ups}",
     ]
+    if card.parent is not None:
+        p = card.parent
+        frozen = f", first {p.frozen_layers} layer(s) frozen" if p.frozen_layers else ""
+        if p.frozen_layers and p.unfreeze_after is not None:
+            frozen += f" until epoch {p.unfreeze_after}"
+        lines.append(
+            f"  parent       {p} ({p.source}; {p.layers_copied} layer(s) copied, head {p.head}{frozen})"
+        )
     if info.stale_reason:
         lines.append(f"  stale        {info.stale_reason}")
     lines.append("  history")
@@ -68,6 +76,8 @@ def render_impact(report: ImpactReport) -> str:
         f"released version {report.released_version}" if report.released_version else "nothing released"
     )
     head = f"impact of {report.model} ({released}): {len(report.entries)} downstream consumer(s)"
+    stale = sorted(report.stale_reasons.items())
+    head += "".join(f"\n{report.model}:{v} is stale: {why}" for v, why in stale)
     rows = []
     for e in report.entries:
         pins = "; ".join(
@@ -99,6 +109,10 @@ def render_impact(report: ImpactReport) -> str:
             f"\nreleasing {report.model}:{report.latest_version} would leave on an older pin\n"
             + render_pins(report.older_pins)
         )
+    if report.derived:
+        text += "\ntrained from its weights (transfer learning: retrain them to start from a newer parent)\n"
+        text += render_table(["version", "parent", "status"],
+                             [[str(d.child), str(d.parent), d.status] for d in report.derived])
     if report.waivers:
         text += "\nwaivers\n" + render_table(
             ["version", "when", "by", "owner", "reason", "affected"],

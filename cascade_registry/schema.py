@@ -23,10 +23,13 @@ from sqlalchemy import (
 __all__ = [
     "api_keys",
     "audit_log",
+    "captured_predictions",
     "cascade_pins",
     "console_users",
     "consumers",
     "declarations",
+    "drift_checks",
+    "feedback_labels",
     "metadata",
     "model_owners",
     "model_versions",
@@ -74,6 +77,9 @@ model_versions = Table(
     Column("stale_reason", Text, nullable=True),
     Column("manifest_json", Text, nullable=True),  # every file of the bundle at register time
     Column("gate_key_id", String(64), nullable=True),  # the trusted key whose verdict was recorded
+    # transfer learning: the version whose weights initialized this one (card.parent; None: from scratch)
+    Column("parent_name", String(64), nullable=True, index=True),
+    Column("parent_version", Integer, nullable=True),
     UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
 )
 
@@ -219,6 +225,59 @@ console_users = Table(
     _ts("created_at"),
     Column("created_by", String(128), nullable=False),
     _ts("disabled_at", nullable=True),
+)
+
+#: production feedback (migration 0005): answered rows the gateway sampled, written without bumping the
+#: generation (a capture is not a change of what is served)
+captured_predictions = Table(
+    "captured_predictions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("consumer", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    _ts("at"),
+    Column("inputs_json", Text, nullable=False),
+    Column("label", String(256), nullable=False),
+    Column("probabilities_json", Text, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    UniqueConstraint("request_id", "row", "role", name="uq_captured_request_row_role"),
+    Index("ix_captured_model_version_at", "model", "version", "at"),
+)
+
+#: the true classes consumers send back (POST /feedback, ``lockgate feedback import``)
+feedback_labels = Table(
+    "feedback_labels",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("consumer", String(128), nullable=False),
+    Column("label", String(256), nullable=False),
+    Column("source", String(16), nullable=False),
+    _ts("at"),
+    UniqueConstraint("request_id", "row", "consumer", name="uq_feedback_request_row_consumer"),
+)
+
+#: every ``lockgate monitor --drift`` run: the figures, the policy's threshold and whether it marked stale
+drift_checks = Table(
+    "drift_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    _ts("at"),
+    Column("auc", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("stale", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("figures_json", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Index("ix_drift_checks_model_version", "model", "version"),
 )
 
 #: shadow and canary rollouts: a candidate beside a model's released (live) version; ``ended_at`` NULL is

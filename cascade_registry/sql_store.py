@@ -18,11 +18,13 @@ from cascade_registry.entities import (
     LIVE_STATUSES,
     AuditEntry,
     ImpactReport,
+    LineageInfo,
     WaiverInfo,
 )
 from cascade_registry.errors import NotFoundError
 from cascade_registry.records import as_utc, audit_from_row
 from cascade_registry.schema import audit_log, model_versions, waivers
+from cascade_registry.sql_capture import CaptureOps
 from cascade_registry.sql_console import ConsoleOps
 from cascade_registry.sql_consumers import ConsumerOps
 from cascade_registry.sql_graph import CascadeRows, load_cascade
@@ -34,7 +36,7 @@ from cascade_registry.sql_versions import VersionOps
 __all__ = ["SqlRegistryStore"]
 
 
-class SqlRegistryStore(VersionOps, RolloutOps, PinOps, ConsumerOps, TrustOps, ConsoleOps):
+class SqlRegistryStore(VersionOps, RolloutOps, PinOps, ConsumerOps, TrustOps, ConsoleOps, CaptureOps):
     """Registry storage on one SQLAlchemy engine."""
 
     def __init__(self, db: Database) -> None:
@@ -74,6 +76,8 @@ class SqlRegistryStore(VersionOps, RolloutOps, PinOps, ConsumerOps, TrustOps, Co
             if not any(n == name for n, _ in cascade.status):
                 raise NotFoundError(f"no model named {name!r} is registered", "see 'lockgate registry list'")
             report = _impact_report(name, cascade, _waivers(conn, name))
+            report = report.model_copy(update={"derived": _derived(conn, name),
+                                               "stale_reasons": _stale_reasons(conn, name)})
             live = [v for (n, v), (s, _) in cascade.status.items() if n == name and s != "retired"]
             if not live:
                 return report
@@ -119,6 +123,14 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _stale_reasons(conn: Connection, name: str) -> dict[int, str]:
+    mv = model_versions
+    q = select(mv.c.version, mv.c.stale_reason).where(
+        mv.c.name == name, mv.c.stale.is_(True), mv.c.status.in_(LIVE_STATUSES)
+    )
+    return {v: reason or "stale" for v, reason in conn.execute(q)}
+
+
 def _waivers(conn: Connection, name: str | None) -> list[WaiverInfo]:
     q = (
         select(model_versions.c.name, model_versions.c.version, waivers)
@@ -137,6 +149,20 @@ def _waivers(conn: Connection, name: str | None) -> list[WaiverInfo]:
             owner=r.owner,
         )
         for r in conn.execute(q)
+    ]
+
+
+def _derived(conn: Connection, name: str) -> list[LineageInfo]:
+    """The versions initialized from a version of ``name`` (their card's parent), oldest first."""
+    mv = model_versions.c
+    rows = conn.execute(
+        select(mv.name, mv.version, mv.parent_name, mv.parent_version, mv.status)
+        .where(mv.parent_name == name).order_by(mv.name, mv.version)
+    )
+    return [
+        LineageInfo(child=ModelRef(name=r.name, version=r.version),
+                    parent=ModelRef(name=r.parent_name, version=r.parent_version), status=r.status)
+        for r in rows
     ]
 
 

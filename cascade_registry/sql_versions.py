@@ -152,6 +152,7 @@ class VersionOps:
                     "model names and service names share one namespace; rename the model",
                 )
             stale_reason = self._check_upstreams(conn, bundle)
+            parent = self._check_parent(conn, bundle)
             model_owner = self._claim_owner(conn, ref.name, owner, actor)
             at = now()
             vid = conn.execute(
@@ -170,6 +171,8 @@ class VersionOps:
                     stale_reason=stale_reason,
                     manifest_json=manifest.model_dump_json(),
                     gate_key_id=gate.key_id if gate_status is not None and gate is not None else None,
+                    parent_name=None if parent is None else parent.name,
+                    parent_version=None if parent is None else parent.version,
                 )
             ).inserted_primary_key[0]
             conn.execute(
@@ -214,11 +217,32 @@ class VersionOps:
                     "upstream": [f"{u.name}:{u.version}" for u in card.upstream],
                     "owner": model_owner,
                     "stale": stale_reason,
+                    "parent": None if parent is None else str(parent),
                 },
             )
             return version_from_row(conn.execute(select(mv).where(mv.c.id == vid)).one())
 
         return self.db.write(op)
+
+    @staticmethod
+    def _check_parent(conn: Connection, bundle: ModelBundle) -> ModelRef | None:
+        """The card's parent as lineage; refused when this registry holds that version as another model."""
+        parent = bundle.card.parent
+        ref = None if parent is None else parent.ref
+        if parent is None or ref is None:
+            return None
+        if ref == bundle.ref:
+            raise ConflictError(f"{ref} names itself as its parent", "retrain it from another version")
+        row = conn.execute(
+            select(mv.c.onnx_sha256).where(mv.c.name == ref.name, mv.c.version == ref.version)
+        ).first()
+        if row is not None and parent.onnx_sha256 is not None and row.onnx_sha256 != parent.onnx_sha256:
+            raise ConflictError(
+                f"{bundle.ref}'s card names parent {ref} with model.onnx sha256 {parent.onnx_sha256[:12]}…, "
+                f"but this registry holds {ref} as {row.onnx_sha256[:12]}…",
+                f"retrain {bundle.ref.name} with --init-from {ref} from this registry",
+            )
+        return ref
 
     @staticmethod
     def _check_upstreams(conn: Connection, bundle: ModelBundle) -> str | None:

@@ -3,9 +3,11 @@ implementation; the :class:`~cascade_registry.registry.Registry` façade validat
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 from cascade_registry.artifacts import ModelBundle, ModelRef
+from cascade_registry.capture import CapturedPrediction, DriftCheck, FeedbackLabel, LabelledPrediction
 from cascade_registry.entities import (
     ApiKeyInfo,
     AuditEntry,
@@ -128,3 +130,16 @@ class RegistryStore(Protocol):
     def audit_page(
         self, subject: str | None, actor: str | None, action: str | None, before: int | None, limit: int
     ) -> list[AuditEntry]: ...
+
+    # production feedback: captures and labels are appended without bumping the generation
+    def record_captures(self, rows: list[CapturedPrediction]) -> int: ...
+    def captured(
+        self, model: str, version: int | None, role: str | None, since: datetime | None, limit: int
+    ) -> list[CapturedPrediction]: ...
+    def record_labels(self, labels: list[FeedbackLabel]) -> int: ...
+    def labelled(
+        self, model: str, version: int | None, role: str | None, since: datetime | None, limit: int
+    ) -> list[LabelledPrediction]: ...
+    def labelled_requests(self, consumer: str, request_ids: list[str]) -> list[LabelledPrediction]: ...
+    def record_drift(self, check: DriftCheck) -> DriftCheck: ...
+    def drift_checks(self, model: str, version: int | None) -> list[DriftCheck]: ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -60,7 +60,12 @@ class ModelTarget(_Frozen):
     features: list[str] = Field(min_length=1)
     classes: list[str] = Field(default_factory=list, description="expected class names (checked when given)")
     max_batch: int = Field(ge=1, description="largest batch to send (the model's input-policy maximum)")
-    rows: list[list[float]] = Field(min_length=1, description="reference inputs, one list per row")
+    rows: list[list[float | str | None]] = Field(
+        min_length=1, description="reference inputs, one list per row (None = missing)"
+    )
+    named: bool = Field(
+        False, description="send rows as named-column instances (categorical or composed models)"
+    )
 
     @model_validator(mode="after")
     def _rows_match_features(self) -> ModelTarget:
@@ -147,9 +152,32 @@ def _encode(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def _rows_field(target: ModelTarget, rows: list[list[Any]]) -> dict[str, object]:
+    if target.named:
+        return {"instances": [dict(zip(target.features, r, strict=True)) for r in rows]}
+    return {"inputs": rows}
+
+
+def _malformed_named(target: ModelTarget, row: list[Any]) -> list[Payload]:
+    name, first = target.name, target.features[0]
+    instance = dict(zip(target.features, row, strict=True))
+    wrong = {**instance, first: {"nested": 1}}  # an object where a column value belongs
+    return [
+        Payload(body=_encode({"model": name, "instances": [{**instance, "no_such_column__": 1.0}]}), rows=1),
+        Payload(body=_encode({"model": name, "instances": [wrong]}), rows=1),
+        Payload(body=_encode({"model": name, "instances": [list(row)]}), rows=1),  # a list, not an object
+        Payload(body=_encode({"model": name}), rows=0),  # no inputs
+        Payload(body=_encode({"model": name, "instances": []}), rows=0),  # empty batch
+        Payload(body=b'{"model": "' + name.encode() + b'", "instances": [{"a": ', rows=0),  # truncated
+        Payload(body=_encode({"model": name, "instances": [instance]}), rows=1, content_type="text/plain"),
+    ]
+
+
 def _malformed(target: ModelTarget, rng: random.Random) -> list[Payload]:
     row = list(rng.choice(target.rows))
     name = target.name
+    if target.named:
+        return _malformed_named(target, row)
     return [
         Payload(body=_encode({"model": name, "inputs": [row + [0.0]]}), rows=1),  # one value too many
         Payload(body=_encode({"model": name, "inputs": [row[:-1]]}), rows=1),  # one value short
@@ -170,7 +198,7 @@ def build_pool(plan: TrafficPlan, bodies_per_model: int = 48) -> PayloadPool:
         pool = []
         for size in _batch_sizes(target.max_batch, bodies_per_model, rng):
             rows = [target.rows[rng.randrange(len(target.rows))] for _ in range(size)]
-            body: dict[str, object] = {"model": name, "inputs": rows}
+            body: dict[str, object] = {"model": name, **_rows_field(target, rows)}
             if target.version is not None:
                 body["version"] = target.version
             pool.append(Payload(body=_encode(body), rows=size))

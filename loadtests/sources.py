@@ -107,36 +107,83 @@ def target_from_bundle(
     version: int | None = None,
     max_batch: int | None = None,
 ) -> ModelTarget:
-    """A :class:`ModelTarget` from a bundle's card and ``reference.npz`` inputs."""
+    """A :class:`ModelTarget` from a bundle's card and ``reference.npz`` inputs.
+
+    An all-numeric model takes positional rows; a model with categorical columns, or one composed from
+    an upstream model (its upstream-fed features are computed by the gateway, never sent), takes named
+    instances of its raw columns, as a consumer would send them.
+    """
     bundle = Path(bundle)
     try:
         card = card or ModelBundle.read_card(bundle)
     except InvalidBundleError as e:
         raise PlanError(str(e), "point the traffic file's [models.NAME] bundle at a trained bundle") from None
-    try:
-        with np.load(bundle / REFERENCE_FILE, allow_pickle=False) as ref:
-            inputs = np.asarray(ref["inputs"], dtype=np.float64)
-    except (OSError, KeyError, ValueError) as e:
-        raise PlanError(
-            f"{bundle / REFERENCE_FILE} has no readable 'inputs' array: {e}", "re-train the bundle"
-        ) from None
-    if inputs.ndim != 2 or inputs.shape[0] == 0 or inputs.shape[1] != len(card.features):
-        raise PlanError(
-            f"{bundle / REFERENCE_FILE} inputs have shape {inputs.shape}, "
-            f"expected [n>0, {len(card.features)}]"
-        )
-    finite = inputs[np.isfinite(inputs).all(axis=1)][:MAX_REFERENCE_ROWS]
-    if finite.shape[0] == 0:
-        raise PlanError(f"{bundle / REFERENCE_FILE} has no row without NaN/inf to send")
+    raw = [f for f in card.features if f.upstream is None]
+    rows = _reference_rows(bundle, card, raw)
+    named = len(raw) != len(card.features) or any(f.kind != "numeric" for f in raw)
     policy_max = card.input_policy.max_batch_rows
     return ModelTarget(
         name=card.ref.name,
         version=version,
-        features=card.feature_names,
+        features=[f.name for f in raw],
         classes=list(card.classes),
         max_batch=min(policy_max, max_batch) if max_batch else policy_max,
-        rows=finite.tolist(),
+        rows=rows,
+        named=named,
     )
+
+
+def _reference_columns(bundle: Path, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
+    """The reference test rows: numeric float64 [n, n_numeric] and categorical str [n, n_categorical]."""
+    n_numeric = sum(f.kind == "numeric" for f in card.features)
+    try:
+        with np.load(bundle / REFERENCE_FILE, allow_pickle=False) as ref:
+            numeric = np.asarray(ref["inputs"], dtype=np.float64)
+            cat = np.asarray(ref["categorical_inputs"]) if "categorical_inputs" in ref.files else None
+    except (OSError, KeyError, ValueError) as e:
+        raise PlanError(
+            f"{bundle / REFERENCE_FILE} has no readable 'inputs' array: {e}", "re-train the bundle"
+        ) from None
+    n_cat = len(card.features) - n_numeric
+    cat = np.empty((numeric.shape[0] if numeric.ndim == 2 else 0, 0), dtype=str) if cat is None else cat
+    if numeric.ndim != 2 or numeric.shape[0] == 0 or numeric.shape[1] != n_numeric or cat.shape != (
+        numeric.shape[0], n_cat
+    ):
+        raise PlanError(
+            f"{bundle / REFERENCE_FILE} inputs have shape {numeric.shape} (categorical {cat.shape}), "
+            f"expected [n>0, {n_numeric}] (and [n, {n_cat}])",
+            "re-train the bundle with this lockgate version",
+        )
+    return numeric, cat.astype(str)
+
+
+def _reference_rows(bundle: Path, card: ModelCard, raw: list[Any]) -> list[list[float | str | None]]:
+    """Reference rows over the raw columns, missing values as ``None`` where the card allows them; rows
+    with a gap the card refuses are left out."""
+    numeric, cat = _reference_columns(bundle, card)
+    where: dict[str, tuple[np.ndarray, int]] = {}
+    counts = {"numeric": 0, "other": 0}
+    for f in card.features:
+        slot = "numeric" if f.kind == "numeric" else "other"
+        where[f.name] = (numeric if slot == "numeric" else cat, counts[slot])
+        counts[slot] += 1
+    rows: list[list[float | str | None]] = []
+    for i in range(numeric.shape[0]):
+        row: list[float | str | None] = []
+        for f in raw:
+            array, j = where[f.name]
+            value = array[i, j]
+            gap = value == "" if array is cat else not np.isfinite(value)
+            if gap and f.missing == "error":
+                break
+            row.append(None if gap else (str(value) if array is cat else float(value)))
+        else:
+            rows.append(row)
+        if len(rows) == MAX_REFERENCE_ROWS:
+            break
+    if not rows:
+        raise PlanError(f"{bundle / REFERENCE_FILE} has no row the model accepts to send")
+    return rows
 
 
 def _undeclared_pairs(consumers: dict[str, ConsumerEntry], models: dict[str, Any]) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ import contextlib
 import gc
 import json
 import logging
-import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -24,11 +24,12 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .access import OpenAccess, RegistryAccess
+from .capture import Capture, CaptureSink, RegistrySink
+from .capture_parquet import ParquetSink
 from .catalog import CanarySource, RegistrySource
 from .dataplane import DataPlane
 from .errors import (
     AuthError,
-    InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
     ServingError,
@@ -38,6 +39,7 @@ from .errors import (
     http_status,
     v2_error_body,
 )
+from .feedback import safe_request_id, store_feedback
 from .metrics import exposition_registry
 from .openapi import OPENAPI_JSON, api_page
 from .settings import ServeSettings
@@ -48,10 +50,28 @@ log = logging.getLogger("lockgate.serving")
 JSON = "application/json"
 
 
+def open_capture(settings: ServeSettings) -> Capture:
+    """The capture of the settings: into the registry (or ``capture_registry``), Parquet files, or off
+    (also in canary mode without a capture registry: a canary has no registry)."""
+    sink: CaptureSink | None = None
+    if settings.capture_store == "parquet" and settings.capture_dir is not None:
+        sink = ParquetSink(settings.capture_dir, settings.capture_file_rows, settings.capture_files)
+    elif settings.capture_store == "registry" and (settings.canary is None or settings.capture_registry):
+        sink = RegistrySink(settings.capture_registry or settings.registry_url)
+    return Capture(
+        sink,
+        settings.capture_rate,
+        settings.capture_rates,
+        queue_rows=settings.capture_queue_rows,
+        rows_per_minute=settings.capture_rows_per_minute,
+        bytes_per_minute=settings.capture_bytes_per_minute,
+    )
+
+
 def open_dataplane(settings: ServeSettings) -> DataPlane:
     """Canary (one bundle, no auth) or the registry named by the settings."""
     if settings.canary is not None:
-        return DataPlane(settings, CanarySource(settings.canary), OpenAccess())
+        return DataPlane(settings, CanarySource(settings.canary), OpenAccess(), open_capture(settings))
     from cascade_registry import Registry
 
     registry = Registry.open(settings.registry_url, poll_seconds=settings.poll_interval, create=False)
@@ -62,16 +82,16 @@ def open_dataplane(settings: ServeSettings) -> DataPlane:
         ttl_seconds=settings.access_cache_seconds,
         fail_closed_after=settings.fail_closed_after_polls,
     )
-    return DataPlane(settings, RegistrySource(registry), access)
+    return DataPlane(settings, RegistrySource(registry), access, open_capture(settings))
 
 
 def _json(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data, allow_nan=False, default=str).encode(), status, media_type=JSON)
 
 
-def _error(e: ServingError, v2: bool = False) -> Response:
+def _error(e: ServingError, v2: bool = False, extra: dict[str, str] | None = None) -> Response:
     body = v2_error_body(e) if v2 else error_body(e)
-    headers = {k.decode(): v.decode() for k, v in error_headers(e)}
+    headers = {k.decode(): v.decode() for k, v in error_headers(e)} | (extra or {})
     return Response(body, http_status(e), headers=headers or None, media_type=JSON)
 
 
@@ -79,22 +99,12 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return dict(scope["headers"])  # ASGI header names are lower-case bytes
 
 
-_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
-
-
-def _request_id(headers: dict[bytes, bytes]) -> str | None:
-    """The caller's ``X-Request-Id`` (a canary sticky per request id hashes it); None without one, 422 for
-    anything but a bounded safe token."""
+def _request_id(headers: dict[bytes, bytes]) -> str:
+    """The caller's X-Request-Id (a bounded safe token, else 422), or a new uuid4 hex."""
     value = headers.get(b"x-request-id")
     if value is None:
-        return None
-    if _REQUEST_ID.fullmatch(value) is None:
-        raise InvalidInputError(
-            "the X-Request-Id header must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
-            "send a shorter id of those characters, or none (the gateway then makes one)",
-            code="bad_request_id",
-        )
-    return value.decode("ascii")
+        return uuid.uuid4().hex
+    return safe_request_id(value.decode("latin-1"))
 
 
 def _api_key(headers: dict[bytes, bytes]) -> str | None:
@@ -173,8 +183,9 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
-async def _send_error(send: Send, e: ServingError) -> None:
-    await _send_json(send, http_status(e), error_body(e), error_headers(e))
+async def _send_error(send: Send, e: ServingError, request_id: bytes | None = None) -> None:
+    extra = error_headers(e) + ([(b"x-request-id", request_id)] if request_id else [])
+    await _send_json(send, http_status(e), error_body(e), extra)
 
 
 def _internal() -> ServingError:
@@ -198,33 +209,39 @@ def build_app(
         """POST /predict as a bare ASGI callable: no Request/Response objects on the hot path."""
         dp = plane()
         headers = _headers(scope)
+        rid = b""
         try:
+            request_id = _request_id(headers)
+            rid = request_id.encode()
             who = await dp.identify(_api_key(headers))  # before a byte of the body is read
             body = await _body(headers, receive, dp.settings.max_body_bytes, (JSON,))
         except ServingError as e:
             dp.count_edge_error(e)
-            return await _send_error(send, e)
+            return await _send_error(send, e, rid)
         try:
-            answer = await dp.predict(who, body, _request_id(headers))
+            answer = await dp.predict(who, body, request_id)
         except ServingError as e:
-            return await _send_error(send, e)
+            return await _send_error(send, e, rid)
         except Exception:
-            log.exception("unexpected error on POST /predict")
-            return await _send_error(send, _internal())
-        await _send_json(send, 200, answer)
+            log.exception("unexpected error on POST /predict (request %s)", request_id)
+            return await _send_error(send, _internal(), rid)
+        await _send_json(send, 200, answer, [(b"x-request-id", rid)])
 
     async def v2_infer(request: Request) -> Response:
         dp = plane()
         params = request.path_params
         headers = _headers(request.scope)
+        rid: dict[str, str] = {}
         try:
+            request_id = _request_id(headers)
+            rid["x-request-id"] = request_id
             who = await dp.identify(_api_key(headers))
             body = await _body(
                 headers, request.receive, dp.settings.max_body_bytes, (JSON, "application/octet-stream", "")
             )
         except ServingError as e:
             dp.count_edge_error(e)
-            return _error(e, v2=True)
+            return _error(e, v2=True, extra=rid)
         try:
             answer = await dp.infer_v2(
                 who,
@@ -232,11 +249,22 @@ def build_app(
                 params.get("version"),
                 body,
                 (headers.get(b"inference-header-content-length") or b"").decode("latin-1") or None,
-                _request_id(headers),
+                request_id,
             )
         except ServingError as e:
-            return _error(e, v2=True)
-        return Response(answer, media_type=JSON)
+            return _error(e, v2=True, extra=rid)
+        return Response(answer, media_type=JSON, headers=rid)
+
+    async def feedback(request: Request) -> Response:
+        """POST /feedback: true labels for answered requests (a declared consumer's key)."""
+        dp = plane()
+        headers = _headers(request.scope)
+        try:
+            who = await dp.identify(_api_key(headers))
+            body = await _body(headers, request.receive, dp.settings.max_body_bytes, (JSON,))
+            return Response(await store_feedback(dp, who, body), media_type=JSON)
+        except ServingError as e:
+            return _error(e)
 
     async def models(request: Request) -> Response:
         return _json(plane().models())
@@ -339,6 +367,7 @@ def build_app(
         Route("/docs", page, methods=["GET"]),
         Route("/docs.json", openapi, methods=["GET"]),
         Route("/predict", _AsgiEndpoint(predict_asgi), methods=["POST"]),
+        Route("/feedback", feedback, methods=["POST"]),
         Route("/models", models, methods=["GET"]),
         Route("/models/{name}", model_detail, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -369,6 +398,7 @@ def build_app(
 #: the paths this app owns; service.py routes them straight here (``/`` and ``/docs``: exact matches)
 OWN_PREFIXES = (
     "/predict",
+    "/feedback",
     "/models",
     "/healthz",
     "/livez",

@@ -42,6 +42,13 @@ class MicroBatcher:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Labels and probabilities for ``x`` (and its categorical columns, for mixed tables), merged with
         the other requests of this loop tick."""
+        labels, probabilities, *_ = await self.predict_all(x, categorical)
+        return labels, probabilities
+
+    async def predict_all(
+        self, x: np.ndarray, categorical: np.ndarray | None = None
+    ) -> tuple[np.ndarray, ...]:
+        """:meth:`predict` plus a multi-output model's other heads (:meth:`OnnxPredictor.predict_all`)."""
         if not self.enabled or x.shape[0] >= self.max_rows:
             return self._run(x, categorical)
         loop = asyncio.get_running_loop()
@@ -52,11 +59,11 @@ class MicroBatcher:
             loop.call_soon(self._flush)
         return await future
 
-    def _run(self, x: np.ndarray, categorical: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        labels, probabilities = self.predictor.predict(x, categorical)
+    def _run(self, x: np.ndarray, categorical: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        outputs = self.predictor.predict_all(x, categorical)
         if self._on_batch is not None:
-            self._on_batch(x, probabilities)
-        return labels, probabilities
+            self._on_batch(x, outputs[1])
+        return outputs
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -81,7 +88,7 @@ class MicroBatcher:
                 return
             x = np.concatenate([x for x, _, _ in chunk])
             cat = None if chunk[0][1] is None else np.concatenate([c for _, c, _ in chunk])
-            labels, probabilities = self._run(x, cat)
+            outputs = self._run(x, cat)
         except Exception as e:  # handed to every waiting request; the data plane maps it
             for _, _, future in chunk:
                 if not future.done():
@@ -91,5 +98,5 @@ class MicroBatcher:
         for x, _, future in chunk:
             end = start + x.shape[0]
             if not future.done():
-                future.set_result((labels[start:end], probabilities[start:end]))
+                future.set_result(tuple(o[start:end] for o in outputs))
             start = end

@@ -78,6 +78,8 @@ class Release:
     share: float = 1.0
     sticky: str = "request_id"
     live_version: int | None = None
+    #: why the registry marked this version stale (an older upstream, drift on live traffic), else None
+    stale_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ class RegistrySource:
                 card=entry.info.card,
                 role=entry.role,
                 pins=dict(entry.pins),
+                stale_reason=(entry.info.stale_reason or "stale") if entry.info.stale else None,
                 **_rollout_fields(entry.rollout),
             )
             for entry in self.registry.serving_plan()

@@ -3,6 +3,7 @@
     lockgate serve [--registry-url URL] [--host H] [--port P]     every released model of the registry
     lockgate serve --canary BUNDLE_DIR [--port P]                  one bundle from disk, no auth
     lockgate serve --workers N                                     N processes on one port (default: cores)
+    lockgate serve --capture-rate 0.05 --capture-rate-for churn=1  capture 5 % of answers (churn: all)
 
 Each worker is a process of its own (BentoML's ``workers``, sharing the listening socket): its own
 ONNX Runtime sessions, micro-batcher, registry poller and access cache. Their Prometheus series are
@@ -19,6 +20,7 @@ port taken), otherwise the server's own exit code.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -82,6 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=duration_option, help="time before a request gets 504, whole seconds (default 10s)"
     )
     p.add_argument(
+        "--capture-rate",
+        type=_share,
+        metavar="SHARE",
+        help="share of requests whose answers are captured for 'lockgate monitor' (default 0.01; 0 = off)",
+    )
+    p.add_argument(
+        "--capture-rate-for",
+        action="append",
+        type=_model_share,
+        default=[],
+        metavar="MODEL=SHARE",
+        help="a model's own capture rate (repeatable), e.g. --capture-rate-for churn=0.5",
+    )
+    p.add_argument(
+        "--capture-store",
+        choices=["registry", "parquet", "off"],
+        help="where captured rows go: the registry database (default), rolling Parquet files, nowhere",
+    )
+    p.add_argument("--capture-dir", type=Path, metavar="DIR", help="directory of the Parquet capture files")
+    p.add_argument(
+        "--capture-registry",
+        metavar="DB",
+        help="another registry database (SQLite path or URL) for the captured rows (default: the served one)",
+    )
+    p.add_argument(
         "--allow-extra-columns",
         action="store_true",
         help="ignore named columns the model does not know (default: 422, which catches misspellings)",
@@ -95,6 +122,23 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text.removesuffix("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1 (or 0% to 100%), got {text!r}")
+    return value
+
+
+def _model_share(text: str) -> tuple[str, float]:
+    model, sep, share = text.partition("=")
+    if not sep or not model:
+        raise argparse.ArgumentTypeError(f"expected MODEL=SHARE, e.g. churn=0.5, got {text!r}")
+    return model, _share(share)
+
+
 def _settings(args: argparse.Namespace) -> tuple[ServeSettings, RegistryLocation]:
     overrides = {
         "registry_url": args.registry_url,
@@ -106,6 +150,11 @@ def _settings(args: argparse.Namespace) -> tuple[ServeSettings, RegistryLocation
         "timeout": args.timeout,
         "batching": False if args.no_batching else None,
         "allow_extra_columns": True if args.allow_extra_columns else None,
+        "capture_rate": args.capture_rate,
+        "capture_rates": dict(args.capture_rate_for) or None,
+        "capture_store": args.capture_store,
+        "capture_dir": args.capture_dir.resolve() if args.capture_dir else None,
+        "capture_registry": locate_registry(args.capture_registry).url if args.capture_registry else None,
     }
     settings = ServeSettings(**{k: v for k, v in overrides.items() if v is not None})
     # the BentoML worker runs in the repository directory: hand it absolute paths
@@ -123,7 +172,8 @@ def environment(settings: ServeSettings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, value in settings.model_dump(exclude={"metrics_dir"}).items():
         if value is not None:
-            env[ENV_VAR if name == "registry_url" else f"LOCKGATE_SERVE_{name.upper()}"] = str(value)
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[ENV_VAR if name == "registry_url" else f"LOCKGATE_SERVE_{name.upper()}"] = text
     return env
 
 

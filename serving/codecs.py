@@ -34,6 +34,7 @@ __all__ = [
     "decode_json_stdlib",
     "decode_predict",
     "decode_v2",
+    "encode_multi_output",
     "encode_predictions",
     "encode_v2",
     "v2_json_part",
@@ -300,6 +301,42 @@ def encode_predictions(
     return prefix.encode() + b',"predictions":[' + rows + b"]}"
 
 
+def encode_multi_output(
+    prefix: str,
+    classes: list[str],
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    warnings: list[list[str]] | None,
+    heads: list[Any],
+    extra: tuple[np.ndarray, ...],
+) -> bytes:
+    """The /predict answer of a multi-output model: each row as :func:`encode_predictions` writes it plus
+    ``"outputs": {HEAD: {"label": .., "probabilities": {..}} | {"value": ..}}`` for every head after the
+    first (``heads``: the card's ``outputs[1:]``; ``extra``: their graph outputs, in that order)."""
+    per_head: list[list[dict[str, Any]]] = []
+    k = 0
+    for head in heads:
+        if head.kind == "classification":
+            idx, probs = extra[k], np.round(extra[k + 1].astype(np.float64), 6)
+            per_head.append([
+                {"label": head.classes[int(i)],
+                 "probabilities": dict(zip(head.classes, row.tolist(), strict=True))}
+                for i, row in zip(idx.tolist(), probs, strict=True)
+            ])
+            k += 2
+        else:
+            per_head.append([{"value": v} for v in np.round(extra[k].astype(np.float64), 6).tolist()])
+            k += 1
+    rows = [
+        {"label": classes[int(lab)],
+         "probabilities": dict(zip(classes, np.round(p.astype(np.float64), 6).tolist(), strict=True)),
+         "outputs": {h.name: values[i] for h, values in zip(heads, per_head, strict=True)},
+         "warnings": warnings[i] if warnings is not None else []}
+        for i, (lab, p) in enumerate(zip(labels.tolist(), probabilities, strict=True))
+    ]
+    return prefix.encode() + b',"predictions":' + orjson.dumps(rows) + b"}"
+
+
 # ---------------------------------------------------------------------------------------- v2
 @dataclass(frozen=True, slots=True)
 class V2Request:
@@ -421,7 +458,10 @@ def encode_v2(
     metadata: dict[str, Any],
     classes: list[str],
     warnings: list[list[str]] | None = None,
+    gateway_id: str | None = None,
 ) -> bytes:
+    """The /v2 infer answer; ``request_id`` is the request's own ``id`` (echoed as ``id``), ``gateway_id``
+    the gateway's request id (``parameters.request_id``, also the X-Request-Id header)."""
     n, c = probabilities.shape
     answer: dict[str, Any] = {
         "model_name": model,
@@ -449,6 +489,8 @@ def encode_v2(
         answer["parameters"]["rollout"] = metadata["rollout"]
     if warnings is not None:  # per row, as JSON text (parameters hold scalars)
         answer["parameters"]["warnings"] = dumps(warnings)
-    if request_id is not None:
-        answer["id"] = request_id
+    if gateway_id is not None:
+        answer["parameters"]["request_id"] = gateway_id
+    if request_id is not None or gateway_id is not None:
+        answer["id"] = request_id if request_id is not None else gateway_id
     return dumps(answer).encode()

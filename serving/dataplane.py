@@ -28,9 +28,16 @@ import numpy as np
 from . import codecs, tensors
 from .access import Decision, OpenAccess, RegistryAccess
 from .batcher import MicroBatcher
+from .capture import Capture, CaptureRecord
 from .catalog import Catalog, ModelSlot, build_catalog
 from .errors import AuthError, ForbiddenError, NotFoundError, ServingError
-from .metrics import MODEL_INFO, PREDICTED_ROWS, PROBABILITIES, ROLLOUT_METRICS, RequestMetrics
+from .metrics import (
+    MODEL_INFO,
+    PREDICTED_ROWS,
+    PROBABILITIES,
+    ROLLOUT_METRICS,
+    RequestMetrics,
+)
 from .predictor import OnnxPredictor
 from .rollout import Decode, RolloutPlan, ShadowRunner, routes_to_candidate
 from .settings import ServeSettings
@@ -76,8 +83,16 @@ def _missing_note(catalog: Catalog) -> str:
 
 
 class DataPlane:
-    def __init__(self, settings: ServeSettings, source: Any, access: OpenAccess | RegistryAccess) -> None:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        source: Any,
+        access: OpenAccess | RegistryAccess,
+        capture: Capture | None = None,
+    ) -> None:
         self.settings = settings
+        #: sampled answered rows, written off the hot path (:mod:`serving.capture`); off without a sink
+        self.capture = capture or Capture(None, 0.0)
         self.source = source
         self.access = access
         self.canary = bool(source.canary)
@@ -85,6 +100,8 @@ class DataPlane:
         self.metrics = RequestMetrics(consumer_names=settings.metrics_consumer_names)
         self.max_containers = settings.max_batch_rows + 64
         self.loaded = False
+        #: "name:version" -> why the registry marked it stale (shown by /readyz; it is still served)
+        self.stale: dict[str, str] = {}
         self._poller: asyncio.Task | None = None
         self.shadows = ShadowRunner(settings.shadow_max_inflight, settings.shadow_max_rows)
         #: shadow candidates (name, version): their rows stay out of the served-probability histogram
@@ -124,6 +141,7 @@ class DataPlane:
             if r.mode == "shadow"
         )
         self.catalog = new  # the atomic swap: one reference
+        self.stale = {f"{r.name}:{r.version}": r.stale_reason for r in releases if r.stale_reason}
         self.access.invalidate()
         first, self.loaded = not self.loaded, True
         MODEL_INFO.set_models(
@@ -169,6 +187,7 @@ class DataPlane:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.reload)
+        self.capture.start()
         if not self.canary:
             self._poller = asyncio.create_task(self._poll(), name="lockgate-registry-poller")
 
@@ -179,6 +198,7 @@ class DataPlane:
                 await self._poller
             self._poller = None
         await self.shadows.drain()
+        await asyncio.to_thread(self.capture.stop)
         self.source.close()
 
     async def _poll(self) -> None:
@@ -298,26 +318,67 @@ class DataPlane:
             decision = await asyncio.to_thread(self.access.lookup, who.consumer or "-", p.name, p.version)
         return (plan.candidate if decision.allowed else slot), plan
 
+    @staticmethod
+    def _role(slot: ModelSlot, plan: RolloutPlan | None) -> str:
+        """The rollout role of the version answering: ``canary`` for a canary candidate, else ``live``."""
+        return "canary" if plan is not None and slot is plan.candidate else "live"
+
     async def _infer(
-        self, slot: ModelSlot, plan: RolloutPlan | None, x: Any, cat: Any, decode: Decode
-    ) -> tuple[Any, Any]:
-        """Labels and probabilities from ``slot``; during a rollout timed by role and mirrored to a shadow."""
-        if plan is None:
-            return await slot.infer(x, cat)
+        self,
+        slot: ModelSlot,
+        plan: RolloutPlan | None,
+        x: Any,
+        cat: Any,
+        decode: Decode,
+        consumer: str | None,
+        request_id: str,
+    ) -> tuple[Any, Any, tuple[np.ndarray, ...]]:
+        """Labels, probabilities and any further heads from ``slot``; during a rollout timed by role and
+        mirrored to a shadow, whose answer the capture records with role ``shadow`` when it samples the
+        request (the same request id as the live row)."""
         started = time.perf_counter()
-        labels, probabilities = await slot.infer(x, cat)
+        extra: tuple[np.ndarray, ...] = ()
+        if slot.composition is None:
+            labels, probabilities, *rest = await slot.batcher.predict_all(x, cat)
+            extra = tuple(rest)
+        else:
+            labels, probabilities = await slot.composition.predict(x, cat)
+        if plan is None:
+            return labels, probabilities, extra
         p = slot.predictor
-        role = "canary" if slot is plan.candidate else "live"
-        ROLLOUT_METRICS.served(p.name, p.version, role, labels.shape[0], time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        ROLLOUT_METRICS.served(p.name, p.version, self._role(slot, plan), labels.shape[0], seconds)
         if plan.mode == "shadow":  # the same columns: the live rows themselves, else decoded for its card
             rows = (x, cat) if plan.alignment.same_rows else decode
-            self.shadows.offer(p.name, plan, rows, (labels, probabilities))
-        return labels, probabilities
+            record = None
+            if self.capture.wants(p.name, request_id):
+
+                def record(candidate: ModelSlot, sx: Any, scat: Any, answer: tuple, at: float) -> None:
+                    self._offer(candidate, consumer, request_id, sx, scat, *answer, at, role="shadow")
+
+            self.shadows.offer(p.name, plan, rows, (labels, probabilities), record)
+        return labels, probabilities, extra
 
     # ------------------------------------------------------------------------------------ predict
-    async def predict(self, who: Decision, body: bytes, request_id: str | None = None) -> bytes:
-        """``who`` is :meth:`identify`'s answer for the caller's key; ``request_id`` the caller's
-        ``X-Request-Id`` (a canary sticky per request id hashes it)."""
+    def _offer(
+        self, slot: ModelSlot, consumer: str | None, request_id: str, x: Any, cat: Any, labels: Any,
+        probabilities: Any, started: float, role: str = "live",
+    ) -> None:
+        """Hand a sampled answer to the capture (references only; the writer thread does the rest).
+        ``role``: ``live`` for the answer returned, ``shadow``/``canary`` for a candidate's."""
+        p = slot.predictor
+        table = slot.validator.table
+        self.capture.offer(
+            CaptureRecord(
+                request_id, p.name, p.version, consumer or "-", role, time.time(), x, cat,
+                slot.validator.names, [c.name for c in table.categorical], p.classes, labels, probabilities,
+                (time.perf_counter() - started) * 1000.0,
+            )
+        )
+
+    async def predict(self, who: Decision, body: bytes, request_id: str = "-") -> bytes:
+        """``who`` is :meth:`identify`'s answer for the caller's key; ``request_id`` goes into the answer
+        and the captured rows."""
         started = time.perf_counter()
         slot: ModelSlot | None = None
         consumer: str | None = who.consumer
@@ -337,20 +398,24 @@ class DataPlane:
                     return validator.to_matrix(request.inputs), None
                 return validator.from_instances(request.instances)[:2]
 
-            labels, probabilities = await self._infer(slot, plan, x, cat, decode)
+            labels, probabilities, extra = await self._infer(slot, plan, x, cat, decode, consumer, request_id)
             p = slot.predictor
-            answer = codecs.encode_predictions(
-                slot.explained_prefix if request.explain else slot.answer_prefix,
-                p.classes,
-                labels,
-                probabilities,
-                merge_warnings(slot.validator.warnings(x), notes),
-            )
+            prefix = slot.explained_prefix if request.explain else slot.answer_prefix
+            prefix = f'{prefix},"request_id":"{request_id}"'
+            warnings = merge_warnings(slot.validator.warnings(x), notes)
+            if extra:  # a multi-output model: every head in the answer
+                answer = codecs.encode_multi_output(prefix, p.classes, labels, probabilities, warnings,
+                                                    p.extra_heads, extra)
+            else:
+                answer = codecs.encode_predictions(prefix, p.classes, labels, probabilities, warnings)
         except ServingError as e:
             self._count(slot, consumer, e.outcome, None)
             raise
         self._count(slot, consumer, "ok", started)
         PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
+        if self.capture.wants(p.name, request_id):
+            role = self._role(slot, plan)
+            self._offer(slot, consumer, request_id, x, cat, labels, probabilities, started, role)
         return answer
 
     async def infer_v2(
@@ -360,7 +425,7 @@ class DataPlane:
         version: str | None,
         body: bytes,
         header_length: str | None,
-        request_id: str | None = None,
+        request_id: str = "-",
     ) -> bytes:
         started = time.perf_counter()
         slot: ModelSlot | None = None
@@ -379,17 +444,24 @@ class DataPlane:
                 return again.numeric, again.categorical
 
             numeric, categorical = request.numeric, request.categorical
-            labels, probabilities = await self._infer(slot, plan, numeric, categorical, decode)
+            labels, probabilities, _ = await self._infer(
+                slot, plan, numeric, categorical, decode, consumer, request_id
+            )
             p = slot.predictor
             warnings = merge_warnings(slot.validator.warnings(request.numeric), request.notes)
             answer = codecs.encode_v2(
-                p.name, p.version, request.id, labels, probabilities, slot.metadata, p.classes, warnings
+                p.name, p.version, request.id, labels, probabilities, slot.metadata, p.classes, warnings,
+                request_id,
             )
         except ServingError as e:
             self._count(slot, consumer, e.outcome, None)
             raise
         self._count(slot, consumer, "ok", started)
         PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
+        if self.capture.wants(p.name, request_id):
+            x, cat = request.numeric, request.categorical
+            role = self._role(slot, plan)
+            self._offer(slot, consumer, request_id, x, cat, labels, probabilities, started, role)
         return answer
 
     def count_edge_error(self, error: ServingError) -> None:
@@ -431,6 +503,7 @@ class DataPlane:
             "parts": sorted(k for k, s in catalog.slots.items() if s.role == "pin"),
             "missing": catalog.missing,
             "generation": catalog.generation,
+            "stale": self.stale,
             "rollouts": {
                 name: {"mode": r.mode, "live": r.live_version, "candidate": r.candidate.predictor.version}
                 | ({"share": r.share, "sticky": r.sticky} if r.mode == "canary" else {})

@@ -16,6 +16,7 @@ any worker answers ``/metrics`` with the whole server's counts, none counted twi
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -31,6 +32,10 @@ from prometheus_client.registry import Collector
 __all__ = [
     "BATCH_ROWS",
     "BUNDLE_REFUSALS",
+    "CAPTURED_ROWS",
+    "CAPTURE_DROPPED",
+    "FEEDBACK_LABELS",
+    "ONLINE_QUALITY",
     "MODEL_INFO",
     "OUTCOMES",
     "PREDICTED_ROWS",
@@ -304,6 +309,14 @@ def consumer_digest(consumer: str) -> str:
     return "c-" + hashlib.sha256(consumer.encode()).hexdigest()[:10]
 
 
+def consumer_label(consumer: str | None, names: bool) -> str:
+    """The ``consumer`` label of a declared consumer: its name with ``metrics_consumer_names``, else a
+    digest (``-`` for none)."""
+    if not consumer or consumer in ("-", "canary"):
+        return consumer or "-"
+    return consumer if names else consumer_digest(consumer)
+
+
 class RequestMetrics:
     """Cached label children so the hot path does a dict lookup, not ``labels()``, per request."""
 
@@ -317,9 +330,7 @@ class RequestMetrics:
         key = (model, version, consumer, outcome)
         child = self._requests.get(key)
         if child is None:
-            label = (
-                consumer if self.consumer_names or consumer in ("-", "canary") else consumer_digest(consumer)
-            )
+            label = consumer_label(consumer, self.consumer_names)
             child = self._requests[key] = REQUESTS.labels(model, version, label, outcome)
         child.inc()  # type: ignore[attr-defined]
         if seconds is not None:
@@ -338,3 +349,86 @@ class RequestMetrics:
     @staticmethod
     def refusal(model: str, reason: str) -> None:
         REFUSALS.labels(model, reason).inc()
+
+
+class _LabelledCounter:
+    """A prometheus_client Counter whose labelled children are cached (one dict lookup per ``add``)."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[tuple[str, ...], object] = {}
+
+    def add(self, *labels_and_amount: str | int | float) -> None:
+        *labels, amount = labels_and_amount
+        key = tuple(str(v) for v in labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._counter.labels(*key)
+        child.inc(amount)  # type: ignore[attr-defined]
+
+
+#: captured rows lost, by a reason of :data:`serving.capture.DROP_REASONS` (never a request's value)
+CAPTURE_DROPPED = _LabelledCounter(
+    Counter(
+        "lockgate_capture_dropped",
+        "Rows the capture dropped instead of blocking (queue_full, rows_budget, bytes_budget, store_error, "
+        "error)",
+        ["reason"],
+    )
+)
+#: rows the capture wrote, by served model and role (live, shadow, canary)
+CAPTURED_ROWS = _LabelledCounter(
+    Counter("lockgate_captured_rows", "Rows written by the capture, by model and role", ["model", "role"])
+)
+#: labels consumers sent back (POST /feedback), by declared consumer (a digest unless names are shown)
+FEEDBACK_LABELS = _LabelledCounter(
+    Counter("lockgate_feedback_labels", "Labels stored from POST /feedback, by consumer", ["consumer"])
+)
+
+
+class _OnlineQuality:
+    """Counts and sums of labelled live rows, per model, version and consumer (and per confidence bin), from
+    which PromQL gets online accuracy, Brier and ECE over any window (``increase(...[1h])``); the metrics
+    themselves are computed in one place, :mod:`training.metrics`, by ``lockgate monitor``. A row counts
+    when its label arrives after its capture was stored (docs/monitoring.md)."""
+
+    BINS = 10  # equal-width top-label confidence bins, as training.metrics bins them
+
+    def __init__(self) -> None:
+        mvc, mvb = ["model", "version", "consumer"], ["model", "version", "bin"]
+        self.rows = _LabelledCounter(Counter("lockgate_online_labelled_rows", "Labelled live rows", mvc))
+        self.correct = _LabelledCounter(
+            Counter("lockgate_online_correct_rows", "Labelled live rows whose predicted class was right", mvc)
+        )
+        self.brier = _LabelledCounter(
+            Counter("lockgate_online_brier_sum", "Sum of the labelled live rows' Brier terms", mvc)
+        )
+        self.bin_rows = _LabelledCounter(
+            Counter("lockgate_online_bin_rows", "Labelled live rows by top-label confidence bin", mvb)
+        )
+        self.bin_correct = _LabelledCounter(
+            Counter("lockgate_online_bin_correct_rows", "Right predictions by confidence bin", mvb)
+        )
+        self.bin_confidence = _LabelledCounter(
+            Counter("lockgate_online_bin_confidence_sum", "Sum of top-label confidence by bin", mvb)
+        )
+
+    def observe(
+        self, model: str, version: int, consumer: str, truth: int, probabilities: list[float]
+    ) -> None:
+        """One labelled row: ``truth`` is the class index, ``consumer`` the consumer's metrics label."""
+        top = max(range(len(probabilities)), key=probabilities.__getitem__)
+        confidence = probabilities[top]
+        right = int(top == truth)
+        squares = sum((p - (k == truth)) ** 2 for k, p in enumerate(probabilities))
+        brier = squares / 2 if len(probabilities) == 2 else squares
+        b = f"{min(self.BINS - 1, max(0, math.ceil(confidence * self.BINS) - 1)) / self.BINS:.1f}"
+        self.rows.add(model, version, consumer, 1)
+        self.correct.add(model, version, consumer, right)
+        self.brier.add(model, version, consumer, brier)
+        self.bin_rows.add(model, version, b, 1)
+        self.bin_correct.add(model, version, b, right)
+        self.bin_confidence.add(model, version, b, confidence)
+
+
+ONLINE_QUALITY = _OnlineQuality()

@@ -87,7 +87,21 @@ class PredictAnswer(BaseModel):
     model: ModelBlock
     consume: str | None = Field(None, description='only with "explain": true in the request')
     canary: bool | None = Field(None, description="present (true) only in canary mode")
+    request_id: str = Field(
+        description="this answer's id (also the X-Request-Id header): the caller's X-Request-Id if it sent a "
+        "safe one, else a uuid4 hex; send it back with the true label to POST /feedback"
+    )
     predictions: list[Prediction] = Field(description="one per input row, in order")
+
+
+class FeedbackLabel(BaseModel):
+    request_id: str = Field(description="the answer's request_id", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    row: int = Field(0, ge=0, description="the row's index in its request (0 for one row)")
+    label: str = Field(description="the true class, as the model names it")
+
+
+class FeedbackBatch(BaseModel):
+    labels: list[FeedbackLabel] = Field(min_length=1, max_length=10_000)
 
 
 class ErrorDetail(BaseModel):
@@ -102,7 +116,7 @@ class ErrorAnswer(BaseModel):
 
 def _document() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (PredictBody, PredictAnswer, ErrorAnswer):
+    for model in (PredictBody, PredictAnswer, ErrorAnswer, FeedbackLabel, FeedbackBatch):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -126,6 +140,19 @@ def _document() -> dict[str, Any]:
     keyed = {**simple, "401": errors["401"], "403": errors["403"], "404": errors["404"]}
     name = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
     version = [{"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}}]
+    request_id = {
+        "name": "X-Request-Id",
+        "in": "header",
+        "required": False,
+        "description": "your id for this request (1-64 of A-Z a-z 0-9 . _ -), echoed in the answer",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+    }
+    one_or_batch = {
+        "oneOf": [
+            {"$ref": "#/components/schemas/FeedbackLabel"},
+            {"$ref": "#/components/schemas/FeedbackBatch"},
+        ]
+    }
     return {
         "openapi": "3.0.3",
         "info": {
@@ -143,6 +170,7 @@ def _document() -> dict[str, Any]:
                     "summary": "predict with the released version of a model",
                     "security": [{"bearer": []}],
                     "requestBody": {"required": True, **ref("PredictBody")},
+                    "parameters": [request_id],
                     "responses": {
                         "200": {
                             "description": "predictions with the model's identity",
@@ -150,6 +178,18 @@ def _document() -> dict[str, Any]:
                         },
                         **errors,
                     },
+                }
+            },
+            "/feedback": {
+                "post": {
+                    "summary": "true labels for answered requests, joined to the captured predictions made "
+                    "for the same consumer (see docs/monitoring.md)",
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": one_or_batch}},
+                    },
+                    "responses": {"200": {"description": '{"stored": n}'}, **errors},
                 }
             },
             "/models": {"get": {"summary": "served models and their identity (no key)", "responses": simple}},
@@ -193,7 +233,7 @@ def _document() -> dict[str, Any]:
                 "post": {
                     "summary": "Open Inference Protocol inference (JSON or the binary tensor extension)",
                     "security": [{"bearer": []}],
-                    "parameters": name,
+                    "parameters": [*name, request_id],
                     "responses": {**simple, **errors},
                 }
             },
@@ -201,7 +241,7 @@ def _document() -> dict[str, Any]:
                 "post": {
                     "summary": "Open Inference Protocol inference with one version",
                     "security": [{"bearer": []}],
-                    "parameters": [*name, *version],
+                    "parameters": [*name, *version, request_id],
                     "responses": {**simple, **errors},
                 }
             },

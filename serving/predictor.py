@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from cascade_registry.artifacts import CARD_FILE, GATE_FILE, InvalidBundleError, ModelBundle, ModelCard
+from cascade_registry.artifacts import (
+    CARD_FILE,
+    GATE_FILE,
+    InvalidBundleError,
+    ModelBundle,
+    ModelCard,
+    OutputSpec,
+)
 
 from .errors import BundleRejectedError, ModelOutputError
 
@@ -35,6 +42,7 @@ _CONSUMER_CARD = {
     "family": True,
     "classes": True,
     "features": True,
+    "inputs": True,
     "input_policy": True,
     "calibration": True,
     "metrics": True,
@@ -118,6 +126,9 @@ class OnnxPredictor:
         self._input_name = "input" if "input" in inputs else inputs[0]
         #: the string tensor of categorical/boolean columns (issue 11), None for all-numeric graphs
         self._categorical_name: str | None = "categorical" if "categorical" in inputs else None
+        #: multi-output models: the heads after the first (card.outputs[1:]) and their graph outputs
+        self.extra_heads: list[OutputSpec] = list(bundle.card.outputs[1:])
+        self._extra_outputs: list[str] = [o for h in self.extra_heads for o in h.onnx_outputs]
         self.ready = True
         self.metadata = self._metadata()
         self.answer_prefix, self.explained_prefix = self.prefixes(self.metadata)
@@ -179,9 +190,11 @@ class OnnxPredictor:
                 f"ONNX Runtime cannot load model.onnx ({type(e).__name__})", "re-export the bundle"
             ) from None
         outputs = [o.name for o in session.get_outputs()]
-        if "label" not in outputs or "probabilities" not in outputs:
+        heads = [o for h in bundle.card.outputs[1:] for o in h.onnx_outputs]
+        if "label" not in outputs or "probabilities" not in outputs or not set(heads) <= set(outputs):
+            expected = ", ".join(repr(o) for o in ["label", "probabilities", *heads])
             raise BundleRejectedError(
-                f"model.onnx outputs {outputs}, expected 'label' and 'probabilities'",
+                f"model.onnx outputs {outputs[:16]}, expected {expected}",
                 "re-export the bundle with 'lockgate train'",
             )
         return cls(bundle, session, released_at=released_at, canary=canary)
@@ -205,6 +218,23 @@ class OnnxPredictor:
                 "this is a model defect; report it and roll back to the previous release",
             )
         return labels, probabilities
+
+    def predict_all(self, x: np.ndarray, categorical: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """(labels, probabilities, then every extra head's outputs in ``card.outputs`` order); a single-head
+        model gives :meth:`predict`'s pair."""
+        if not self._extra_outputs:
+            return self.predict(x, categorical)
+        feeds = {self._input_name: x}
+        if self._categorical_name is not None:
+            feeds[self._categorical_name] = (categorical if categorical is not None
+                                             else np.full((x.shape[0], 0), "", dtype=object))
+        outs = self._session.run(["label", "probabilities", *self._extra_outputs], feeds)
+        if not all(np.isfinite(o).all() for o in outs if o.dtype.kind == "f"):
+            raise ModelOutputError(
+                f"model {self.name}:{self.version} produced non-finite outputs",
+                "this is a model defect; report it and roll back to the previous release",
+            )
+        return tuple(outs)
 
     # ------------------------------------------------------------------------------------ metadata
     def _metadata(self) -> dict[str, Any]:
@@ -245,7 +275,8 @@ class OnnxPredictor:
             "released_at": self.released_at.isoformat() if self.released_at else None,
             "classes": self.classes,
             "consume": self.consume_note(),
-            "card": json.loads(self.card.model_dump_json(include=_CONSUMER_CARD)),
+            "card": json.loads(self.card.model_dump_json(include=_CONSUMER_CARD | (
+                {"outputs": True} if self.card.outputs else {}))),
             "inputs": {
                 "features": [f.name for f in features],
                 "columns": [

@@ -49,6 +49,9 @@ log = logging.getLogger("lockgate.serving")
 Decode = Callable[[Any], tuple[np.ndarray, np.ndarray | None]]
 #: the shadow's input: the live rows themselves (same columns), or how to decode the request for its card
 ShadowRows = tuple[np.ndarray, np.ndarray | None] | Decode
+#: hands a shadow's answer to the capture: (candidate slot, rows, categorical, (labels, probabilities),
+#: perf_counter when its model call started)
+Record = Callable[[Any, np.ndarray, np.ndarray | None, tuple, float], None]
 
 
 @dataclass(frozen=True)
@@ -115,14 +118,17 @@ class ShadowRunner:
         self._tasks: set[asyncio.Task] = set()
         self._rows = 0
 
-    def offer(self, model: str, plan: RolloutPlan, rows: ShadowRows, live: tuple) -> None:
-        """Compare the candidate's answer with ``live`` later; never blocks, never raises."""
+    def offer(
+        self, model: str, plan: RolloutPlan, rows: ShadowRows, live: tuple, record: Record | None = None
+    ) -> None:
+        """Compare the candidate's answer with ``live`` later (and hand it to ``record``, the capture);
+        never blocks, never raises."""
         try:
             n = int(live[0].shape[0])
             if len(self._tasks) >= self.max_inflight or self._rows + n > self.max_rows:
                 ROLLOUT_METRICS.shadow_dropped(model, "busy")
                 return
-            task = asyncio.get_running_loop().create_task(self._run(model, plan, rows, live))
+            task = asyncio.get_running_loop().create_task(self._run(model, plan, rows, live, record))
             self._rows += n
             self._tasks.add(task)
             task.add_done_callback(lambda t: self._done(t, n))
@@ -133,7 +139,9 @@ class ShadowRunner:
         self._tasks.discard(task)
         self._rows -= rows
 
-    async def _run(self, model: str, plan: RolloutPlan, rows: ShadowRows, live: tuple) -> None:
+    async def _run(
+        self, model: str, plan: RolloutPlan, rows: ShadowRows, live: tuple, record: Record | None
+    ) -> None:
         await asyncio.sleep(0)  # let the live answer go out first
         slot = plan.candidate
         try:
@@ -151,6 +159,11 @@ class ShadowRunner:
         same, dp = compare_answers(live, answer, plan.alignment)
         ROLLOUT_METRICS.served(model, p.version, "shadow", x.shape[0], seconds)
         ROLLOUT_METRICS.compared(model, p.version, same, x.shape[0], dp)
+        if record is not None:
+            try:
+                record(slot, x, categorical, answer, started)
+            except Exception:  # the capture never raises; a shadow never fails anything either
+                ROLLOUT_METRICS.shadow_dropped(model, "error")
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait (a bounded time) for the shadows in flight, e.g. before the gateway stops."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -100,6 +101,43 @@ class ServeSettings(BaseSettings):
     gc_full_collection_every: int = Field(
         1000, ge=1, description="generation-1 collections between two full (generation-2) collections"
     )
+
+    capture_rate: float = Field(
+        0.01, ge=0, le=1, description="share of requests whose answered rows are captured (0 = off)"
+    )
+    capture_rates: dict[str, float] = Field(
+        default_factory=dict,
+        description='per-model capture rates overriding capture_rate, as JSON: {"churn": 0.1}',
+    )
+    capture_store: Literal["registry", "parquet", "off"] = Field(
+        "registry",
+        description="where captured rows go: the registry database (or capture_registry), rolling Parquet "
+        "files in capture_dir, or nowhere",
+    )
+    capture_registry: str | None = Field(
+        None, description="a database for captured rows other than the registry's (same schema)"
+    )
+    capture_dir: Path | None = Field(None, description="the directory of the rolling Parquet files")
+    capture_queue_rows: int = Field(
+        10_000, ge=1, description="rows waiting for the capture writer; more are dropped and counted"
+    )
+    capture_rows_per_minute: int = Field(
+        60_000, ge=1, description="captured rows per minute and worker; more are dropped and counted"
+    )
+    capture_bytes_per_minute: int = Field(
+        64 << 20, ge=1024, description="bytes of captured JSON per minute and worker; more are dropped"
+    )
+    capture_file_rows: int = Field(50_000, ge=1, description="rows per Parquet file before a new one")
+    capture_files: int = Field(48, ge=1, description="Parquet files kept; the oldest are removed")
+
+    @model_validator(mode="after")
+    def _capture_rates_are_shares(self) -> ServeSettings:
+        bad = {k: v for k, v in self.capture_rates.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"capture_rates {bad} must be shares from 0 to 1 (0.01 = 1 %)")
+        if self.capture_store == "parquet" and self.capture_dir is None:
+            raise ValueError("capture_store 'parquet' needs capture_dir (--capture-dir DIR)")
+        return self
 
     @model_validator(mode="after")
     def _canary_is_a_directory(self) -> ServeSettings:

@@ -5,6 +5,9 @@ booleans or null), one value per feature, finite, ``|x|`` within the policy's li
 at least one and at most ``max_batch_rows`` rows. Values far outside the training range are allowed but
 flagged with a warning per row.
 
+Images and token sequences (``card.inputs``) travel in ``instances`` under their input's name and become
+their columns first (:class:`serving.input_kinds.InputKinds`).
+
 Named-column ``instances`` (any model; the only way to call a model with categorical or boolean
 columns) are checked column by column by :class:`serving.columns.TableSchema`: column order is free, a
 ``null`` or absent key is a missing value where the card allows one, unknown keys are refused unless the
@@ -22,6 +25,7 @@ from cascade_registry.artifacts import ModelCard
 
 from .columns import TableSchema, Values
 from .errors import InvalidInputError, PayloadTooLargeError
+from .input_kinds import InputKinds
 
 __all__ = ["RowValidator"]
 
@@ -54,6 +58,8 @@ class RowValidator:
         self.reject_nonfinite = policy.reject_nonfinite
         self.max_abs = policy.max_abs_value
         self.table = TableSchema(card, self.max_abs, allow_extra_columns)
+        #: images and token sequences sent under their input's name (card.inputs)
+        self.kinds = InputKinds(card)
         #: the numeric columns: the legacy positional rows and the ``input`` tensor
         numeric = [f for f in card.features if f.name in {c.name for c in self.table.numeric}]
         self.names = [f.name for f in numeric]
@@ -109,7 +115,13 @@ class RowValidator:
         def at(i: int, name: str) -> str:
             return f"{where}[{i}].{name}"
 
-        return self.table.assemble(self.table.columns_of(rows, where), len(rows), at)
+        kind_notes = None
+        if self.kinds:
+            rows, kind_notes = self.kinds.expand(rows, where)
+        numeric, categorical, notes = self.table.assemble(self.table.columns_of(rows, where), len(rows), at)
+        if kind_notes is not None:
+            notes = kind_notes if notes is None else [a + b for a, b in zip(kind_notes, notes, strict=True)]
+        return numeric, categorical, notes
 
     def to_matrix(self, rows: Any, where: str = "inputs") -> np.ndarray:
         """A list of rows (lists in feature order, or objects keyed by feature name) -> float32 [N, F]."""

@@ -35,6 +35,7 @@ from training.crossfit import CalibrationFit
 from training.datasets import Dataset
 from training.families import Family
 from training.graph import BaseGraph, imported_opsets
+from training.input_sets import inputs_text, with_unknown_policy
 from training.metrics import calibration_metrics, report_metrics
 from training.preprocessing import Preprocessor
 from training.response import response_method
@@ -43,8 +44,8 @@ from training.splits import Splits
 from training.tables import float32_value
 from training.upstream import Upstream
 
-__all__ = ["RunFacts", "build_card", "consume_text", "describe_features", "describe_infrastructure",
-           "estimate_cost"]
+__all__ = ["RunFacts", "build_card", "consume_text", "dataset_info", "describe_features",
+           "describe_infrastructure", "estimate_cost", "max_abs_value"]
 
 LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "scipy", "pandas", "pydantic")
 
@@ -206,7 +207,7 @@ class RunFacts:
 def build_card(f: RunFacts) -> ModelCard:
     cfg, ds, test = f.config, f.ds, f.splits.test
     after_p = f.fit.model.predict_proba(test.X)
-    policy = InputPolicy(max_abs_value=_max_abs_value(f.splits.train.X))
+    policy = InputPolicy(max_abs_value=max_abs_value(f.splits.train.X))
     estimator = f.fit.model.pairs[0].estimator
     return ModelCard(
         ref=ModelRef(name=cfg.name, version=cfg.version),
@@ -215,9 +216,10 @@ def build_card(f: RunFacts) -> ModelCard:
         classes=ds.classes,
         features=_mark_upstream(f.pre.features() if f.pre is not None
                                 else describe_features(ds.feature_names, f.splits.train.X), f.upstreams),
+        inputs=with_unknown_policy(ds.inputs, cfg.unknown_category),
         preprocessing=None if f.pre is None or f.pre.identity else _preprocessing(f),
         input_policy=policy,
-        dataset=_dataset_info(ds, f.splits, f.data_sha256 or ds.sha256),
+        dataset=dataset_info(ds, f.splits, f.data_sha256 or ds.sha256),
         hyperparameters=f.search.info.best_params,
         search=f.search.info,
         calibration=calibration_info(f, after_p),
@@ -238,9 +240,11 @@ def build_card(f: RunFacts) -> ModelCard:
         cost=estimate_cost(time.process_time() - f.cpu_started, cfg.price_per_core_hour),
         seed=cfg.seed,
         upstream=[u.pin() for u in f.upstreams],
+        parent=estimator.card_parent() if hasattr(estimator, "card_parent") else None,
         train_options=cfg.recorded_options,
         how_to_consume=consume_text(cfg.name, cfg.version, ds.classes, len(ds.feature_names), f.fit.method,
-                                    f.threshold, policy, f.pre) + _cascade_text(f.upstreams),
+                                    f.threshold, policy, f.pre) + _cascade_text(f.upstreams)
+        + inputs_text(tuple(with_unknown_policy(ds.inputs, cfg.unknown_category))),
         created_at=datetime.now(UTC),
         details=_details(f, estimator),
     )
@@ -372,6 +376,7 @@ def _details(f: RunFacts, estimator: Any) -> dict[str, Any]:
         "reference_rows": int(min(cfg.reference_rows, len(f.splits.test.y))),
         "metrics_split": "test",
         **(estimator.card_details() if hasattr(estimator, "card_details") else {}),
+        **f.search.details,
     }
 
 
@@ -407,7 +412,7 @@ def _mark_upstream(features: list[FeatureSpec], upstreams: tuple[Upstream, ...])
             for s in features]
 
 
-def _dataset_info(ds: Dataset, splits: Splits, sha256: str) -> DatasetInfo:
+def dataset_info(ds: Dataset, splits: Splits, sha256: str) -> DatasetInfo:
     return DatasetInfo(
         name=ds.name,
         description=ds.description + "; features rounded to float32 (the exported model's input type)",
@@ -424,7 +429,7 @@ def _dataset_info(ds: Dataset, splits: Splits, sha256: str) -> DatasetInfo:
     )
 
 
-def _max_abs_value(train_X: np.ndarray) -> float:
+def max_abs_value(train_X: np.ndarray) -> float:
     """The serving edge refuses magnitudes a million times beyond anything seen in training.
 
     Such values are data errors, not observations, and they overflow float32 inside some graphs (an MLP

@@ -27,6 +27,9 @@ FAMILY_NAMES = (
     "svm",
     "naive_bayes",
     "mlp",
+    "cnn",
+    "gru",
+    "multi",
     "averaging",
     "majority_vote",
     "stacking",
@@ -38,10 +41,16 @@ examples:
   lockgate train                       # the demo: breast_cancer, SVM -> out/demo-1
   lockgate train --data wine --model svm --calibration isotonic --name wine
   lockgate train --data wine --model mlp --calibration temperature --trials 1 --name wine-mlp
+  lockgate train --data digits --model cnn --trials 1 --name digits-cnn   # 8x8 images, a small CNN
+  lockgate train --data sequences --model gru --trials 1 --name seq-gru   # token sequences, a GRU
+  lockgate train --data mixed_inputs --model multi --trials 1 --name mixed  # table + sequence
   lockgate train --data data.csv --target churned --segment region --model random_forest --trials 20
   lockgate train --config train.toml --seed 7      # flags override the file
   lockgate train --data b.csv --target default --name b --upstream a:1   # a cascade on released a:1
   lockgate train --retrain-from b:1 --data b.csv    # b's recorded options, against a's released version
+  lockgate train --data b.csv --target y --model mlp --init-from a:1 --freeze 1 --unfreeze-after 5
+  lockgate train --data digits --model mlp --size-search --name digits-mlp
+  lockgate train --data shapes.csv --target shape --target2 size --model mlp --name shapes  # two heads
 
 exit codes: 0 bundle written, 2 bad input (nothing written), 1 unexpected failure.
 docs: docs/training.md
@@ -72,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="TOML or YAML file of options (flags override it)")
     _data_options(p)
     _model_options(p)
+    _deep_options(p)
     _cascade_options(p)
     _output_options(p)
     return p
@@ -80,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _data_options(p: argparse.ArgumentParser) -> None:
     """Where the rows come from and how their columns are read."""
     p.add_argument(
-        "--data", metavar="DATA", help="breast_cancer (default) | wine | digits | imbalanced | PATH.csv"
+        "--data", metavar="DATA", help="breast_cancer (default) | wine | digits (8x8 images) | imbalanced | "
+        "sequences (generated token sequences) | mixed_inputs (table + sequence) | PATH.csv"
     )
     p.add_argument("--target", metavar="COL", help="CSV: label column")
     p.add_argument("--segment", metavar="COL", help="CSV: column to slice test metrics by")
@@ -96,7 +107,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--unknown-category", dest="unknown_category", metavar="HOW",
         help="an unseen level at serving: other (default: the grouped 'other' level, with a warning) | "
-        "ignore (all-zeros encoding) | error (refused)",
+        "ignore (all-zeros encoding) | error (refused); for a token sequence: error refuses a token "
+        "outside the vocabulary, the others read it as the unknown token",
     )
     p.add_argument("--time-column", dest="time_column", metavar="COL",
                    help="out-of-time split: train on older rows, validate/calibrate/test on newer ones")
@@ -161,6 +173,38 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="sanity check for --model mlp: train on one minibatch and diagnose; writes nothing",
     )
 
+def _deep_options(p: argparse.ArgumentParser) -> None:
+    """--model mlp only: transfer learning and the network size search."""
+    g = p.add_argument_group("deep models (--model mlp)")
+    g.add_argument(
+        "--init-from", dest="init_from", metavar="PARENT",
+        help="transfer learning: start from PARENT's weights (its weights.pt): a registered NAME:VERSION "
+        "(see --registry-url), a bundle directory or a weights.pt file; the architecture and input scaling "
+        "are inherited; a new output layer is fitted on the parent's features, then all is fine-tuned",
+    )
+    g.add_argument("--freeze", metavar="N", type=int,
+                   help="with --init-from: keep the parent's first N hidden layers frozen (default 0)")
+    g.add_argument("--unfreeze-after", dest="unfreeze_after", metavar="EPOCHS", type=int,
+                   help="with --freeze: fine-tune the frozen layers too from epoch EPOCHS on")
+    g.add_argument(
+        "--target2", metavar="COL",
+        help="multi-output: a second target column (CSV), a second head on the shared network; the answer "
+        "carries both (COL__label/COL__probabilities, or COL__value)",
+    )
+    g.add_argument("--target2-kind", dest="target2_kind", metavar="KIND",
+                   help="auto (default: regression for a numeric column with > 10 distinct values) | "
+                   "classification | regression (bounded to the training range)")
+    g.add_argument("--gamma", metavar="G", type=float,
+                   help="with --target2: the cost gamma*C1 + (1-gamma)*C2 (default: tuned on validation over "
+                   "0.25, 0.5, 0.75)")
+    g.add_argument(
+        "--size-search", dest="size_search", action="store_true",
+        help="choose the network size by the chapter's recipe instead of the random search: start at "
+        "2 x 128, grow until the training split is overfitted, then regularize (curve + PNG in the card); "
+        "--trials caps the steps",
+    )
+
+
 def _cascade_options(p: argparse.ArgumentParser) -> None:
     """Upstream models whose outputs become features, and retraining from a registered card."""
     p.add_argument(
@@ -180,7 +224,7 @@ def _cascade_options(p: argparse.ArgumentParser) -> None:
         "released versions (or those given by --upstream); needs --data again; flags given win",
     )
     p.add_argument("--registry-url", dest="registry_url", metavar="URL",
-                   help=f"with --upstream / --retrain-from (read only): {LOCATION_HELP}")
+                   help=f"with --upstream / --retrain-from / --init-from (read only): {LOCATION_HELP}")
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
@@ -261,7 +305,12 @@ def main(argv: list[str] | None = None) -> int:
             from training.deep.overfit import run_overfit_check
 
             return run_overfit_check(config)  # 0 can overfit, 1 cannot
-        path = train(config, registry_url)
+        if config.target2 is not None:
+            from training.deep.multi_output_train import train_multi_output
+
+            path = train_multi_output(config)
+        else:
+            path = train(config, registry_url)
     except TrainingError as e:
         print(f"lockgate train: {_one_line(str(e))}", file=sys.stderr)
         return 2
@@ -371,6 +420,18 @@ def _summary(path: Path, plan: Any = None) -> str:
         lines.append(f"  older slice ({o.rows} rows, out-of-time split on {card.dataset.time_column!r}): "
                      f"accuracy {o.accuracy:.4f}  f1_macro {o.f1_macro:.4f}")
     lines += _cascade_lines(card, plan)
+    for head in card.outputs[1:]:
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in head.metrics.items())
+        lines.append(f"  second head {head.name} ({head.kind}"
+                     + (f", range {head.range[0]:g}..{head.range[1]:g}" if head.range else "")
+                     + f"; outputs {', '.join(head.onnx_outputs)}): test {scores}")
+    if card.parent is not None:
+        p = card.parent
+        frozen = f"; first {p.frozen_layers} hidden layer(s) frozen" if p.frozen_layers else ""
+        if p.frozen_layers and p.unfreeze_after is not None:
+            frozen += f" until epoch {p.unfreeze_after}"
+        lines.append(f"  initialized from {p} ({p.source}): {p.layers_copied} hidden layer(s) copied, "
+                     f"head {p.head}{frozen}")
     lines += [f"  WARNING: {w}" for w in card.calibration.warnings]
     caveat = card.calibration.sample_caveat()
     if caveat is not None:

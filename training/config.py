@@ -27,7 +27,8 @@ class TrainConfig(BaseModel):
 
     data: str = Field(
         "breast_cancer",
-        description="breast_cancer | wine | digits | imbalanced, or the path of a CSV file",
+        description="breast_cancer | wine | digits | imbalanced | sequences | mixed_inputs, or the path of a "
+        "CSV file",
     )
     target: str | None = Field(None, description="CSV only: the column holding the class label")
     segment: str | None = Field(None, description="CSV only: a column to slice test metrics by")
@@ -63,7 +64,8 @@ class TrainConfig(BaseModel):
     )
     unknown_category: Literal["error", "ignore", "other"] = Field(
         "other", description="an unseen level at serving: error (refused), ignore (all zeros), other (the "
-        "grouped 'other' level, with a warning)",
+        "grouped 'other' level, with a warning); a token outside a sequence's vocabulary: error refuses it, "
+        "the others read it as the unknown token",
     )
     categorical: tuple[str, ...] = Field((), description="columns read as categorical whatever they hold")
     numeric: tuple[str, ...] = Field((), description="columns read as numbers (booleans become 0/1)")
@@ -108,6 +110,67 @@ class TrainConfig(BaseModel):
         description="fit the trials and folds as tasks on this Ray cluster (the extra lockgate[ray]); "
         "with jobs 1, as many at once as the cluster has CPUs",
     )
+
+    init_from: str | None = Field(
+        None, max_length=4096,
+        description="transfer learning (--model mlp): start from this parent's weights: a registered "
+        "NAME:VERSION, a bundle directory or a weights.pt file",
+    )
+    freeze: int = Field(0, ge=0, le=32, description="with init_from: keep the first N hidden layers frozen")
+    unfreeze_after: int | None = Field(
+        None, ge=1, le=100_000, description="with freeze: fine-tune the frozen layers too from this epoch on"
+    )
+    size_search: bool = Field(
+        False, description="--model mlp: the network size search (start 2 x 128, grow until the training "
+        "split is overfitted, then regularize) instead of the random search",
+    )
+
+    target2: str | None = Field(
+        None, max_length=256, description="multi-output (--model mlp, CSV): a second target column, "
+        "trained as a second head on the shared network",
+    )
+    target2_kind: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="the second head: classification, regression (bounded to the training range), or "
+        "auto (regression for a numeric column with more than 10 distinct values)",
+    )
+    gamma: float | None = Field(
+        None, ge=0.0, le=1.0, description="multi-output cost gamma*C1 + (1-gamma)*C2; None: tuned on "
+        "validation over 0.25, 0.5, 0.75",
+    )
+
+    @model_validator(mode="after")
+    def _multi_output_options(self) -> TrainConfig:
+        if self.target2 is None:
+            if self.gamma is not None or self.target2_kind != "auto":
+                raise ValueError("gamma/target2_kind: there is no --target2 second head")
+            return self
+        if self.model != "mlp":
+            raise ValueError("target2: a second head needs --model mlp")
+        if self.target is None or self.target2 == self.target:
+            raise ValueError("target2: pass --target COL too, and a different column as --target2")
+        if self.init_from is not None or self.size_search or self.upstream:
+            raise ValueError("target2: a multi-output model is trained without --init-from, --size-search "
+                             "or --upstream")
+        return self
+
+    @model_validator(mode="after")
+    def _transfer_options(self) -> TrainConfig:
+        if self.init_from is None and (self.freeze or self.unfreeze_after is not None):
+            raise ValueError("freeze/unfreeze_after: there is no --init-from parent to freeze")
+        if self.unfreeze_after is not None and not self.freeze:
+            raise ValueError("unfreeze_after: nothing is frozen; pass --freeze N as well")
+        if self.init_from is not None and self.size_search:
+            raise ValueError(
+                "size_search: the parent fixes the network size; drop --size-search or --init-from"
+            )
+        return self
+
+    @property
+    def deep_options(self) -> list[str]:
+        """The options only a family with ``configure`` (the MLP) understands, when given."""
+        given = {"init_from": self.init_from is not None, "freeze": bool(self.freeze),
+                 "unfreeze_after": self.unfreeze_after is not None, "size_search": self.size_search}
+        return [k for k, v in given.items() if v]
 
     @field_validator("model")
     @classmethod

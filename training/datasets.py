@@ -18,14 +18,16 @@ import numpy as np
 import pandas as pd
 from sklearn import datasets as skd
 
+from cascade_registry.artifacts import InputSpec
 from training.errors import DataError
+from training.input_sets import digits_image_input, generate_sequences, mixed_inputs, sequence_input
 from training.tables import ColumnKind, TableOverrides, read_table, typed_columns
 
 __all__ = ["BUILTIN_DATASETS", "MIN_CLASS_ROWS", "Dataset", "TableOverrides", "describe_dataset",
            "load_dataset"]
 
 #: datasets that ship with scikit-learn or are generated (no downloads)
-BUILTIN_DATASETS = ("breast_cancer", "wine", "digits", "imbalanced")
+BUILTIN_DATASETS = ("breast_cancer", "wine", "digits", "imbalanced", "sequences", "mixed_inputs")
 #: each class needs two rows in each of the (up to) four splits
 MIN_CLASS_ROWS = 8
 
@@ -48,6 +50,8 @@ class Dataset:
     kinds: list[ColumnKind] | None = None  # per feature_names entry; None = all numeric
     time_name: str | None = None
     times: np.ndarray | None = None  # float64 [n], sortable
+    #: images / token sequences and the columns each fills (training.input_sets); () = a plain table
+    inputs: tuple[InputSpec, ...] = ()
 
     @property
     def column_kinds(self) -> list[ColumnKind]:
@@ -133,7 +137,30 @@ def describe_dataset(ds: Dataset, onehot_max: int, rare_min: int) -> str:
 
 
 # ----------------------------------------------------------------------------------------- sources
+def _generated(name: str, seed: int) -> Dataset:
+    """The generated sets with input kinds (:mod:`training.input_sets`)."""
+    rows = 1200
+    if name == "sequences":
+        X, y, _ = generate_sequences(rows, seed)
+        spec = sequence_input()
+        return Dataset(
+            name=name, description=f"generated token sequences, {rows} rows of 4-16 tokens: is 'open' before "
+            f"'close'? (seed {seed})", source="synthetic:lockgate.sequences", X=X, y=y,
+            classes=["ordered", "reversed"], feature_names=list(spec.columns), inputs=(spec,),
+        )
+    X, y, names, inputs = mixed_inputs(rows, seed)
+    return Dataset(
+        name=name, description=f"generated multi-input set, {rows} rows: 3 numeric columns + "
+        "a token sequence, "
+        f"4 classes order x (x0 + x1 > 0) (seed {seed})", source="synthetic:lockgate.mixed_inputs", X=X, y=y,
+        classes=["ordered_low", "ordered_high", "reversed_low", "reversed_high"], feature_names=names,
+        inputs=inputs,
+    )
+
+
 def _builtin(name: str, seed: int) -> Dataset:
+    if name in ("sequences", "mixed_inputs"):
+        return _generated(name, seed)
     if name == "imbalanced":
         X, y = skd.make_classification(
             n_samples=2000,
@@ -162,6 +189,7 @@ def _builtin(name: str, seed: int) -> Dataset:
     first_line = bunch.DESCR.strip().splitlines()[0:3]
     title = next((ln.strip(" .:*") for ln in first_line if ln.strip(" .:*")), name)
     n, f = bunch.data.shape
+    names = [str(c) for c in getattr(bunch, "feature_names", [f"x{i}" for i in range(f)])]
     return Dataset(
         name=name,
         description=f"{title}: {n} rows x {f} features, {len(bunch.target_names)} classes (bundled with "
@@ -170,7 +198,8 @@ def _builtin(name: str, seed: int) -> Dataset:
         X=np.asarray(bunch.data, dtype=np.float64),
         y=np.asarray(bunch.target, dtype=np.int64),
         classes=[str(c) for c in bunch.target_names],
-        feature_names=[str(c) for c in getattr(bunch, "feature_names", [f"x{i}" for i in range(f)])],
+        feature_names=names,
+        inputs=(digits_image_input(names),) if name == "digits" else (),
     )
 
 

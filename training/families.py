@@ -38,10 +38,12 @@ not found or the full list is asked for, so that families defined elsewhere (``t
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from cascade_registry.artifacts import InputSpec
 from training.errors import ConfigError
 from training.exporters import (
     MarginClassifier,
@@ -70,6 +73,7 @@ __all__ = [
     "Family",
     "FloatRange",
     "IntRange",
+    "bind_inputs",
     "exporter_for",
     "family_names",
     "get_family",
@@ -138,6 +142,14 @@ class Family:
     #: the most kept levels a categorical column may have to be one-hot encoded for this family (above:
     #: cross-fitted target encoding); the config's ``onehot_max`` overrides it (training.preprocessing)
     onehot_max: int = ONEHOT_MAX
+    #: optional: ``configure(family, config, registry_url) -> Family``, the family for one run's own options
+    #: (the MLP's ``init_from``/``freeze``/``size_search``, see training.deep.family); None: the family as is
+    configure: Callable[[Family, Any, str | None], Family] | None = None
+    #: optional: a search replacing :func:`training.search.random_search` (same arguments and result)
+    search: Callable[..., Any] | None = None
+    #: deep topologies: the input kinds the data must hold (``card.inputs``; "any" = any input, the columns
+    #: no input claims counting as one tabular input); empty = the family reads one plain table
+    input_kinds: tuple[str, ...] = ()
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """One random configuration: every searched parameter drawn, the rest at its default."""
@@ -178,6 +190,31 @@ def _load_extensions() -> None:
         except ModuleNotFoundError as e:
             if e.name != module:
                 raise
+
+
+def _with_inputs(make: Callable[[dict[str, Any], int], Any], inputs: tuple[InputSpec, ...],
+                 names: tuple[str, ...], params: dict[str, Any], seed: int) -> Any:
+    return make(params, seed).set_params(inputs=inputs, feature_names=names)
+
+
+def bind_inputs(family: Family, inputs: Sequence[InputSpec], feature_names: Sequence[str]) -> Family:
+    """``family`` whose estimators know the data's inputs and column names (families with ``input_kinds``);
+    refuses data lacking an input kind the family needs."""
+    if not family.input_kinds:
+        return family
+    claimed = {c for spec in inputs for c in spec.columns}
+    kinds = [spec.kind for spec in inputs] + (["tabular"] if set(feature_names) - claimed else [])
+    needed = [k for k in family.input_kinds if k != "any"]
+    if any(k not in kinds for k in needed) or len(kinds) < len(family.input_kinds):
+        want = (f"an input of kind {' and '.join(needed)}" if needed
+                else f"at least {len(family.input_kinds)} inputs")
+        raise ConfigError(
+            f"--model {family.name} needs data with {want}; this data holds: {', '.join(kinds)}",
+            "use --data digits (an 8x8 image) with cnn, --data sequences with gru, --data mixed_inputs with "
+            "multi, or a table family such as --model mlp",
+        )
+    make = partial(_with_inputs, family.make_estimator, tuple(inputs), tuple(feature_names))
+    return dataclasses.replace(family, make_estimator=make)
 
 
 def family_names() -> list[str]:

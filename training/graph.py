@@ -33,6 +33,7 @@ __all__ = [
     "BaseGraph",
     "Exporter",
     "GraphBuilder",
+    "checked_model",
     "Kind",
     "base_model",
     "embed_model",
@@ -216,14 +217,21 @@ def finish_model(builder: GraphBuilder, n_features: int, probabilities: str, n_c
     builder.nodes.append(helper.make_node("Cast", [label], ["label"], name="label_out", to=TensorProto.INT64))
     builder.nodes.append(helper.make_node("Cast", [probabilities], ["probabilities"],
                                           name="probabilities_out", to=TensorProto.FLOAT))
+    outputs = [
+        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, n_classes]),
+    ]
+    return checked_model(builder, n_features, outputs, graph_name)
+
+
+def checked_model(builder: GraphBuilder, n_features: int, outputs: list[onnx.ValueInfoProto],
+                  graph_name: str) -> onnx.ModelProto:
+    """``builder``'s nodes from ``input`` float32 [N, F] to ``outputs``: a checked model, doc strings off."""
     graph = helper.make_graph(
         builder.nodes,
         graph_name,
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [None, n_features])],
-        [
-            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, n_classes]),
-        ],
+        outputs,
         initializer=builder.initializers,
     )
     model = helper.make_model(graph, opset_imports=opsets_of(builder.nodes), producer_name="lockgate",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,9 @@ class SearchResult:
     info: SearchInfo
     seconds: float
     per_candidate_seconds: list[float]
+    #: extras of a family's own search (training.families.Family.search): card.details and bundle files
+    details: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 def random_search(

@@ -61,7 +61,8 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(
             f"data file {path} does not exist",
-            "pass an existing CSV path or one of: breast_cancer, wine, digits, imbalanced",
+            "pass an existing CSV path or one of: breast_cancer, wine, digits, imbalanced, sequences, "
+            "mixed_inputs",
         )
     if not path.is_file():
         raise DataError(f"data path {path} is not a file", "pass the path of a CSV or Parquet file")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from training.crossfit import CalibrationFit, fit_calibrated
 from training.datasets import Dataset, TableOverrides, load_dataset
 from training.errors import ConfigError, ExportError, OutputExistsError, TrainingError
 from training.exporters import base_error
-from training.families import Family, family_names, get_family
+from training.families import Family, bind_inputs, family_names, get_family
 from training.graph import BaseGraph, onnx_predict
 from training.preprocessing import Preprocessor, fit_preprocessor
 from training.reliability import plot_reliability
@@ -45,7 +47,8 @@ from training.search import random_search
 from training.splits import Split, Splits, encode_splits, feature_digests, split_dataset
 from training.upstream import Upstream, add_upstream_features, resolve_upstreams
 
-__all__ = ["ISOTONIC_KNOT_FACTOR", "SCORE_CONSISTENCY", "check_method_supported", "train"]
+__all__ = ["ISOTONIC_KNOT_FACTOR", "SCORE_CONSISTENCY", "bundle_directory", "check_method_supported",
+           "npz_bytes", "train"]
 
 #: isotonic knots closer than this many times the export's score error are merged
 ISOTONIC_KNOT_FACTOR = 1e4
@@ -77,7 +80,7 @@ def _upstreams(config: TrainConfig, registry_url: str | None) -> list[Upstream]:
 def _train(config: TrainConfig, registry_url: str | None) -> Path:
     started, cpu_started = time.perf_counter(), time.process_time()
     _check_target(config)
-    family = get_family(config.model)
+    family = _configured(get_family(config.model), config, registry_url)
     check_method_supported(family, config.calibration, config.seed)
     upstreams = _upstreams(config, registry_url)
     ds = load_dataset(config.data, config.seed, config.target, config.segment, config.missing_policy,
@@ -87,6 +90,7 @@ def _train(config: TrainConfig, registry_url: str | None) -> Path:
                         config.test_fraction)
     if upstreams:
         ds, raw = add_upstream_features(ds, raw, upstreams, config.drop)
+    family = bind_inputs(family, ds.inputs, ds.feature_names)
     pre = fit_preprocessor(ds.feature_names, ds.column_kinds, raw.train.X, _categorical(raw.train),
                            impute=config.missing_policy == "auto", unknown=config.unknown_category,
                            onehot_max=config.onehot_max or family.onehot_max, rare_min=config.rare_min,
@@ -94,8 +98,9 @@ def _train(config: TrainConfig, registry_url: str | None) -> Path:
     splits = encode_splits(raw, pre.transform, pre.train_design)
     refit_note = ("then refit on train + validation (see card.calibration.refit)"
                   if config.refit or config.calibration_cv else "not refitted")
-    search = random_search(family, splits.train, splits.validation, config.metric, config.trials, config.seed,
-                           config.progress, refit_note, jobs=config.jobs)
+    search_with = family.search or random_search
+    search = search_with(family, splits.train, splits.validation, config.metric, config.trials, config.seed,
+                         config.progress, refit_note, jobs=config.jobs)
     fit = fit_calibrated(family, search.params, search.estimator, splits, config, len(ds.classes))
     _check_logits(fit, splits)
     t_export = time.perf_counter()
@@ -109,11 +114,24 @@ def _train(config: TrainConfig, registry_url: str | None) -> Path:
         upstreams=tuple(upstreams), data_sha256=data_sha256,
     )
     card = build_card(facts)
-    _write_bundle(config, card, onnx_bytes, _reference(config, fit.model, splits, raw), fit.model, ds, splits)
+    _write_bundle(config, card, onnx_bytes, _reference(config, fit.model, splits, raw), fit.model, ds, splits,
+                  search.files)
     return config.bundle_dir
 
 
 # ------------------------------------------------------------------------------------------ checks
+def _configured(family: Family, config: TrainConfig, registry_url: str | None) -> Family:
+    """The family for this run's own options (``Family.configure``); refuse options it cannot take."""
+    if family.configure is not None:
+        return family.configure(family, config, registry_url)
+    if config.deep_options:
+        raise ConfigError(
+            f"{', '.join(config.deep_options)}: the {family.name} family has no such options",
+            "transfer learning (--init-from, --freeze, --unfreeze-after) and --size-search need --model mlp",
+        )
+    return family
+
+
 def check_method_supported(family: Family, method: str, seed: int) -> None:
     """Refuse a family x method that cannot work, before any training."""
     if method != "temperature" or has_logits(family.make_estimator(dict(family.defaults), seed)):
@@ -259,29 +277,20 @@ def _reference(config: TrainConfig, model: CalibratedModel, splits: Splits, raw:
     return reference
 
 
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
 
 
-def _write_bundle(config: TrainConfig, card: ModelCard, onnx_bytes: bytes, reference: dict[str, np.ndarray],
-                  model: CalibratedModel, ds: Dataset, splits: Splits) -> None:
-    target, test = config.bundle_dir, splits.test
-    estimator = model.pairs[0].estimator
+@contextmanager
+def bundle_directory(config: TrainConfig) -> Iterator[Path]:
+    """A temp directory that becomes ``config.bundle_dir`` when the block succeeds (directory 0755, files
+    0644) and vanishes when it fails; write errors become :class:`TrainingError`."""
+    target = config.bundle_dir
     try:
         with atomic_directory(target, overwrite=config.overwrite) as tmp:
-            (tmp / MODEL_FILE).write_bytes(onnx_bytes)
-            (tmp / REFERENCE_FILE).write_bytes(_npz_bytes(reference))
-            plot_reliability(
-                tmp / RELIABILITY_FILE, test.y, model.uncalibrated_proba(test.X), model.predict_proba(test.X),
-                ds.classes, config.ece_bins,
-                f"{config.name}:{config.version} {card.family}, calibration {card.calibration.method} "
-                "(test split)",
-            )
-            for fname, data in (estimator.card_files() if hasattr(estimator, "card_files") else {}).items():
-                (tmp / fname).write_bytes(data)
-            write_json_atomic(tmp / CARD_FILE, card)
+            yield tmp
             tmp.chmod(0o755)
             for f in tmp.iterdir():
                 f.chmod(0o644)
@@ -293,3 +302,24 @@ def _write_bundle(config: TrainConfig, card: ModelCard, onnx_bytes: bytes, refer
         raise TrainingError(
             f"cannot write the bundle to {target}: {e.strerror or e}", "pick a writable --out directory"
         ) from None
+
+
+def _write_bundle(config: TrainConfig, card: ModelCard, onnx_bytes: bytes, reference: dict[str, np.ndarray],
+                  model: CalibratedModel, ds: Dataset, splits: Splits,
+                  search_files: dict[str, bytes] | None = None) -> None:
+    test = splits.test
+    estimator = model.pairs[0].estimator
+    with bundle_directory(config) as tmp:
+        (tmp / MODEL_FILE).write_bytes(onnx_bytes)
+        (tmp / REFERENCE_FILE).write_bytes(npz_bytes(reference))
+        plot_reliability(
+            tmp / RELIABILITY_FILE, test.y, model.uncalibrated_proba(test.X), model.predict_proba(test.X),
+            ds.classes, config.ece_bins,
+            f"{config.name}:{config.version} {card.family}, calibration {card.calibration.method} "
+            "(test split)",
+        )
+        files = dict(search_files or {})
+        files.update(estimator.card_files() if hasattr(estimator, "card_files") else {})
+        for fname, data in files.items():
+            (tmp / fname).write_bytes(data)
+        write_json_atomic(tmp / CARD_FILE, card)

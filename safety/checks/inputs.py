@@ -5,7 +5,8 @@ rejected at the serving edge (then the model never sees it and the case is not r
 invalid probabilities on an input that reaches the model fails the check. Inputs of the wrong width are
 rejected at the edge by ``card.features`` too, but they are still run: the model must refuse them cleanly
 or answer validly, never crash or hang. So are empty batches (a request carries 1 to
-``input_policy.max_batch_rows`` rows).
+``input_policy.max_batch_rows`` rows). Images and token sequences (``card.inputs``) add their own cases
+(:mod:`safety.checks.kind_inputs`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from cascade_registry.artifacts import CheckResult
 from safety.checks.base import outcome
+from safety.checks.kind_inputs import kind_cases
 from safety.checks.runtime import case_failure
 from safety.checks.table_inputs import table_cases
 from safety.checks.validity import answer_problem
@@ -113,7 +115,7 @@ def build_cases(ctx: GateContext, policy: GatePolicy) -> list[InputCase]:
     cases.append(
         InputCase("too_many_features", np.hstack([base, base[:, :1]]).astype(dtype), width, probe=True)
     )
-    return cases + table_cases(ctx, ROWS, InputCase)
+    return cases + kind_cases(card, base, dtype, InputCase) + table_cases(ctx, ROWS, InputCase)
 
 
 class BadInputsCheck:

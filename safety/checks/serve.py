@@ -26,6 +26,7 @@ import httpx
 
 from cascade_registry.artifacts import CheckResult, ModelCard
 from safety.checks.base import outcome
+from safety.checks.kind_inputs import kind_probes
 from safety.context import GateContext
 from safety.policy import GatePolicy
 
@@ -240,7 +241,8 @@ class ServeCheck:
             startup = round(time.monotonic() - started, 2)
             problems: list[str] = []
             statuses: dict[str, int] = {}
-            probes = table_probes(card, rows) if card.categorical_features else serve_probes(card, rows)
+            probes = (table_probes(card, rows) if card.categorical_features
+                      else serve_probes(card, rows) + kind_probes(card, rows))
             for name, kind, body, ctype in probes:
                 content = body if isinstance(body, str | bytes) else json.dumps(body)
                 try:

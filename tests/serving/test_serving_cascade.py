@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from cascade_registry.artifacts import CARD_FILE, FeatureSpec, ModelBundle, write_json_atomic
+from loadtests.sources import target_from_bundle
 from lockgate.cli import main as lockgate_main
 from serving.app import open_dataplane
 from serving.batcher import MicroBatcher
@@ -32,6 +33,7 @@ from serving.composition import CompositionError, Upstream, compose_parts, raw_c
 from serving.settings import ServeSettings
 from tests.bundles import gate_bundle, open_trusting, write_test_key
 from tests.cascades import Cascade
+from tests.load_payloads import send_load_payloads
 from training.synthetic import A_INPUTS, write_cascade_tables
 from training.upstream import run_graph
 
@@ -154,6 +156,11 @@ def test_cascade_end_to_end(cascade, start_gateway):
     # the caller sends raw columns: the upstream-fed feature is not one of them
     detail = httpx.get(gw.url + "/models/b", headers={"Authorization": f"Bearer {keys['shop']}"}).json()
     assert detail["inputs"]["features"] == raw and detail["model"]["upstream"][0]["version"] == 1
+
+    # a load test of b sends b's raw columns by name, as a consumer does (tests.serving: load payloads)
+    target = target_from_bundle(b1)
+    assert target.named and target.features == raw
+    assert send_load_payloads(gw.url, keys["shop"], target) == []
 
     # a direct consumer of a is unaffected, and a's own answer is what the composition fed b
     direct = _call(gw, keys["lab"], "a", frame, inputs)

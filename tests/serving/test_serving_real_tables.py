@@ -18,7 +18,9 @@ import pandas as pd
 import pytest
 
 from cascade_registry.artifacts import ModelBundle
+from loadtests.sources import target_from_bundle
 from serving.predict_cli import main as predict_main
+from tests.load_payloads import send_load_payloads
 from tests.real_tables import TABLES
 from tests.serving.conftest import Gateway, released_gateway
 
@@ -94,3 +96,14 @@ def test_lockgate_predict_names_the_bad_cell_of_a_raw_csv(real_table, tmp_path, 
     err = capsys.readouterr().err
     assert "rows[0:][3].bill_length_mm" in err and "'long'" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_a_load_test_of_a_real_table_sends_named_rows_the_gateway_takes(served, real_table, name):
+    card = ModelBundle.load(real_table(name).bundle).card
+    target = target_from_bundle(real_table(name).bundle)
+    assert target.named and target.features == [f.name for f in card.features]
+    assert any(v is None for row in target.rows for v in row) or not any(
+        f.missing != "error" for f in card.features)  # gaps are sent as null where the card allows them
+    gw, key = served
+    assert send_load_payloads(gw.url, key, target) == []

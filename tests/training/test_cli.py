@@ -213,6 +213,7 @@ def test_real_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"lockgate train: data file {tmp_path / 'x.csv'} does not exist "
-        "(pass an existing CSV path or one of: breast_cancer, wine, digits, imbalanced)"
+        "(pass an existing CSV path or one of: breast_cancer, wine, digits, imbalanced, sequences, "
+        "mixed_inputs)"
     ]
     assert not (tmp_path / "out").exists()

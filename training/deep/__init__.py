@@ -4,6 +4,8 @@
   initializers (``initializers``), optimizers (``optimizers``), learning-rate schedules (``schedules``),
   early stopping with per-epoch checkpoints and learning curves (``curves``).
 - :func:`overfit_one_batch` (``overfit``): the one-batch sanity check with its diagnosis.
+- :class:`DeepClassifier` (``topology``): the CNN / GRU / multi-input topologies (one encoder per input,
+  :mod:`training.deep.encoders`) on the MLP's training loop; families ``cnn``, ``gru``, ``multi``.
 - :func:`export_mlp` (``export``): torch.onnx.export + a :mod:`training.calibration` calibrator +
   ``label``/``probabilities``; the only part of ``training`` that imports torch.
 """
@@ -16,11 +18,14 @@ from training.deep.initializers import INITIALIZERS
 from training.deep.optimizers import OPTIMIZERS
 from training.deep.overfit import OverfitReport, format_overfit_report, overfit_one_batch
 from training.deep.schedules import SCHEDULES, learning_rate_at, learning_rates
+from training.deep.topology import TOPOLOGIES, DeepClassifier
 
 __all__ = [
     "INITIALIZERS",
     "OPTIMIZERS",
     "SCHEDULES",
+    "TOPOLOGIES",
+    "DeepClassifier",
     "DeepConfigError",
     "DeepTrainingError",
     "MLPClassifier",
@@ -37,3 +42,4 @@ __all__ = [
     "plot_learning_curves",
 ]
 from training.deep import family as _family  # noqa: E402,F401  registers 'mlp' with training.families
+from training.deep import topology_family as _topologies  # noqa: E402,F401  registers cnn, gru, multi

@@ -33,6 +33,7 @@ from training.deep.initializers import INITIALIZERS, initialize
 from training.deep.network import ACTIVATIONS, build_network
 from training.deep.optimizers import OPTIMIZERS, make_optimizer, set_learning_rate
 from training.deep.schedules import SCHEDULES, learning_rates
+from training.deep.weights import WEIGHTS_FILE, weights_bytes
 
 __all__ = ["MLPClassifier", "ScoringNetwork", "resolve_device"]
 
@@ -385,13 +386,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         }
 
     def card_files(self) -> dict[str, bytes]:
-        """Extra bundle files: ``learning_curves.png``."""
+        """Extra bundle files: ``learning_curves.png`` and ``weights.pt`` (:mod:`training.deep.weights`)."""
         from training.deep.curves import plot_learning_curves
 
         check_is_fitted(self, "network_")
         with tempfile.TemporaryDirectory() as tmp:
             path = plot_learning_curves(self.history_, self.best_epoch_, Path(tmp) / "learning_curves.png")
-            return {"learning_curves.png": path.read_bytes()}
+            return {"learning_curves.png": path.read_bytes(), WEIGHTS_FILE: weights_bytes(self)}
 
     # ------------------------------------------------------------------ predict
     def _check_X(self, X: Any) -> np.ndarray:

@@ -12,10 +12,13 @@ its logits, the margin ``S1 - S0`` for binary and ``S`` for multiclass).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from training.deep.estimator import MLPClassifier
 from training.deep.export import mlp_exporter
+from training.deep.size_search import size_search
+from training.deep.transfer import configure_transfer, resolve_parent
 from training.families import Choice, Family, FloatRange, register_family
 from training.preprocessing import ONEHOT_MAX_ADDITIVE
 
@@ -63,6 +66,18 @@ def make_mlp(params: dict[str, Any], seed: int) -> MLPClassifier:
     )
 
 
+def configure_mlp(family: Family, config: Any, registry_url: str | None) -> Family:
+    """The MLP family for one run: from a parent (``init_from``) or with the size search."""
+    if config.init_from is not None:
+        parent = resolve_parent(config.init_from, registry_url)
+        return configure_transfer(family, parent, config.freeze, config.unfreeze_after)
+    if config.size_search:
+        return replace(family, search=size_search, notes={
+            **family.notes, "size search": "start 2 x 128, grow until the training split is overfitted, then "
+            "regularize (dropout, L2) until validation stops improving; --trials caps the steps"})
+    return family
+
+
 MLP_FAMILY = register_family(Family(
     name="mlp",
     description="PyTorch multi-layer perceptron (standardized inputs, early stopping on a held-out part "
@@ -78,6 +93,7 @@ MLP_FAMILY = register_family(Family(
     export=mlp_exporter,
     estimator_type=MLPClassifier,
     onehot_max=ONEHOT_MAX_ADDITIVE,
+    configure=configure_mlp,
     notes={
         "search order": "sensitive hyperparameters first: learning_rate, schedule+decay, units per layer",
         "step schedule": f"alpha_n = alpha_0 * {STEP_FACTOR}^floor((1+n)/{STEP_SIZE}); decay is ignored",

@@ -29,7 +29,7 @@ from training.datasets import load_dataset
 from training.deep.errors import DeepConfigError
 from training.deep.estimator import MLPClassifier, resolve_device
 from training.deep.optimizers import make_optimizer
-from training.families import get_family
+from training.families import bind_inputs, get_family
 from training.splits import split_dataset
 
 __all__ = [
@@ -191,12 +191,12 @@ def overfit_check(config: Any, steps: int = 300) -> OverfitReport:
 
     ``config`` is a :class:`training.config.TrainConfig`; only deep families (``mlp``) apply.
     """
-    family = get_family(config.model)
+    ds = load_dataset(config.data, config.seed, config.target, config.segment, config.missing)
+    family = bind_inputs(get_family(config.model), ds.inputs, ds.feature_names)
     est = family.make_estimator(dict(family.defaults), config.seed)
     if not isinstance(est, MLPClassifier):
         raise DeepConfigError("model", config.model, "a deep model family for --overfit-one-batch",
-                              "use --model mlp")
-    ds = load_dataset(config.data, config.seed, config.target, config.segment, config.missing)
+                              "use --model mlp, cnn, gru or multi")
     splits = split_dataset(ds, config.seed, config.validation_fraction, config.calibration_fraction,
                            config.test_fraction)
     return overfit_one_batch(est, splits.train.X, splits.train.y, steps=steps, seed=config.seed)

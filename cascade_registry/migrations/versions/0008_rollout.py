@@ -4,15 +4,15 @@ One row per rollout, kept after it ends (``outcome`` promoted, rolled_back or ch
 ``registry rollback`` after a promote knows which version to restore. At most one row per model has
 ``ended_at`` NULL: the registry checks it in the write transaction (writers are serialized).
 
-Revision ID: 0006
-Revises: 0004 (on the rollout branch; re-chained onto 0005_capture when both are merged)
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0004"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
