@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -24,8 +25,9 @@ from cascade_registry.cli import main as registry_main
 from serving.predictor import OnnxPredictor
 from tests.bundles import open_trusting
 from tests.serving.conftest import Gateway
+from training.monitor_cli import main as monitor_main
 
-VOLATILE = re.compile(rb'"request_id":"[^"]*",?')  # an id per answer once request ids are given out
+VOLATILE = re.compile(rb'"(?:request_id|id)":"[^"]*",?')  # the gateway's request id of each answer
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,9 @@ def served(tmp_path_factory, demo_bundle: Path, demo_bundle_v2: Path) -> Iterato
         reg.declare(consumer, "demo")
         keys[consumer] = reg.issue_key(consumer)
     gw = Gateway(
-        ["--registry-url", url], env={"LOCKGATE_SERVE_POLL_INTERVAL": "0.2"}, log=work / "gateway.log"
+        ["--registry-url", url],
+        env={"LOCKGATE_SERVE_POLL_INTERVAL": "0.2", "LOCKGATE_SERVE_CAPTURE_RATE": "1"},
+        log=work / "gateway.log",
     )
     try:
         gw.wait_ready(path="/readyz")
@@ -151,6 +155,59 @@ def test_a_shadow_never_changes_an_answer_and_reports_agreement(
     _wait_ready(s, lambda r: r["rollouts"] == {}, "the end of the shadow")
 
 
+def test_a_shadows_answers_are_captured_and_monitor_scores_them(served, demo_bundle, demo_bundle_v2, capsys):
+    """Shadow answers go to the capture with role 'shadow' under the live request's id; labels sent for the
+    live answers score the candidate too: ``lockgate monitor demo --version 2 --role shadow``."""
+    s = served
+    with np.load(demo_bundle / "reference.npz") as ref:
+        x, y = ref["holdout_inputs"][:60].astype(float), ref["holdout_labels"][:60]
+    classes = OnnxPredictor.from_bundle(demo_bundle).classes
+    s["reg"].start_rollout("demo:2", "shadow", actor="tests")
+    _wait_ready(s, lambda r: r["rollouts"].get("demo", {}).get("mode") == "shadow", "the shadow")
+    since = datetime.now(UTC)
+    ids = [f"sh-{i}" for i in range(3)]
+    for i, rid in enumerate(ids):
+        assert _post(s, x[i * 20 : (i + 1) * 20].tolist(), request_id=rid).status_code == 200
+    deadline = time.monotonic() + 15
+    while (
+        len(s["reg"].captured("demo", 2, role="shadow", since=since)) < len(y) and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    shadow = s["reg"].captured("demo", 2, role="shadow", since=since)
+    live = s["reg"].captured("demo", 1, role="live", since=since)
+    assert {r.request_id for r in shadow} == {r.request_id for r in live} == set(ids)
+    labels = [{"request_id": ids[i // 20], "row": i % 20, "label": classes[int(c)]} for i, c in enumerate(y)]
+    stored = s["client"].post(
+        "/feedback", json={"labels": labels}, headers={"Authorization": f"Bearer {s['keys']['shop']}"}
+    )
+    assert stored.json() == {"stored": len(y)}
+    capsys.readouterr()
+    code = monitor_main(
+        [
+            "demo",
+            "--registry-url",
+            s["url"],
+            "--version",
+            "2",
+            "--role",
+            "shadow",
+            "--json",
+            "--since",
+            since.isoformat(),
+            "--png",
+            str(s["work"] / "shadow.png"),
+        ]
+    )
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    online = json.loads(out.out)["quality"]["overall"][0]
+    offline = OnnxPredictor.from_bundle(demo_bundle_v2).predict(x.astype(np.float32))[0]
+    assert online["version"] == 2 and online["rows"] == len(y)
+    assert online["accuracy"] == pytest.approx(float((offline == y).mean()))  # the candidate's, not live's
+    s["reg"].rollback("demo", actor="tests")
+    _wait_ready(s, lambda r: r["rollouts"] == {}, "the end of the shadow")
+
+
 def test_a_canary_serves_its_share_sticky_per_request_id_or_consumer(served, rows):
     s = served
     s["reg"].start_rollout("demo:2", "canary", "10%", actor="tests")
@@ -175,11 +232,17 @@ def test_a_canary_serves_its_share_sticky_per_request_id_or_consumer(served, row
     }
     assert again == {i: versions[i] for i in again}  # the same request id, the same version
     assert _post(s, rows[:1], version=2).json()["model"]["version"] == 2  # asked for by its version
-    v2 = s["client"].post(
-        "/v2/models/demo/versions/2/infer",
-        json={"inputs": [{"name": "input", "shape": [1, len(rows[0])], "datatype": "FP32", "data": rows[0]}]},
-        headers={"Authorization": f"Bearer {s['keys']['shop']}"},
-    ).json()
+    v2 = (
+        s["client"]
+        .post(
+            "/v2/models/demo/versions/2/infer",
+            json={
+                "inputs": [{"name": "input", "shape": [1, len(rows[0])], "datatype": "FP32", "data": rows[0]}]
+            },
+            headers={"Authorization": f"Bearer {s['keys']['shop']}"},
+        )
+        .json()
+    )
     assert (v2["model_version"], v2["parameters"]["rollout"]) == ("2", "canary")
     assert _post(s, rows[:1], request_id="x" * 65).status_code == 422
 
