@@ -233,6 +233,11 @@ def render_rollout(
                 "shadow comparisons dropped: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(figures.dropped.items()))
             )
+    if current is not None:
+        lines.append(
+            f"calibration on labelled traffic: 'lockgate monitor {name}' (live) and "
+            f"'lockgate monitor {name} --version {current.candidate.version} --role {current.mode}'"
+        )
     before = history[1:] if current else history
     if before:
         lines += ["", "earlier rollouts:"] + [f"  {_rollout_line(r)}" for r in before]
