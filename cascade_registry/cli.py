@@ -21,7 +21,7 @@ __all__ = ["READ_ONLY", "build_parser", "main"]
 #: commands that never create a registry ("no registry at ..." instead)
 READ_ONLY = {
     "list", "show", "impact", "graph", "audit", "pins", "consumer list", "key list", "trust list",
-    "policy show",
+    "policy show", "rollout",
 }
 
 EPILOG = f"""\
@@ -33,6 +33,10 @@ examples:
   lockgate registry trust add gate-key.pub --label ci-gate   # accept verdicts signed by this key
   lockgate registry release churn:1               # needs a passing, signed out/churn-1/gate.json
   lockgate registry release upstream:2 scorer:2  # atomically, upstream first
+  lockgate registry release churn:2 --shadow      # churn:2 runs beside churn:1; its answers are compared
+  lockgate registry release churn:2 --canary 10%  # churn:2 answers 10 % of the direct requests
+  lockgate registry rollout churn --gateway http://127.0.0.1:3000   # agreement and latency by role
+  lockgate registry promote churn:2               # or: lockgate registry rollback churn
   lockgate registry revalidate scorer:1 --upstream upstream:2 --sign-key gate-key
   lockgate registry pins scorer:1
   lockgate registry impact churn
@@ -43,8 +47,10 @@ register reads the bundle's gate.json if there is one; 'gate NAME:VERSION' recor
 later (lockgate check after register); release re-reads gate.json and refuses without a passing one.
 
 {LOCATION_HELP}; 'lockgate' prints the one in use.
-Commands that only read (list, show, pins, impact, graph, audit, consumer/key/trust list, policy show) never
-create one.
+Commands that only read (list, show, pins, impact, graph, audit, rollout, consumer/key/trust list, policy
+show) never create one.
+A shadow or canary rollout routes direct callers only: downstream models keep composing the version they
+are pinned to. While one runs, a plain release of that model is refused: promote or roll back first.
 exit codes: 0 ok, 1 refused, 2 bad input, 3 registry unreachable or missing.   docs: docs/registry.md
 """
 
@@ -115,6 +121,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rel.add_argument(
         "--owner", help="who waives: must be the recorded owner of every model the waiver is needed for"
+    )
+    how = rel.add_mutually_exclusive_group()
+    how.add_argument(
+        "--shadow",
+        action="store_true",
+        help="do not release: run the version beside the released one on every request, off the response "
+        "path, and compare its answers (never returned); finish with 'promote' or 'rollback'",
+    )
+    how.add_argument(
+        "--canary",
+        metavar="SHARE",
+        help="do not release: let the version answer SHARE of the direct requests (e.g. 10%%); finish with "
+        "'promote' or 'rollback'",
+    )
+    rel.add_argument(
+        "--sticky",
+        choices=["request_id", "consumer"],
+        default="request_id",
+        help="what a canary hashes to pick its share: the caller's X-Request-Id (default; a request "
+        "without one is a random draw) or the consumer (each consumer sees one version)",
+    )
+    pro = add("promote", "release the candidate of the rollout in progress and end the rollout")
+    pro.add_argument("ref", metavar="NAME:VERSION", help="the candidate, e.g. churn:2")
+    pro.add_argument("--waive", metavar="REASON", help="as for release (a stale candidate); needs --owner")
+    pro.add_argument("--owner", help="who waives (the recorded owner of the model)")
+    add(
+        "rollback",
+        "end the rollout in progress (the live version answers everything), or undo the last promote",
+    ).add_argument("name", metavar="NAME", help="the model")
+    out = add("rollout", "a model's rollout: state and history, and with --gateway its figures by role")
+    out.add_argument("name", metavar="NAME", help="the model")
+    out.add_argument(
+        "--gateway",
+        metavar="URL",
+        help="read agreement, |dp| and latency by role from this gateway's /metrics "
+        "(e.g. http://127.0.0.1:3000)",
     )
     add("pins", "the effective pins of a version: the upstream versions it is composed with").add_argument(
         "ref", metavar="NAME:VERSION", help="e.g. scorer:1"

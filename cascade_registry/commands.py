@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cascade_registry.artifacts import published_mode
-from cascade_registry.errors import InvalidInputError, RegistryError, exit_status
+from cascade_registry.errors import InvalidInputError, NotFoundError, RegistryError, exit_status
 from cascade_registry.manifest import ManifestError, read_bounded
 from cascade_registry.registry import Registry
 from cascade_registry.rendering import (
@@ -26,11 +26,13 @@ from cascade_registry.rendering import (
     render_impact,
     render_mermaid,
     render_pins,
+    render_rollout,
     render_table,
     render_version,
     when,
 )
 from cascade_registry.settings import RegistrySettings, locate_registry
+from cascade_registry.sql_rollout import pinned_downstream
 
 __all__ = ["run_command"]
 
@@ -139,6 +141,10 @@ def _run(reg: Registry, args: argparse.Namespace, actor: str) -> None:  # noqa: 
     elif cmd == "gate":
         info = reg.record_gate(args.ref, actor=actor)
         _emit(args, info, f"{info.ref} is {info.status}")
+    elif cmd == "release" and (getattr(args, "shadow", False) or getattr(args, "canary", None) is not None):
+        _start_rollout(reg, args, actor)
+    elif cmd in ("promote", "rollback", "rollout"):
+        _rollout(reg, args, actor)
     elif cmd == "release":
         waiver, owner = getattr(args, "waive", None), getattr(args, "owner", None)
         infos = reg.release_many(args.refs, waiver=waiver, actor=actor, owner=owner)
@@ -188,6 +194,59 @@ def _run(reg: Registry, args: argparse.Namespace, actor: str) -> None:  # noqa: 
         _trust(reg, args, actor)
     elif cmd == "policy":
         _policy(reg, args, actor)
+
+
+def _start_rollout(reg: Registry, args: argparse.Namespace, actor: str) -> None:
+    mode = "shadow" if getattr(args, "shadow", False) else "canary"
+    if len(args.refs) != 1 or getattr(args, "waive", None) is not None:
+        raise InvalidInputError(
+            f"a {mode} rollout takes one NAME:VERSION and no --waive", "roll out one model at a time"
+        )
+    share, sticky = getattr(args, "canary", None), getattr(args, "sticky", "request_id")
+    r = reg.start_rollout(args.refs[0], mode, share, sticky=sticky, actor=actor)
+    how = "runs beside it on every request (answers compared, never returned)"
+    if mode == "canary":
+        how = f"answers {r.share:.2%} of the direct requests (sticky per {r.sticky})"
+    keep = pinned_downstream(reg.cascade(), r.model)
+    text = f"{r.candidate} {how}; {r.live} stays released" + (
+        f"\ndownstream models keep their pins: {', '.join(keep)}" if keep else ""
+    )
+    _emit(args, r, text + f"\nfinish with 'lockgate registry promote {r.candidate}' or 'rollback {r.model}'")
+
+
+def _rollout(reg: Registry, args: argparse.Namespace, actor: str) -> None:
+    if args.command == "promote":
+        ended, info = reg.promote(
+            args.ref, waiver=getattr(args, "waive", None), actor=actor, owner=getattr(args, "owner", None)
+        )
+        text = f"promoted {info.ref}: released, {ended.live} superseded"
+        _emit(args, {"rollout": ended, "released": info}, text)
+    elif args.command == "rollback":
+        active = reg.rollout(args.name)
+        r = reg.rollback(args.name, actor=actor)
+        what = f"stopped the {r.mode} of {r.candidate}" if active else f"undid the promote of {r.candidate}"
+        _emit(args, r, f"{what}: {r.live} is released and answers every request")
+    else:
+        history = reg.rollouts(args.name)
+        if not history and not reg.versions(args.name):
+            raise NotFoundError(f"no model named {args.name!r} is registered", "see 'lockgate registry list'")
+        current = history[0] if history else None
+        figures = None
+        if getattr(args, "gateway", None) is not None:
+            if current is None:
+                raise InvalidInputError(
+                    f"{args.name} has never had a rollout", "start one with 'release NAME:VERSION --shadow'"
+                )
+            from cascade_registry.rollout_figures import fetch_figures  # httpx: only for --gateway
+
+            figures = fetch_figures(args.gateway, current)
+        keep = pinned_downstream(reg.cascade(), args.name)
+        _emit(
+            args,
+            {"rollout": current if current and current.ended_at is None else None, "history": history,
+             "figures": figures, "downstream_keep_pins": keep},
+            render_rollout(args.name, history, figures, keep),
+        )
 
 
 def _trust(reg: Registry, args: argparse.Namespace, actor: str) -> None:

@@ -31,6 +31,11 @@ __all__ = [
     "Pin",
     "PinInfo",
     "PinSource",
+    "ROLLOUT_MODES",
+    "RolloutInfo",
+    "RolloutMode",
+    "STICKINESS",
+    "Stickiness",
     "ServingEntry",
     "Status",
     "TransitionInfo",
@@ -51,6 +56,11 @@ STATUSES: tuple[str, ...] = (
 #: statuses of a version that is still part of the cascade (not superseded or retired)
 LIVE_STATUSES: tuple[str, ...] = ("registered", "gated_passed", "gated_failed", "released", "stale")
 ConsumerKind = Literal["service", "model"]
+RolloutMode = Literal["shadow", "canary"]
+ROLLOUT_MODES: tuple[str, ...] = ("shadow", "canary")
+#: what a canary hashes to pick its share: the caller's request id (default) or the declared consumer
+Stickiness = Literal["request_id", "consumer"]
+STICKINESS: tuple[str, ...] = ("request_id", "consumer")
 AccessReason = Literal["ok", "missing_key", "unknown_key", "revoked_key", "undeclared"]
 
 
@@ -199,14 +209,36 @@ class PinInfo(_Entity):
     actor: str
 
 
+class RolloutInfo(_Entity):
+    """A candidate version beside the released (live) one. ``shadow``: the gateway also runs the candidate on
+    every request to the model, off the response path, and never returns its answer; ``canary``: the
+    candidate answers ``share`` of the direct requests, picked by a hash of ``sticky`` (the request id or
+    the consumer). Downstream models keep composing the version they are pinned to. ``ended_at`` None: in
+    progress; else ``outcome`` says how it ended."""
+
+    model: str
+    live: ModelRef
+    candidate: ModelRef
+    mode: RolloutMode
+    share: float = Field(gt=0, le=1, description="fraction of direct requests (1.0 for a shadow)")
+    sticky: Stickiness
+    started_at: datetime
+    started_by: str
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+    outcome: Literal["promoted", "rolled_back", "changed"] | None = None
+
+
 class ServingEntry(_Entity):
     """One version the gateway loads: ``release`` answers direct callers (the released version of its model);
-    ``pin`` is loaded only to be composed into a downstream model that pins it, never answered directly.
+    ``pin`` is loaded only to be composed into a downstream model that pins it, never answered directly;
+    ``shadow`` / ``canary``: the candidate of a rollout in progress (``rollout`` says how it is served).
     ``pins``: the effective pins of this version (upstream name -> version)."""
 
     info: ModelVersionInfo
-    role: Literal["release", "pin"]
+    role: Literal["release", "pin", "shadow", "canary"]
     pins: dict[str, int] = Field(default_factory=dict)
+    rollout: RolloutInfo | None = None
 
 
 class LineageInfo(_Entity):

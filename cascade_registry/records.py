@@ -6,20 +6,22 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, update
+from sqlalchemy import Connection, Row, insert, select, update
 
 from cascade_registry.artifacts import ModelCard, ModelRef
-from cascade_registry.entities import AuditEntry, ConsumerInfo, ModelVersionInfo
+from cascade_registry.entities import AuditEntry, ConsumerInfo, ModelVersionInfo, RolloutInfo
 from cascade_registry.manifest import Manifest
-from cascade_registry.schema import audit_log, cascade_pins, model_versions, transitions
+from cascade_registry.schema import audit_log, cascade_pins, model_versions, rollouts, transitions
 
 __all__ = [
+    "active_rollouts",
     "append_audit",
     "append_pin",
     "as_utc",
     "audit_from_row",
     "consumer_from_row",
     "now",
+    "rollout_from_row",
     "set_status",
     "version_from_row",
 ]
@@ -55,6 +57,31 @@ def version_from_row(row: Row) -> ModelVersionInfo:
         parent=None if m.get("parent_name") is None
         else ModelRef(name=m["parent_name"], version=m["parent_version"]),
     )
+
+
+def rollout_from_row(row: Row) -> RolloutInfo:
+    m = row._mapping
+    return RolloutInfo(
+        model=m["name"],
+        live=ModelRef(name=m["name"], version=m["live_version"]),
+        candidate=ModelRef(name=m["name"], version=m["candidate_version"]),
+        mode=m["mode"],
+        share=m["share"],
+        sticky=m["sticky"],
+        started_at=as_utc(m["started_at"]),
+        started_by=m["started_by"],
+        ended_at=as_utc(m["ended_at"]),
+        ended_by=m["ended_by"],
+        outcome=m["outcome"],
+    )
+
+
+def active_rollouts(conn: Connection, name: str | None = None) -> dict[str, Row]:
+    """The rollout in progress of each model (of ``name`` only when given), by model name."""
+    q = select(rollouts).where(rollouts.c.ended_at.is_(None))
+    if name is not None:
+        q = q.where(rollouts.c.name == name)
+    return {r.name: r for r in conn.execute(q.order_by(rollouts.c.id))}
 
 
 def consumer_from_row(row: Row, active_keys: int = 0) -> ConsumerInfo:

@@ -7,6 +7,8 @@
     reg.declare("web", "churn"); reg.release("churn:3")
     reg.release_many(["a:2", "b:2"])                 # atomically, upstream first
     reg.pins("b:1"); reg.serving_plan()             # the cascade the gateway composes
+    reg.start_rollout("b:2", "canary", share="10%")  # b:2 answers 10 % of direct calls to b
+    reg.promote("b:2"); reg.rollback("b")
     reg.check_access(key, "churn").allowed          # True
 """
 
@@ -23,6 +25,8 @@ from cascade_registry.artifacts import NAME_PATTERN, GateReport, InvalidBundleEr
 from cascade_registry.attestation import AttestationError, key_id, load_public_key, public_key_pem
 from cascade_registry.entities import (
     CONSOLE_ROLES,
+    ROLLOUT_MODES,
+    STICKINESS,
     AccessDecision,
     ApiKeyInfo,
     AuditEntry,
@@ -33,12 +37,19 @@ from cascade_registry.entities import (
     ModelSummary,
     ModelVersionInfo,
     PinInfo,
+    RolloutInfo,
     ServingEntry,
     TransitionInfo,
     TrustedKeyInfo,
     WaiverInfo,
 )
-from cascade_registry.errors import BundleRejectedError, GateError, InvalidInputError, LoginError
+from cascade_registry.errors import (
+    BundleRejectedError,
+    ConflictError,
+    GateError,
+    InvalidInputError,
+    LoginError,
+)
 from cascade_registry.feedback import FeedbackMethods
 from cascade_registry.gate_policy import GatePolicy, policy_digest
 from cascade_registry.keys import generate_key, hash_secret, verify_secret
@@ -51,7 +62,7 @@ from cascade_registry.store import RegistryStore
 from cascade_registry.trust import GateVerdict, trusted_key_map, verify_gate
 from cascade_registry.version_range import VersionRange
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "parse_share"]
 
 _NAME = re.compile(NAME_PATTERN)
 #: a revalidation envelope holds a few KB; anything near this is hostile
@@ -76,6 +87,24 @@ def _ref(value: str | ModelRef) -> ModelRef:
     except ValueError as e:
         first = str(e).splitlines()[0] if "\n" in str(e) else str(e)
         raise InvalidInputError(f"{value!r} is not a valid NAME:VERSION ({first})", "e.g. churn:3") from None
+
+
+def parse_share(value: float | str) -> float:
+    """A canary share as a fraction in (0, 1]: ``"10%"``, ``"2.5%"``, ``10`` (percent) or ``0.1`` as a float
+    below 1 given in Python. Raises :class:`InvalidInputError` for 0, more than 100 % or anything else."""
+    text = str(value).strip()
+    percent = text.endswith("%") or not isinstance(value, float)
+    try:
+        number = float(text.removesuffix("%"))
+    except ValueError:
+        number = float("nan")
+    share = number / 100 if percent else number
+    if not 0 < share <= 1:  # also refuses nan
+        raise InvalidInputError(
+            f"a canary share must be more than 0 % and at most 100 %, got {text[:20]!r}",
+            "e.g. --canary 10% (or 2.5%)",
+        )
+    return round(share, 6)
 
 
 def _text(value: Any, what: str, limit: int = 128) -> str:
@@ -248,15 +277,85 @@ class Registry(FeedbackMethods):
         shas: dict[ModelRef, str] = {}
         for ref in refs:
             info = self.get(ref)
-            report = self._gated_bundle(info).report
-            failed = [c.name for c in report.checks if c.status in ("fail", "error")]
-            if not report.passed or failed:
-                raise GateError(
-                    f"refused: {info.ref} failed the safety gate ({', '.join(failed) or 'no checks'})",
-                    "fix the model, re-export and re-run 'lockgate check'",
-                )
-            shas[info.ref] = report.onnx_sha256
+            shas[info.ref] = self._passing_sha(info, "released")
         return self._changed(self.store.release_versions(list(shas), shas, checked, actor))
+
+    # ------------------------------------------------------------------------------ rollouts
+    def _passing_sha(self, info: ModelVersionInfo, what: str) -> str:
+        report = self._gated_bundle(info).report
+        failed = [c.name for c in report.checks if c.status in ("fail", "error")]
+        if not report.passed or failed:
+            raise GateError(
+                f"refused: {info.ref} failed the safety gate ({', '.join(failed) or 'no checks'}), so it "
+                f"cannot be {what}",
+                "fix the model, re-export and re-run 'lockgate check'",
+            )
+        return report.onnx_sha256
+
+    def start_rollout(
+        self,
+        ref: str | ModelRef,
+        mode: str,
+        share: float | str | None = None,
+        sticky: str = "request_id",
+        actor: str = "cli",
+    ) -> RolloutInfo:
+        """Roll ``ref`` out beside its model's released version (:mod:`cascade_registry.sql_rollout`):
+        ``shadow`` (it runs on every request, its answers are never returned) or ``canary`` (it answers
+        ``share`` of the direct requests, e.g. "10%", sticky per ``request_id`` or per ``consumer``). Needs a
+        passing, signed gate verdict over exactly its files, as a release does."""
+        actor = _text(actor, "actor")
+        if mode not in ROLLOUT_MODES:
+            raise InvalidInputError(f"rollout mode {mode!r} is unknown", "use 'shadow' or 'canary'")
+        if sticky not in STICKINESS:
+            raise InvalidInputError(f"stickiness {sticky!r} is unknown", "use 'request_id' or 'consumer'")
+        if mode == "shadow" and share is not None:
+            raise InvalidInputError("a shadow mirrors every request: it takes no share", "drop the share")
+        if mode == "canary" and share is None:
+            raise InvalidInputError("a canary needs its share", "e.g. --canary 10%")
+        fraction = 1.0 if share is None else parse_share(share)
+        info = self.get(ref)
+        sha = self._passing_sha(info, f"rolled out as a {mode}")
+        return self._changed(self.store.start_rollout(info.ref, mode, fraction, sticky, sha, actor))
+
+    def rollout(self, name: str) -> RolloutInfo | None:
+        """The rollout of ``name`` in progress, or None."""
+        found = self.store.rollouts(_name(name, "model"), active_only=True)
+        return found[0] if found else None
+
+    def rollouts(self, name: str) -> list[RolloutInfo]:
+        """Every rollout of ``name``, newest first."""
+        return self.store.rollouts(_name(name, "model"))
+
+    def promote(
+        self, ref: str | ModelRef, waiver: str | None = None, actor: str = "cli", owner: str | None = None
+    ) -> tuple[RolloutInfo, ModelVersionInfo]:
+        """Release the candidate of the rollout in progress (all the rules of :meth:`release_many`) and end
+        the rollout; returns (the ended rollout, the released version)."""
+        actor = _text(actor, "actor")
+        checked = None
+        if waiver is not None:
+            if owner is None:
+                raise InvalidInputError("a waiver names its owner", "add --owner NAME")
+            checked = Waiver(_text(waiver, "waiver reason", limit=500), _text(owner, "owner"))
+        info = self.get(ref)
+        sha = self._passing_sha(info, "promoted")
+        return self._changed(self.store.promote_rollout(info.ref, sha, checked, actor))
+
+    def rollback(self, name: str, actor: str = "cli") -> RolloutInfo:
+        """End the rollout of ``name`` in progress (the live version answers everything again), or, when none
+        is and the last one was promoted, release the version that promote replaced again."""
+        name, actor = _name(name, "model"), _text(actor, "actor")
+        history = self.store.rollouts(name)
+        if history and history[0].ended_at is None:
+            return self._changed(self.store.end_rollout(name, actor))
+        if not history or history[0].outcome != "promoted":
+            raise ConflictError(
+                f"nothing to roll back: {name} has no rollout in progress and its last one was not promoted",
+                f"release the version you want: 'lockgate registry release {name}:VERSION'",
+            )
+        sha = self._passing_sha(self.get(history[0].live), "released again")
+        return self._changed(self.store.undo_promote(history[0], sha, actor))
 
     def retire(self, ref: str | ModelRef, reason: str, actor: str = "cli") -> ModelVersionInfo:
         return self._changed(

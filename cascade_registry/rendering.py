@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cascade_registry.entities import ImpactReport, ModelVersionInfo, PinInfo, TransitionInfo
+from cascade_registry.entities import ImpactReport, ModelVersionInfo, PinInfo, RolloutInfo, TransitionInfo
 
 if TYPE_CHECKING:  # pragma: no cover - SQLAlchemy stays out of `lockgate registry --help`
+    from cascade_registry.rollout_figures import RolloutFigures
     from cascade_registry.sql_graph import CascadeRows
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "render_impact",
     "render_mermaid",
     "render_pins",
+    "render_rollout",
     "render_table",
     "render_version",
     "when",
@@ -186,4 +188,57 @@ def render_dot(cascade: CascadeRows) -> str:
         lines.append(f'    {_node_id(name)} [label="{label}"{shape}];')
     lines += [f'    {_node_id(u)} -> {_node_id(c)} [label="{lbl}"];' for u, c, lbl in edges]
     lines.append("}")
+    return "\n".join(lines)
+
+
+def _rollout_line(r: RolloutInfo) -> str:
+    how = "shadow" if r.mode == "shadow" else f"canary {r.share:.2%} (sticky per {r.sticky})"
+    end = f", ended {when(r.ended_at)} by {r.ended_by}: {r.outcome}" if r.ended_at else ", in progress"
+    return f"{r.candidate} {how} beside {r.live}, started {when(r.started_at)} by {r.started_by}{end}"
+
+
+def render_rollout(
+    name: str, history: list[RolloutInfo], figures: RolloutFigures | None, keep: list[str]
+) -> str:
+    """A model's rollout in progress (or none), the gateway's figures by role, and the rollouts before."""
+    current = history[0] if history and history[0].ended_at is None else None
+    lines = [f"{name}: " + (_rollout_line(current) if current else "no rollout in progress")]
+    if keep:
+        lines.append(f"downstream models keep their pins (never routed to a candidate): {', '.join(keep)}")
+    if figures is not None:
+        lines += ["", f"measured by {figures.gateway} (since it started):"]
+        lines.append(
+            render_table(
+                ["role", "version", "rows", "mean ms", "p95 ms"],
+                [
+                    [
+                        f.role,
+                        f.version,
+                        f.rows,
+                        None if f.latency_mean_ms is None else f"{f.latency_mean_ms:.3f}",
+                        None if f.latency_p95_ms is None else f"<= {f.latency_p95_ms:g}",
+                    ]
+                    for f in figures.roles
+                ],
+            )
+        )
+        if figures.compared_rows:
+            lines.append(
+                f"agreement: {figures.same_rows}/{figures.compared_rows} rows with the same label "
+                f"({figures.agreement:.2%}); |dp| mean {figures.mean_abs_dp or 0:.4f}, "
+                f"max {figures.max_abs_dp or 0:.4f}"
+            )
+        if figures.dropped:
+            lines.append(
+                "shadow comparisons dropped: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(figures.dropped.items()))
+            )
+    if current is not None:
+        lines.append(
+            f"calibration on labelled traffic: 'lockgate monitor {name}' (live) and "
+            f"'lockgate monitor {name} --version {current.candidate.version} --role {current.mode}'"
+        )
+    before = history[1:] if current else history
+    if before:
+        lines += ["", "earlier rollouts:"] + [f"  {_rollout_line(r)}" for r in before]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -34,6 +35,7 @@ __all__ = [
     "model_versions",
     "registry_config",
     "registry_state",
+    "rollouts",
     "transitions",
     "trusted_keys",
     "waivers",
@@ -225,7 +227,6 @@ console_users = Table(
     _ts("disabled_at", nullable=True),
 )
 
-
 #: production feedback (migration 0005): answered rows the gateway sampled, written without bumping the
 #: generation (a capture is not a change of what is served)
 captured_predictions = Table(
@@ -277,4 +278,26 @@ drift_checks = Table(
     Column("figures_json", Text, nullable=False),
     Column("actor", String(128), nullable=False),
     Index("ix_drift_checks_model_version", "model", "version"),
+)
+
+#: shadow and canary rollouts: a candidate beside a model's released (live) version; ``ended_at`` NULL is
+#: the one in progress (at most one per model), the ended ones say how they ended (``outcome``)
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("live_version", Integer, nullable=False),
+    Column("candidate_version", Integer, nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("share", Float, nullable=False),
+    Column("sticky", String(16), nullable=False),
+    _ts("started_at"),
+    Column("started_by", String(128), nullable=False),
+    _ts("ended_at", nullable=True),
+    Column("ended_by", String(128), nullable=True),
+    Column("outcome", String(16), nullable=True),
+    CheckConstraint("mode IN ('shadow', 'canary')", name="ck_rollouts_mode"),
+    CheckConstraint("share > 0 AND share <= 1", name="ck_rollouts_share"),
+    Index("ix_rollouts_name", "name", "ended_at"),
 )

@@ -19,7 +19,15 @@ from cascade_registry.artifacts import ModelRef
 from cascade_registry.engine import Database
 from cascade_registry.entities import LIVE_STATUSES, PinInfo, ServingEntry
 from cascade_registry.errors import ConflictError
-from cascade_registry.records import append_audit, append_pin, as_utc, set_status, version_from_row
+from cascade_registry.records import (
+    active_rollouts,
+    append_audit,
+    append_pin,
+    as_utc,
+    rollout_from_row,
+    set_status,
+    version_from_row,
+)
 from cascade_registry.schema import cascade_pins, consumers, declarations, model_versions, transitions
 from cascade_registry.sql_graph import CascadeRows, load_cascade
 from cascade_registry.sql_versions import version_row
@@ -190,8 +198,9 @@ class PinOps:
         append_audit(conn, actor, "fresh", str(ref), {"status": row.status})
 
     def serving_plan(self) -> list[ServingEntry]:
-        """Every released version (role 'release') and, transitively, every version one of those is pinned
-        to that is not itself released (role 'pin'; only ever was-released versions), with their pins."""
+        """Every released version (role 'release'), the candidate of each rollout in progress (role 'shadow'
+        or 'canary', with its rollout) and, transitively, every version one of those is pinned to that is not
+        itself released (role 'pin'; only ever was-released versions), with their pins."""
 
         def op(conn: Connection) -> list[ServingEntry]:
             cascade = load_cascade(conn)
@@ -199,6 +208,8 @@ class PinOps:
             for c, cv, up, uv in cascade.pins:
                 pins.setdefault((c, cv), {})[up] = uv
             roles = {k: "release" for k, (s, _) in cascade.status.items() if s == "released"}
+            active = {(n, r.candidate_version): r for n, r in active_rollouts(conn).items()}
+            roles.update({k: r.mode for k, r in active.items()})
             queue = deque(sorted(roles))
             while queue:
                 for up, uv in sorted(pins.get(queue.popleft(), {}).items()):
@@ -206,15 +217,19 @@ class PinOps:
                     if key not in roles and cascade.status.get(key, ("", False))[0] in _LIVE_PIN:
                         roles[key] = "pin"
                         queue.append(key)
-            rows = conn.execute(select(mv).where(mv.c.status.in_(_LIVE_PIN))).all()
+            served = conn.execute(select(mv).where(mv.c.status.in_(_LIVE_PIN)))
+            rows = {(r.name, r.version): r for r in served}
+            for name, version in active:
+                rows[(name, version)] = version_row(conn, ModelRef(name=name, version=version))
             return [
                 ServingEntry(
                     info=version_from_row(r),
                     role=roles[(r.name, r.version)],
                     pins=pins.get((r.name, r.version), {}),
+                    rollout=rollout_from_row(active[key]) if key in active else None,
                 )
-                for r in sorted(rows, key=lambda r: (r.name, r.version))
-                if (r.name, r.version) in roles
+                for key, r in sorted(rows.items())
+                if key in roles
             ]
 
         return self.db.read(op)

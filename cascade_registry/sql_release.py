@@ -27,9 +27,9 @@ from cascade_registry.errors import CascadeBlockedError, ConflictError, GateErro
 from cascade_registry.records import append_audit, now, set_status, version_from_row
 from cascade_registry.schema import model_owners, model_versions, waivers
 from cascade_registry.sql_graph import CascadeRows, load_cascade
-from cascade_registry.sql_versions import version_row
+from cascade_registry.sql_versions import refuse_during_rollout, version_row
 
-__all__ = ["ReleaseOps", "Waiver", "owner_of"]
+__all__ = ["ReleaseOps", "Waiver", "check_pins_live", "owner_of"]
 
 mv = model_versions
 _WAS_RELEASED = ("released", "superseded")
@@ -80,6 +80,7 @@ class ReleaseOps:
             )
 
         def op(conn: Connection) -> list[ModelVersionInfo]:
+            refuse_during_rollout(conn, refs, "released")
             ordered = dependency_order(refs, load_cascade(conn))
             used: list[str] = []
             released = []
@@ -121,7 +122,7 @@ class ReleaseOps:
         if row.status in ("released", "retired"):
             raise ConflictError(f"{ref} is already {row.status}")
         cascade = load_cascade(conn)
-        _check_pins_live(ref, cascade)
+        check_pins_live(ref, cascade)
         if row.stale and waiver is None:
             raise CascadeBlockedError(
                 f"refused: {ref} is stale ({row.stale_reason})",
@@ -189,7 +190,7 @@ class ReleaseOps:
         return version_from_row(conn.execute(select(mv).where(mv.c.id == row.id)).one())
 
 
-def _check_pins_live(ref: ModelRef, cascade: CascadeRows) -> None:
+def check_pins_live(ref: ModelRef, cascade: CascadeRows) -> None:
     dead = sorted(
         f"{up}:{uv}"
         for c, cv, up, uv in cascade.pins

@@ -29,14 +29,14 @@ from cascade_registry.sql_console import ConsoleOps
 from cascade_registry.sql_consumers import ConsumerOps
 from cascade_registry.sql_graph import CascadeRows, load_cascade
 from cascade_registry.sql_pins import PinOps, older_pins
-from cascade_registry.sql_release import ReleaseOps
+from cascade_registry.sql_rollout import RolloutOps
 from cascade_registry.sql_trust import TrustOps
 from cascade_registry.sql_versions import VersionOps
 
 __all__ = ["SqlRegistryStore"]
 
 
-class SqlRegistryStore(VersionOps, ReleaseOps, PinOps, ConsumerOps, TrustOps, ConsoleOps, CaptureOps):
+class SqlRegistryStore(VersionOps, RolloutOps, PinOps, ConsumerOps, TrustOps, ConsoleOps, CaptureOps):
     """Registry storage on one SQLAlchemy engine."""
 
     def __init__(self, db: Database) -> None:

@@ -17,7 +17,15 @@ from cascade_registry.errors import (
     OwnerError,
 )
 from cascade_registry.manifest import Manifest
-from cascade_registry.records import append_audit, append_pin, as_utc, now, set_status, version_from_row
+from cascade_registry.records import (
+    active_rollouts,
+    append_audit,
+    append_pin,
+    as_utc,
+    now,
+    set_status,
+    version_from_row,
+)
 from cascade_registry.schema import (
     consumers,
     declarations,
@@ -28,7 +36,7 @@ from cascade_registry.schema import (
 from cascade_registry.sql_graph import load_cascade
 from cascade_registry.trust import GateVerdict
 
-__all__ = ["VersionOps", "version_row"]
+__all__ = ["VersionOps", "refuse_during_rollout", "version_row"]
 
 mv = model_versions
 _GATEABLE = ("registered", "gated_passed", "gated_failed", "stale")
@@ -43,6 +51,24 @@ def version_row(conn: Connection, ref: ModelRef) -> Row:
     if versions:
         raise NotFoundError(f"model {ref.name} has no version {ref.version}", f"known versions: {versions}")
     raise NotFoundError(f"no model named {ref.name!r} is registered", "see 'lockgate registry list'")
+
+
+def refuse_during_rollout(conn: Connection, refs: list[ModelRef], what: str) -> None:
+    """A plain release or retire of a model with a rollout in progress would change its live version under
+    the rollout: refused (finish it with ``registry promote`` or ``registry rollback`` first)."""
+    busy = active_rollouts(conn)
+    for ref in refs:
+        row = busy.get(ref.name)
+        involved = (row.live_version, row.candidate_version) if row is not None else ()
+        if row is None or (what == "retired" and ref.version not in involved):
+            continue
+        raise ConflictError(
+            f"refused: {ref.name} has a {row.mode} rollout of {ref.name}:{row.candidate_version} in "
+            f"progress, so {ref} cannot be {what} now",
+            f"finish it first: 'lockgate registry promote {ref.name}:{row.candidate_version}' or "
+            f"'lockgate registry rollback {ref.name}'",
+        )
+
 
 
 class VersionOps:
@@ -312,6 +338,7 @@ class VersionOps:
             row = version_row(conn, ref)
             if row.status == "retired":
                 raise ConflictError(f"{ref} is already retired")
+            refuse_during_rollout(conn, [ref], "retired")
             cascade = load_cascade(conn)
             pinning = sorted(
                 f"{c}:{cv}"

@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli", "train, calibrate and export a model as an ONNX bundle"),
     "keygen": ("safety.keygen", "make the gate's Ed25519 signing key pair"),
     "check": ("safety.cli", "run the pre-deploy safety gate on a bundle (writes signed gate.json)"),
-    "registry": ("cascade_registry.cli", "register, declare consumers, issue keys, release, show impact"),
+    "registry": ("cascade_registry.cli", "register, declare, keys, release (or shadow, canary), impact"),
     "serve": ("serving.cli", "run the BentoML gateway: released models, declared consumers only"),
     "predict": ("serving.predict_cli", "run a bundle's ONNX model on a CSV file: label + probabilities"),
     "loadtest": ("loadtests.cli", "Locust load test of a running gateway, judged by an SLO file"),

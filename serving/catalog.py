@@ -12,6 +12,10 @@
   by ``generation()``. A composition is only ever along a declared edge: a downstream model whose
   model-consumer declaration does not cover its pinned upstream version, or whose pinned version is not
   loaded, is not served (``/readyz`` names it and why).
+- A rollout in progress (the registry's ``shadow`` or ``canary`` candidate of a model, role ``shadow`` /
+  ``canary`` in the plan) is loaded and composed like any served version and kept in
+  ``Catalog.rollouts`` (name -> :class:`~serving.rollout.RolloutPlan`); the data plane decides per
+  request (:mod:`serving.rollout`). It is unrelated to :class:`CanarySource`.
 - Who may call what is :mod:`serving.access`.
 
 A bundle that cannot be served is refused alone, whatever goes wrong with it (a schema error, a card
@@ -36,6 +40,7 @@ from .errors import BundleRejectedError
 from .integrity import verify_release
 from .metrics import BUNDLE_REFUSALS
 from .predictor import OnnxPredictor
+from .rollout import Alignment, RolloutPlan
 from .settings import ServeSettings
 from .validation import RowValidator
 
@@ -64,10 +69,15 @@ class Release:
     #: the registry's record: every file's sha256 and the card, both as registered (None in canary mode)
     manifest: Any = None
     card: Any = None
-    #: "release" answers direct callers; "pin" is loaded only as a part of a composed model
+    #: "release" answers direct callers; "pin" is loaded only as a part of a composed model; "shadow" /
+    #: "canary": the candidate of a rollout in progress
     role: str = "release"
     #: the effective pins of this version: upstream name -> version
     pins: dict[str, int] = field(default_factory=dict)
+    #: a rollout candidate's share of direct requests, what its hash is sticky to, and the live version
+    share: float = 1.0
+    sticky: str = "request_id"
+    live_version: int | None = None
     #: why the registry marked this version stale (an older upstream, drift on live traffic), else None
     stale_reason: str | None = None
 
@@ -118,6 +128,8 @@ class Catalog:
     slots: dict[str, ModelSlot] = field(default_factory=dict)
     #: "name:version" -> the loaded, uncomposed slot (reused by the next reload)
     loaded: dict[str, ModelSlot] = field(default_factory=dict)
+    #: name -> its shadow or canary rollout in progress (candidate loaded, live version served)
+    rollouts: dict[str, RolloutPlan] = field(default_factory=dict)
 
 
 class Source(Protocol):
@@ -212,9 +224,16 @@ class RegistrySource:
                 role=entry.role,
                 pins=dict(entry.pins),
                 stale_reason=(entry.info.stale_reason or "stale") if entry.info.stale else None,
+                **_rollout_fields(entry.rollout),
             )
             for entry in self.registry.serving_plan()
         ]
+
+
+def _rollout_fields(rollout: Any) -> dict[str, Any]:
+    if rollout is None:
+        return {}
+    return {"share": rollout.share, "sticky": rollout.sticky, "live_version": rollout.live.version}
 
 
 _PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s'\"/\\:,;()]+[/\\]?)+")
@@ -275,6 +294,7 @@ def _reusable(old: ModelSlot | None, rel: Release) -> bool:
         and old.predictor.version == rel.version
         and (rel.onnx_sha256 is None or old.predictor.sha256 == rel.onnx_sha256)
         and str(old.predictor.bundle.path) == str(Path(rel.bundle_path))
+        and old.predictor.released_at == rel.released_at  # a promoted candidate answers with its release time
     )
 
 
@@ -383,6 +403,18 @@ class _Composer:
         )
 
 
+def _alignment(live: ModelSlot, candidate: ModelSlot) -> Alignment:
+    same_rows = live.validator.table.columns == candidate.validator.table.columns
+    return Alignment.between(live.predictor.classes, candidate.predictor.classes, same_rows)
+
+
+def _as_canary(slot: ModelSlot) -> ModelSlot:
+    """A canary candidate's answers say so: ``"rollout": "canary"`` in their model block."""
+    metadata = {**slot.metadata, "rollout": "canary"}
+    answer, explained = slot.predictor.prefixes(metadata)
+    return replace(slot, metadata=metadata, answer_prefix=answer, explained_prefix=explained)
+
+
 def build_catalog(
     releases: list[Release],
     previous: Catalog,
@@ -412,6 +444,25 @@ def build_catalog(
                 models[rel.name] = old  # keep answering with the version that did pass
             continue
         slots[key] = replace(slot, role=rel.role) if slot.role != rel.role else slot
+        if rel.role == "canary":
+            slots[key] = _as_canary(slots[key])
         if rel.role == "release":
             models[rel.name] = slots[key]
-    return Catalog(models=models, missing=missing, generation=generation, slots=slots, loaded=loaded)
+    rollouts = {
+        rel.name: RolloutPlan(
+            rel.role,
+            rel.share,
+            rel.sticky,
+            rel.live_version,
+            slots[f"{rel.name}:{rel.version}"],
+            _alignment(models[rel.name], slots[f"{rel.name}:{rel.version}"]),
+        )
+        for rel in releases
+        if rel.role in ("shadow", "canary")
+        and f"{rel.name}:{rel.version}" in slots
+        and rel.name in models
+        and models[rel.name].predictor.version == rel.live_version
+    }
+    return Catalog(
+        models=models, missing=missing, generation=generation, slots=slots, loaded=loaded, rollouts=rollouts
+    )

@@ -544,6 +544,8 @@ def encode_v2(
         answer["parameters"]["upstream"] = ",".join(
             f"{u['name']}:{u['version']}@{u['sha256']}" for u in metadata["upstream"]
         )
+    if metadata.get("rollout"):  # a canary candidate answered (serving/rollout.py)
+        answer["parameters"]["rollout"] = metadata["rollout"]
     if warnings is not None:  # per row, as JSON text (parameters hold scalars)
         answer["parameters"]["warnings"] = dumps(warnings)
     if gateway_id is not None:

@@ -4,7 +4,9 @@ Order of checks for every prediction: key present and known (401; 503 when the r
 -> the body is read (413/415) -> its structure is bounded and it is decoded (422) -> model and version
 served (404) -> the registry's access decision for this consumer and model (403 undeclared) -> rows
 valid for the card (413/422) -> ONNX Runtime via the micro-batcher (a composed model of a cascade: its
-pinned upstream parts first, :mod:`serving.composition`) -> metrics. Nothing about models is
+pinned upstream parts first, :mod:`serving.composition`) -> metrics. During a rollout of the model
+(:mod:`serving.rollout`) a canary candidate may answer instead of the live version (chosen before the
+rows are validated), and a shadow candidate runs after the live answer is built. Nothing about models is
 revealed to a caller without a valid key. Domain errors are :class:`ServingError` subclasses; the
 transport (``app.py``) turns them into HTTP.
 """
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import re
 import time
 from collections.abc import Callable
@@ -32,9 +35,11 @@ from .metrics import (
     MODEL_INFO,
     PREDICTED_ROWS,
     PROBABILITIES,
+    ROLLOUT_METRICS,
     RequestMetrics,
 )
 from .predictor import OnnxPredictor
+from .rollout import Decode, RolloutPlan, ShadowRunner, routes_to_candidate
 from .settings import ServeSettings
 
 __all__ = ["DataPlane", "merge_warnings", "parse_version"]
@@ -98,14 +103,18 @@ class DataPlane:
         #: "name:version" -> why the registry marked it stale (shown by /readyz; it is still served)
         self.stale: dict[str, str] = {}
         self._poller: asyncio.Task | None = None
+        self.shadows = ShadowRunner(settings.shadow_max_inflight, settings.shadow_max_rows)
+        #: shadow candidates (name, version): their rows stay out of the served-probability histogram
+        self._quiet: frozenset[tuple[str, int]] = frozenset()
 
     # ------------------------------------------------------------------------------------ lifecycle
     def _make_batcher(self, predictor: OnnxPredictor) -> MicroBatcher:
-        name, classes, metrics = predictor.name, predictor.classes, self.metrics
+        name, version, classes, metrics = predictor.name, predictor.version, predictor.classes, self.metrics
 
         def on_batch(x: np.ndarray, probabilities: np.ndarray) -> None:
             metrics.batch(name, x.shape[0])
-            PROBABILITIES.observe(name, classes, probabilities)
+            if (name, version) not in self._quiet:
+                PROBABILITIES.observe(name, classes, probabilities)
 
         return MicroBatcher(predictor, self.settings.max_ort_batch, self.settings.batching, on_batch)
 
@@ -125,6 +134,11 @@ class DataPlane:
             generation,
             edge_refusal=None if self.canary else self.source.edge_refusal,
             on_upstream_rows=self._upstream_counter,
+        )
+        self._quiet = frozenset(
+            (r.candidate.predictor.name, r.candidate.predictor.version)
+            for r in new.rollouts.values()
+            if r.mode == "shadow"
         )
         self.catalog = new  # the atomic swap: one reference
         self.stale = {f"{r.name}:{r.version}": r.stale_reason for r in releases if r.stale_reason}
@@ -149,9 +163,14 @@ class DataPlane:
 
     @staticmethod
     def _served(catalog: Catalog) -> list[str]:
-        """Released versions, then the versions loaded only as composition parts."""
+        """Released versions, rollout candidates, then the versions loaded only as composition parts."""
         released = sorted(s.key for s in catalog.models.values())
-        return released + sorted(f"{k} (pinned part)" for k, s in catalog.slots.items() if s.role == "pin")
+        candidates = sorted(
+            f"{r.candidate.key} ({r.mode}" + (f" {r.share:.2%})" if r.mode == "canary" else ")")
+            for r in catalog.rollouts.values()
+        )
+        parts = sorted(f"{k} (pinned part)" for k, s in catalog.slots.items() if s.role == "pin")
+        return released + candidates + parts
 
     def _log_start(self, served: list[str], catalog: Catalog) -> None:
         where = "canary bundle" if self.canary else f"registry {getattr(self.source, 'url', '')}".rstrip()
@@ -178,6 +197,7 @@ class DataPlane:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+        await self.shadows.drain()
         await asyncio.to_thread(self.capture.stop)
         self.source.close()
 
@@ -209,6 +229,10 @@ class DataPlane:
                 f"served models: {sorted(self.catalog.models)} (GET /models)",
                 code="unknown_model",
             )
+        rollout = self.catalog.rollouts.get(model)
+        canary = rollout.candidate if rollout is not None and rollout.mode == "canary" else None
+        if canary is not None and version == canary.predictor.version:
+            return canary  # a canary candidate may also be asked for by its version
         if version is not None and version != slot.predictor.version:
             raise NotFoundError(
                 f"version {version} of {model!r} is not being served; the released version is "
@@ -272,6 +296,69 @@ class DataPlane:
         seconds = None if started is None else time.perf_counter() - started
         self.metrics.request(p.name, str(p.version), consumer or "-", outcome, seconds)
 
+    # ------------------------------------------------------------------------------------ rollouts
+    async def _route(
+        self, slot: ModelSlot, who: Decision, request_id: str | None, explicit: bool
+    ) -> tuple[ModelSlot, RolloutPlan | None]:
+        """The slot that answers, and the model's rollout in progress (None: none). A canary candidate
+        answers its share of the requests that name no version, when the consumer may call its version."""
+        plan = self.catalog.rollouts.get(slot.predictor.name)
+        if plan is None or plan.mode != "canary" or explicit:
+            return slot, plan
+        if plan.sticky == "consumer" or request_id is not None:
+            key = (who.consumer or "-") if plan.sticky == "consumer" else request_id
+            chosen = routes_to_candidate(key, plan.share)  # sticky: the same key, the same version
+        else:  # no id to be sticky to: the hash of a fresh random id is just a random draw
+            chosen = random.random() < plan.share
+        if not chosen:
+            return slot, plan
+        p = plan.candidate.predictor
+        decision = self.access.check(who.consumer or "-", p.name, p.version)
+        if decision is None:
+            decision = await asyncio.to_thread(self.access.lookup, who.consumer or "-", p.name, p.version)
+        return (plan.candidate if decision.allowed else slot), plan
+
+    @staticmethod
+    def _role(slot: ModelSlot, plan: RolloutPlan | None) -> str:
+        """The rollout role of the version answering: ``canary`` for a canary candidate, else ``live``."""
+        return "canary" if plan is not None and slot is plan.candidate else "live"
+
+    async def _infer(
+        self,
+        slot: ModelSlot,
+        plan: RolloutPlan | None,
+        x: Any,
+        cat: Any,
+        decode: Decode,
+        consumer: str | None,
+        request_id: str,
+    ) -> tuple[Any, Any, tuple[np.ndarray, ...]]:
+        """Labels, probabilities and any further heads from ``slot``; during a rollout timed by role and
+        mirrored to a shadow, whose answer the capture records with role ``shadow`` when it samples the
+        request (the same request id as the live row)."""
+        started = time.perf_counter()
+        extra: tuple[np.ndarray, ...] = ()
+        if slot.composition is None:
+            labels, probabilities, *rest = await slot.batcher.predict_all(x, cat)
+            extra = tuple(rest)
+        else:
+            labels, probabilities = await slot.composition.predict(x, cat)
+        if plan is None:
+            return labels, probabilities, extra
+        p = slot.predictor
+        seconds = time.perf_counter() - started
+        ROLLOUT_METRICS.served(p.name, p.version, self._role(slot, plan), labels.shape[0], seconds)
+        if plan.mode == "shadow":  # the same columns: the live rows themselves, else decoded for its card
+            rows = (x, cat) if plan.alignment.same_rows else decode
+            record = None
+            if self.capture.wants(p.name, request_id):
+
+                def record(candidate: ModelSlot, sx: Any, scat: Any, answer: tuple, at: float) -> None:
+                    self._offer(candidate, consumer, request_id, sx, scat, *answer, at, role="shadow")
+
+            self.shadows.offer(p.name, plan, rows, (labels, probabilities), record)
+        return labels, probabilities, extra
+
     # ------------------------------------------------------------------------------------ predict
     def _offer(
         self, slot: ModelSlot, consumer: str | None, request_id: str, x: Any, cat: Any, labels: Any,
@@ -300,17 +387,20 @@ class DataPlane:
             request = codecs.decode_predict(body)
             slot = self._slot(request.model, request.version)
             await self._authorize(who, request.model, slot.predictor.version)
+            slot, plan = await self._route(slot, who, request_id, request.version is not None)
             if request.instances is None:
                 x = slot.validator.to_matrix(request.inputs, "inputs", request.booleans, request.numbers_only)
                 cat, notes = None, None
             else:
                 x, cat, notes = slot.validator.from_instances(request.instances, booleans=request.booleans)
-            extra: tuple[np.ndarray, ...] = ()
-            if slot.composition is None:
-                labels, probabilities, *rest = await slot.batcher.predict_all(x, cat)
-                extra = tuple(rest)
-            else:
-                labels, probabilities = await slot.composition.predict(x, cat)
+
+            def decode(validator: Any) -> tuple[Any, Any]:
+                if request.instances is None:
+                    flags = (request.booleans, request.numbers_only)
+                    return validator.to_matrix(request.inputs, "inputs", *flags), None
+                return validator.from_instances(request.instances, booleans=request.booleans)[:2]
+
+            labels, probabilities, extra = await self._infer(slot, plan, x, cat, decode, consumer, request_id)
             p = slot.predictor
             prefix = slot.explained_prefix if request.explain else slot.answer_prefix
             prefix = f'{prefix},"request_id":"{request_id}"'
@@ -326,7 +416,8 @@ class DataPlane:
         self._count(slot, consumer, "ok", started)
         PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
         if self.capture.wants(p.name, request_id):
-            self._offer(slot, consumer, request_id, x, cat, labels, probabilities, started)
+            role = self._role(slot, plan)
+            self._offer(slot, consumer, request_id, x, cat, labels, probabilities, started, role)
         return answer
 
     async def infer_v2(
@@ -342,12 +433,22 @@ class DataPlane:
         slot: ModelSlot | None = None
         consumer: str | None = who.consumer
         try:
-            slot = self._slot(model, parse_version(version))
+            asked = parse_version(version)
+            slot = self._slot(model, asked)
             await self._authorize(who, model, slot.predictor.version)
+            slot, plan = await self._route(slot, who, request_id, asked is not None)
             json_part = body if header_length is None else body[: max(0, min(len(body), _int(header_length)))]
             codecs.check_structure(json_part, self.max_containers, self.settings.max_json_depth)
             request = tensors.decode_v2_request(body, header_length, slot.validator)
-            labels, probabilities = await slot.infer(request.numeric, request.categorical)
+
+            def decode(validator: Any) -> tuple[Any, Any]:
+                again = tensors.decode_v2_request(body, header_length, validator)
+                return again.numeric, again.categorical
+
+            numeric, categorical = request.numeric, request.categorical
+            labels, probabilities, _ = await self._infer(
+                slot, plan, numeric, categorical, decode, consumer, request_id
+            )
             p = slot.predictor
             warnings = merge_warnings(slot.validator.warnings(request.numeric), request.notes)
             answer = codecs.encode_v2(
@@ -361,7 +462,8 @@ class DataPlane:
         PREDICTED_ROWS.add(p.name, p.version, "direct", labels.shape[0])
         if self.capture.wants(p.name, request_id):
             x, cat = request.numeric, request.categorical
-            self._offer(slot, consumer, request_id, x, cat, labels, probabilities, started)
+            role = self._role(slot, plan)
+            self._offer(slot, consumer, request_id, x, cat, labels, probabilities, started, role)
         return answer
 
     def count_edge_error(self, error: ServingError) -> None:
@@ -404,6 +506,11 @@ class DataPlane:
             "missing": catalog.missing,
             "generation": catalog.generation,
             "stale": self.stale,
+            "rollouts": {
+                name: {"mode": r.mode, "live": r.live_version, "candidate": r.candidate.predictor.version}
+                | ({"share": r.share, "sticky": r.sticky} if r.mode == "canary" else {})
+                for name, r in sorted(catalog.rollouts.items())
+            },
         }
 
     def v2_ready(self, model: str, version: str | None = None) -> None:

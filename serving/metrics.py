@@ -21,9 +21,10 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -43,7 +44,10 @@ __all__ = [
     "REFUSALS",
     "REQUESTS",
     "REQUEST_LATENCY",
+    "ROLLOUT_METRICS",
+    "ROLLOUT_ROLES",
     "RequestMetrics",
+    "RolloutMetrics",
     "exposition_registry",
 ]
 
@@ -63,6 +67,10 @@ OUTCOMES = (
 #: the fixed role set of ``lockgate_predicted_rows_total``: rows answered to a caller, or computed as the
 #: upstream part of a composed model
 ROLES = ("direct", "upstream")
+
+#: the fixed role set of the ``lockgate_rollout_*`` series: during a shadow or canary rollout, the live
+#: (released) version, a shadow candidate (never answers) or a canary candidate (answers its share)
+ROLLOUT_ROLES = ("live", "shadow", "canary")
 
 disable_created_metrics()
 
@@ -200,6 +208,88 @@ class _PredictedRows:
 
 
 PREDICTED_ROWS = _PredictedRows()
+
+
+class RolloutMetrics:
+    """The ``lockgate_rollout_*`` series, only for a model with a rollout in progress (labels: loaded
+    models and versions, ``role`` from :data:`ROLLOUT_ROLES`, fixed ``agreement`` and ``reason`` sets):
+
+    - ``lockgate_rollout_rows_total{model, version, role}``, ``lockgate_rollout_latency_seconds{...}``:
+      rows predicted and the time of the model call (not the HTTP request) of each role;
+    - ``lockgate_rollout_compared_rows_total{model, version, agreement}`` (``same`` | ``differ``: the shadow
+      candidate's predicted class against the live one's), ``lockgate_rollout_abs_dp_total{model, version}``
+      (the sum over compared rows of the per-row max over classes of |p_candidate - p_live|: divided by the
+      compared rows, the mean) and ``lockgate_rollout_max_abs_dp`` (its largest value; the max over workers);
+    - ``lockgate_rollout_shadow_dropped_total{model, reason}`` (``busy``, ``invalid``, ``error``).
+
+    Labelled children are cached (a dict lookup per call, as :class:`RequestMetrics` does)."""
+
+    def __init__(self) -> None:
+        self._rows = Counter(
+            "lockgate_rollout_rows", "Rows predicted during a rollout, by role", ["model", "version", "role"]
+        )
+        self._latency = Histogram(
+            "lockgate_rollout_latency_seconds",
+            "Model-call latency during a rollout, by role (shadow: off the response path)",
+            ["model", "version", "role"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+        self._compared = Counter(
+            "lockgate_rollout_compared_rows",
+            "Shadow rows compared with the live answer, by whether the predicted class agreed",
+            ["model", "version", "agreement"],
+        )
+        self._dp = Counter(
+            "lockgate_rollout_abs_dp",
+            "Sum over compared rows of the per-row max |p_shadow - p_live| over the classes",
+            ["model", "version"],
+        )
+        self._max_dp = Gauge(
+            "lockgate_rollout_max_abs_dp",
+            "Largest per-row max |p_shadow - p_live| seen",
+            ["model", "version"],
+            multiprocess_mode="max",
+        )
+        self._dropped = Counter(
+            "lockgate_rollout_shadow_dropped",
+            "Shadow comparisons dropped (the request was answered all the same), by reason",
+            ["model", "reason"],
+        )
+        self._children: dict[tuple, Any] = {}
+        self._max: dict[tuple[str, int], float] = {}
+        self._lock = threading.Lock()
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def served(self, model: str, version: int, role: str, rows: int, seconds: float) -> None:
+        v = str(version)
+        self._child(self._rows, model, v, role).inc(rows)
+        self._child(self._latency, model, v, role).observe(seconds)
+
+    def compared(self, model: str, version: int, same: int, rows: int, dp: np.ndarray | None) -> None:
+        v = str(version)
+        if same:
+            self._child(self._compared, model, v, "same").inc(same)
+        if rows - same:
+            self._child(self._compared, model, v, "differ").inc(rows - same)
+        if dp is None or dp.size == 0:
+            return
+        self._child(self._dp, model, v).inc(float(dp.sum()))
+        with self._lock:
+            top = max(self._max.get((model, version), 0.0), float(dp.max()))
+            self._max[(model, version)] = top
+        self._child(self._max_dp, model, v).set(top)
+
+    def shadow_dropped(self, model: str, reason: str) -> None:
+        self._child(self._dropped, model, reason).inc()
+
+
+ROLLOUT_METRICS = RolloutMetrics()
 
 
 def exposition_registry(multiprocess_dir: Path | None) -> CollectorRegistry:

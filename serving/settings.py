@@ -89,6 +89,15 @@ class ServeSettings(BaseSettings):
     )
     intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per model")
     timeout: int = Field(10, ge=1, description="seconds before a request is answered with 504")
+    shadow_max_inflight: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="shadow comparisons running at once; more are dropped and counted, never the request",
+    )
+    shadow_max_rows: int = Field(
+        8192, ge=1, description="rows held by the shadow comparisons running at once; more are dropped"
+    )
     gc_full_collection_every: int = Field(
         1000, ge=1, description="generation-1 collections between two full (generation-2) collections"
     )

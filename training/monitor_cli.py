@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="the model's name")
     p.add_argument("--version", type=int, help="the version (default: the released one)")
     p.add_argument(
+        "--role",
+        choices=["live", "shadow", "canary"],
+        default="live",
+        help="whose captured answers to score: live (default), or a rollout candidate's, e.g. "
+        "'--version 2 --role shadow' after 'lockgate registry release NAME:2 --shadow'",
+    )
+    p.add_argument(
         "--since",
         type=_since,
         metavar="WHEN",
@@ -87,7 +94,7 @@ def _version(registry: Registry, model: str, version: int | None) -> Any:
     return released[0]
 
 
-def _print_quality(report: QualityReport, png: Path | None) -> None:
+def _print_quality(report: QualityReport, png: Path | None, role: str = "live") -> None:
     from cascade_registry.rendering import render_table
 
     rows = []
@@ -101,7 +108,7 @@ def _print_quality(report: QualityReport, png: Path | None) -> None:
             cells.append(f"{getattr(f, key):.4f} ±{getattr(f, key + '_error'):.4f} (card {card:.4f}){mark}")
         rows.append([f.version, "all" if f.consumer == "*" else f.consumer, f.rows, *cells])
     since = f" since {report.since.isoformat(timespec='seconds')}" if report.since else ""
-    print(f"online quality of {report.model}{since} (labelled live rows; ± two standard errors)")
+    print(f"online quality of {report.model}{since} (labelled {role} rows; ± two standard errors)")
     print(render_table(["version", "consumer", "rows", "accuracy", "brier", "ece"], rows))
     if report.unknown_labels:
         print(f"{report.unknown_labels} labels name no class of the card and were left out")
@@ -125,13 +132,14 @@ def _print_drift(report: DriftReport, marked: bool) -> None:
 def _quality(registry: Registry, info: Any, args: argparse.Namespace) -> tuple[QualityReport, Path] | None:
     from training.monitor import online_quality, plot_online_reliability
 
-    labelled = registry.labelled(info.ref.name, info.ref.version, role="live", since=args.since)
+    role = getattr(args, "role", "live")
+    labelled = registry.labelled(info.ref.name, info.ref.version, role=role, since=args.since)
     if not labelled and args.drift:
         return None
     report = online_quality(labelled, {info.ref.version: info.card}, args.since)
     png = args.png or Path(f"monitor-{info.ref.name}-{info.ref.version}.png")
     plot_online_reliability(
-        png, labelled, info.card, f"{info.ref} on live traffic ({len(labelled)} labelled rows)"
+        png, labelled, info.card, f"{info.ref} on {role} traffic ({len(labelled)} labelled rows)"
     )
     return report, png
 
@@ -183,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         if quality is None:
             print("no labelled live rows yet: online quality needs labels (POST /feedback)")
         else:
-            _print_quality(*quality)
+            _print_quality(*quality, getattr(args, "role", "live"))
         if drift is not None:
             _print_drift(*drift)
     return 1 if drift is not None and drift[0].drifted and args.fail_on_drift else 0

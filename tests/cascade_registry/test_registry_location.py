@@ -23,6 +23,7 @@ READ_ONLY_ARGV = {
     "key list": ["key", "list", "web"],
     "trust list": ["trust", "list"],
     "policy show": ["policy", "show"],
+    "rollout": ["rollout", "a"],
 }
 
 

@@ -17,7 +17,7 @@ from tests.cascade_registry.conftest import changes
 
 def test_migrated_to_head_on_open(fresh_registry_url: str) -> None:
     with Registry.open(fresh_registry_url) as registry, registry.store.db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
         assert conn.execute(text("SELECT generation FROM registry_state WHERE id = 1")).scalar() == 0
 
 

@@ -28,7 +28,7 @@ from cascade_registry.artifacts import (
 )
 from cascade_registry.attestation import generate_private_key, public_key_pem
 from cascade_registry.cli import main as registry_main
-from cascade_registry.engine import _MIGRATIONS
+from cascade_registry.engine import _MIGRATIONS, _head_revision
 from cascade_registry.gate_policy import GatePolicy
 from tests.bundles import TEST_PUBLIC_PEM, write_attestation
 
@@ -267,4 +267,4 @@ def test_migration_0002_upgrades_a_registry_with_data(fresh_registry_url: str, m
         info = registry.get("a:1")
         assert info.status == "registered" and info.manifest is None and registry.trusted_keys() == []
         with registry.store.db.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == _head_revision()

@@ -13,6 +13,7 @@ named in /readyz.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ import pytest
 from cascade_registry.artifacts import CARD_FILE, FeatureSpec, ModelBundle, write_json_atomic
 from loadtests.sources import target_from_bundle
 from lockgate.cli import main as lockgate_main
+from serving.app import open_dataplane
 from serving.batcher import MicroBatcher
 from serving.catalog import Catalog, RegistrySource, build_catalog
 from serving.columns import TableSchema
@@ -310,3 +312,46 @@ def test_label_output_and_misfits(cascade):
         compose_parts(b_card, TableSchema(raw_card(b_card), 3e38).columns, [wrong], downstream)
     with pytest.raises(CompositionError, match="not among its raw columns"):
         compose_parts(card, [c for c in raw if c.name != "region"], [up], downstream)
+
+
+def test_a_rollout_of_an_upstream_reaches_direct_callers_only(cascade):
+    """A canary (100 %) and then a shadow of another version of a, through the real data plane on the
+    registry (in process): a's direct callers get the candidate, b stays composed with its pin on a."""
+    reg, keys, frame, raw = cascade["reg"], cascade["keys"], cascade["frame"], cascade["raw"]
+    if not any(v.ref.version == 2 for v in reg.versions("a")):
+        reg.register(cascade["a2"])  # this test alone; after test_cascade_end_to_end a:2 is released
+    live = next(v.ref.version for v in reg.released() if v.ref.name == "a")
+    candidate = 3 - live
+    pinned = next(p.upstream.version for p in reg.pins("b:1") if p.upstream.name == "a")
+    assert pinned == live  # card pin a:1, or the revalidated a:2
+    settings = ServeSettings(registry_url=f"sqlite:///{cascade['root'] / 'registry.db'}", poll_interval=0.2)
+    body = {
+        "a": {"model": "a", "instances": _instances(frame, list(A_INPUTS))},
+        "b": {"model": "b", "instances": _instances(frame, raw)},
+    }
+
+    async def ask(dp, consumer: str, model: str) -> dict:
+        who = await dp.identify(keys[consumer])
+        return json.loads(await dp.predict(who, json.dumps(body[model]).encode(), request_id="r-1"))
+
+    async def run() -> None:
+        dp = open_dataplane(settings)
+        await dp.start()
+        try:
+            answer_b = await ask(dp, "shop", "b")
+            reg.start_rollout(f"a:{candidate}", "canary", "100%", actor="tests")
+            dp.reload()
+            assert dp.catalog.rollouts["a"].candidate.predictor.version == candidate
+            direct = await ask(dp, "lab", "a")
+            assert (direct["model"]["version"], direct["model"]["rollout"]) == (candidate, "canary")
+            composed = await ask(dp, "shop", "b")
+            assert composed["model"]["upstream"][0]["version"] == pinned and composed == answer_b
+            reg.start_rollout(f"a:{candidate}", "shadow", actor="tests")
+            dp.reload()
+            assert (await ask(dp, "lab", "a"))["model"]["version"] == live
+            assert await ask(dp, "shop", "b") == answer_b
+        finally:
+            reg.rollback("a", actor="tests")
+            await dp.stop()
+
+    asyncio.run(run())

@@ -1,7 +1,7 @@
 """lineage: the parent a version was initialized from (transfer learning, ``lockgate train --init-from``)
 
 Revision ID: 0007
-Revises: 0005 (0006 is reserved for another branch; the lead re-chains at merge)
+Revises: 0005 (0006 was never used: the rollout migration is 0008)
 Create Date: 2026-12-01
 """
 import sqlalchemy as sa
