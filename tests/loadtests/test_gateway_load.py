@@ -281,7 +281,10 @@ def test_prometheus_counts_match_what_locust_sent(load_run):
     detail = f"exited={load_run['exited']} after_at={load_run['after_at']}\n"
     detail += f"before={load_run['before']}\nafter={load_run['after']}\nsent={sent}"
     assert problems == [], "\n".join(problems) + "\n" + detail
-    assert sent[("web", "ok")] > sent[("batch", "ok")] > 0  # weights 3:1
+    # both consumers sent valid traffic; their weights (3:1) set Locust's user counts, not request shares:
+    # closed-loop users with no think time each send as fast as the gateway answers them, so a share of
+    # requests per consumer is not a property of the gateway (it came out 2820:3440 once on a loaded CI)
+    assert sent[("web", "ok")] > 0 and sent[("batch", "ok")] > 0
     assert sent[("-", "unauthorized")] > 0 and sent[("*", "forbidden")] > 0
 
 
