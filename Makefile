@@ -22,7 +22,7 @@ lint: $(STAMP)
 # two pytest workers (pytest-xdist), each running whole test files: the suite uses about one core per
 # worker, and module-scoped gateways and trained bundles stay in one process
 test: lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # Load tests against the gateway on 127.0.0.1:3000 (a demo gateway is started when none answers).
 loadtest: $(STAMP)
