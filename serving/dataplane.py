@@ -388,18 +388,19 @@ class DataPlane:
             slot = self._slot(request.model, request.version)
             await self._authorize(who, request.model, slot.predictor.version)
             slot, plan = await self._route(slot, who, request_id, request.version is not None)
-            if request.instances is None:
-                x = slot.validator.to_matrix(request.inputs, "inputs", request.booleans, request.numbers_only)
-                cat, notes = None, None
-            else:
-                x, cat, notes = slot.validator.from_instances(request.instances, booleans=request.booleans)
 
-            def decode(validator: Any) -> tuple[Any, Any]:
+            def rows(validator: Any) -> tuple[Any, Any, Any]:
+                """(numeric, categorical, per-row notes) for ``validator``'s card: the slot's, and a
+                shadow candidate's when its columns differ."""
                 if request.instances is None:
                     flags = (request.booleans, request.numbers_only)
-                    return validator.to_matrix(request.inputs, "inputs", *flags), None
-                return validator.from_instances(request.instances, booleans=request.booleans)[:2]
+                    return validator.to_matrix(request.inputs, "inputs", *flags), None, None
+                return validator.from_instances(request.instances, booleans=request.booleans)
 
+            def decode(validator: Any) -> tuple[Any, Any]:
+                return rows(validator)[:2]
+
+            x, cat, notes = rows(slot.validator)
             labels, probabilities, extra = await self._infer(slot, plan, x, cat, decode, consumer, request_id)
             p = slot.predictor
             prefix = slot.explained_prefix if request.explain else slot.answer_prefix
