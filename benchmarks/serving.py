@@ -507,21 +507,38 @@ def mixed_bodies(table: Any, n: int) -> dict[str, str]:
     }
 
 
-def baseline_key(source: Path, registry_url: str) -> str:
-    """A key issued by the baseline tree's own code, so its hash is one that version can verify."""
-    code = (
-        "import sys; from cascade_registry import Registry; "
-        "print(Registry.open(sys.argv[1]).issue_key('bench-client'))"
-    )
+# Run in the baseline tree with its own code: its own train/gate/registry make the registry its migrations
+# know (an older tree cannot open a registry migrated by a newer one).
+_BASELINE_PREPARE = """
+import importlib.util, json, sys
+from pathlib import Path
+root, work, mixed = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
+sys.path[:0] = [str(root), str(root / "benchmarks")]
+spec = importlib.util.spec_from_file_location("baseline_bench", root / "benchmarks" / "serving.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+bundle, url, key = bench.prepare(work)
+if mixed and hasattr(bench, "prepare_mixed"):
+    bench.prepare_mixed(work, bundle, url)
+print(json.dumps({"url": url, "key": key}))
+"""
+
+
+def baseline_registry(source: Path, work: Path, mixed: bool) -> tuple[str, str]:
+    """The baseline tree's own registry (the same models, trained, gated and released by its code) and a
+    key it issued: (registry URL, key)."""
+    work.mkdir(parents=True, exist_ok=True)
     out = subprocess.run(
-        [sys.executable, "-c", code, registry_url],
+        [sys.executable, "-c", _BASELINE_PREPARE, str(source), str(work), "1" if mixed else "0"],
         cwd=source,
         env={**os.environ, "PYTHONPATH": str(source)},
         capture_output=True,
         text=True,
-        check=True,
     )
-    return out.stdout.strip().splitlines()[-1]
+    if out.returncode != 0:
+        raise SystemExit(f"the baseline tree {source} could not prepare its registry:\n{out.stderr[-2000:]}")
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    return answer["url"], answer["key"]
 
 
 def ort_floor(model: Path, rows1: np.ndarray, rows100: np.ndarray) -> dict[str, float]:
@@ -698,7 +715,7 @@ def main() -> int:
         keys = {name: key for name in bodies}
         if args.baseline is not None:
             bodies["lockgate-base"], paths["lockgate-base"] = bodies["lockgate"], paths["lockgate"]
-            keys["lockgate-base"] = baseline_key(args.baseline, registry_url)
+            base_url, keys["lockgate-base"] = baseline_registry(args.baseline, work / "baseline", args.mixed)
         auth = {name: "" for name in bodies}
         for name in bodies:
             if name.startswith("lockgate"):
@@ -738,7 +755,8 @@ def main() -> int:
             name = f"lockgate-w{n}"
             specs[name] = [*specs["lockgate"][:-3], str(n), "--port", str(ports[name])]
         if args.baseline is not None:  # the baseline tree may predate --workers: it runs one worker
-            specs["lockgate-base"] = [*specs["lockgate"][:-4], "--port", str(ports["lockgate-base"])]
+            base = [py, "-m", "lockgate.cli", "serve", "--registry-url", base_url]
+            specs["lockgate-base"] = [*base, "--port", str(ports["lockgate-base"])]
         if args.capture:
             for name, rate in CAPTURE_SERVERS.items():
                 bodies[name], paths[name], keys[name], auth[name] = (

@@ -6,7 +6,9 @@
   ``NaN``/``Infinity`` literals, invalid UTF-8 and absurd nesting
   are refused with :class:`InvalidInputError` (never a 500). Every failure raises a new exception
   object: a shared one would collect every failed request's traceback, frames and body.
-- :func:`decode_predict` reads the ``/predict`` body ``{"model", "version"?, "inputs" | "instances"}``.
+- :func:`decode_predict` reads the ``/predict`` body ``{"model", "version"?, "inputs" | "instances"}``;
+  :func:`read_predict` first hands a large one to the compiled reader of all-number rows
+  (:mod:`serving.number_rows`), and bounds and decodes it here only when that reader declines.
 - :func:`decode_v2` reads an Open Inference Protocol (KServe v2) infer request, JSON or with the
   binary-data extension (``Inference-Header-Content-Length``), into a float64 matrix.
 - :func:`encode_predictions` / :func:`encode_v2` write answers; probabilities are checked finite by
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from . import number_rows
 from .errors import InvalidInputError
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "encode_predictions",
     "encode_v2",
     "may_hold_booleans",
+    "read_predict",
     "v2_json_part",
     "v2_matrix",
 ]
@@ -270,6 +274,9 @@ class PredictRequest:
     #: True when the body holds no string, boolean or null beyond the envelope (``_only_numbers``): every
     #: value in 'inputs' is a number, a list or an empty object
     numbers_only: bool = False
+    #: the rows already read into float64 [N, W] (:mod:`serving.number_rows`; ``inputs`` is then None):
+    #: every row was a list of W numbers
+    matrix: np.ndarray | None = None
 
 
 def decode_predict(body: bytes) -> PredictRequest:
@@ -320,6 +327,23 @@ def decode_predict(body: bytes) -> PredictRequest:
     return PredictRequest(
         model, version, obj.get("inputs"), explain, obj.get("instances"), booleans, numbers_only
     )
+
+
+#: bytes; below, orjson's Python lists cost less than the compiled reader's setup (benchmarks/serving.py)
+_NUMBER_ROWS_FROM = 4 * 1024
+
+
+def read_predict(body: bytes, max_containers: int, max_depth: int) -> PredictRequest:
+    """The ``/predict`` body as :func:`decode_predict` reads it. A large body of all-number rows is read
+    by :func:`serving.number_rows.read` (which validates it fully, bounds its depth and allocates one
+    buffer); any other body is bounded by :func:`check_structure`, then decoded."""
+    if len(body) >= _NUMBER_ROWS_FROM:
+        rows = number_rows.read(body, max_containers)
+        if rows is not None:
+            return PredictRequest(rows.model, rows.version, None, booleans=False, numbers_only=True,
+                                  matrix=rows.matrix)
+    check_structure(body, max_containers, max_depth)
+    return decode_predict(body)
 
 
 @lru_cache(maxsize=64)

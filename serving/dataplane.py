@@ -383,8 +383,7 @@ class DataPlane:
         slot: ModelSlot | None = None
         consumer: str | None = who.consumer
         try:
-            codecs.check_structure(body, self.max_containers, self.settings.max_json_depth)
-            request = codecs.decode_predict(body)
+            request = codecs.read_predict(body, self.max_containers, self.settings.max_json_depth)
             slot = self._slot(request.model, request.version)
             await self._authorize(who, request.model, slot.predictor.version)
             slot, plan = await self._route(slot, who, request_id, request.version is not None)
@@ -392,6 +391,8 @@ class DataPlane:
             def rows(validator: Any) -> tuple[Any, Any, Any]:
                 """(numeric, categorical, per-row notes) for ``validator``'s card: the slot's, and a
                 shadow candidate's when its columns differ."""
+                if request.matrix is not None:
+                    return validator.check_matrix(request.matrix), None, None
                 if request.instances is None:
                     flags = (request.booleans, request.numbers_only)
                     return validator.to_matrix(request.inputs, "inputs", *flags), None, None

@@ -161,14 +161,7 @@ class RowValidator:
         after two C-level passes over the rows (all lists of F values), ``np.fromiter`` reads the values
         straight into float64 (a nested list, an empty object or an integer beyond float64 raise, and
         the checked path explains them)."""
-        if self.table.mixed:
-            raise InvalidInputError(
-                f"{self.model} has categorical or boolean columns, so it cannot take positional "
-                f"'{where}' rows",
-                "use instances with column names: "
-                f'{{"model": ..., "instances": [{{"{self.table.names[0]}": ..., ...}}]}}',
-                code="use_instances",
-            )
+        self._positional(where)
         if not isinstance(rows, list):
             raise InvalidInputError(
                 f"'{where}' is {_kind(rows)}, expected a list of rows",
@@ -205,6 +198,26 @@ class RowValidator:
             raise InvalidInputError(
                 f"'{where}' holds an integer too large for a float", _FIX_NUMBERS, code="value_overflow"
             ) from None
+        return self.check_values(x, where)
+
+    def _positional(self, where: str) -> None:
+        """Positional rows are for all-numeric models only."""
+        if self.table.mixed:
+            raise InvalidInputError(
+                f"{self.model} has categorical or boolean columns, so it cannot take positional "
+                f"'{where}' rows",
+                "use instances with column names: "
+                f'{{"model": ..., "instances": [{{"{self.table.names[0]}": ..., ...}}]}}',
+                code="use_instances",
+            )
+
+    def check_matrix(self, x: np.ndarray, where: str = "inputs") -> np.ndarray:
+        """Rows already read as numbers (float64 [N, W], :mod:`serving.number_rows`) -> float32 [N, F]:
+        the checks :meth:`to_matrix` makes, in its order, with its errors (W != F fails at row 0)."""
+        self._positional(where)
+        self.check_count(x.shape[0])
+        if x.shape[1] != self.n_features:
+            self._explain_row([0.0] * x.shape[1], 0, where)
         return self.check_values(x, where)
 
     def check_values(self, x: np.ndarray, where: str = "inputs") -> np.ndarray:

@@ -3,8 +3,10 @@
 A large body without a JSON ``true``/``false`` lets numpy find the value types while it builds the
 matrix (``booleans=False``, :func:`serving.codecs.may_hold_booleans`); one with no string, boolean or
 null beyond its envelope (``numbers_only``) is read by ``np.fromiter``; a categorical column whose
-levels are checked skips its type pass. Each case below spoils one cell of a 100-row body and checks that the
-fast path gives the same matrix, or the same refusal (code and message), as the checked path.
+levels are checked skips its type pass; a large all-number body is read by the compiled reader
+(:mod:`serving.number_rows`, simdjson) without its Python lists. Each case below spoils one cell (or the
+envelope, or a row's shape) of a 100-row body and checks that the fast path gives the same matrix, or the
+same refusal (code and message), as the checked path.
 """
 
 from __future__ import annotations
@@ -118,3 +120,84 @@ def test_named_columns_answer_as_the_checked_path(mixed, column, cell):
     request = codecs.decode_predict(json.dumps({"model": "m", "instances": rows}).encode())
     fast = outcome(mixed.from_instances, request.instances, booleans=request.booleans)
     assert same(fast, outcome(mixed.from_instances, request.instances, booleans=True))
+
+
+# ------------------------------------------------------------------------------------ compiled reader
+def _served(validator: RowValidator, body: bytes) -> tuple[bool, Any]:
+    """(read by serving.number_rows, the answer) as the data plane reads a /predict body."""
+
+    def rows() -> Any:
+        request = codecs.read_predict(body, 1088, 16)
+        compiled.append(request.matrix is not None)
+        if request.matrix is not None:
+            return validator.check_matrix(request.matrix)
+        return validator.to_matrix(request.inputs, "inputs", request.booleans, request.numbers_only)
+
+    compiled: list[bool] = []
+    answer = outcome(rows)
+    return bool(compiled and compiled[0]), answer
+
+
+def _checked(validator: RowValidator, body: bytes) -> Any:
+    def rows() -> Any:
+        codecs.check_structure(body, 1088, 16)
+        return validator.to_matrix(codecs.decode_predict(body).inputs, booleans=True)
+
+    return outcome(rows)
+
+
+def _body(rows: Any, **envelope: Any) -> bytes:
+    return json.dumps({"model": "m", **envelope, "inputs": rows}).encode()
+
+
+@pytest.mark.parametrize("cell", BAD_CELLS, ids=short)
+def test_compiled_reader_answers_as_the_checked_path(numeric, cell):
+    validator, rows = numeric
+    spoilt = [list(r) for r in rows]
+    spoilt[57][3] = cell
+    body = _body(spoilt)
+    compiled, answer = _served(validator, body)
+    assert same(answer, _checked(validator, body))
+    if not isinstance(cell, (int, float)) or isinstance(cell, bool) or abs(cell) > 1.8e308:
+        assert not compiled, "only numbers within float64 are read by the compiled reader"
+
+
+SHAPES: dict[str, Any] = {
+    "plain": lambda rows: _body(rows),
+    "version": lambda rows: _body(rows, version=1),
+    "version 0": lambda rows: _body(rows, version=0),
+    "version true": lambda rows: _body(rows, version=True),
+    "explain": lambda rows: _body(rows, explain=True),
+    "extra key": lambda rows: _body(rows, extra=1),
+    "other model": lambda rows: _body(rows, model="m[1]"),
+    "empty model": lambda rows: _body(rows, model=""),
+    "escaped model": lambda rows: _body(rows, model='a"b'),
+    "duplicate key": lambda rows: _body(rows).replace(b'"model": "m"', b'"model": "m", "model": "n"'),
+    "leading space": lambda rows: b" " + _body(rows),
+    "byte order mark": lambda rows: b"\xef\xbb\xbf" + _body(rows),
+    "trailing data": lambda rows: _body(rows) + b"x",
+    "no inputs": lambda rows: _body(rows).replace(b'"inputs"', b'"instances"'),
+    "wrong width": lambda rows: _body([r[:-1] for r in rows]),
+    "short row": lambda rows: _body([*rows[:10], rows[10][:-1], *rows[11:]]),
+    "nested cell": lambda rows: _body([*rows[:10], [[rows[10][0]], *rows[10][1:]], *rows[11:]]),
+    "nested row": lambda rows: _body([*rows[:10], [rows[10]], *rows[11:]]),
+    "empty row": lambda rows: _body([*rows[:10], [], *rows[11:]]),
+    "flat number row": lambda rows: _body([*rows[:10], 1.0, *rows[11:]]),
+    "object row": lambda rows: _body([*rows[:10], {"x": 1}, *rows[11:]]),
+    "flat rows": lambda rows: _body([v for r in rows for v in r]),
+    "too many rows": lambda rows: _body((rows * 30)[:1100]),
+    "truncated": lambda rows: _body(rows)[:-2],
+    "NaN": lambda rows: _body(rows).replace(b", ", b", NaN, ", 1),
+    "invalid UTF-8": lambda rows: _body(rows, model="m\u00e9").replace("é".encode(), b"\xe9"),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_compiled_reader_declines_what_it_does_not_read_plainly(numeric, shape):
+    validator, rows = numeric
+    body = SHAPES[shape](rows)
+    compiled, answer = _served(validator, body)
+    assert same(answer, _checked(validator, body)), shape
+    assert compiled is (shape in {"plain", "version", "other model", "wrong width"}), shape
+    if shape == "wrong width":
+        assert answer[0] == "refused" and answer[1] == "feature_count"
