@@ -9,7 +9,7 @@ them (``benchmarks/serving.py``, docs/serving.md).
 
 :func:`read` answers only when the body is plainly that shape; anything else (another key, a string,
 boolean or null in the rows, a nested or ragged row, a number too large, invalid JSON, a body starting
-with whitespace or a byte order mark, any backslash escape) gives ``None`` and the caller takes the
+with whitespace or a byte order mark, a second ``{`` anywhere, any backslash escape) gives ``None`` and the caller takes the
 general path, which names what is wrong. So this module never raises on a body and never decides an
 error; it only skips work for bodies the general path would accept with the same values.
 """
@@ -48,8 +48,8 @@ def read(body: bytes, max_rows: int) -> NumberRows | None:
     ``[[1, 2]]``): the body then holds more ``[`` than the envelope, its rows and the model's name do,
     and is refused here. A body without a backslash has no escape in its strings, so the model's name is
     its bytes as sent."""
-    if simdjson is None or body[:1] != b"{" or b"\\" in body:
-        return None
+    if simdjson is None or body[:1] != b"{" or body.find(b"{", 1) >= 0 or b"\\" in body:
+        return None  # one object only (named-column rows are objects: not parsed twice), no escapes
     try:
         doc = simdjson.Parser().parse(body)
         if not isinstance(doc, simdjson.Object):
