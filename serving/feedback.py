@@ -47,7 +47,7 @@ def safe_request_id(value: str) -> str:
         return value
     raise InvalidInputError(
         f"request id {value[:40]!r} is not 1-64 characters of letters, digits, '.', '_' or '-'",
-        "send a short token such as a uuid4 hex, or omit it and the gateway makes one",
+        "send a short token such as 32 hex digits, or omit it and the gateway makes one",
         code="bad_request_id",
     )
 

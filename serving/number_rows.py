@@ -9,9 +9,10 @@ them (``benchmarks/serving.py``, docs/serving.md).
 
 :func:`read` answers only when the body is plainly that shape; anything else (another key, a string,
 boolean or null in the rows, a nested or ragged row, a number too large, invalid JSON, a body starting
-with whitespace or a byte order mark, a second ``{`` anywhere, any backslash escape) gives ``None`` and the caller takes the
-general path, which names what is wrong. So this module never raises on a body and never decides an
-error; it only skips work for bodies the general path would accept with the same values.
+with whitespace or a byte order mark, a second ``{`` anywhere, any backslash escape) gives ``None``, and
+the caller takes the general path, which names what is wrong. So this module never raises on a body
+and never decides an error; it only skips work for bodies the general path would accept with the same
+values.
 """
 
 from __future__ import annotations

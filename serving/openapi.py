@@ -89,7 +89,7 @@ class PredictAnswer(BaseModel):
     canary: bool | None = Field(None, description="present (true) only in canary mode")
     request_id: str = Field(
         description="this answer's id (also the X-Request-Id header): the caller's X-Request-Id if it sent a "
-        "safe one, else a uuid4 hex; send it back with the true label to POST /feedback"
+        "safe one, else 32 random hex digits; send it back with the true label to POST /feedback"
     )
     predictions: list[Prediction] = Field(description="one per input row, in order")
 

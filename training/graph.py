@@ -24,6 +24,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from training.errors import ExportError
+from training.graph_passes import optimise
 
 __all__ = [
     "CATEGORICAL",
@@ -226,7 +227,8 @@ def finish_model(builder: GraphBuilder, n_features: int, probabilities: str, n_c
 
 def checked_model(builder: GraphBuilder, n_features: int, outputs: list[onnx.ValueInfoProto],
                   graph_name: str) -> onnx.ModelProto:
-    """``builder``'s nodes from ``input`` float32 [N, F] to ``outputs``: a checked model, doc strings off."""
+    """``builder``'s nodes from ``input`` float32 [N, F] to ``outputs``: optimised
+    (:func:`training.graph_passes.optimise`), checked, doc strings off."""
     graph = helper.make_graph(
         builder.nodes,
         graph_name,
@@ -237,6 +239,7 @@ def checked_model(builder: GraphBuilder, n_features: int, outputs: list[onnx.Val
     model = helper.make_model(graph, opset_imports=opsets_of(builder.nodes), producer_name="lockgate",
                               producer_version="1")
     model.ir_version = IR_VERSION
+    optimise(model)  # dead, repeated and foldable nodes out (training.graph_passes)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
