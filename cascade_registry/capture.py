@@ -23,9 +23,11 @@ __all__ = [
     "DriftCheck",
     "FeedbackLabel",
     "LabelledPrediction",
+    "PrunedFeedback",
 ]
 
-#: a request id: a caller's ``X-Request-Id`` or the gateway's uuid4 hex; bounded and safe in logs and URLs
+#: a request id: a caller's ``X-Request-Id`` or the gateway's 32 random hex digits; bounded and safe in
+#: logs and URLs
 REQUEST_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 #: the JSON text of one captured input row (a row of a few thousand features fits; more is hostile)
@@ -97,3 +99,13 @@ class DriftCheck(_Frozen):
     reason: str
     figures: dict[str, Any] = Field(default_factory=dict, description="per feature AUC and importance")
     actor: str = "cli"
+
+
+class PrunedFeedback(_Frozen):
+    """What ``lockgate feedback prune`` removed (or, with ``dry_run``, would remove)."""
+
+    before: datetime = Field(description="rows captured or labelled before this instant")
+    model: str | None = Field(default=None, description="only this model's captured rows (None: every model)")
+    captured: int = Field(ge=0, description="captured predictions")
+    labels: int = Field(ge=0, description="labels left without a captured prediction to join")
+    dry_run: bool = False

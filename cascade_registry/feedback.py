@@ -5,15 +5,22 @@ predictions, the labels consumers send back, and drift checks that mark a versio
     reg.record_labels([FeedbackLabel(...), ...])            # POST /feedback, 'lockgate feedback import'
     reg.labelled("churn", version=3)                        # joined: what 'lockgate monitor' scores
     reg.mark_drift("churn:3", reason, figures, auc=..., threshold=..., rows=...)
+    reg.prune_feedback(timedelta(days=30))                  # 'lockgate feedback prune --older-than 30d'
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cascade_registry.artifacts import ModelRef
-from cascade_registry.capture import CapturedPrediction, DriftCheck, FeedbackLabel, LabelledPrediction
+from cascade_registry.capture import (
+    CapturedPrediction,
+    DriftCheck,
+    FeedbackLabel,
+    LabelledPrediction,
+    PrunedFeedback,
+)
 from cascade_registry.errors import InvalidInputError
 from cascade_registry.records import now
 from cascade_registry.store import RegistryStore
@@ -112,6 +119,24 @@ class FeedbackMethods:
             actor=actor,
         )
         return self.store.record_drift(check)
+
+    def prune_feedback(
+        self,
+        older_than: timedelta,
+        model: str | None = None,
+        *,
+        dry_run: bool = False,
+        actor: str = "cli",
+    ) -> PrunedFeedback:
+        """Retention: delete the captured predictions older than ``older_than`` (of ``model``, else of every
+        model) and the labels of that age left with no prediction to join. One transaction, audited;
+        ``dry_run`` counts and deletes nothing. The gateway's capture budgets bound the rate of new rows,
+        this bounds how long they stay."""
+        if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+            raise InvalidInputError(
+                f"older_than must be a positive duration, got {older_than!r}", "e.g. timedelta(days=30)"
+            )
+        return self.store.prune_feedback(now() - older_than, model, dry_run, actor)
 
     def drift_checks(self, model: str, version: int | None = None) -> list[DriftCheck]:
         """Every drift check of ``model`` (one version), oldest first."""

@@ -1,12 +1,17 @@
-"""``lockgate feedback import LABELS.csv``: true labels for captured predictions, from a CSV file.
+"""``lockgate feedback import LABELS.csv``: true labels for captured predictions, from a CSV file;
+``lockgate feedback prune --older-than 30d``: retention for captured predictions and labels.
 
     lockgate feedback import labels.csv --consumer shop      columns request_id, label (and row)
     lockgate feedback import labels.csv                      a consumer column names each row's consumer
+    lockgate feedback prune --older-than 30d [--model churn] [--dry-run]
 
 Each label is joined later (``lockgate monitor``) to the captured prediction of the same request id and
 row made for the same consumer; the consumer must be one the registry knows. A bad line stops the import
 before anything is written (one transaction per batch of 10,000; a file is checked whole first).
 Exit codes: 0 imported, 2 bad input, 1 refused (unknown consumer), 3 the registry cannot be reached.
+``prune`` deletes, in one audited transaction, the captured predictions older than the duration (of one
+model, or of all) and the labels of that age left with no prediction to join; run it from cron or a
+Kubernetes CronJob (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cascade_registry.durations import DURATION_HELP, duration_option
 from cascade_registry.location import ENV_VAR, LOCATION_HELP
 
 __all__ = ["MAX_FILE_BYTES", "build_parser", "main", "read_labels"]
@@ -39,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"{LOCATION_HELP}. Exit codes: 0 imported, 1 refused, 2 bad input, 3 registry unreachable. "
         "See docs/monitoring.md.",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="import")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{import,prune}")
     imp = sub.add_parser(
         "import",
         help="import labels from a CSV file: request_id, label[, row][, consumer]",
@@ -51,6 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("csv", type=Path, help="the CSV file (a header line naming the columns)")
     imp.add_argument("--consumer", help="the consumer that made the requests (else a 'consumer' column)")
     imp.add_argument("--registry-url", metavar="URL", help=f"SQLite path or database URL (else ${ENV_VAR})")
+    prune = sub.add_parser(
+        "prune",
+        help="delete captured predictions (and orphaned labels) older than a duration",
+        description="Retention: delete the captured predictions older than --older-than (of --model, else of "
+        "every model), then the labels of that age that no captured prediction joins any more. One "
+        "transaction, recorded in the audit log. The gateway's capture budgets bound how fast rows arrive; "
+        "this bounds how long they stay.",
+        epilog=f"{LOCATION_HELP}. Exit codes: 0 pruned (or counted), 2 bad input, 3 registry unreachable.",
+    )
+    prune.add_argument("--older-than", required=True, type=duration_option, metavar="DURATION",
+                       help=f"{DURATION_HELP}; rows captured or labelled longer ago than this go")
+    prune.add_argument("--model", help="only this model's captured predictions")
+    prune.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    prune.add_argument("--registry-url", metavar="URL", help=f"SQLite path or database URL (else ${ENV_VAR})")
     return p
 
 
@@ -98,8 +118,32 @@ def read_labels(path: Path, consumer: str | None) -> list[Any]:
     return labels
 
 
+def _prune(args: argparse.Namespace) -> int:
+    from cascade_registry import Registry
+    from cascade_registry.errors import RegistryError, exit_status
+    from cascade_registry.settings import locate_registry
+
+    try:
+        with Registry.open(locate_registry(args.registry_url).url, create=False) as registry:
+            pruned = registry.prune_feedback(
+                timedelta(seconds=args.older_than), args.model, dry_run=args.dry_run
+            )
+    except RegistryError as e:
+        print(f"lockgate feedback: {e}", file=sys.stderr)
+        return exit_status(e)
+    verb = "would delete" if pruned.dry_run else "deleted"
+    scope = f"of {pruned.model} " if pruned.model else ""
+    print(
+        f"{verb} {pruned.captured} captured predictions {scope}and {pruned.labels} orphaned labels from "
+        f"before {pruned.before:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "prune":
+        return _prune(args)
     from cascade_registry import Registry
     from cascade_registry.errors import RegistryError, exit_status
     from cascade_registry.settings import locate_registry

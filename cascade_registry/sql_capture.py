@@ -14,11 +14,17 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Insert, and_, select, update
+from sqlalchemy import Connection, Insert, and_, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cascade_registry.artifacts import ModelRef
-from cascade_registry.capture import CapturedPrediction, DriftCheck, FeedbackLabel, LabelledPrediction
+from cascade_registry.capture import (
+    CapturedPrediction,
+    DriftCheck,
+    FeedbackLabel,
+    LabelledPrediction,
+    PrunedFeedback,
+)
 from cascade_registry.engine import Database
 from cascade_registry.records import append_audit, as_utc
 from cascade_registry.schema import captured_predictions, drift_checks, feedback_labels, model_versions
@@ -146,6 +152,33 @@ class CaptureOps:
             )
             for m in rows
         ]
+
+    def prune_feedback(
+        self, before: datetime, model: str | None, dry_run: bool, actor: str
+    ) -> PrunedFeedback:
+        """Delete captured predictions older than ``before`` (of ``model``), then the labels older than
+        ``before`` that no captured prediction joins any more; one transaction, audited. ``dry_run``:
+        count them, delete nothing."""
+        old = cp.c.at < before if model is None else and_(cp.c.at < before, cp.c.model == model)
+        joins = exists().where(
+            fl.c.request_id == cp.c.request_id, fl.c.row == cp.c.row, fl.c.consumer == cp.c.consumer
+        )
+
+        def count(conn: Connection) -> PrunedFeedback:
+            captured = conn.execute(select(func.count()).select_from(cp).where(old)).scalar_one()
+            kept = joins.where(~old)  # a capture that stays
+            orphaned = select(func.count()).select_from(fl).where(fl.c.at < before, ~kept)
+            labels = conn.execute(orphaned).scalar_one()
+            return PrunedFeedback(before=before, model=model, captured=captured, labels=labels, dry_run=True)
+
+        def op(conn: Connection) -> PrunedFeedback:
+            captured = conn.execute(delete(cp).where(old)).rowcount
+            labels = conn.execute(delete(fl).where(fl.c.at < before, ~joins)).rowcount
+            pruned = PrunedFeedback(before=before, model=model, captured=captured, labels=labels)
+            append_audit(conn, actor, "prune_feedback", model or "*", pruned.model_dump(mode="json"))
+            return pruned
+
+        return self.db.read(count) if dry_run else self.db.append(op)
 
     def record_drift(self, check: DriftCheck) -> DriftCheck:
         ref = ModelRef(name=check.model, version=check.version)

@@ -7,7 +7,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cascade_registry.artifacts import ModelBundle, ModelRef
-from cascade_registry.capture import CapturedPrediction, DriftCheck, FeedbackLabel, LabelledPrediction
+from cascade_registry.capture import (
+    CapturedPrediction,
+    DriftCheck,
+    FeedbackLabel,
+    LabelledPrediction,
+    PrunedFeedback,
+)
 from cascade_registry.entities import (
     ApiKeyInfo,
     AuditEntry,
@@ -141,5 +147,8 @@ class RegistryStore(Protocol):
         self, model: str, version: int | None, role: str | None, since: datetime | None, limit: int
     ) -> list[LabelledPrediction]: ...
     def labelled_requests(self, consumer: str, request_ids: list[str]) -> list[LabelledPrediction]: ...
+    def prune_feedback(
+        self, before: datetime, model: str | None, dry_run: bool, actor: str
+    ) -> PrunedFeedback: ...
     def record_drift(self, check: DriftCheck) -> DriftCheck: ...
     def drift_checks(self, model: str, version: int | None) -> list[DriftCheck]: ...

@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "loadtest": ("loadtests.cli", "Locust load test of a running gateway, judged by an SLO file"),
     "shift": ("training.shift_cli", "adversarial validation: is the test/production data shifted?"),
     "monitor": ("training.monitor_cli", "online accuracy, Brier, ECE and drift of a served model"),
-    "feedback": ("cascade_registry.feedback_cli", "import true labels for captured predictions (CSV)"),
+    "feedback": ("cascade_registry.feedback_cli", "import true labels (CSV); prune old captured rows"),
     "analyze": ("training.analysis_cli", "error analysis of a bundle: slices, error clusters, bad labels"),
     "console": ("console.cli", "the registry's web console: models, cards, gate reports, cascade, audit"),
     "demo": ("lockgate.demo", "run the whole flow on the embedded demo data"),

@@ -149,7 +149,8 @@ def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90", 90.0), ("500ms", 0.5), ("3s", 3.0), ("2m", 120.0), ("1h30m", 5400.0), ("1m30", 90.0), (2, 2.0)],
+    [("90", 90.0), ("500ms", 0.5), ("3s", 3.0), ("2m", 120.0), ("1h30m", 5400.0), ("1m30", 90.0), (2, 2.0),
+     ("30d", 2592000.0), ("1d12h", 129600.0)],
 )
 def test_one_duration_syntax(text: str | int, seconds: float) -> None:
     from cascade_registry.durations import parse_duration

@@ -1,7 +1,8 @@
 """deploy/: the Kubernetes manifests are valid for the newest Kubernetes schema kubernetes-validate ships
 (offline, strict: unknown fields are errors) and agree with each other and with the code: selectors
 match pod labels, probes hit the gateway's own /healthz and /readyz, every LOCKGATE_SERVE_* variable is
-a ServeSettings field, the registry URL comes from the Secret, the HPA scales the gateway Deployment."""
+a ServeSettings field, the registry URL comes from the Secret, the HPA scales the gateway Deployment, the
+retention CronJob runs a command the CLI accepts."""
 
 from __future__ import annotations
 
@@ -90,3 +91,16 @@ def test_the_service_monitor_scrapes_the_gateway_service():
     (endpoint,) = monitor["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"
+
+
+def test_the_prune_cronjob_runs_a_command_the_cli_accepts_against_the_registry_secret():
+    from cascade_registry.feedback_cli import build_parser
+
+    job = RESOURCES["CronJob", "lockgate-feedback-prune"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = job["containers"]
+    command = container["command"]
+    assert command[:2] == ["lockgate", "feedback"]
+    args = build_parser().parse_args(command[2:])
+    assert args.command == "prune" and args.older_than == 30 * 86400 and not args.dry_run
+    secret = container["env"][0]["valueFrom"]["secretKeyRef"]
+    assert container["env"][0]["name"] == "LOCKGATE_REGISTRY_URL" and ("Secret", secret["name"]) in RESOURCES

@@ -96,3 +96,40 @@ def test_a_drift_check_marks_the_version_stale_and_is_audited(registry, make_bun
     assert [e.action for e in registry.audit("a")][-2:] == ["drift_check", "drift_check"]
     with pytest.raises(NotFoundError):
         registry.mark_drift("a:9", "x", {}, auc=0.9, threshold=0.7, rows=80)
+
+
+def test_prune_deletes_old_captures_and_their_orphaned_labels_in_one_audited_transaction(registry) -> None:
+    now = datetime.now(UTC)
+    month_ago = now - timedelta(days=40)
+
+    def at(row: CapturedPrediction, when: datetime, model: str = "a") -> CapturedPrediction:
+        return row.model_copy(update={"at": when, "model": model})
+
+    registry.record_captures([
+        at(_capture("old", 0), month_ago), at(_capture("old", 1), month_ago),  # a: gone after 30 days
+        at(_capture("new"), now),                                            # a: stays
+        at(_capture("other"), month_ago, model="b"),                         # b: stays unless all go
+    ])
+    registry.record_labels([
+        _label("old", "no").model_copy(update={"at": month_ago}),    # orphaned when a's old rows go
+        _label("new", "yes").model_copy(update={"at": month_ago}),   # old, but its prediction stays
+        _label("other", "no").model_copy(update={"at": month_ago}),
+    ])
+    counted = registry.prune_feedback(timedelta(days=30), "a", dry_run=True)
+    assert (counted.captured, counted.labels, counted.dry_run) == (2, 1, True)
+    assert len(registry.captured("a")) == 3, "a dry run deletes nothing"
+
+    pruned = registry.prune_feedback(timedelta(days=30), "a")
+    assert (pruned.captured, pruned.labels, pruned.dry_run) == (2, 1, False)
+    assert [r.request_id for r in registry.captured("a")] == ["new"]
+    assert [(j.prediction.request_id, j.truth) for j in registry.labelled("a")] == [("new", "yes")]
+    assert [r.request_id for r in registry.captured("b")] == ["other"]
+    entry = registry.audit()[-1]
+    assert entry.action == "prune_feedback" and entry.subject == "a" and entry.details["captured"] == 2
+
+    everything = registry.prune_feedback(timedelta(days=30))
+    assert (everything.captured, everything.labels) == (1, 1)
+    assert registry.captured("b") == [] and [r.request_id for r in registry.captured("a")] == ["new"]
+    assert registry.prune_feedback(timedelta(days=30)).captured == 0  # nothing left to prune
+    with pytest.raises(InvalidInputError):
+        registry.prune_feedback(timedelta(0))

@@ -3,7 +3,7 @@ from a CSV joined to captured predictions, clear one-line errors and exit codes 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from cascade_registry.feedback_cli import main as feedback
 from training.monitor_cli import main as monitor
 
 
-def _captures(registry, n: int = 3) -> None:
+def _captures(registry, n: int = 3, days_ago: float = 0) -> None:
     registry.record_captures(
         [
             CapturedPrediction(
@@ -22,7 +22,7 @@ def _captures(registry, n: int = 3) -> None:
                 model="a",
                 version=1,
                 consumer="shop",
-                at=datetime.now(UTC),
+                at=datetime.now(UTC) - timedelta(days=days_ago),
                 inputs=[0.1, 0.2, 0.3],
                 label="yes",
                 probabilities=[0.2, 0.8],
@@ -81,3 +81,22 @@ def test_monitor_says_what_traffic_is_missing(registry, registry_url: str, make_
     assert "3 captured rows of a:1; the policy needs 50" in capsys.readouterr().err
     assert monitor(["nope", "--registry-url", registry_url]) == 2
     assert "'nope' has no released version" in capsys.readouterr().err
+
+
+def test_feedback_prune_counts_then_deletes_old_rows(registry, registry_url: str, capsys) -> None:
+    _captures(registry, days_ago=3)
+    assert feedback(["prune", "--older-than", "2d", "--dry-run", "--registry-url", registry_url]) == 0
+    assert capsys.readouterr().out.startswith("would delete 3 captured predictions and 0 orphaned labels")
+    assert len(registry.captured("a")) == 3
+    assert feedback(["prune", "--older-than", "4d", "--registry-url", registry_url]) == 0
+    assert capsys.readouterr().out.startswith("deleted 0 captured predictions")
+    assert feedback(["prune", "--older-than", "2d", "--model", "a", "--registry-url", registry_url]) == 0
+    assert capsys.readouterr().out.startswith("deleted 3 captured predictions of a and 0")
+    assert registry.captured("a") == []
+    with pytest.raises(SystemExit) as e:
+        feedback(["prune", "--older-than", "soon", "--registry-url", registry_url])
+    assert e.value.code == 2 and "not like 90, 30s" in capsys.readouterr().err
+    unreachable = "postgresql+psycopg://x@127.0.0.1:1/x"
+    assert feedback(["prune", "--older-than", "1d", "--registry-url", unreachable]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("lockgate feedback: ") and "Traceback" not in err
