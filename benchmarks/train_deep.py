@@ -130,7 +130,8 @@ def topology_rows(epochs: int = 20) -> None:
           f"{os.getloadavg()[0]:.2f}):")
     print(f"  {'topology':22s} {'s/epoch':>8s} {'x MLP':>6s} {'acc':>6s} {'MLP acc':>7s} "
           f"{'rows/s b1':>10s} {'x MLP':>6s} {'rows/s b256':>11s} {'x MLP':>6s}")
-    for topology, data in (("cnn", "digits"), ("gru", "sequences"), ("multi", "mixed_inputs")):
+    cases = (("cnn", "digits"), ("gru", "sequences"), ("lstm", "sequences"), ("multi", "mixed_inputs"))
+    for topology, data in cases:
         ds = load_dataset(data, 0)
         X = ds.X.astype(np.float32)
         Xtr, Xte, ytr, yte = train_test_split(X, ds.y, test_size=0.3, random_state=0, stratify=ds.y)

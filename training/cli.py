@@ -29,6 +29,7 @@ FAMILY_NAMES = (
     "mlp",
     "cnn",
     "gru",
+    "lstm",
     "multi",
     "averaging",
     "majority_vote",
@@ -43,6 +44,7 @@ examples:
   lockgate train --data wine --model mlp --calibration temperature --trials 1 --name wine-mlp
   lockgate train --data digits --model cnn --trials 1 --name digits-cnn   # 8x8 images, a small CNN
   lockgate train --data sequences --model gru --trials 1 --name seq-gru   # token sequences, a GRU
+  lockgate train --data sequences --model lstm --trials 1 --name seq-lstm # the same with an LSTM
   lockgate train --data mixed_inputs --model multi --trials 1 --name mixed  # table + sequence
   lockgate train --data data.csv --target churned --segment region --model random_forest --trials 20
   lockgate train --config train.toml --seed 7      # flags override the file

@@ -1,4 +1,4 @@
-"""CNN / GRU / multi-input topologies: the MLP's battery (one-batch overfit, early stopping, learning
+"""CNN / GRU / LSTM / multi-input topologies: the MLP's battery (one-batch overfit, early stopping, learning
 curves, ONNX parity after calibration) plus "beats the MLP on the flattened input" on seeded data."""
 
 from __future__ import annotations
@@ -10,13 +10,16 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from lockgate.cli import main
+from safety import GatePolicy, run_gate
 from training.calibration import fit_calibrator
+from training.config import TrainConfig
 from training.datasets import load_dataset
 from training.deep import DeepClassifier, DeepConfigError, MLPClassifier, export_mlp, onnx_bytes
 from training.deep.overfit import overfit_one_batch
 from training.errors import ConfigError
 from training.families import bind_inputs, get_family
 from training.response import response
+from training.trainer import train
 
 torch.set_num_threads(1)
 
@@ -25,6 +28,7 @@ CASES = {
     "cnn": ("digits", {"channels": 32, "hidden_layer_sizes": (128,), "dropout": 0.25, "learning_rate": 2e-3,
                        "epochs": 25}, 0.975),
     "gru": ("sequences", {"epochs": 6}, 0.95),
+    "lstm": ("sequences", {"epochs": 8}, 0.95),
     "multi": ("mixed_inputs", {"epochs": 10}, 0.9),
 }
 
@@ -115,3 +119,17 @@ def test_same_seed_same_onnx_bytes() -> None:
         return onnx_bytes(export_mlp(est))
 
     assert fit() == fit()
+
+
+def test_an_lstm_bundle_passes_the_real_gate_empty_batch_included(tmp_path) -> None:
+    """``lockgate train --data sequences --model lstm`` end to end: the card names the LSTM encoder, and the
+    real gate's hostile inputs (empty batch, NaN/inf ids, ids beyond the vocabulary, ...) pass: ONNX
+    Runtime's recurrent kernels never see an empty batch (the guard row)."""
+    bundle = train(TrainConfig(data="sequences", model="lstm", trials=1, calibration_cv=0, refit=False,
+                               name="seq-lstm", out=tmp_path, progress=False, calibration="temperature"))
+    card = (bundle / "card.json").read_text()
+    assert "SequenceEncoder" in card and '"lstm"' in card
+    report = run_gate(bundle, GatePolicy())
+    assert report.passed, [(c.name, c.message) for c in report.checks if c.status not in ("pass", "skip")]
+    inputs = next(c for c in report.checks if c.name == "inputs")
+    assert "empty_batch" in inputs.message and "tokens_ids_beyond_vocabulary" in inputs.message

@@ -8,10 +8,11 @@ an embedding [N, D]:
   to [0, 1] -> reshape to
   [N, C, H, W] -> conv (same padding) -> ReLU -> 2x2 max-pool -> flatten.
 - :class:`SequenceEncoder`: ids clipped to the vocabulary and rounded (so NaN, inf or 1e30 cannot index
-  outside the embedding table; NaN reads as padding) -> embedding (id 0 = padding, a zero vector) -> GRU
-  over the left-padded ids -> the last hidden state. One constant all-padding row rides in front of every
-  batch and is dropped after the GRU: ONNX Runtime's GRU kernel aborts the process on an empty batch
-  (found by the gate's ``empty_batch`` case), and with the guard row it never sees one.
+  outside the embedding table; NaN reads as padding) -> embedding (id 0 = padding, a zero vector) -> a GRU
+  (or, ``cell="lstm"``, an LSTM) over the left-padded ids -> the last hidden state. One constant
+  all-padding row rides in front of every batch and is dropped after the recurrent layer: ONNX Runtime's
+  GRU kernel aborts the process on an empty batch (found by the gate's ``empty_batch`` case), and with the
+  guard row neither kernel ever sees one.
 
 :class:`MultiInputNetwork` concatenates the embeddings and puts one head on them (the MLP's
 ``build_network``): with one input it is a plain CNN or GRU classifier.
@@ -27,7 +28,7 @@ from torch import nn
 
 from training.deep.network import build_network
 
-__all__ = ["ImageEncoder", "InputGroup", "MultiInputNetwork", "SequenceEncoder", "TabularEncoder"]
+__all__ = ["CELLS", "ImageEncoder", "InputGroup", "MultiInputNetwork", "SequenceEncoder", "TabularEncoder"]
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,18 @@ class ImageEncoder(_Columns):
         return self.pool(torch.relu(self.conv(image))).flatten(1)
 
 
+#: the recurrent cells a sequence encoder may use
+CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+
+
 class SequenceEncoder(_Columns):
-    def __init__(self, group: InputGroup, embedding_dim: int, units: int) -> None:
+    def __init__(self, group: InputGroup, embedding_dim: int, units: int, cell: str = "gru") -> None:
         super().__init__(group.positions)
         self.top = float(group.vocabulary_size - 1)
+        self.cell = cell
         self.embedding = nn.Embedding(group.vocabulary_size, embedding_dim, padding_idx=0)
-        self.gru = nn.GRU(embedding_dim, units, batch_first=True)
+        # the attribute is the cell's name ("gru" / "lstm"): the parameter names say which it is
+        self.add_module(cell, CELLS[cell](embedding_dim, units, batch_first=True))
         self.register_buffer("guard", torch.zeros(1, len(group.positions), embedding_dim))
         self.width = units
 
@@ -96,7 +103,8 @@ class SequenceEncoder(_Columns):
         raw = self.columns(x)
         raw = torch.where(torch.isnan(raw), torch.zeros_like(raw), raw)
         ids = raw.clamp(0.0, self.top).round().long()
-        _, last = self.gru(torch.cat([self.guard, self.embedding(ids)]))
+        _, state = getattr(self, self.cell)(torch.cat([self.guard, self.embedding(ids)]))
+        last = state[0] if self.cell == "lstm" else state  # an LSTM returns (hidden, cell state)
         return last[0, 1:]
 
 

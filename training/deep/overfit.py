@@ -196,7 +196,7 @@ def overfit_check(config: Any, steps: int = 300) -> OverfitReport:
     est = family.make_estimator(dict(family.defaults), config.seed)
     if not isinstance(est, MLPClassifier):
         raise DeepConfigError("model", config.model, "a deep model family for --overfit-one-batch",
-                              "use --model mlp, cnn, gru or multi")
+                              "use --model mlp, cnn, gru, lstm or multi")
     splits = split_dataset(ds, config.seed, config.validation_fraction, config.calibration_fraction,
                            config.test_fraction)
     return overfit_one_batch(est, splits.train.X, splits.train.y, steps=steps, seed=config.seed)

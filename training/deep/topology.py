@@ -1,4 +1,4 @@
-"""``DeepClassifier``: the CNN, GRU and multi-input topologies, trained by :class:`MLPClassifier`'s loop.
+"""``DeepClassifier``: the CNN, GRU, LSTM and multi-input topologies, trained by the MLP's loop.
 
 The estimator is an :class:`MLPClassifier` whose network is built from the data's inputs
 (:class:`cascade_registry.artifacts.InputSpec`, see :mod:`training.input_sets`) instead of one MLP:
@@ -7,9 +7,10 @@ one encoder per input (:mod:`training.deep.encoders`), the embeddings concatenat
 optimizer, schedule, early stopping with checkpoints, learning curves, the one-batch overfit check,
 export and calibration — is the MLP's, unchanged.
 
-``topology`` says what the data must hold: ``cnn`` an image, ``gru`` a token sequence, ``multi`` at least
-two inputs. The trainer hands the data's inputs and column names over (``training.families.bind_inputs``);
-used directly, pass ``inputs`` (and ``feature_names`` when X holds more columns than the inputs list).
+``topology`` says what the data must hold: ``cnn`` an image, ``gru`` and ``lstm`` a token sequence
+(read by a GRU or an LSTM), ``multi`` at least two inputs (a sequence read by a GRU). The trainer hands
+the data's inputs and column names over (``training.families.bind_inputs``); used directly, pass
+``inputs`` (and ``feature_names`` when X holds more columns than the inputs list).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from training.deep.network import build_network
 __all__ = ["TOPOLOGIES", "DeepClassifier", "input_groups"]
 
 #: topology -> (what it needs, the input kind it needs or None for "at least two inputs")
-TOPOLOGIES: dict[str, str | None] = {"cnn": "image", "gru": "sequence", "multi": None}
+TOPOLOGIES: dict[str, str | None] = {"cnn": "image", "gru": "sequence", "lstm": "sequence", "multi": None}
 
 
 def input_groups(inputs: tuple[InputSpec, ...], feature_names: tuple[str, ...], n_features: int
@@ -69,7 +70,7 @@ def input_groups(inputs: tuple[InputSpec, ...], feature_names: tuple[str, ...], 
 
 
 class DeepClassifier(MLPClassifier):
-    """A CNN / GRU / multi-input classifier; the MLP's parameters apply to its head and training."""
+    """A CNN / GRU / LSTM / multi-input classifier; the MLP's parameters apply to its head and training."""
 
     def __init__(
         self,
@@ -121,7 +122,8 @@ class DeepClassifier(MLPClassifier):
             what = {None: "at least two inputs", "image": "an image input"}.get(need, f"a {need} input")
             raise DeepConfigError(
                 "topology", self.topology, f"data with {what} (this data has: {', '.join(kinds)})",
-                "use --data digits for cnn, sequences for gru, mixed_inputs for multi, or --model mlp",
+                "use --data digits for cnn, sequences for gru or lstm, mixed_inputs for multi, or --model "
+                "mlp",
             )
         return groups
 
@@ -129,7 +131,8 @@ class DeepClassifier(MLPClassifier):
         if group.kind == "image":
             return ImageEncoder(group, int(self.channels), int(self.kernel_size))
         if group.kind == "sequence":
-            return SequenceEncoder(group, int(self.embedding_dim), int(self.recurrent_units))
+            cell = "lstm" if self.topology == "lstm" else "gru"
+            return SequenceEncoder(group, int(self.embedding_dim), int(self.recurrent_units), cell)
         cols = X[:, list(group.positions)]
         mean = cols.mean(axis=0) if self.standardize else np.zeros(cols.shape[1], np.float32)
         scale = cols.std(axis=0) if self.standardize else np.ones(cols.shape[1], np.float32)

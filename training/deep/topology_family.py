@@ -1,4 +1,4 @@
-"""Registers ``cnn``, ``gru`` and ``multi`` in the family table (``training.families``).
+"""Registers ``cnn``, ``gru``, ``lstm`` and ``multi`` in the family table (``training.families``).
 
 Each is a :class:`training.deep.topology.DeepClassifier` with its topology fixed; the trainer hands it the
 data's inputs (``Family.input_kinds`` + ``training.families.bind_inputs``) and exports it with the MLP's
@@ -16,7 +16,7 @@ from training.deep.topology import DeepClassifier
 from training.families import Choice, Family, FloatRange, register_family
 from training.preprocessing import ONEHOT_MAX_ADDITIVE
 
-__all__ = ["CNN_FAMILY", "GRU_FAMILY", "MULTI_FAMILY", "make_topology"]
+__all__ = ["CNN_FAMILY", "GRU_FAMILY", "LSTM_FAMILY", "MULTI_FAMILY", "make_topology"]
 
 DEFAULTS: dict[str, Any] = {
     "learning_rate": 3e-3,
@@ -65,8 +65,8 @@ _NOTES = {
     "best "
     "checkpoint restored and exported",
     "inputs": "one encoder per card input (image: conv 3x3 -> ReLU -> max-pool 2x2; sequence: embedding -> "
-    "GRU "
-    "last state; other columns: standardized MLP), embeddings concatenated, one hidden layer head",
+    "GRU (lstm: LSTM) last state; other columns: standardized MLP), embeddings concatenated, one hidden "
+    "layer head",
 }
 
 CNN_FAMILY = register_family(Family(
@@ -80,16 +80,23 @@ CNN_FAMILY = register_family(Family(
     **_COMMON,
 ), replace=True)
 
-GRU_FAMILY = register_family(Family(
-    name="gru",
-    description="PyTorch embedding + GRU for a token-sequence input (last hidden state -> dense head)",
-    space={"learning_rate": FloatRange(1e-3, 1e-2, log=True), "recurrent_units": Choice((16, 32, 64))},
-    defaults=DEFAULTS,
-    make_estimator=partial(make_topology, "gru"),
-    input_kinds=("sequence",),
-    notes=_NOTES,
-    **_COMMON,
-), replace=True)
+def _sequence_family(name: str, cell: str) -> Family:
+    """A token-sequence family: embedding -> ``cell`` (its last hidden state) -> the dense head."""
+    return register_family(Family(
+        name=name,
+        description=f"PyTorch embedding + {cell} for a token-sequence input (last hidden state -> dense "
+        "head)",
+        space={"learning_rate": FloatRange(1e-3, 1e-2, log=True), "recurrent_units": Choice((16, 32, 64))},
+        defaults=DEFAULTS,
+        make_estimator=partial(make_topology, name),
+        input_kinds=("sequence",),
+        notes=_NOTES,
+        **_COMMON,
+    ), replace=True)
+
+
+GRU_FAMILY = _sequence_family("gru", "GRU")
+LSTM_FAMILY = _sequence_family("lstm", "LSTM")
 
 MULTI_FAMILY = register_family(Family(
     name="multi",
