@@ -172,7 +172,9 @@ loses its dead, repeated and foldable nodes (``training/graph_passes.py``: 90 ->
 worker each: 100 rows 2.08x / 2.09x / 2.06x / 2.09x MLServer rows/s (target 2x; 1.70x before in the
 same hour), 1,000 rows 1.11-1.21x, mixed 1 row 3.56-4.21x, mixed 100 rows 1.71-1.84x; after/before
 100 rows 1.17-1.38x. ``--baseline`` now trains and releases into a registry of the baseline tree's own
-code (an older tree cannot open a registry migrated by a newer one). Table in docs/serving.md.
+code (an older tree cannot open a registry migrated by a newer one). A fifth run, 5 rounds (22:31): 100
+rows 2.13x, 1,000 rows 1.08x, mixed 1 row 3.90x, mixed 100 rows 1.89x; workers 2 vs 1 at c=64 1.86x.
+Table in docs/serving.md.
 """
 
 from __future__ import annotations
