@@ -1,8 +1,9 @@
 """``lockgate serve --workers 2``: two worker processes on one port, one SQLite registry.
 
 Both workers answer (``/readyz`` names the worker), ``/metrics`` read from either worker counts every
-request of both exactly once, and a revoked key is refused by every worker within the bound the
-single-worker gateway keeps (each worker polls the registry and drops its own access cache).
+request of both exactly once, a revoked key is refused by every worker within the bound the
+single-worker gateway keeps (each worker polls the registry and drops its own access cache), and a canary
+rollout reaches both workers, which route each request id to the same version.
 One server for the module; requests go out on fresh connections from several threads at once so the
 kernel hands them to both workers.
 """
@@ -127,3 +128,45 @@ def test_a_revoked_key_is_refused_by_every_worker_within_the_bound(two_workers, 
     for _ in range(3):  # and it stays refused everywhere (no worker with a stale cache left)
         assert burst(lambda: predict_status(gw, key, rows[:1])) == [401] * FRESH
     assert both_workers_seen(gw) == {1, 2}
+
+
+def test_a_canary_reaches_both_workers_and_each_routes_a_request_id_alike(two_workers, rows, demo_bundle_v2,
+                                                                          tmp_path):
+    gw, reg = two_workers
+    reg.register(shutil.copytree(demo_bundle_v2, tmp_path / "demo-2"))
+    reg.add_consumer("rollout-client", owner="tests")
+    reg.declare("rollout-client", "demo")
+    key = reg.issue_key("rollout-client")
+
+    def rollouts() -> set[tuple[int, str]]:
+        """(worker, rollout mode of demo) from one burst of /readyz on fresh connections."""
+        answers = burst(lambda: httpx.get(gw.url + "/readyz", timeout=10).json())
+        return {(a["worker"], a["rollouts"].get("demo", {}).get("mode", "-")) for a in answers}
+
+    def version(request_id: str) -> int:
+        r = httpx.post(gw.url + "/predict", json={"model": "demo", "inputs": rows[:1]}, timeout=10,
+                       headers={"Authorization": f"Bearer {key}", "X-Request-Id": request_id})
+        assert r.status_code == 200, r.text
+        return r.json()["model"]["version"]
+
+    def wait_for(mode: str) -> None:
+        deadline = time.monotonic() + 20
+        while rollouts() != {(1, mode), (2, mode)}:
+            assert time.monotonic() < deadline, f"not every worker shows rollout {mode!r}: {rollouts()}"
+            time.sleep(0.2)
+
+    reg.start_rollout("demo:2", "canary", "30%", actor="tests")
+    try:
+        wait_for("canary")
+        ids = [f"w-{i:03d}" for i in range(60)]
+        chosen = {}
+        for rid in ids:  # four asks per id, fresh connections from 8 threads: both workers answer
+            seen = set(burst(lambda rid=rid: version(rid), 4))
+            assert len(seen) == 1, (rid, seen)  # the same id, the same version, whichever worker
+            chosen[rid] = seen.pop()
+        k = sum(v == 2 for v in chosen.values())
+        assert abs(k - 18) <= 4 * (60 * 0.3 * 0.7) ** 0.5, k  # 30 % of 60 within 4 sigma
+    finally:
+        reg.rollback("demo", actor="tests")
+    wait_for("-")
+    assert set(burst(lambda: version("w-after"), 8)) == {1}
