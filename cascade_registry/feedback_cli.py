@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lockgate feedback",
         description="Send true labels for captured predictions to the registry (the gateway's POST /feedback "
-        "does the same over HTTP).",
+        "does the same over HTTP), and prune captured predictions past their retention.",
         epilog=f"{LOCATION_HELP}. Exit codes: 0 imported, 1 refused, 2 bad input, 3 registry unreachable. "
         "See docs/monitoring.md.",
     )

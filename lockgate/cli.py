@@ -68,7 +68,7 @@ def _help() -> str:
         "",
         *_registry_lines(),
         "JSON: --json prints JSON to stdout; --json-out FILE writes it to a file.",
-        "Durations: 90, 500ms, 3s, 2m, 1h30m.   Exit codes: 0 ok, 1 refused/failed, 2 usage error.",
+        "Durations: 90, 500ms, 3s, 2m, 1h30m, 30d.   Exit codes: 0 ok, 1 refused/failed, 2 usage error.",
     ]
     return "\n".join(lines)
 
