@@ -71,7 +71,7 @@ def read(body: bytes, max_rows: int) -> NumberRows | None:
             return None
         width = widths.pop()
         flat = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)  # TypeError: a non-number
-    except (ValueError, TypeError, RuntimeError, KeyError):  # invalid JSON, a non-number, BIGINT_ERROR
+    except (ValueError, TypeError, RuntimeError):  # invalid JSON, a non-number, BIGINT_ERROR
         return None
     if width < 1 or flat.size != n * width:
         return None
